@@ -1,0 +1,324 @@
+"""The event log: an ``eventsourcing`` application on PostgreSQL, with a batched, checked append.
+
+What the library gives us and we keep: the stored-event table and its notification id (the one
+global order), the mapper and a pluggable transcoder, LISTEN/NOTIFY on append, paged reads.
+
+What we change, and why (see ../shared/reference/eventsourcing-and-nats.md):
+
+* The append is one transaction per *batch* that takes the library's ``EXCLUSIVE`` table lock
+  (so ids become visible in commit order and a tailing projector never skips one), looks up the
+  batch's event ids and streams, decides duplicate / conflict / append, inserts with ``unnest``
+  arrays and notifies. The library's pipelined insert hangs above ~400 KB per call, so it is not
+  used for the hot path.
+* Every accepted wire event is stored as one :class:`Recorded` domain event whose originator id is
+  a uuid5 of its natural key: ``battle:<battle_id>`` for a battle, ``competitor:<id>`` and
+  ``arena:<name>`` for the streams that evolve, ``event:<event_id>`` otherwise. A second battle
+  with the same ``battle_id`` therefore collides on the store's primary key even if every check
+  above were bypassed.
+* ``arbiter_event_ids`` maps each ``event_id`` to the SHA-256 of the event's canonical JSON: a
+  resend with the same content is a no-op, the same id with other content is a ``conflict``.
+* State is msgpack (msgspec), decoded straight into the typed wire structs: no dict round trip on
+  the projector's and the audit's hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+import msgspec
+from eventsourcing.application import Application
+from eventsourcing.domain import DomainEvent
+from eventsourcing.persistence import Transcoder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import get_topic
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.sql import SQL, Identifier
+
+from arbiter.domain.events import BattleCompleted, Event, canonical_json, type_name
+from arbiter.domain.rejections import Code, Rejection
+
+NAMESPACE = UUID("5b0f6c1e-3d44-4c0e-9a53-6a1f1e0d7a11")
+"""uuid5 namespace of Arbiter's streams. Fixed forever: changing it would re-key the log."""
+
+UNIQUE_STREAMS = (BattleCompleted,)
+"""Event types that open a stream which may hold only one such event (one result per battle)."""
+
+
+class StoredState(msgspec.Struct):
+    """The typed shape of every stored event's state."""
+
+    timestamp: datetime
+    body: Event
+
+
+class MsgspecTranscoder(Transcoder):
+    """msgpack via msgspec, decoding into :class:`StoredState` rather than untyped dicts."""
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(StoredState)
+
+    def encode(self, obj: Any) -> bytes:
+        return self._encoder.encode(obj)
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        state = self._decoder.decode(data)
+        return {"timestamp": state.timestamp, "body": state.body}
+
+
+_STATE_DECODER = msgspec.msgpack.Decoder(StoredState)
+
+
+class Recorded(DomainEvent):
+    """One accepted wire event, as the library stores it. ``body`` is the typed wire event."""
+
+    body: Event
+
+
+RECORDED_TOPIC = get_topic(Recorded)
+
+
+def stream_key(event: Event) -> str:
+    """The natural key of the stream an event belongs to."""
+    if isinstance(event, BattleCompleted):
+        return f"battle:{event.battle_id}"
+    competitor = getattr(event, "competitor", None)
+    if competitor is not None and type_name(event).startswith("competitor."):
+        return f"competitor:{competitor}"
+    if type_name(event) == "arena.configured":
+        return f"arena:{event.arena}"
+    return f"event:{event.event_id}"
+
+
+def stream_id(event: Event) -> UUID:
+    """The originator id of an event's stream: uuid5 of its natural key."""
+    return uuid5(NAMESPACE, stream_key(event))
+
+
+def digest(event: Event) -> bytes:
+    """SHA-256 of the event's canonical JSON: equal exactly when two events mean the same."""
+    return hashlib.sha256(canonical_json(event)).digest()
+
+
+@dataclass
+class AppendOutcome:
+    """What one batch append did, in the batch's order."""
+
+    appended: list[tuple[Event, int]] = field(default_factory=list)
+    duplicates: list[Event] = field(default_factory=list)
+    rejected: list[tuple[Event, Rejection]] = field(default_factory=list)
+
+
+class ArbiterRecorder(PostgresApplicationRecorder):
+    """The library's PostgreSQL recorder plus the event-id index and the checked batch append."""
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        self.ids_table = SQL("{}.{}").format(schema, Identifier("arbiter_event_ids"))
+        self.events_table = SQL("{}.{}").format(schema, Identifier(self.events_table_name))
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (event_id text PRIMARY KEY, "
+                "digest bytea NOT NULL, notification_id bigint NOT NULL)"
+            ).format(self.ids_table)
+        )
+
+    def append_checked(self, events: Sequence[Event], stored: Sequence[Any]) -> AppendOutcome:
+        """Append a batch in one transaction; duplicates are skipped, conflicts rejected.
+
+        ``stored[i]`` is the library's StoredEvent for ``events[i]``, made with version 1; the
+        version is reassigned here from the stream's current head, read under the table lock.
+        """
+        outcome = AppendOutcome()
+        if not events:
+            return outcome
+        digests = [digest(e) for e in events]
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            curs.execute(
+                SQL("SELECT event_id, digest FROM {} WHERE event_id = ANY(%s)").format(
+                    self.ids_table
+                ),
+                ([e.event_id for e in events],),
+            )
+            known: dict[str, bytes] = {r["event_id"]: bytes(r["digest"]) for r in curs.fetchall()}
+            curs.execute(
+                SQL(
+                    "SELECT originator_id, max(originator_version) AS v FROM {} "
+                    "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+                ).format(self.events_table),
+                (list({s.originator_id for s in stored}),),
+            )
+            heads: dict[UUID, int] = {r["originator_id"]: r["v"] for r in curs.fetchall()}
+            rows: list[tuple[UUID, int, str, bytes, str, bytes]] = []
+            accepted: list[Event] = []
+            for event, item, dig in zip(events, stored, digests, strict=True):
+                seen = known.get(event.event_id)
+                if seen is not None:
+                    if seen == dig:
+                        outcome.duplicates.append(event)
+                    else:
+                        outcome.rejected.append((event, _conflict_id(event)))
+                    continue
+                head = heads.get(item.originator_id, 0)
+                if head and isinstance(event, UNIQUE_STREAMS):
+                    outcome.rejected.append((event, _conflict_stream(event)))
+                    continue
+                known[event.event_id] = dig
+                heads[item.originator_id] = head + 1
+                rows.append(
+                    (item.originator_id, head + 1, item.topic, item.state, event.event_id, dig)
+                )
+                accepted.append(event)
+            if rows:
+                oids, versions, topics, states, ids, digs = (list(c) for c in zip(*rows))
+                curs.execute(
+                    SQL(
+                        "WITH ins AS (INSERT INTO {events} "
+                        "(originator_id, originator_version, topic, state) "
+                        "SELECT * FROM unnest(%s::uuid[], %s::int8[], %s::text[], %s::bytea[]) "
+                        "RETURNING originator_id, originator_version, notification_id), "
+                        "src AS (SELECT * FROM unnest(%s::uuid[], %s::int8[], %s::text[], "
+                        "%s::bytea[]) AS s(oid, ver, event_id, digest)), "
+                        "ids AS (INSERT INTO {ids} (event_id, digest, notification_id) "
+                        "SELECT src.event_id, src.digest, ins.notification_id FROM src JOIN ins "
+                        "ON ins.originator_id = src.oid AND ins.originator_version = src.ver "
+                        "RETURNING event_id, notification_id) "
+                        "SELECT event_id, notification_id FROM ids"
+                    ).format(events=self.events_table, ids=self.ids_table),
+                    (oids, versions, topics, states, oids, versions, ids, digs),
+                )
+                positions = {r["event_id"]: r["notification_id"] for r in curs.fetchall()}
+                outcome.appended = [(e, positions[e.event_id]) for e in accepted]
+                self._notify_channel(curs)
+        return outcome
+
+    def read_after(self, position: int, limit: int) -> list[tuple[int, Event]]:
+        """Up to ``limit`` events after ``position``, in log order, typed."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, state FROM {} WHERE notification_id > %s "
+                    "ORDER BY notification_id LIMIT %s"
+                ).format(self.events_table),
+                (position, limit),
+                prepare=True,
+            )
+            return [
+                (r["notification_id"], _STATE_DECODER.decode(r["state"]).body)
+                for r in curs.fetchall()
+            ]
+
+    def read_stored(self, position: int, limit: int) -> list[tuple[int, datetime, Event]]:
+        """Like :meth:`read_after` but with the store's own recording time."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, state FROM {} WHERE notification_id > %s "
+                    "ORDER BY notification_id LIMIT %s"
+                ).format(self.events_table),
+                (position, limit),
+            )
+            out = []
+            for r in curs.fetchall():
+                state = _STATE_DECODER.decode(r["state"])
+                out.append((r["notification_id"], state.timestamp, state.body))
+            return out
+
+    def position_of(self, event_id: str) -> int | None:
+        """The log position of an event id, or None."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT notification_id FROM {} WHERE event_id = %s").format(self.ids_table),
+                (event_id,),
+            )
+            row = curs.fetchone()
+            return None if row is None else int(row["notification_id"])
+
+    def head(self) -> int:
+        """The highest notification id, 0 for an empty log."""
+        return self.max_notification_id() or 0
+
+
+def _conflict_id(event: Event) -> Rejection:
+    return Rejection(
+        Code.CONFLICT,
+        f"event_id {event.event_id!r} was already recorded with different content; "
+        "use a new event_id for a new event, or resend the original unchanged.",
+        field="event_id",
+        event_id=event.event_id,
+        type=type_name(event),
+    )
+
+
+def _conflict_stream(event: Event) -> Rejection:
+    key = stream_key(event).split(":", 1)
+    return Rejection(
+        Code.CONFLICT,
+        f"{key[0]}_id {key[1]!r} already has a recorded result under another event_id; "
+        "a battle is recorded once (void it and record a new battle to correct it).",
+        field=f"{key[0]}_id",
+        event_id=event.event_id,
+        type=type_name(event),
+    )
+
+
+def postgres_env(database_url: str, *, pool_size: int = 2) -> dict[str, str]:
+    """The eventsourcing environment for a PostgreSQL URL (TCP host or Unix socket dir)."""
+    info = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": get_topic(ArbiterRecorder),
+        "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(info.get("host") or "localhost"),
+        "POSTGRES_PORT": str(info.get("port") or "5432"),
+        "POSTGRES_USER": str(info.get("user") or os.environ.get("USER", "postgres")),
+        "POSTGRES_PASSWORD": str(info.get("password") or ""),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": "2",
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_LOCK_TIMEOUT": "30",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "60",
+    }
+
+
+class EventLog(Application):  # type: ignore[type-arg]
+    """Arbiter's one ordered log of accepted events (table ``arbiter_events``)."""
+
+    name = "Arbiter"
+
+    def __init__(self, database_url: str, *, pool_size: int = 2) -> None:
+        super().__init__(env=postgres_env(database_url, pool_size=pool_size))
+
+    def construct_transcoder(self) -> Transcoder:
+        return MsgspecTranscoder()
+
+    @property
+    def store(self) -> ArbiterRecorder:
+        """The recorder, typed."""
+        recorder = self.recorder
+        assert isinstance(recorder, ArbiterRecorder)
+        return recorder
+
+    def append(self, events: Iterable[Event]) -> AppendOutcome:
+        """Append a batch of validated events; see :meth:`ArbiterRecorder.append_checked`."""
+        batch = list(events)
+        stored = [
+            self.mapper.to_stored_event(
+                Recorded(
+                    originator_id=stream_id(e),
+                    originator_version=1,
+                    timestamp=Recorded.create_timestamp(),
+                    body=e,
+                )
+            )
+            for e in batch
+        ]
+        return self.store.append_checked(batch, stored)

@@ -1,0 +1,3 @@
+"""Arbiter: an event-sourced rating engine."""
+
+__version__ = "0.1.0"

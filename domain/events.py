@@ -1,0 +1,109 @@
+"""Wire format v1: the events workers publish, as msgspec structs.
+
+Every event is one JSON object tagged by ``type``. The structs below are the whole contract:
+decoding a message with :data:`EVENT_DECODER` either yields a fully typed event or raises, and
+:mod:`arbiter.domain.validation` turns the failure into a rejection a person can act on.
+
+Decisions recorded here (DESIGN.md is silent on them):
+
+* Unknown fields are rejected (``unknown_field``), not ignored: an ignored field is a silently
+  dropped fact, and a typo such as ``outcom`` would otherwise turn a result into "awaiting votes".
+* Identifiers (competitors, arenas, categories, ids) are 1-128 characters; free text (names,
+  reasons) at most 1,024; a whole message at most ``MAX_EVENT_BYTES``.
+* ``occurred_at`` must carry a timezone; it is producer time and never orders anything (the log's
+  notification id does).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+Id = Annotated[str, Meta(min_length=1, max_length=128)]
+Text = Annotated[str, Meta(max_length=1024)]
+Timestamp = Annotated[datetime, Meta(tz=True)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+Meta_ = dict[str, Any]
+
+DEFAULT_ARENA = "default"
+
+
+class _Event(Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", kw_only=True):
+    """The common envelope: fields every event carries."""
+
+    event_id: Id
+    occurred_at: Timestamp
+    source: Id | None = None
+    arena: Id = DEFAULT_ARENA
+    category: Id | None = None
+
+
+class ArenaConfigured(_Event, frozen=True, tag="arena.configured"):
+    """Rating settings of an arena from this point of the log on.
+
+    Fields left out keep their current value (the event is a patch, so a producer that only wants
+    to make an arena strict does not have to restate K). ``initial`` applies to competitors first
+    rated after the event.
+    """
+
+    k: PositiveFloat | None = None
+    initial: float | None = None
+    scale: PositiveFloat | None = None
+    base: Annotated[float, Meta(gt=1)] | None = None
+    weights: dict[Id, Annotated[float, Meta(ge=0)]] | None = None
+    strict: bool | None = None
+
+
+class CompetitorRegistered(_Event, frozen=True, tag="competitor.registered"):
+    """A competitor (a model, an agent) joins the registry, which is global across arenas."""
+
+    competitor: Id
+    name: Text | None = None
+    provider: Text | None = None
+    meta: Meta_ = {}
+
+
+class BattleCompleted(_Event, frozen=True, tag="battle.completed"):
+    """A pairwise battle between ``a`` and ``b``.
+
+    ``outcome`` null means the battle awaits votes: it is recorded but moves no rating.
+    """
+
+    battle_id: Id
+    a: Id
+    b: Id
+    outcome: Literal["a", "b", "tie"] | None
+    judge: Id = "auto"
+    metrics: dict[Literal["a", "b"], dict[Id, float]] | None = None
+    scenario: Id | None = None
+    meta: Meta_ = {}
+
+
+Event = ArenaConfigured | CompetitorRegistered | BattleCompleted
+EVENT_TYPES: tuple[type[_Event], ...] = (ArenaConfigured, CompetitorRegistered, BattleCompleted)
+TYPE_NAMES: tuple[str, ...] = tuple(t.__struct_config__.tag for t in EVENT_TYPES)  # type: ignore[misc]
+
+EVENT_DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+_ENCODER = msgspec.json.Encoder(order="sorted")
+
+
+def type_name(event: Event) -> str:
+    """The wire ``type`` tag of an event."""
+    return event.__struct_config__.tag  # type: ignore[return-value]
+
+
+def canonical_json(event: Event) -> bytes:
+    """The event as canonical JSON (sorted keys, no whitespace).
+
+    Two messages that mean the same event encode identically here whatever their key order or
+    spacing, so the idempotency check compares meaning, not bytes.
+    """
+    return _ENCODER.encode(event)
+
+
+def to_builtins(event: Event) -> dict[str, Any]:
+    """The event as plain JSON-compatible Python objects (for the API and the CLI)."""
+    return msgspec.to_builtins(event)  # type: ignore[no-any-return]

@@ -1,0 +1,200 @@
+"""Turn raw message bytes into a typed event or a :class:`Rejection`. Pure: no I/O.
+
+The hot path decodes once with msgspec. Only when that fails does the slow path run, to tell the
+producer precisely what was wrong (which field, which rule) instead of a parser's byte offset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from .events import EVENT_DECODER, TYPE_NAMES, BattleCompleted, Event, type_name
+from .rejections import Code, Rejection
+
+MAX_EVENT_BYTES = 64 * 1024
+"""Largest accepted message. Results are small; anything bigger is a bug or an attack."""
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(days=1)
+"""How far in the future a producer's clock may be before its ``occurred_at`` is refused."""
+
+_FIELD = re.compile(r"`\$\.([^`]*)`")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+
+
+def decode_event(
+    raw: bytes, *, now: datetime | None = None, max_bytes: int = MAX_EVENT_BYTES
+) -> Event | Rejection:
+    """Decode and validate one message.
+
+    ``now`` bounds ``occurred_at`` from above (clock skew allowed); it defaults to the wall clock
+    and is a parameter so tests and replays stay deterministic.
+    """
+    if len(raw) > max_bytes:
+        return Rejection(
+            Code.TOO_LARGE,
+            f"The message is {len(raw)} bytes; the limit is {max_bytes}. "
+            "Send large artefacts by URI (replay_uri, meta) instead of inline.",
+            **_peek_ids(raw[:4096]),
+        )
+    try:
+        event = EVENT_DECODER.decode(raw)
+    except msgspec.ValidationError as exc:
+        return _explain_validation(raw, str(exc))
+    except msgspec.DecodeError as exc:
+        return _explain_decode(raw, str(exc))
+    return check_event(event, now=now)
+
+
+def check_event(event: Event, *, now: datetime | None = None) -> Event | Rejection:
+    """Rules a schema cannot express: distinct sides, finite numbers, a plausible timestamp."""
+    ids = {"event_id": event.event_id, "type": type_name(event)}
+    now = now or datetime.now(UTC)
+    if not EARLIEST <= event.occurred_at <= now + CLOCK_SKEW:
+        return Rejection(
+            Code.INVALID_TIMESTAMP,
+            f"occurred_at {event.occurred_at.isoformat()} is outside 1970-01-01 .. now + 1 day; "
+            "check the producer's clock.",
+            field="occurred_at",
+            **ids,
+        )
+    if isinstance(event, BattleCompleted):
+        if event.a == event.b:
+            return Rejection(
+                Code.SAME_COMPETITOR,
+                f"a and b are both {event.a!r}; a battle needs two different competitors.",
+                field="b",
+                **ids,
+            )
+        for side, values in (event.metrics or {}).items():
+            for name, value in values.items():
+                if not math.isfinite(value):
+                    return Rejection(
+                        Code.NON_FINITE_NUMBER,
+                        f"metrics.{side}.{name} is {value}; metrics must be finite numbers "
+                        "(leave a metric out when it was not measured).",
+                        field=f"metrics.{side}.{name}",
+                        **ids,
+                    )
+    return event
+
+
+def _peek_ids(raw: bytes) -> dict[str, str]:
+    """Best-effort ``event_id`` and ``type`` from a message that failed to decode."""
+    out: dict[str, str] = {}
+    for key in ("event_id", "type"):
+        match = re.search(rb'"' + key.encode() + rb'"\s*:\s*"([^"\\]{1,128})"', raw)
+        if match:
+            out[key] = match.group(1).decode("utf-8", "replace")
+    return out
+
+
+def _explain_decode(raw: bytes, detail: str) -> Rejection:
+    """The message is not JSON msgspec accepts: say whether it is JSON at all."""
+    ids = _peek_ids(raw[:4096])
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError):
+        return Rejection(
+            Code.MALFORMED_JSON,
+            f"The message is not valid JSON ({detail}). Send one UTF-8 JSON object per message.",
+            **ids,
+        )
+    path = _non_finite_path(parsed)
+    if path is not None:
+        return Rejection(
+            Code.NON_FINITE_NUMBER,
+            f"{path} is NaN or infinite; JSON numbers must be finite "
+            "(leave a metric out when it was not measured).",
+            field=path,
+            **ids,
+        )
+    return Rejection(
+        Code.MALFORMED_JSON,
+        f"The message could not be decoded ({detail}). Send one UTF-8 JSON object per message.",
+        **ids,
+    )
+
+
+def _non_finite_path(value: Any, path: str = "") -> str | None:
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return where or "$"
+        if isinstance(item, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+    return None
+
+
+def _explain_validation(raw: bytes, detail: str) -> Rejection:
+    """Map a msgspec validation message to a stable code and an actionable sentence."""
+    ids = _peek_ids(raw[:4096])
+    match = _FIELD.search(detail)
+    field = match.group(1) if match else None
+    if detail.startswith("Expected `object`"):
+        return Rejection(
+            Code.NOT_AN_OBJECT, "An event must be a JSON object with a `type` field.", **ids
+        )
+    if field == "type" or (detail.startswith("Invalid value") and field is None):
+        known = ", ".join(TYPE_NAMES)
+        return Rejection(
+            Code.UNKNOWN_TYPE,
+            f"Unknown event type {ids.get('type', '?')!r}; known types are: {known}.",
+            field="type",
+            **ids,
+        )
+    if m := _MISSING.search(detail):
+        name = m.group(1) if field is None else f"{field}.{m.group(1)}"
+        code = Code.UNKNOWN_TYPE if name == "type" else Code.MISSING_FIELD
+        return Rejection(code, f"Required field `{name}` is missing.", field=name, **ids)
+    if m := _UNKNOWN.search(detail):
+        name = m.group(1) if field is None else f"{field}.{m.group(1)}"
+        return Rejection(
+            Code.UNKNOWN_FIELD,
+            f"Field `{name}` is not part of a {ids.get('type', 'this')} event; "
+            "check its spelling against the wire format.",
+            field=name,
+            **ids,
+        )
+    if "Number out of range" in detail:
+        return Rejection(
+            Code.NON_FINITE_NUMBER,
+            f"{field or 'a number'} is out of range; numbers must be finite.",
+            field=field,
+            **ids,
+        )
+    if "timezone" in detail or (field == "occurred_at"):
+        return Rejection(
+            Code.INVALID_TIMESTAMP,
+            "occurred_at must be an RFC 3339 timestamp with a timezone, "
+            "e.g. 2026-01-31T12:00:00Z.",
+            field="occurred_at",
+            **ids,
+        )
+    if field == "outcome" or (field or "").endswith(".outcome"):
+        return Rejection(
+            Code.UNKNOWN_OUTCOME,
+            'outcome must be "a", "b", "tie" or null (awaiting votes).',
+            field=field,
+            **ids,
+        )
+    if detail.startswith("Expected `") and ", got `" in detail:
+        return Rejection(Code.WRONG_TYPE, f"Wrong type: {detail}.", field=field, **ids)
+    return Rejection(Code.INVALID_VALUE, f"Invalid value: {detail}.", field=field, **ids)
+
+
+def event_or_rejection_label(result: Event | Rejection) -> str:
+    """A short label for logs: the event type, or ``rejected:<code>``."""
+    if isinstance(result, Rejection):
+        return f"rejected:{result.code}"
+    return type_name(result)

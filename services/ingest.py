@@ -1,0 +1,203 @@
+"""The ingest: ARBITER stream -> decode -> validate -> decide -> append, in batches.
+
+One loop iteration: fetch up to ``batch_size`` messages from the durable pull consumer, decode and
+validate each (pure, :mod:`arbiter.domain.validation`), append all valid ones in ONE store
+transaction (which also decides duplicate / conflict under the table lock), publish every
+rejection to ``ARBITER_REJECTED``, wait for those PubAcks, and only then ack the batch.
+
+A crash anywhere before the acks means JetStream redelivers the batch; the append is idempotent
+on ``event_id`` and the rejection publishes carry a ``Nats-Msg-Id`` derived from the stream
+sequence, so redelivery neither doubles an event nor a rejection. If PostgreSQL is down the batch
+is retried with back-off (messages stay un-acked, ``in_progress`` keeps them ours).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
+
+from arbiter.adapters.bus import (
+    INGEST_DURABLE,
+    REJECTED_PREFIX,
+    STREAM,
+    SUBJECT_PREFIX,
+    connect,
+    ensure_streams,
+    subject_for,
+)
+from arbiter.adapters.eventstore import AppendOutcome, EventLog
+from arbiter.domain.events import Event, type_name
+from arbiter.domain.rejections import RejectedEvent, Rejection
+from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
+
+log = logging.getLogger("arbiter.ingest")
+
+DEFAULT_BATCH = 1_000
+_REJECTED = msgspec.json.Encoder()
+
+
+@dataclass
+class IngestStats:
+    """Counters since start, for logs and ``/health``."""
+
+    received: int = 0
+    appended: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+    by_code: dict[str, int] = field(default_factory=dict)
+
+
+class Ingest:
+    """The ingest service. ``run`` until ``stop`` is set; every step is one batch."""
+
+    def __init__(
+        self,
+        database_url: str,
+        nats_url: str,
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+    ) -> None:
+        self.database_url = database_url
+        self.nats_url = nats_url
+        self.batch_size = batch_size
+        self.max_event_bytes = max_event_bytes
+        self.stats = IngestStats()
+        self.log: EventLog | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        nc = await connect(self.nats_url, name="arbiter-ingest")
+        js = nc.jetstream()
+        await ensure_streams(js)
+        self.log = await asyncio.to_thread(EventLog, self.database_url)
+        sub = await js.pull_subscribe(
+            f"{SUBJECT_PREFIX}.>",
+            durable=INGEST_DURABLE,
+            stream=STREAM,
+            config=ConsumerConfig(
+                durable_name=INGEST_DURABLE,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=60,
+                max_ack_pending=50_000,
+                max_deliver=-1,
+            ),
+        )
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(self.batch_size, timeout=0.5)
+                except (FetchTimeoutError, TimeoutError):
+                    continue
+                await self.handle(js, msgs, stop)
+        finally:
+            await nc.drain()
+            await asyncio.to_thread(self.log.close)
+
+    async def handle(self, js: object, msgs: list[Msg], stop: asyncio.Event) -> None:
+        """Process one fetched batch end to end; ack only after everything is durable."""
+        now = datetime.now(UTC)
+        events: list[Event] = []
+        rejections: list[tuple[Msg, Rejection]] = []
+        msg_of: dict[int, Msg] = {}
+        for msg in msgs:
+            result = decode_event(msg.data, now=now, max_bytes=self.max_event_bytes)
+            if isinstance(result, Rejection):
+                rejections.append((msg, result))
+            else:
+                msg_of[id(result)] = msg
+                events.append(result)
+        outcome = await self._append(events, msgs, stop)
+        if outcome is None:
+            return
+        for event, rejection in outcome.rejected:
+            rejections.append((msg_of[id(event)], rejection))
+        if rejections:
+            await self._publish_rejections(js, rejections)
+        for msg in msgs:
+            await msg.ack()
+        self._count(len(msgs), outcome, rejections)
+
+    async def _append(
+        self, events: list[Event], msgs: list[Msg], stop: asyncio.Event
+    ) -> AppendOutcome | None:
+        """Append with back-off while the database is unreachable; None if stopping first."""
+        assert self.log is not None
+        delay = 0.2
+        while True:
+            try:
+                return await asyncio.to_thread(self.log.append, events)
+            except Exception as exc:  # noqa: BLE001 - any store failure: keep messages, retry
+                if stop.is_set():
+                    log.warning("stopping with an un-appended batch; JetStream will redeliver")
+                    return None
+                log.warning("append failed (%s); retrying in %.1fs", exc, delay)
+                for msg in msgs:
+                    await msg.in_progress()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _publish_rejections(self, js: object, rejections: list[tuple[Msg, Rejection]]) -> None:
+        futures = []
+        for msg, rejection in rejections:
+            seq = msg.metadata.sequence.stream if msg.metadata else None
+            body = RejectedEvent(
+                rejection=rejection,
+                original=msg.data.decode("utf-8", "replace")[: self.max_event_bytes],
+                original_b64=_b64_if_binary(msg.data, self.max_event_bytes),
+                subject=msg.subject,
+                stream_seq=seq,
+            )
+            headers = {"Nats-Msg-Id": f"rejected:{seq}"} if seq is not None else None
+            futures.append(
+                await js.publish_async(  # type: ignore[attr-defined]
+                    subject_for(rejection.type, REJECTED_PREFIX), _REJECTED.encode(body),
+                    headers=headers,
+                )
+            )
+            log.info("rejected %s (%s): %s", rejection.event_id, rejection.code, rejection.message)
+        await asyncio.gather(*futures)
+
+    def _count(self, received: int, outcome: AppendOutcome, rejections: list[object]) -> None:
+        s = self.stats
+        s.received += received
+        s.batches += 1
+        s.appended += len(outcome.appended)
+        s.duplicates += len(outcome.duplicates)
+        s.rejected += len(rejections)
+        for _msg, rejection in rejections:  # type: ignore[misc]
+            s.by_code[rejection.code] = s.by_code.get(rejection.code, 0) + 1
+
+
+def _b64_if_binary(data: bytes, limit: int) -> str | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(data[:limit]).decode()
+    return None
+
+
+def describe(event: Event) -> str:
+    return f"{type_name(event)} {event.event_id}"
+
+
+async def run_ingest(database_url: str, nats_url: str, stop: asyncio.Event) -> None:
+    """Run the ingest, restarting the loop on unexpected errors (never silently dying)."""
+    while not stop.is_set():
+        ingest = Ingest(database_url, nats_url)
+        started = time.monotonic()
+        try:
+            await ingest.run(stop)
+        except Exception:
+            log.exception("ingest loop failed; restarting")
+            await asyncio.sleep(1.0 if time.monotonic() - started > 10 else 3.0)

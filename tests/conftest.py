@@ -1,0 +1,82 @@
+"""Fixtures: a real PostgreSQL and a real nats-server for the whole session.
+
+By default both are the embedded ones from the wheels, started once under a temporary home.
+``ARBITER_TEST_DATABASE_URL`` / ``ARBITER_TEST_NATS_URL`` point the suite at other servers.
+Each test gets a fresh database (created from scratch, migrated) and empty streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from arbiter.adapters.embedded import EmbeddedServers
+from arbiter.services.setup import prepare_database
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    db = os.environ.get("ARBITER_TEST_DATABASE_URL")
+    nats_url = os.environ.get("ARBITER_TEST_NATS_URL")
+    embedded = None
+    if not (db and nats_url):
+        embedded = EmbeddedServers(Path(tmp_path_factory.mktemp("arbiter-home")))
+        emb_db, emb_nats = embedded.start()
+        db, nats_url = db or emb_db, nats_url or emb_nats
+    try:
+        yield db, nats_url
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    info = conninfo_to_dict(url)
+    info["dbname"] = dbname
+    return make_conninfo(**info)
+
+
+@pytest.fixture
+def database_url(servers: tuple[str, str]) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    admin = servers[0]
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = _with_dbname(admin, name)
+    prepare_database(url)
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+async def _reset_streams(url: str) -> None:
+    from arbiter.adapters.bus import REJECTED_STREAM, STREAM, connect
+
+    nc = await connect(url, max_reconnect_attempts=1)
+    try:
+        js = nc.jetstream()
+        for stream in (STREAM, REJECTED_STREAM):
+            try:
+                await js.delete_stream(stream)
+            except Exception:  # noqa: BLE001 - absent is fine
+                pass
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def nats_url(servers: tuple[str, str]) -> str:
+    """The NATS server, with the Arbiter streams deleted (no messages, no dedup state)."""
+    asyncio.run(_reset_streams(servers[1]))
+    return servers[1]

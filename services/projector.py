@@ -23,10 +23,9 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg import sql
-
 from arbiter.adapters.eventstore import EventLog
 from arbiter.projections import PROJECTIONS, Fold, ProjectionSpec
+from psycopg import sql
 
 log = logging.getLogger("arbiter.projector")
 
@@ -51,6 +50,7 @@ class Projector:
         self.database_url = database_url
         self.spec = spec
         self.batch_size = batch_size
+        self._owns_log = event_log is None
         self.log = event_log or EventLog(database_url)
         self.conn = psycopg.connect(database_url, autocommit=True)
         self.generation = 0
@@ -139,7 +139,8 @@ class Projector:
 
     def close(self) -> None:
         self.conn.close()
-        self.log.close()
+        if self._owns_log:
+            self.log.close()
 
 
 class _Listener:

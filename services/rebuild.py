@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
-
 from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import ProjectionSpec
+from psycopg import sql
 
 log = logging.getLogger("arbiter.rebuild")
 
@@ -47,7 +46,9 @@ def rebuild(
     import time
 
     started = time.perf_counter()
-    event_log = event_log or EventLog(database_url)
+    if event_log is None:
+        with EventLog(database_url) as owned:
+            return rebuild(database_url, spec, event_log=owned, progress=progress)
     live, fresh = spec.schema, f"{spec.schema}__next"
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(fresh)))

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from arbiter.adapters.embedded import EmbeddedServers
 from arbiter.services.setup import prepare_database
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +68,7 @@ async def _reset_streams(url: str) -> None:
         for stream in (STREAM, REJECTED_STREAM):
             try:
                 await js.delete_stream(stream)
-            except Exception:  # noqa: BLE001 - absent is fine
+            except Exception:
                 pass
     finally:
         await nc.close()

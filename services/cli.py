@@ -1,0 +1,365 @@
+"""The ``arbiter`` command line (Typer + Rich).
+
+Exit codes: 0 ok, 1 a failure was found (an audit mismatch, rejected events on publish),
+2 usage or configuration error (bad flags, bad JSON, unreachable servers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+import typer
+from arbiter.domain.rejections import Rejection
+from arbiter.domain.validation import decode_event
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="arbiter",
+    help="Arbiter: an event-sourced rating engine (Elo leaderboards from an ordered event log).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+audit_app = typer.Typer(help="Replay the log and check the read models.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _servers(owner: bool = False) -> Any:
+    from arbiter.services.runtime import servers
+
+    try:
+        return servers(owner=owner)
+    except Exception as exc:
+        raise _fail(f"cannot start or reach the servers: {exc}") from exc
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=err, transient=False,
+    )  # fmt: skip
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="API bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run migrations, ingest, projector and API together (embedded servers by default)."""
+    from arbiter.services.up import run_up
+
+    _logging(verbose)
+    with _servers(owner=True) as runtime:
+        run_up(runtime, host, port, console.print)
+    console.print("stopped")
+
+
+@app.command()
+def migrate() -> None:
+    """Create the event store and apply pending read-model migrations."""
+    from arbiter.services.setup import prepare_database
+
+    with _servers() as rt:
+        applied = prepare_database(rt.database_url)
+    console.print("\n".join(applied) if applied else "schema is up to date")
+
+
+@app.command()
+def ingest(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run the ingest service alone (NATS -> event store)."""
+    from arbiter.services.ingest import run_ingest
+
+    _logging(verbose)
+    with _servers() as rt:
+        asyncio.run(_until_signal(lambda stop: run_ingest(rt.database_url, rt.nats_url, stop)))
+
+
+@app.command()
+def project(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run the projector alone (event store -> read models)."""
+    import signal
+    import threading
+
+    from arbiter.services.projector import run_projectors
+    from arbiter.services.setup import prepare_database
+
+    _logging(verbose)
+    with _servers() as rt:
+        prepare_database(rt.database_url)
+        stop = threading.Event()
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, lambda *_: stop.set())
+        run_projectors(rt.database_url, stop)
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run the HTTP API alone."""
+    from arbiter.services.api import serve
+
+    with _servers() as rt:
+        serve(rt.database_url, rt.nats_url, host, port)
+
+
+async def _until_signal(factory: Any) -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(s, stop.set)
+    await factory(stop)
+
+
+def _read_events(source: str | None, file: Path | None) -> list[bytes]:
+    """Events to publish: one JSON argument, a JSONL file, or JSONL on stdin (``-``)."""
+    if file is not None:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text()
+        return [line.strip().encode() for line in text.splitlines() if line.strip()]
+    if source is not None:
+        return [source.encode()]
+    return []
+
+
+@app.command()
+def publish(
+    event: Annotated[str | None, typer.Argument(help="One event as JSON.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="JSONL file of events, or - for stdin.")
+    ] = None,
+    a: Annotated[str | None, typer.Option(help="Battle: competitor a.")] = None,
+    b: Annotated[str | None, typer.Option(help="Battle: competitor b.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="Battle: a, b, tie or none.")] = None,
+    judge: Annotated[str, typer.Option(help="Battle: auto, human or a judge name.")] = "auto",
+    arena: Annotated[str, typer.Option()] = "default",
+    category: Annotated[str | None, typer.Option()] = None,
+    event_id: Annotated[str | None, typer.Option(help="Default: a new uuid4.")] = None,
+) -> None:
+    """Publish events to NATS: from flags (a battle), one JSON event, or JSONL (file or stdin).
+
+    Every event is validated here first with the ingest's own rules; invalid ones are reported
+    and not sent (exit 1).
+    """
+    raws = _read_events(event, file)
+    if a or b or outcome:
+        if not (a and b and outcome):
+            raise _fail("a battle from flags needs --a, --b and --outcome")
+        battle: dict[str, Any] = {
+            "type": "battle.completed", "event_id": event_id or str(uuid.uuid4()),
+            "occurred_at": datetime.now(UTC).isoformat(), "arena": arena,
+            "battle_id": str(uuid.uuid4()), "a": a, "b": b,
+            "outcome": None if outcome == "none" else outcome, "judge": judge,
+            "source": "arbiter-cli",
+        }  # fmt: skip
+        if category:
+            battle["category"] = category
+        raws.append(json.dumps(battle).encode())
+    if not raws:
+        raise _fail("nothing to publish: give an event as JSON, --file, or battle flags")
+    good, bad = [], 0
+    for line_no, raw in enumerate(raws, 1):
+        result = decode_event(raw)
+        if isinstance(result, Rejection):
+            bad += 1
+            err.print(f"[yellow]event {line_no} not sent[/yellow] ({result.code}): {result.message}")
+        else:
+            good.append(raw)
+    if good:
+        acks = _publish(good)
+        dup = sum(1 for ack in acks if ack.duplicate)
+        console.print(f"published {len(acks)} event(s)" + (f", {dup} already known" if dup else ""))
+    if bad:
+        raise typer.Exit(1)
+
+
+def _publish(raws: list[bytes]) -> list[Any]:
+    from arbiter.adapters.bus import Publisher
+
+    async def go(nats_url: str) -> list[Any]:
+        acks: list[Any] = []
+        async with Publisher(nats_url) as pub:
+            with _progress() as bar:
+                task = bar.add_task("publishing", total=len(raws))
+                for i in range(0, len(raws), 2_000):
+                    chunk = raws[i : i + 2_000]
+                    acks += await pub.publish(chunk)
+                    bar.advance(task, len(chunk))
+        return acks
+
+    with _servers() as rt:
+        try:
+            return asyncio.run(go(rt.nats_url))
+        except Exception as exc:
+            raise _fail(f"publishing to NATS failed: {exc}") from exc
+
+
+@app.command()
+def demo(
+    battles: Annotated[int, typer.Option(min=1, max=1_000_000)] = 2_000,
+    seed: Annotated[int, typer.Option()] = 7,
+    arena: Annotated[str, typer.Option()] = "demo",
+) -> None:
+    """Publish a synthetic tournament (seeded; rerunning it adds nothing)."""
+    from arbiter.services.demo import demo_events
+
+    events = [json.dumps(e).encode() for e in demo_events(battles, seed, arena)]
+    acks = _publish(events)
+    console.print(
+        f"published {len(acks)} demo events to arena {arena!r}; "
+        f"try: arbiter leaderboard --arena {arena}"
+    )
+
+
+@app.command()
+def leaderboard(
+    arena: Annotated[str, typer.Option()] = "default",
+    category: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
+) -> None:
+    """Print the Elo leaderboard of an arena (or one category of it) as a table."""
+    with _servers() as rt, psycopg.connect(rt.database_url) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT r.competitor, c.name, r.rating, r.games, r.wins, r.losses, r.ties "
+                "FROM arbiter_ratings.ratings r LEFT JOIN arbiter_ratings.competitors c "
+                "USING (competitor) WHERE r.arena = %s AND r.category = %s "
+                "ORDER BY r.rating DESC, r.competitor LIMIT %s",
+                (arena, category or "", limit),
+            ).fetchall()
+        except psycopg.errors.UndefinedTable:
+            raise _fail("no read model yet: run 'arbiter migrate' or 'arbiter up'") from None
+    title = f"Leaderboard: {arena}" + (f" / {category}" if category else "")
+    table = Table(title=title)
+    for col in ("#", "competitor", "name", "Elo", "games", "W", "L", "T", "win rate"):
+        table.add_column(col, justify="right" if col not in ("competitor", "name") else "left")
+    for rank, (comp, name, rating, games, w, lost, t) in enumerate(rows, 1):
+        rate = f"{w / games:.1%}" if games else "-"
+        table.add_row(
+            str(rank), comp, name or "", f"{rating:.1f}", str(games), str(w), str(lost), str(t),
+            rate,
+        )  # fmt: skip
+    console.print(table if rows else f"no rated competitors in {title.split(': ', 1)[1]}")
+
+
+@app.command()
+def rebuild(
+    projection: Annotated[str | None, typer.Argument(help="Default: every projection.")] = None,
+) -> None:
+    """Rebuild read models from position 0 into fresh tables and swap them in atomically."""
+    from arbiter.projections import PROJECTIONS
+    from arbiter.services.rebuild import rebuild as do_rebuild
+    from arbiter.services.setup import prepare_database
+
+    names = [projection] if projection else list(PROJECTIONS)
+    unknown = [n for n in names if n not in PROJECTIONS]
+    if unknown:
+        raise _fail(f"unknown projection {unknown[0]!r}; known: {', '.join(PROJECTIONS)}")
+    with _servers() as rt:
+        prepare_database(rt.database_url)
+        for name in names:
+            with _progress() as bar:
+                task = bar.add_task(f"rebuilding {name}", total=None)
+
+                def progress(done: int, total: int, task: Any = task, bar: Progress = bar) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                result = do_rebuild(rt.database_url, PROJECTIONS[name], progress=progress)
+            rate = result.events / result.seconds if result.seconds else 0
+            console.print(
+                f"{name}: {result.events} events to position {result.position} in "
+                f"{result.seconds:.2f}s ({rate:,.0f} events/s), generation {result.generation}"
+            )
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Replay the whole log in memory and compare every rating and counter (exit 1 on mismatch)."""
+    from arbiter.services.audit import verify
+
+    with _servers() as rt, _progress() as bar:
+        task = bar.add_task("replaying", total=None)
+        report = verify(
+            rt.database_url,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if report.ok:
+        console.print(
+            f"[green]OK[/green]: {report.events} events replayed to position {report.position}; "
+            "every rating, counter and history row matches"
+        )
+        console.print(f"digest {report.digest}")
+        return
+    for line in report.mismatches[:200]:
+        console.print(f"[red]MISMATCH[/red] {line}")
+    if len(report.mismatches) > 200:
+        console.print(f"... and {len(report.mismatches) - 200} more")
+    console.print(f"replayed digest {report.digest}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("explain")
+def audit_explain(
+    competitor: str,
+    arena: Annotated[str | None, typer.Option()] = None,
+    category: Annotated[str | None, typer.Option(help="'' for the arena-wide pool.")] = None,
+) -> None:
+    """Print each change of a competitor's rating with the event that caused it."""
+    from arbiter.services.audit import explain
+
+    with _servers() as rt:
+        changes, finals = explain(rt.database_url, competitor)
+    changes = [
+        c for c in changes
+        if (arena is None or c.arena == arena) and (category is None or c.category == category)
+    ]  # fmt: skip
+    if not changes:
+        raise _fail(f"no rating changes for {competitor!r} in the log", code=1)
+    table = Table(title=f"Rating changes of {competitor}")
+    for col in ("position", "event", "occurred", "arena", "category", "opponent", "score",
+                "expected", "K", "before", "after", "delta"):  # fmt: skip
+        table.add_column(col)
+    for c in changes:
+        table.add_row(
+            str(c.position), c.event_id, c.occurred_at.isoformat(timespec="seconds"), c.arena,
+            c.category or "(all)", c.opponent, f"{c.score:g}", f"{c.expected:.4f}", f"{c.k:g}",
+            f"{c.before:.4f}", f"{c.after:.4f}", f"{c.after - c.before:+.4f}",
+        )  # fmt: skip
+    console.print(table)
+    for (a, cat), rating in sorted(finals.items()):
+        console.print(f"final rating in {a}/{cat or '(all)'}: {rating!r}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

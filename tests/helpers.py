@@ -1,0 +1,73 @@
+"""Shared test helpers: build events, run the real pipeline pieces in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from arbiter.adapters.bus import REJECTED_STREAM, Publisher, connect
+from arbiter.projections import PROJECTIONS
+from arbiter.services.ingest import Ingest
+from arbiter.services.projector import Projector
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def battle(i: int | str, a: str, b: str, outcome: str | None = "a", **extra: Any) -> dict[str, Any]:
+    event = {
+        "type": "battle.completed",
+        "event_id": f"ev-{i}",
+        "occurred_at": (T0 + timedelta(seconds=hash(str(i)) % 10_000)).isoformat(),
+        "battle_id": f"battle-{i}",
+        "a": a,
+        "b": b,
+        "outcome": outcome,
+    }
+    event.update(extra)
+    return event
+
+
+def raw(event: dict[str, Any]) -> bytes:
+    return json.dumps(event).encode()
+
+
+async def ingest_all(database_url: str, nats_url: str, payloads: list[Any]) -> Ingest:
+    """Publish payloads, run the ingest until all are handled, stop it."""
+    async with Publisher(nats_url) as pub:
+        await pub.publish(payloads)
+    ingest = Ingest(database_url, nats_url, batch_size=500)
+    stop = asyncio.Event()
+    task = asyncio.create_task(ingest.run(stop))
+    for _ in range(600):
+        if ingest.stats.received >= len(payloads) or task.done():
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    return ingest
+
+
+def project(database_url: str) -> Projector:
+    projector = Projector(database_url, PROJECTIONS["ratings"], batch_size=137)
+    projector.catch_up()
+    projector.close()
+    return projector
+
+
+async def rejected_messages(nats_url: str) -> list[dict[str, Any]]:
+    """Every message in ARBITER_REJECTED, decoded."""
+    nc = await connect(nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(REJECTED_STREAM)
+        out = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            if info.state.messages == 0:
+                break
+            msg = await js.get_msg(REJECTED_STREAM, seq)
+            out.append(json.loads(msg.data))
+        return out
+    finally:
+        await nc.close()

@@ -14,6 +14,7 @@ is retried with back-off (messages stay un-acked, ``in_progress`` keeps them our
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import logging
 import time
@@ -21,10 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import msgspec
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import FetchTimeoutError
-
 from arbiter.adapters.bus import (
     INGEST_DURABLE,
     REJECTED_PREFIX,
@@ -38,6 +35,9 @@ from arbiter.adapters.eventstore import AppendOutcome, EventLog
 from arbiter.domain.events import Event, type_name
 from arbiter.domain.rejections import RejectedEvent, Rejection
 from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
 
 log = logging.getLogger("arbiter.ingest")
 
@@ -101,7 +101,11 @@ class Ingest:
                     continue
                 await self.handle(js, msgs, stop)
         finally:
-            await nc.drain()
+            # Every handled message is acked already; flush those acks, then close (a drain
+            # would wait out the pending pull request).
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=5)
+            await nc.close()
             await asyncio.to_thread(self.log.close)
 
     async def handle(self, js: object, msgs: list[Msg], stop: asyncio.Event) -> None:
@@ -137,7 +141,7 @@ class Ingest:
         while True:
             try:
                 return await asyncio.to_thread(self.log.append, events)
-            except Exception as exc:  # noqa: BLE001 - any store failure: keep messages, retry
+            except Exception as exc:
                 if stop.is_set():
                     log.warning("stopping with an un-appended batch; JetStream will redeliver")
                     return None

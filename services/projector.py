@@ -18,6 +18,7 @@ timeout as a safety net only (a missed notification costs latency, never events)
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -30,6 +31,9 @@ from psycopg import sql
 log = logging.getLogger("arbiter.projector")
 
 DEFAULT_BATCH = 5_000
+FAULT_SLEEP_ENV = "ARBITER_FAULT_SLEEP_IN_TX"
+"""Fault injection for the crash tests: seconds to sleep inside each batch's transaction, after
+its writes and before its commit, so a test can SIGKILL the projector mid-transaction."""
 
 
 class StalePosition(Exception):
@@ -81,6 +85,8 @@ class Projector:
                 for position, event in events:
                     self.fold.apply(position, event)
                 self.spec.write(cur, self.spec.schema, self.fold, self.fold.take_changes())
+                if fault_sleep := float(os.environ.get(FAULT_SLEEP_ENV, "0")):
+                    time.sleep(fault_sleep)
         except StalePosition:
             log.info("%s: position moved under us; reloading", self.spec.name)
             self.reload()
@@ -176,8 +182,9 @@ class _Listener:
 def run_projectors(database_url: str, stop: threading.Event, names: list[str] | None = None) -> None:
     """Run one projector thread per projection until ``stop`` is set."""
     threads = []
+    batch = int(os.environ.get("ARBITER_PROJECTOR_BATCH", DEFAULT_BATCH))
     for name in names or list(PROJECTIONS):
-        projector = Projector(database_url, PROJECTIONS[name])
+        projector = Projector(database_url, PROJECTIONS[name], batch_size=batch)
         t = threading.Thread(target=projector.run, args=(stop,), name=f"projector-{name}")
         t.start()
         threads.append(t)

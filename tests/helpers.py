@@ -33,15 +33,18 @@ def raw(event: dict[str, Any]) -> bytes:
     return json.dumps(event).encode()
 
 
-async def ingest_all(database_url: str, nats_url: str, payloads: list[Any]) -> Ingest:
-    """Publish payloads, run the ingest until all are handled, stop it."""
+async def ingest_all(
+    database_url: str, nats_url: str, payloads: list[Any], expect: int | None = None
+) -> Ingest:
+    """Publish payloads, run the ingest until ``expect`` (default: all) are handled, stop it."""
     async with Publisher(nats_url) as pub:
         await pub.publish(payloads)
+    expect = len(payloads) if expect is None else expect
     ingest = Ingest(database_url, nats_url, batch_size=500)
     stop = asyncio.Event()
     task = asyncio.create_task(ingest.run(stop))
     for _ in range(600):
-        if ingest.stats.received >= len(payloads) or task.done():
+        if ingest.stats.received >= expect or task.done():
             break
         await asyncio.sleep(0.05)
     stop.set()

@@ -20,12 +20,11 @@ from typing import Any
 
 import msgspec
 import nats
+from arbiter.domain.events import Event, canonical_json, type_name
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
-
-from arbiter.domain.events import Event, canonical_json, type_name
 
 STREAM = "ARBITER"
 SUBJECT_PREFIX = "arbiter.events"

@@ -32,6 +32,8 @@ from typing import Any
 from uuid import UUID, uuid5
 
 import msgspec
+from arbiter.domain.events import BattleCompleted, Event, canonical_json, type_name
+from arbiter.domain.rejections import Code, Rejection
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Transcoder
@@ -39,9 +41,6 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import get_topic
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
-
-from arbiter.domain.events import BattleCompleted, Event, canonical_json, type_name
-from arbiter.domain.rejections import Code, Rejection
 
 NAMESPACE = UUID("5b0f6c1e-3d44-4c0e-9a53-6a1f1e0d7a11")
 """uuid5 namespace of Arbiter's streams. Fixed forever: changing it would re-key the log."""
@@ -178,7 +177,9 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 )
                 accepted.append(event)
             if rows:
-                oids, versions, topics, states, ids, digs = (list(c) for c in zip(*rows))
+                oids, versions, topics, states, ids, digs = (
+                    list(c) for c in zip(*rows, strict=False)
+                )
                 curs.execute(
                     SQL(
                         "WITH ins AS (INSERT INTO {events} "

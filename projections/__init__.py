@@ -9,9 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from psycopg import Cursor
-
 from arbiter.domain.events import Event
+from psycopg import Cursor
 
 from . import ratings
 

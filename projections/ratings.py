@@ -20,10 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from psycopg import Cursor, sql
-
 from arbiter.domain.elo import DEFAULT_SETTINGS, SCORES, ArenaSettings, pair_update
 from arbiter.domain.events import ArenaConfigured, BattleCompleted, CompetitorRegistered, Event
+from psycopg import Cursor, sql
 
 NAME = "ratings"
 _JSON = msgspec.json.Encoder(order="sorted")

@@ -106,7 +106,9 @@ def verify(
 
     fold = ratings.RatingsFold()
     replayed_history: dict[str, tuple[int, int]] = {}
-    for pos, event in replay(event_log, position, (lambda p: progress(p, position)) if progress else None):
+    for pos, event in replay(
+        event_log, position, (lambda p: progress(p, position)) if progress else None
+    ):
         fold.apply(pos, event)
         changes = fold.take_changes()
         for hrow in changes.history:
@@ -124,7 +126,9 @@ def verify(
             )
     if fold.position != position and fold.events:
         mismatches.append(f"position: replay reached {fold.position}, store is at {position}")
-    return AuditReport(position, fold.events, state_digest(fold.rows(), replayed_history), mismatches)
+    return AuditReport(
+        position, fold.events, state_digest(fold.rows(), replayed_history), mismatches
+    )
 
 
 def compare(

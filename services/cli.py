@@ -188,7 +188,9 @@ def publish(
         result = decode_event(raw)
         if isinstance(result, Rejection):
             bad += 1
-            err.print(f"[yellow]event {line_no} not sent[/yellow] ({result.code}): {result.message}")
+            err.print(
+                f"[yellow]event {line_no} not sent[/yellow] ({result.code}): {result.message}"
+            )
         else:
             good.append(raw)
     if good:

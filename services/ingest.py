@@ -14,8 +14,8 @@ is retried with back-off (messages stay un-acked, ``in_progress`` keeps them our
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import base64
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -151,7 +151,9 @@ class Ingest:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _publish_rejections(self, js: object, rejections: list[tuple[Msg, Rejection]]) -> None:
+    async def _publish_rejections(
+        self, js: object, rejections: list[tuple[Msg, Rejection]]
+    ) -> None:
         futures = []
         for msg, rejection in rejections:
             seq = msg.metadata.sequence.stream if msg.metadata else None
@@ -165,7 +167,8 @@ class Ingest:
             headers = {"Nats-Msg-Id": f"rejected:{seq}"} if seq is not None else None
             futures.append(
                 await js.publish_async(  # type: ignore[attr-defined]
-                    subject_for(rejection.type, REJECTED_PREFIX), _REJECTED.encode(body),
+                    subject_for(rejection.type, REJECTED_PREFIX),
+                    _REJECTED.encode(body),
                     headers=headers,
                 )
             )

@@ -134,8 +134,9 @@ class Projector:
                         listener.wait(1.0)
                     backoff = 0.1
                 except psycopg.Error as exc:
-                    log.warning("%s: database error (%s); retrying in %.1fs", self.spec.name,
-                                exc, backoff)
+                    log.warning(
+                        "%s: database error (%s); retrying in %.1fs", self.spec.name, exc, backoff
+                    )
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
                     listener.reset()
@@ -179,7 +180,9 @@ class _Listener:
         self.reset()
 
 
-def run_projectors(database_url: str, stop: threading.Event, names: list[str] | None = None) -> None:
+def run_projectors(
+    database_url: str, stop: threading.Event, names: list[str] | None = None
+) -> None:
     """Run one projector thread per projection until ``stop`` is set."""
     threads = []
     batch = int(os.environ.get("ARBITER_PROJECTOR_BATCH", DEFAULT_BATCH))

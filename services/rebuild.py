@@ -88,7 +88,9 @@ def rebuild(
                 )
             )
             if generation >= 0:
-                cur.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(f"{live}__old")))
+                cur.execute(
+                    sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(f"{live}__old"))
+                )
     if progress:
         progress(fold.position, max(head, fold.position))
     return RebuildResult(

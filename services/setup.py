@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import psycopg
-
 from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import PROJECTIONS

@@ -8,6 +8,7 @@ Each test gets a fresh database (created from scratch, migrated) and empty strea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -66,10 +67,8 @@ async def _reset_streams(url: str) -> None:
     try:
         js = nc.jetstream()
         for stream in (STREAM, REJECTED_STREAM):
-            try:
+            with contextlib.suppress(Exception):
                 await js.delete_stream(stream)
-            except Exception:
-                pass
     finally:
         await nc.close()
 

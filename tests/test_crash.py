@@ -11,7 +11,6 @@ import time
 from datetime import UTC, datetime
 
 import psycopg
-
 from arbiter.adapters.eventstore import EventLog
 from arbiter.domain.events import BattleCompleted
 from arbiter.projections import PROJECTIONS, ratings

@@ -71,8 +71,9 @@ def _stored(url: str) -> tuple[dict[str, Any], list[Any]]:
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(evs=events(), data=st.data())
-def test_incremental_equals_rebuild_equals_audit(database_url: str, evs: list[Event],
-                                                 data: Any) -> None:
+def test_incremental_equals_rebuild_equals_audit(
+    database_url: str, evs: list[Event], data: Any
+) -> None:
     _reset(database_url)
     with EventLog(database_url) as log:
         _check(database_url, log, evs, data)
@@ -100,8 +101,13 @@ def _check(database_url: str, log: EventLog, evs: list[Event], data: Any) -> Non
     again = verify(database_url, event_log=log)
     assert again.ok and again.digest == report.digest
     # The running projector notices the new generation on its next batch and reloads.
-    log.append([BattleCompleted(event_id="late", occurred_at=T0, battle_id="late", a="m0",
-                                b="m1", outcome="tie")])
+    log.append(
+        [
+            BattleCompleted(
+                event_id="late", occurred_at=T0, battle_id="late", a="m0", b="m1", outcome="tie"
+            )
+        ]
+    )
     projector.catch_up()
     assert projector.generation == result.generation
     assert verify(database_url, event_log=log).ok
@@ -118,9 +124,12 @@ def test_audit_names_a_tampered_rating(database_url: str) -> None:
     Projector(database_url, SPEC, event_log=log).catch_up()
     assert verify(database_url, event_log=log).ok
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("UPDATE arbiter_ratings.ratings SET rating = rating + 1e-9 WHERE competitor='x'")
-        conn.execute("DELETE FROM arbiter_ratings.rating_history WHERE competitor='y' "
-                     "AND position = 2")
+        conn.execute(
+            "UPDATE arbiter_ratings.ratings SET rating = rating + 1e-9 WHERE competitor='x'"
+        )
+        conn.execute(
+            "DELETE FROM arbiter_ratings.rating_history WHERE competitor='y' AND position = 2"
+        )
     report = verify(database_url, event_log=log)
     assert not report.ok
     text = "\n".join(report.mismatches)

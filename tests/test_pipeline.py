@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import psycopg
-
 from arbiter.adapters.bus import connect
 from arbiter.adapters.eventstore import EventLog
 

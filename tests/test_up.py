@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import psutil
-
 from arbiter.adapters.embedded import find_free_port
 
 
@@ -66,7 +65,7 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "API:" in out and "stopped" in out
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, alive
     assert not (tmp_path / "home" / "runtime.json").exists()
     # Data survives a restart: the next up sees the same log.

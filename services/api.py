@@ -1,0 +1,562 @@
+"""Arbiter's HTTP API (Litestar): read the read models and the log, publish events.
+
+* Reads are plain SQL on an async pool (:mod:`.api_store`), one snapshot per request.
+* ``POST /events`` validates exactly as a worker's message is validated (:func:`decode_event`) and
+  publishes to JetStream (``Nats-Msg-Id`` = ``event_id``); the ingest appends it to the log.
+* Every error is JSON ``{status, code, message}`` (plus ``field`` where one is to blame): a bad
+  query parameter is a 400 ``bad_parameter``, an unreachable database or NATS a 503
+  ``unavailable``, a bug a 500 ``internal`` (logged), never an HTML page or a bare traceback.
+
+OpenAPI is served at ``/schema`` (``/schema/openapi.json``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Annotated, Any
+
+import nats.errors
+import psycopg
+import uvicorn
+from arbiter.adapters.bus import Publisher, ensure_streams
+from arbiter.domain.events import EVENT_TYPES, TYPE_NAMES, Event
+from arbiter.domain.rejections import Code, Rejection
+from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
+from litestar import Controller, Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import (
+    Discriminator,
+    OpenAPIMediaType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
+from litestar.params import FromPath, QueryParameter
+from nats.js.errors import NoStreamResponseError
+
+from .api_models import (
+    Accepted,
+    CompetitorDetail,
+    CompetitorList,
+    ComponentHealth,
+    ErrorBody,
+    EventPage,
+    Health,
+    History,
+    Leaderboard,
+    LoggedEvent,
+    ProjectionHealth,
+)
+from .api_store import SCAN_WINDOW, ReadStore
+
+log = logging.getLogger("arbiter.api")
+
+MAX_LIMIT = 1000
+HEALTH_TIMEOUT = 2.0
+
+Limit = Annotated[
+    int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}.")
+]
+Offset = Annotated[int, QueryParameter(ge=0, description="Rows to skip.")]
+ArenaParam = Annotated[str, QueryParameter(min_length=1, max_length=128, description="Arena name.")]
+CategoryParam = Annotated[
+    str,
+    QueryParameter(max_length=128, description="Category; empty or absent: the arena-wide pool."),
+]
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An error the API answers on purpose, with its status and stable code."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: str | None) -> None:
+        super().__init__(message)
+        self.body = ErrorBody(status=status, code=code, message=message, **extra)
+
+    @classmethod
+    def rejected(cls, rejection: Rejection) -> ApiError:
+        return cls(
+            400,
+            str(rejection.code),
+            rejection.message,
+            field=rejection.field,
+            event_id=rejection.event_id,
+            type=rejection.type,
+        )
+
+
+def _not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", what)
+
+
+def _respond(body: ErrorBody, headers: dict[str, str] | None = None) -> Response[ErrorBody]:
+    return Response(body, status_code=body.status, headers=headers)
+
+
+def _slug(status: int) -> str:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+    return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
+
+
+def _on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBody]:
+    headers = {"Retry-After": "1"} if exc.body.status == 503 else None
+    return _respond(exc.body, headers)
+
+
+def _on_validation(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[ErrorBody]:
+    problems = [p for p in (exc.extra or []) if isinstance(p, dict)]
+    if not problems:
+        return _respond(ErrorBody(400, "bad_parameter", str(exc.detail)))
+    first = problems[0]
+    key = str(first.get("key") or "?")
+    source = first.get("source")
+    source = str(getattr(source, "value", source) or "query").lower()
+    noun = {"query": "Query parameter", "path": "Path parameter"}.get(source, source.title())
+    given = request.query_params.get(key) if source == "query" else None
+    shown = f" (given {given[:64]!r})" if isinstance(given, str) else ""
+    detail = str(first.get("message") or exc.detail).rstrip(".")
+    message = f"{noun} `{key}`{shown} is invalid: {detail}."
+    if len(problems) > 1:
+        others = ", ".join(f"`{p.get('key')}`" for p in problems[1:])
+        message += f" Also invalid: {others}."
+    return _respond(ErrorBody(400, "bad_parameter", message, field=key))
+
+
+def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    status = exc.status_code
+    path = request.url.path
+    if status == 404:
+        body = ErrorBody(404, "not_found", f"Nothing is served at {path}; see /schema.")
+    elif status == 405:
+        body = ErrorBody(405, "method_not_allowed", f"{request.method} is not allowed on {path}.")
+    elif status == 413:
+        body = ErrorBody(
+            413,
+            str(Code.TOO_LARGE),
+            f"The request body is over the limit of {MAX_EVENT_BYTES} bytes. Send large "
+            "artefacts by URI (replay_uri, meta) instead of inline.",
+        )
+    elif status >= 500:
+        log.error("%s %s: %s", request.method, path, exc.detail)
+        body = ErrorBody(status, "internal", "An internal error occurred; it has been logged.")
+    else:
+        body = ErrorBody(status, _slug(status), str(exc.detail))
+    return _respond(body, exc.headers)
+
+
+def _on_database(request: Request[Any, Any, Any], exc: psycopg.Error) -> Response[ErrorBody]:
+    log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+    return _respond(
+        ErrorBody(503, "unavailable", "The database is unavailable; try again shortly."),
+        {"Retry-After": "1"},
+    )
+
+
+def _on_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _respond(ErrorBody(500, "internal", "An internal error occurred; it has been logged."))
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ApiError: _on_api_error,
+    ValidationException: _on_validation,
+    HTTPException: _on_http,
+    psycopg.OperationalError: _on_database,  # includes psycopg_pool.PoolTimeout
+    Exception: _on_internal,
+}
+
+
+def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors a route can answer, all :class:`ErrorBody`."""
+    text = {
+        400: "A bad parameter (`bad_parameter`) or a rejected event (its rejection code).",
+        404: "Unknown resource (`not_found`).",
+        413: "Body over 64 KiB (`too_large`).",
+        503: "Database or NATS unavailable (`unavailable`).",
+    }
+    return {
+        s: ResponseSpec(data_container=ErrorBody, description=text[s], generate_examples=False)
+        for s in statuses
+    }
+
+
+# -- NATS ---------------------------------------------------------------------------------------
+
+
+class Bus:
+    """The API's one :class:`Publisher`, opened on first use and reused while connected."""
+
+    RETRY_AFTER = 1.0
+
+    def __init__(
+        self, nats_url: str | None, *, connect_timeout: float = 3.0, publish_timeout: float = 5.0
+    ) -> None:
+        self.url = nats_url
+        self.connect_timeout = connect_timeout
+        self.publish_timeout = publish_timeout
+        self._publisher: Publisher | None = None
+        self._lock = asyncio.Lock()
+        self._retry_at = 0.0
+
+    async def publisher(self) -> Publisher:
+        """The connected publisher; :class:`ApiError` 503 when NATS cannot be reached. After a
+        failed connect, requests fail fast for :attr:`RETRY_AFTER` seconds instead of each
+        waiting out the connect timeout."""
+        if self.url is None:
+            raise ApiError(503, "unavailable", "NATS is not configured for this API.")
+        async with self._lock:
+            current = self._publisher
+            if current is not None and (current.nc is None or current.nc.is_closed):
+                self._publisher = current = None
+            if current is None:
+                if asyncio.get_running_loop().time() < self._retry_at:
+                    raise ApiError(503, "unavailable", "NATS is unavailable; try again shortly.")
+                current = await self._open()
+                self._publisher = current
+        if current.nc is None or not current.nc.is_connected:
+            raise ApiError(503, "unavailable", "The connection to NATS is down; reconnecting.")
+        return current
+
+    async def _open(self) -> Publisher:
+        assert self.url is not None
+        publisher = Publisher(self.url)
+        try:
+            # The publisher reconnects forever, its first connect included: bound that here.
+            await asyncio.wait_for(publisher.open(), self.connect_timeout)
+        except Exception as exc:  # any failure to connect is a 503
+            if publisher.nc is not None:
+                with contextlib.suppress(Exception):
+                    await publisher.nc.close()
+            self._retry_at = asyncio.get_running_loop().time() + self.RETRY_AFTER
+            log.warning("NATS at %s unavailable: %r", self.url, exc)
+            raise ApiError(503, "unavailable", "NATS is unavailable; try again shortly.") from exc
+        return publisher
+
+    async def publish(self, event: Event) -> Accepted:
+        publisher = await self.publisher()
+        try:
+            try:
+                (ack,) = await publisher.publish([event], timeout=self.publish_timeout)
+            except NoStreamResponseError:
+                # The stream was deleted under us: recreate it, then retry once.
+                assert publisher.js is not None
+                await ensure_streams(publisher.js)
+                (ack,) = await publisher.publish([event], timeout=self.publish_timeout)
+        except (TimeoutError, nats.errors.Error) as exc:
+            log.warning("publish of %s failed: %r", event.event_id, exc)
+            raise ApiError(
+                503,
+                "unavailable",
+                "NATS did not acknowledge the event; retry it "
+                "with the same event_id (retries are deduplicated).",
+            ) from exc
+        return Accepted(event_id=event.event_id, stream_seq=ack.seq, duplicate=bool(ack.duplicate))
+
+    async def health(self) -> ComponentHealth:
+        try:
+            publisher = await self.publisher()
+            assert publisher.nc is not None
+            await publisher.nc.flush(timeout=HEALTH_TIMEOUT)
+        except ApiError as exc:
+            return ComponentHealth(ok=False, error=exc.body.message)
+        except Exception as exc:  # reported, not raised
+            return ComponentHealth(ok=False, error=f"NATS did not answer a ping: {exc!r}")
+        return ComponentHealth(ok=True)
+
+    async def close(self) -> None:
+        if self._publisher is not None:
+            publisher, self._publisher = self._publisher, None
+            nc = publisher.nc
+            try:
+                await asyncio.wait_for(publisher.close(), 5.0)  # drains: in-flight acks land
+            except Exception:  # NATS down: drop the connection (and its reconnect loop)
+                if nc is not None:
+                    with contextlib.suppress(Exception):
+                        await nc.close()
+
+
+# -- routes -------------------------------------------------------------------------------------
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["health"]  # noqa: RUF012 - Litestar layer attribute
+
+    @get(
+        "/",
+        summary="Liveness and projection lag",
+        responses={503: ResponseSpec(Health, description="The database is unreachable.")},
+    )
+    async def health(
+        self, reads: NamedDependency[ReadStore], bus: NamedDependency[Bus]
+    ) -> Response[Health]:
+        """200 while the database answers (``status`` is ``degraded`` if NATS does not);
+        503 when it does not. ``lag_events`` is the log head minus the projection's position."""
+        database = ComponentHealth(ok=True)
+        projections: list[ProjectionHealth] = []
+        try:
+            head, positions = await reads.projection_positions(min(HEALTH_TIMEOUT, reads.timeout))
+            projections = [
+                ProjectionHealth(name, position, head, max(0, head - position), updated_at)
+                for name, position, updated_at in positions
+            ]
+        except psycopg.Error as exc:
+            database = ComponentHealth(ok=False, error=_first_line(exc))
+        nats_health = await bus.health()
+        status = "ok" if database.ok and nats_health.ok else "degraded"
+        body = Health(status, database, nats_health, projections)
+        return Response(body, status_code=200 if database.ok else 503)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class LeaderboardController(Controller):
+    path = "/leaderboard"
+    tags = ["ratings"]  # noqa: RUF012
+
+    @get("/", summary="Leaderboard of an arena or category", responses=_errors(400, 503))
+    async def leaderboard(
+        self,
+        reads: NamedDependency[ReadStore],
+        arena: ArenaParam = "default",
+        category: CategoryParam = "",
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> Leaderboard:
+        """Standings by rating (highest first, ties by competitor id); ``rank`` is 1-based and
+        counts from the first row of the whole board, so it is ``offset`` + row number."""
+        return await reads.leaderboard(arena, category, limit, offset)
+
+
+class CompetitorController(Controller):
+    path = "/competitors"
+    tags = ["competitors"]  # noqa: RUF012
+
+    @get("/", summary="The competitor registry", responses=_errors(400, 503))
+    async def list_competitors(
+        self, reads: NamedDependency[ReadStore], limit: Limit = 100, offset: Offset = 0
+    ) -> CompetitorList:
+        """Every competitor registered or seen in a battle, by id."""
+        return await reads.competitors(limit, offset)
+
+    @get(
+        "/{competitor_id:str}",
+        summary="One competitor and its standings",
+        responses=_errors(404, 503),
+    )
+    async def get_competitor(
+        self, reads: NamedDependency[ReadStore], competitor_id: FromPath[str]
+    ) -> CompetitorDetail:
+        """Registry entry plus its standing (with rank) in every arena and category."""
+        found = await reads.competitor(competitor_id)
+        if found is None:
+            raise _not_found(f"Unknown competitor {competitor_id!r}.")
+        return found
+
+    @get(
+        "/{competitor_id:str}/history",
+        summary="A competitor's rating history",
+        responses=_errors(400, 404, 503),
+    )
+    async def history(
+        self,
+        reads: NamedDependency[ReadStore],
+        competitor_id: FromPath[str],
+        arena: Annotated[
+            str | None, QueryParameter(max_length=128, description="Only this arena.")
+        ] = None,
+        category: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=128, description="Only this category ('' = arena-wide pool)."
+            ),
+        ] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> History:
+        """Every rating change in log order (a battle with a category moves two pools, so it
+        appears twice unless ``category`` is given)."""
+        found = await reads.history(competitor_id, arena, category, limit, offset)
+        if found is None:
+            raise _not_found(f"Unknown competitor {competitor_id!r}.")
+        return found
+
+
+@dataclass
+class _PublishOperation(Operation):
+    """Documents ``POST /events``' body, which the handler reads raw (not parsed by Litestar)."""
+
+    def __post_init__(self) -> None:
+        refs = {t.__struct_config__.tag: f"#/components/schemas/{t.__name__}" for t in EVENT_TYPES}
+        self.request_body = RequestBody(
+            required=True,
+            description="One wire event (v1) as a JSON object, at most 64 KiB.",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(
+                        one_of=[Reference(ref) for ref in refs.values()],
+                        discriminator=Discriminator(property_name="type", mapping=refs),
+                    )
+                )
+            },
+        )
+
+
+class EventController(Controller):
+    path = "/events"
+    tags = ["events"]  # noqa: RUF012
+
+    @get("/", summary="The event log, in order", responses=_errors(400, 503))
+    async def list_events(
+        self,
+        reads: NamedDependency[ReadStore],
+        after: Annotated[
+            int, QueryParameter(ge=0, description="Exclusive lower bound on the log position.")
+        ] = 0,
+        limit: Limit = 100,
+        event_type: Annotated[
+            str | None,
+            QueryParameter(
+                name="type",
+                description=f"Only events of this type; looks through at most {SCAN_WINDOW} "
+                "positions per request (follow `next_after`).",
+            ),
+        ] = None,
+    ) -> EventPage:
+        """Accepted events after ``after`` in log order. Resume from ``next_after``; with a
+        ``type`` a page may be short (even empty) before the log's end, so page until
+        ``next_after`` reaches ``head``."""
+        if event_type is not None and event_type not in TYPE_NAMES:
+            raise ApiError(
+                400,
+                "bad_parameter",
+                f"Query parameter `type` is invalid: {event_type!r} is not one of "
+                f"{', '.join(TYPE_NAMES)}.",
+                field="type",
+            )
+        return await reads.events(after, limit, event_type)
+
+    @get("/{event_id:str}", summary="One event and its log position", responses=_errors(404, 503))
+    async def get_event(
+        self, reads: NamedDependency[ReadStore], event_id: FromPath[str]
+    ) -> LoggedEvent:
+        """The accepted event with this ``event_id``, where it sits in the log."""
+        found = await reads.event(event_id)
+        if found is None:
+            raise _not_found(f"No event with event_id {event_id!r} is in the log.")
+        return found
+
+    @post(
+        "/",
+        summary="Publish an event",
+        status_code=202,
+        request_max_body_size=MAX_EVENT_BYTES,
+        operation_class=_PublishOperation,
+        responses=_errors(400, 413, 503),
+    )
+    async def publish(self, request: Request[Any, Any, Any], bus: NamedDependency[Bus]) -> Accepted:
+        """Validate the event as the ingest would and publish it to NATS (``Nats-Msg-Id`` =
+        ``event_id``). 202 means JetStream holds it; the ingest appends it to the log shortly
+        (an ingest-time rejection such as a conflict goes to ``ARBITER_REJECTED``)."""
+        raw = await request.body()
+        result = decode_event(raw)
+        if isinstance(result, Rejection):
+            raise ApiError.rejected(result)
+        return await bus.publish(result)
+
+
+# -- the app ------------------------------------------------------------------------------------
+
+
+def _reads(state: State) -> ReadStore:
+    return state.reads  # type: ignore[no-any-return]
+
+
+def _bus(state: State) -> Bus:
+    return state.bus  # type: ignore[no-any-return]
+
+
+def create_app(
+    database_url: str,
+    nats_url: str | None,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 5.0,
+    nats_timeout: float = 3.0,
+) -> Litestar:
+    """The API as an ASGI app. The database pool opens at startup (without waiting: a database
+    that is down yields 503s, not a failed start); NATS connects on first use."""
+    reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
+    bus = Bus(nats_url, connect_timeout=nats_timeout)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await reads.open()
+        try:
+            yield
+        finally:
+            await bus.close()
+            await reads.close()
+
+    return Litestar(
+        route_handlers=[
+            HealthController,
+            LeaderboardController,
+            CompetitorController,
+            EventController,
+        ],
+        dependencies={
+            "reads": Provide(_reads, sync_to_thread=False),
+            "bus": Provide(_bus, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        state=State({"reads": reads, "bus": bus}),
+        openapi_config=OpenAPIConfig(
+            title="Arbiter",
+            version="1",
+            description="Event-sourced rating engine: leaderboards, histories and the event log.",
+            path="/schema",
+        ),
+    )
+
+
+def make_server(
+    database_url: str, nats_url: str | None, host: str = "127.0.0.1", port: int = 8000
+) -> uvicorn.Server:
+    """A uvicorn server for the API; ``server.run()`` blocks, ``server.should_exit = True``
+    stops it (from another thread too)."""
+    config = uvicorn.Config(
+        create_app(database_url, nats_url),
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+    )
+    return uvicorn.Server(config)
+
+
+def serve(database_url: str, nats_url: str | None, host: str, port: int) -> None:
+    """Run the API until interrupted (in the calling thread or process)."""
+    make_server(database_url, nats_url, host, port).run()

@@ -1,0 +1,351 @@
+"""The API's reads: plain SQL over an async connection pool, one snapshot per request.
+
+Every request that needs more than one query runs them in a single ``REPEATABLE READ, READ ONLY``
+transaction, pipelined (one round trip), so a page, its total and the projection position it
+reports always come from the same snapshot. No query runs per row.
+
+The log is read straight from the event store's table (``public.arbiter_events``) and its state
+decoded with the store's own :class:`~arbiter.adapters.eventstore.StoredState` msgpack schema, so
+the API shares the pool and the event loop instead of the store's synchronous recorder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from arbiter.adapters.eventstore import StoredState
+from arbiter.domain.events import TYPE_NAMES, type_name
+from arbiter.projections import PROJECTIONS
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
+
+from .api_models import (
+    CompetitorDetail,
+    CompetitorInfo,
+    CompetitorList,
+    EventPage,
+    History,
+    HistoryEntry,
+    Leaderboard,
+    LeaderboardRow,
+    LoggedEvent,
+    Standing,
+)
+
+LOG = sql.Identifier("public", "arbiter_events")
+EVENT_IDS = sql.Identifier("public", "arbiter_event_ids")
+RATINGS = PROJECTIONS["ratings"]
+SCAN_WINDOW = 10_000
+"""Most log positions one filtered ``/events`` request looks through."""
+
+_STATE = msgspec.msgpack.Decoder(StoredState)
+_TYPE_PATTERNS = {
+    name: msgspec.msgpack.encode("type") + msgspec.msgpack.encode(name) for name in TYPE_NAMES
+}
+"""The bytes msgspec writes for ``"type": <tag>`` inside a stored event's msgpack state. Used as a
+SQL-side prefilter (``position(pattern in state) > 0``): it cannot miss an event of that type,
+and the rare false positive (the same bytes inside ``meta``) is dropped after decoding."""
+
+Query = tuple[sql.Composable, Sequence[Any]]
+Rows = list[tuple[Any, ...]]
+
+
+def _t(table: str) -> sql.Identifier:
+    return sql.Identifier(RATINGS.schema, table)
+
+
+def _win_rate(wins: int, games: int) -> float:
+    return wins / games if games else 0.0
+
+
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    await conn.execute("SET statement_timeout = '15s'")
+
+
+class ReadStore:
+    """The SQL behind every read route."""
+
+    def __init__(self, database_url: str, *, max_size: int = 10, timeout: float = 5.0) -> None:
+        self.database_url = database_url
+        self.max_size = max_size
+        self.timeout = timeout
+        self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+
+    @property
+    def pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        if self._pool is None:
+            raise RuntimeError("ReadStore.open() was not called")
+        return self._pool
+
+    async def open(self) -> None:
+        """Open the pool without waiting: a database that is down now is a 503 later, not a
+        failed start."""
+        self._pool = AsyncConnectionPool(
+            self.database_url,
+            min_size=1,
+            max_size=self.max_size,
+            timeout=self.timeout,
+            open=False,
+            name="arbiter-api",
+            kwargs={"autocommit": True, "application_name": "arbiter-api"},
+            configure=_configure,
+            check=AsyncConnectionPool.check_connection,
+        )
+        await self._pool.open(wait=False)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def snapshot(self, *queries: Query, timeout: float | None = None) -> list[Rows]:
+        """Run queries in one read-only snapshot, pipelined; their rows, in order."""
+        async with (
+            self.pool.connection(timeout=timeout) as conn,
+            conn.transaction(),
+        ):
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            async with conn.pipeline():
+                cursors = [await conn.execute(q, p) for q, p in queries]
+            return [await c.fetchall() for c in cursors]
+
+    # -- pieces shared by several reads ---------------------------------------------------------
+
+    @staticmethod
+    def _position() -> Query:
+        return (
+            sql.SQL("SELECT position FROM {} WHERE projection = %s").format(_t("tracking")),
+            (RATINGS.name,),
+        )
+
+    @staticmethod
+    def _head() -> Query:
+        return (sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(LOG), ())
+
+    @staticmethod
+    def _first(rows: Rows, default: Any = 0) -> Any:
+        return rows[0][0] if rows else default
+
+    # -- health ---------------------------------------------------------------------------------
+
+    async def projection_positions(self, timeout: float) -> tuple[int, list[tuple[str, int, Any]]]:
+        """The log head and ``(name, position, updated_at)`` of every projection."""
+        tracking = sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT projection, position, updated_at FROM {} WHERE projection = {}").format(
+                sql.Identifier(spec.schema, "tracking"), sql.Literal(spec.name)
+            )
+            for spec in PROJECTIONS.values()
+        )
+        head, rows = await self.snapshot(self._head(), (tracking, ()), timeout=timeout)
+        return int(self._first(head)), [(r[0], int(r[1]), r[2]) for r in rows]
+
+    # -- ratings --------------------------------------------------------------------------------
+
+    async def leaderboard(self, arena: str, category: str, limit: int, offset: int) -> Leaderboard:
+        total, position, rows = await self.snapshot(
+            (
+                sql.SQL("SELECT count(*) FROM {} WHERE arena = %s AND category = %s").format(
+                    _t("ratings")
+                ),
+                (arena, category),
+            ),
+            self._position(),
+            (
+                sql.SQL(
+                    "SELECT r.competitor, c.name, c.provider, r.rating, r.games, r.wins, "
+                    "r.losses, r.ties FROM {} r LEFT JOIN {} c ON c.competitor = r.competitor "
+                    "WHERE r.arena = %s AND r.category = %s "
+                    "ORDER BY r.rating DESC, r.competitor LIMIT %s OFFSET %s"
+                ).format(_t("ratings"), _t("competitors")),
+                (arena, category, limit, offset),
+            ),
+        )
+        return Leaderboard(
+            arena=arena,
+            category=category,
+            total=int(self._first(total)),
+            limit=limit,
+            offset=offset,
+            position=int(self._first(position)),
+            rows=[
+                LeaderboardRow(offset + i, *row, _win_rate(row[5], row[4]))
+                for i, row in enumerate(rows, start=1)
+            ],
+        )
+
+    _COMPETITOR_COLUMNS = sql.SQL(
+        "competitor, name, provider, meta, registered, first_position, last_position"
+    )
+
+    @staticmethod
+    def _info(row: tuple[Any, ...]) -> dict[str, Any]:
+        comp, name, provider, meta, registered, first, last = row
+        return {
+            "competitor": comp,
+            "name": name,
+            "provider": provider,
+            "meta": meta if isinstance(meta, dict) else {},
+            "registered": registered,
+            "first_position": int(first),
+            "last_position": int(last),
+        }
+
+    async def competitors(self, limit: int, offset: int) -> CompetitorList:
+        total, position, rows = await self.snapshot(
+            (sql.SQL("SELECT count(*) FROM {}").format(_t("competitors")), ()),
+            self._position(),
+            (
+                sql.SQL("SELECT {} FROM {} ORDER BY competitor LIMIT %s OFFSET %s").format(
+                    self._COMPETITOR_COLUMNS, _t("competitors")
+                ),
+                (limit, offset),
+            ),
+        )
+        return CompetitorList(
+            competitors=[CompetitorInfo(**self._info(r)) for r in rows],
+            total=int(self._first(total)),
+            limit=limit,
+            offset=offset,
+            position=int(self._first(position)),
+        )
+
+    async def competitor(self, competitor: str) -> CompetitorDetail | None:
+        """Registry entry plus standings (with rank) in every pool; None if unknown."""
+        info, position, standings = await self.snapshot(
+            (
+                sql.SQL("SELECT {} FROM {} WHERE competitor = %s").format(
+                    self._COMPETITOR_COLUMNS, _t("competitors")
+                ),
+                (competitor,),
+            ),
+            self._position(),
+            (
+                # Rank = 1 + how many sort ahead of it (rating desc, then competitor), as on the
+                # leaderboard; the count walks the (arena, category, rating desc) index.
+                sql.SQL(
+                    "SELECT r.arena, r.category, 1 + (SELECT count(*) FROM {ratings} o "
+                    "WHERE o.arena = r.arena AND o.category = r.category AND o.rating >= r.rating "
+                    "AND (o.rating > r.rating OR o.competitor < r.competitor)), "
+                    "r.rating, r.games, r.wins, r.losses, r.ties, r.last_position, r.last_at "
+                    "FROM {ratings} r WHERE r.competitor = %s ORDER BY r.arena, r.category"
+                ).format(ratings=_t("ratings")),
+                (competitor,),
+            ),
+        )
+        if not info:
+            return None
+        return CompetitorDetail(
+            **self._info(info[0]),
+            position=int(self._first(position)),
+            standings=[
+                Standing(*row[:8], _win_rate(row[5], row[4]), int(row[8]), row[9])
+                for row in standings
+            ],
+        )
+
+    async def history(
+        self, competitor: str, arena: str | None, category: str | None, limit: int, offset: int
+    ) -> History | None:
+        """A competitor's rating changes in log order; None if the competitor is unknown."""
+        where = [sql.SQL("competitor = %s")]
+        params: list[Any] = [competitor]
+        if arena is not None:
+            where.append(sql.SQL("arena = %s"))
+            params.append(arena)
+        if category is not None:
+            where.append(sql.SQL("category = %s"))
+            params.append(category)
+        cond = sql.SQL(" AND ").join(where)
+        known, position, total, rows = await self.snapshot(
+            (
+                sql.SQL("SELECT 1 FROM {} WHERE competitor = %s").format(_t("competitors")),
+                (competitor,),
+            ),
+            self._position(),
+            (
+                sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_t("rating_history"), cond),
+                params,
+            ),
+            (
+                sql.SQL(
+                    "SELECT position, event_id, occurred_at, arena, category, opponent, score, "
+                    "expected, k, rating_before, rating_after FROM {} WHERE {} "
+                    "ORDER BY position, arena, category LIMIT %s OFFSET %s"
+                ).format(_t("rating_history"), cond),
+                [*params, limit, offset],
+            ),
+        )
+        if not known:
+            return None
+        return History(
+            competitor=competitor,
+            arena=arena,
+            category=category,
+            total=int(self._first(total)),
+            limit=limit,
+            offset=offset,
+            position=int(self._first(position)),
+            history=[HistoryEntry(*row, row[10] - row[9]) for row in rows],
+        )
+
+    # -- the log --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _logged(position: int, state: bytes) -> LoggedEvent:
+        stored = _STATE.decode(state)
+        return LoggedEvent(position=int(position), recorded_at=stored.timestamp, event=stored.body)
+
+    async def events(self, after: int, limit: int, event_type: str | None) -> EventPage:
+        """A page of the log after ``after``; with a type, at most :data:`SCAN_WINDOW` positions
+        are looked through, and ``next_after`` says where the next request should resume."""
+        if event_type is None:
+            head, rows = await self.snapshot(
+                self._head(),
+                (
+                    sql.SQL(
+                        "SELECT notification_id, state FROM {} WHERE notification_id > %s "
+                        "ORDER BY notification_id LIMIT %s"
+                    ).format(LOG),
+                    (after, limit),
+                ),
+            )
+            events = [self._logged(p, s) for p, s in rows]
+            next_after = events[-1].position if events else after
+        else:
+            head, rows = await self.snapshot(
+                self._head(),
+                (
+                    sql.SQL(
+                        "SELECT notification_id, state FROM {} WHERE notification_id > %s "
+                        "AND notification_id <= %s AND position(%s::bytea in state) > 0 "
+                        "ORDER BY notification_id LIMIT %s"
+                    ).format(LOG),
+                    (after, after + SCAN_WINDOW, _TYPE_PATTERNS[event_type], limit),
+                ),
+            )
+            candidates = [self._logged(p, s) for p, s in rows]
+            events = [e for e in candidates if type_name(e.event) == event_type]
+            head_value = int(self._first(head))
+            if len(rows) == limit:
+                # The page is full: resume right after the last row looked at.
+                next_after = int(rows[-1][0])
+            else:
+                # Every position up to the window's end (or the head, which no later commit can
+                # land under: appends are serialised by the store's table lock) was looked at.
+                next_after = max(after, min(after + SCAN_WINDOW, head_value))
+            return EventPage(events, after, limit, event_type, next_after, head_value)
+        return EventPage(events, after, limit, event_type, next_after, int(self._first(head)))
+
+    async def event(self, event_id: str) -> LoggedEvent | None:
+        (rows,) = await self.snapshot(
+            (
+                sql.SQL(
+                    "SELECT e.notification_id, e.state FROM {ids} i JOIN {log} e "
+                    "ON e.notification_id = i.notification_id WHERE i.event_id = %s"
+                ).format(ids=EVENT_IDS, log=LOG),
+                (event_id,),
+            )
+        )
+        return self._logged(*rows[0]) if rows else None

@@ -519,12 +519,12 @@ def evaluate_job(job: _Job, opts: _Options) -> dict[str, Any]:
 
 def _init_worker(opts: _Options, threads: int) -> None:
     """Per worker process: share the CPU fairly and load Whisper once, up front."""
-    import torch
-
-    torch.set_num_threads(threads)
     if opts.transcribe:
+        import torch
+
         from arbiter.evals.whisper_model import get_model
 
+        torch.set_num_threads(threads)
         get_model(opts.whisper_model)
 
 

@@ -16,6 +16,9 @@ FMAX_HZ = 600.0
 #: pYIN frame (samples at 16 kHz: 64 ms, two periods of FMIN) and hop (20 ms).
 FRAME_LENGTH = 1024
 PITCH_HOP_S = 0.020
+#: Pitch grid step (semitones). pYIN's Viterbi costs O(frames x states^2) with 2 states per
+#: grid step, so 0.2 st (quantisation error <= 0.1 st, 0.6 %) is 4x cheaper than librosa's 0.1.
+RESOLUTION_ST = 0.2
 #: Fewer voiced frames than this give no F0 statistics (too few to summarise).
 MIN_VOICED_FRAMES = 5
 
@@ -51,6 +54,7 @@ def pitch_metrics(samples: np.ndarray, fa: FrameAnalysis) -> dict[str, float]:
         frame_length=frame_length,
         hop_length=hop,
         center=True,
+        resolution=RESOLUTION_ST,
     )
     # pYIN frame j is centred on sample j*hop, which is silence-analysis frame j*step.
     step = hop // fa.hop

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +25,15 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def servers() -> Iterator[tuple[str, str]]:
     db = os.environ.get("ARBITER_TEST_DATABASE_URL")
     nats_url = os.environ.get("ARBITER_TEST_NATS_URL")
     embedded = None
+    # Not under pytest's basetemp: pytest prunes old basetemps, which would delete the data
+    # directory of a server another concurrent test run is still using.
+    home = Path(tempfile.mkdtemp(prefix="arbiter-test-"))
     if not (db and nats_url):
-        embedded = EmbeddedServers(Path(tmp_path_factory.mktemp("arbiter-home")))
+        embedded = EmbeddedServers(home)
         emb_db, emb_nats = embedded.start()
         db, nats_url = db or emb_db, nats_url or emb_nats
     try:
@@ -36,6 +41,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     finally:
         if embedded is not None:
             embedded.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _with_dbname(url: str, dbname: str) -> str:

@@ -42,6 +42,10 @@ dim_<name>          optional  a dimension, carried as dimensions[<name>] (JSON r
                               ``"metrics": {...}`` and ``"dimensions": {...}`` objects instead)
 ==================  ========  ==============================================================
 
+Give ``occurred_at`` when the audio files may be touched or copied between runs: the default
+(their mtime) is part of the event's content, and a resend of the same event id with different
+content is rejected by the ingest.
+
 Unknown columns are an error (a misspelt ``latency_ms`` on a battle row would otherwise be
 silently ignored). The whole manifest is checked before anything is evaluated.
 
@@ -61,6 +65,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing import get_context
@@ -521,7 +526,6 @@ def _init_worker(opts: _Options, threads: int) -> None:
     """Per worker process: share the CPU fairly and load Whisper once, up front."""
     if opts.transcribe:
         import torch
-
         from arbiter.evals.whisper_model import get_model
 
         torch.set_num_threads(threads)
@@ -559,9 +563,12 @@ def iter_events(
     """Evaluate rows in worker processes and yield one RowOutcome per row, in manifest order.
 
     Order is kept because it is the order the events will be published in, and Elo depends on
-    order. ``workers=0`` evaluates in this process (no pool); None means one per CPU. Whisper
-    is loaded once per worker. ``progress(finished, total)`` is called after every row.
-    A missing Whisper checkpoint raises WhisperWeightsMissing before any work starts.
+    order. ``workers=0`` evaluates in this process (no pool); None means one per CPU. Workers
+    are spawned (not forked: safe with torch and CUDA), so a calling script needs the usual
+    ``if __name__ == "__main__":`` guard. Whisper is loaded once per worker.
+    ``progress(finished, total)`` is called after every row. A missing Whisper checkpoint
+    raises WhisperWeightsMissing before any work starts; a crashed worker raises
+    BrokenProcessPool; any other failure of one row becomes that row's "error" outcome.
     """
     rows = list(rows)
     total = len(rows)
@@ -599,8 +606,8 @@ def iter_events(
 
         try:
             event = fn()
-        except WhisperWeightsMissing:
-            raise
+        except (WhisperWeightsMissing, BrokenProcessPool):
+            raise  # the setup is broken, not the row: stop rather than fail every row
         except Exception as exc:  # one bad row must not stop a long run
             message = f"{type(exc).__name__}: {exc}"
             return RowOutcome(job.row.line, job.row.kind, "error", job.event_id, error=message)

@@ -19,6 +19,7 @@ Rows use synthetic clips of --clip-seconds, or all point at --clip when one is g
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import os
 import statistics
@@ -75,16 +76,27 @@ def write_manifest(
     folder: Path, clips: int, seconds: float, clip: Path | None, reference: str
 ) -> Path:
     """A trial manifest of ``clips`` rows (synthetic files, or all rows on ``clip``)."""
-    rows = ["audio,competitor,experiment_id,trial_id,prompt_index,reference,latency_ms"]
-    for i in range(clips):
-        if clip is None:
-            path = folder / f"clip{i:03d}.wav"
-            sf.write(path, speechlike(seconds, seed=i, noise_dbfs=-50 + (i % 20)), SR)
-        else:
-            path = clip.resolve()
-        rows.append(f"{path},comp{i % 4},bench,t{i},{i % 10},{reference},{200 + i}")
     manifest = folder / "manifest.csv"
-    manifest.write_text("\n".join(rows) + "\n")
+    with manifest.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            [
+                "audio",
+                "competitor",
+                "experiment_id",
+                "trial_id",
+                "prompt_index",
+                "reference",
+                "latency_ms",
+            ]
+        )
+        for i in range(clips):
+            if clip is None:
+                path = folder / f"clip{i:03d}.wav"
+                sf.write(path, speechlike(seconds, seed=i, noise_dbfs=-50 + (i % 20)), SR)
+            else:
+                path = clip.resolve()
+            writer.writerow([path, f"comp{i % 4}", "bench", f"t{i}", i % 10, reference, 200 + i])
     return manifest
 
 

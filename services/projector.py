@@ -133,10 +133,15 @@ class Projector:
                     if self.step() == 0:
                         listener.wait(1.0)
                     backoff = 0.1
-                except psycopg.Error as exc:
+                except Exception as exc:  # a projector must outlive transient faults
+                    # psycopg errors, and eventsourcing's own wrappers of them (pool timeouts,
+                    # OperationalError), are transient: the fold was reloaded by step(); wait and
+                    # go on. A fold that raises on one event repeats here, logged every time
+                    # (quarantining such poison events is issue 5).
                     log.warning(
-                        "%s: database error (%s); retrying in %.1fs", self.spec.name, exc, backoff
-                    )
+                        "%s: %s (%s); retrying in %.1fs",
+                        self.spec.name, type(exc).__name__, exc, backoff, exc_info=True,
+                    )  # fmt: skip
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
                     listener.reset()

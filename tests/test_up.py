@@ -29,6 +29,7 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     children: list[psutil.Process] = []
+    out = ""
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -60,9 +61,13 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
         audit = _cli("audit", "verify", env=env)
         assert audit.returncode == 0 and "digest" in audit.stdout, audit.stdout + audit.stderr
         digest = audit.stdout.split("digest ")[1].split()[0]
-    finally:
+    except BaseException:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
+        print("arbiter up printed:\n" + out)  # shown by pytest with the failure
+        raise
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "API:" in out and "stopped" in out
     _gone, alive = psutil.wait_procs(children, timeout=10)

@@ -217,32 +217,6 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 for r in curs.fetchall()
             ]
 
-    def read_stored(self, position: int, limit: int) -> list[tuple[int, datetime, Event]]:
-        """Like :meth:`read_after` but with the store's own recording time."""
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT notification_id, state FROM {} WHERE notification_id > %s "
-                    "ORDER BY notification_id LIMIT %s"
-                ).format(self.events_table),
-                (position, limit),
-            )
-            out = []
-            for r in curs.fetchall():
-                state = _STATE_DECODER.decode(r["state"])
-                out.append((r["notification_id"], state.timestamp, state.body))
-            return out
-
-    def position_of(self, event_id: str) -> int | None:
-        """The log position of an event id, or None."""
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT notification_id FROM {} WHERE event_id = %s").format(self.ids_table),
-                (event_id,),
-            )
-            row = curs.fetchone()
-            return None if row is None else int(row["notification_id"])
-
     def head(self) -> int:
         """The highest notification id, 0 for an empty log."""
         return self.max_notification_id() or 0

@@ -192,9 +192,3 @@ def _explain_validation(raw: bytes, detail: str) -> Rejection:
         return Rejection(Code.WRONG_TYPE, f"Wrong type: {detail}.", field=field, **ids)
     return Rejection(Code.INVALID_VALUE, f"Invalid value: {detail}.", field=field, **ids)
 
-
-def event_or_rejection_label(result: Event | Rejection) -> str:
-    """A short label for logs: the event type, or ``rejected:<code>``."""
-    if isinstance(result, Rejection):
-        return f"rejected:{result.code}"
-    return type_name(result)

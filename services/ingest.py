@@ -32,7 +32,7 @@ from arbiter.adapters.bus import (
     subject_for,
 )
 from arbiter.adapters.eventstore import AppendOutcome, EventLog
-from arbiter.domain.events import Event, type_name
+from arbiter.domain.events import Event
 from arbiter.domain.rejections import RejectedEvent, Rejection
 from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
 from nats.aio.msg import Msg
@@ -192,10 +192,6 @@ def _b64_if_binary(data: bytes, limit: int) -> str | None:
     except UnicodeDecodeError:
         return base64.b64encode(data[:limit]).decode()
     return None
-
-
-def describe(event: Event) -> str:
-    return f"{type_name(event)} {event.event_id}"
 
 
 async def run_ingest(database_url: str, nats_url: str, stop: asyncio.Event) -> None:

@@ -11,6 +11,8 @@ import json
 import logging
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,13 +42,31 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _servers(owner: bool = False) -> Any:
+@contextmanager
+def _servers(owner: bool = False) -> Iterator[Any]:
+    """The servers to use; failing to start or reach them is a configuration error (exit 2)."""
     from arbiter.services.runtime import servers
 
+    ctx = servers(owner=owner)
     try:
-        return servers(owner=owner)
+        runtime = ctx.__enter__()
     except Exception as exc:
         raise _fail(f"cannot start or reach the servers: {exc}") from exc
+    try:
+        with psycopg.connect(runtime.database_url, connect_timeout=5):
+            pass
+    except psycopg.Error as exc:
+        ctx.__exit__(None, None, None)
+        raise _fail(
+            f"cannot reach PostgreSQL ({str(exc).strip()}); check ARBITER_DATABASE_URL"
+        ) from exc
+    try:
+        yield runtime
+    except BaseException as exc:
+        if not ctx.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        ctx.__exit__(None, None, None)
 
 
 def _progress() -> Progress:

@@ -35,6 +35,9 @@ class ProjectionSpec:
     new: Callable[[], Fold]
     load: Callable[[Cursor[Any], str], Fold]
     write: Callable[[Cursor[Any], str, Any, Any], None]
+    bulk_tables: tuple[str, ...] = ()
+    """Append-only tables a rebuild fills without their indexes, which it builds once at the end
+    (one sort instead of a b-tree insert per row)."""
 
     @property
     def schema(self) -> str:
@@ -42,5 +45,11 @@ class ProjectionSpec:
 
 
 PROJECTIONS: dict[str, ProjectionSpec] = {
-    ratings.NAME: ProjectionSpec(ratings.NAME, ratings.RatingsFold, ratings.load, ratings.write),
+    ratings.NAME: ProjectionSpec(
+        ratings.NAME,
+        ratings.RatingsFold,
+        ratings.load,
+        ratings.write,
+        bulk_tables=("rating_history",),
+    ),
 }

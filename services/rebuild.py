@@ -53,6 +53,7 @@ def rebuild(
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(fresh)))
         migrate(conn, spec.name, fresh)
+        deferred = _drop_indexes(conn, fresh, spec.bulk_tables)
         fold = spec.new()
         head = event_log.store.head()
         while fold.position < head:
@@ -62,6 +63,9 @@ def rebuild(
             _fold_and_write(conn, spec, fresh, fold, page)
             if progress:
                 progress(fold.position, head)
+        with conn.transaction():
+            for statement in deferred:
+                conn.execute(statement)
         with conn.transaction(), conn.cursor() as cur:
             generation = _lock_live(cur, live)
             while page := event_log.store.read_after(fold.position, PAGE):
@@ -105,6 +109,44 @@ def _fold_and_write(
         fold.apply(position, event)
     with conn.transaction(), conn.cursor() as cur:
         spec.write(cur, schema, fold, fold.take_changes())
+
+
+def _drop_indexes(
+    conn: psycopg.Connection[Any], schema: str, tables: tuple[str, ...]
+) -> list[sql.Composable]:
+    """Drop the indexes (primary keys and unique constraints included) of ``tables`` in the fresh
+    schema; returns the statements that recreate them, to run once the tables are full."""
+    restore: list[sql.Composable] = []
+    for table in tables:
+        qualified = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        constraints = conn.execute(
+            "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+            "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "WHERE n.nspname = %s AND t.relname = %s AND c.contype IN ('p', 'u')",
+            (schema, table),
+        ).fetchall()
+        owned = {name for name, _ in constraints}
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+            (schema, table),
+        ).fetchall()
+        for name, definition in constraints:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(qualified, sql.Identifier(name))
+            )
+            restore.append(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                    qualified, sql.Identifier(name), sql.SQL(definition)
+                )
+            )
+        for name, definition in indexes:
+            if name in owned:
+                continue
+            conn.execute(
+                sql.SQL("DROP INDEX {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+            )
+            restore.append(sql.SQL(definition))
+    return restore
 
 
 def _lock_live(cur: psycopg.Cursor[Any], live: str) -> int:

@@ -1,0 +1,363 @@
+"""Read battle files as public LLM arena leaderboards publish them, as Arbiter events.
+
+LMSYS Chatbot Arena (and the leaderboards built on its notebooks) publish battles as a JSON array
+of records (``clean_battle_*.json``), as JSONL, or as CSV, one battle per record with at least
+``model_a``, ``model_b`` and ``winner`` (``model_a`` | ``model_b`` | ``tie`` | ``tie (bothbad)``),
+usually ``tstamp`` (unix seconds) and ``question_id``; other columns (judge, language, turn,
+conversation ...) are ignored. :func:`iter_import` turns each record into a ``battle.completed``
+event of wire format v1, ready to publish; Arbiter's own JSONL of events passes through as is.
+
+Decisions, and why:
+
+* **Deterministic ids.** ``event_id`` is ``import:`` + the first 32 hex digits (128 bits) of a
+  SHA-256 over a canonical form of the row: arena, category, model_a, model_b, winner, the
+  normalised timestamp (or none) and the row's key (its ``battle_id`` / ``question_id`` / ``id``
+  column when it has one, else its row number). Importing the same file twice therefore yields
+  the same events, which the idempotent ingest turns into no-ops: a second import changes
+  nothing. A JSON and a CSV export of the same battles give the same ids when the rows carry an
+  id column. Two byte-identical rows with the same id collapse into one battle, which is what a
+  duplicated export line is. ``battle_id`` is ``import-battle:`` + the same digest.
+* **Judge "human".** Arena verdicts are votes by people comparing two anonymous answers, so the
+  battle counts with the human judge weight (1.5 by default, seed 000). The original ``winner``
+  string is kept in ``meta.winner`` (``tie (bothbad)`` and ``tie`` both become outcome ``tie``,
+  as the public Elo notebooks score them), and the id column in ``meta`` under its own name.
+* **occurred_at** is the row's ``tstamp`` (unix seconds, or an ISO 8601 string; naive means UTC)
+  in UTC. A row without one gets ``default_time``, by default the Unix epoch: the import time
+  would make a second import differ from the first. ``occurred_at`` is producer time and orders
+  nothing (the log does), so a fixed fallback loses nothing. The fallback is deliberately not
+  part of the id: re-importing with another ``default_time`` is then refused as a conflict
+  instead of counting the same battles twice.
+* **Errors per row.** A bad row (a winner outside the four values, a missing column, model_a
+  equal to model_b, a bad timestamp, a line that is not JSON) yields a :class:`RowError` with its
+  row number, a code and a sentence, and the import goes on; only a file-level problem (a CSV
+  header without the needed columns, a JSON file that does not parse) raises
+  :class:`ArenaFileError`.
+* **Streaming.** JSONL and CSV are read a line / a record at a time, so a multi-gigabyte file
+  costs no more memory than one row. A JSON array must be parsed whole, but only into raw
+  slices (msgspec ``Raw``), each record decoded when its turn comes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+Format = Literal["jsonl-events", "arena-json", "arena-jsonl", "arena-csv"]
+PathLike = str | os.PathLike[str]
+
+IMPORT_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""``occurred_at`` of rows without a timestamp unless the caller gives another fixed time."""
+
+IMPORT_SOURCE = "arbiter-import"
+"""``source`` of imported battles: which producer put them in the log."""
+
+JUDGE = "human"
+REQUIRED = ("model_a", "model_b", "winner")
+ID_COLUMNS = ("battle_id", "question_id", "id")
+"""Columns that identify a battle in the file, in order of preference."""
+
+WINNERS: dict[str, str] = {
+    "model_a": "a",
+    "model_b": "b",
+    "tie": "tie",
+    "tie (bothbad)": "tie",
+    "tie(bothbad)": "tie",
+}
+"""Arena ``winner`` values (lower-cased, trimmed) to Arbiter outcomes."""
+
+MAX_ID = 128
+_CHUNK = 1 << 20
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+
+class ArenaFileError(ValueError):
+    """The file as a whole cannot be read (format, header, JSON syntax)."""
+
+
+class RowError(msgspec.Struct, frozen=True):
+    """One row that could not become an event; the import goes on without it.
+
+    ``row`` is the 1-based record number (for JSONL: the line number; for CSV: the data row,
+    the header not counted; for a JSON array: the element). ``code`` is machine-readable:
+    ``bad_json``, ``not_an_object``, ``missing_column``, ``bad_value``, ``bad_winner``,
+    ``same_model``, ``bad_tstamp``.
+    """
+
+    row: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.message}"
+
+
+def detect_format(path: PathLike) -> Format:
+    """What kind of file ``path`` is, judged by its content (extensions lie).
+
+    ``[`` first: a JSON array (``arena-json``). ``{`` first: JSONL, of Arbiter events when the
+    first record has a ``type`` field (``jsonl-events``), of arena battles otherwise
+    (``arena-jsonl``); the rule applies per line when importing, so a mix also works. Anything
+    else is CSV (``arena-csv``). An empty file counts as JSONL of events: nothing to import.
+    """
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
+        if not head:
+            return "jsonl-events"
+        if head[:1] == b"[":
+            return "arena-json"
+        if head[:1] != b"{":
+            return "arena-csv"
+        f.seek(0)
+        for number, line in enumerate(f, 1):
+            line = line.lstrip(b"\xef\xbb\xbf").strip() if number == 1 else line.strip()
+            if not line:
+                continue
+            try:
+                first = _decode(line)
+            except msgspec.DecodeError as exc:
+                raise ArenaFileError(
+                    f"{os.fspath(path)} starts with '{{' but line {number} is not a JSON object "
+                    f"({exc}); JSONL needs one complete object per line"
+                ) from exc
+            return "jsonl-events" if isinstance(first, dict) and "type" in first else "arena-jsonl"
+    return "jsonl-events"  # pragma: no cover - only blank lines after the sniffed '{'
+
+
+def count_rows(path: PathLike, fmt: Format | None = None) -> int:
+    """How many rows :func:`iter_import` will yield, cheaply, for a progress bar's total.
+
+    Exact for a JSON array (the array is split, not decoded). For JSONL and CSV it counts line
+    breaks, which is an upper bound: blank lines, and line breaks inside quoted CSV fields, are
+    counted too.
+    """
+    fmt = fmt or detect_format(path)
+    if fmt == "arena-json":
+        return len(_split_array(path))
+    lines = 0
+    last = b"\n"
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    if last != b"\n":
+        lines += 1
+    if fmt == "arena-csv":
+        lines -= 1  # the header
+    return max(lines, 0)
+
+
+def iter_import(
+    path: PathLike,
+    *,
+    arena: str = "default",
+    category: str | None = None,
+    default_time: datetime = IMPORT_EPOCH,
+    source: str | None = IMPORT_SOURCE,
+    fmt: Format | None = None,
+) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    """Yield ``(row number, event dict or RowError)`` for every record of ``path``, in order.
+
+    Arena rows become ``battle.completed`` events in ``arena`` / ``category``; records that
+    already carry a ``type`` (Arbiter events) are yielded unchanged. ``default_time`` must be
+    timezone-aware; it is the ``occurred_at`` of rows without a ``tstamp``. ``fmt`` skips the
+    sniffing of :func:`detect_format` when the caller already knows.
+    """
+    if default_time.tzinfo is None:
+        raise ValueError("default_time must be timezone-aware (e.g. datetime(..., tzinfo=UTC))")
+    convert = _Converter(arena, category, _rfc3339(default_time), source)
+    fmt = fmt or detect_format(path)
+    if fmt == "arena-csv":
+        yield from _iter_csv(path, convert)
+    elif fmt == "arena-json":
+        for number, raw in enumerate(_split_array(path), 1):
+            try:
+                record = _decode(raw)
+            except msgspec.DecodeError as exc:  # pragma: no cover - the split already parsed it
+                yield number, RowError(number, "bad_json", f"not valid JSON: {exc}")
+                continue
+            yield number, convert(number, record)
+    else:
+        yield from _iter_jsonl(path, convert)
+
+
+def _iter_jsonl(
+    path: PathLike, convert: _Converter
+) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if number == 1:
+                line = line.lstrip(b"\xef\xbb\xbf")
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = _decode(line)
+            except msgspec.DecodeError as exc:
+                yield number, RowError(number, "bad_json", f"not valid JSON: {exc}")
+                continue
+            yield number, convert(number, record)
+
+
+def _iter_csv(
+    path: PathLike, convert: _Converter
+) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    # Exports carrying whole conversations have fields far above csv's 128 KiB default.
+    csv.field_size_limit(2**31 - 1)
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        header = [name.strip() for name in reader.fieldnames or []]
+        missing = [name for name in REQUIRED if name not in header]
+        if missing:
+            raise ArenaFileError(
+                f"{os.fspath(path)}: the CSV header has no {', '.join(missing)} column; an arena "
+                f"battles file needs {', '.join(REQUIRED)} (found: {', '.join(header) or 'none'})"
+            )
+        reader.fieldnames = header
+        for number, record in enumerate(reader, 1):
+            yield number, convert(number, record, events=False)
+
+
+def _split_array(path: PathLike) -> list[msgspec.Raw]:
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return _decode(data, type=list[msgspec.Raw])
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ArenaFileError(f"{os.fspath(path)} is not a JSON array of records: {exc}") from exc
+
+
+class _Converter:
+    """Turns one decoded record into an event dict or a :class:`RowError`."""
+
+    def __init__(
+        self, arena: str, category: str | None, default_time: str, source: str | None
+    ) -> None:
+        self.arena = arena
+        self.category = category
+        self.default_time = default_time
+        self.source = source
+
+    def __call__(
+        self, number: int, record: object, *, events: bool = True
+    ) -> dict[str, Any] | RowError:
+        """``events``: whether a record with a ``type`` is an Arbiter event (JSON, not CSV)."""
+        if not isinstance(record, dict):
+            kind = type(record).__name__
+            return RowError(number, "not_an_object", f"expected a JSON object, got {kind}")
+        if events and "type" in record:
+            return record  # already an Arbiter event: published as it is
+        try:
+            return self._battle(number, record)
+        except _RowProblem as problem:
+            return RowError(number, problem.code, problem.message)
+
+    def _battle(self, number: int, record: dict[str, Any]) -> dict[str, Any]:
+        missing = [name for name in REQUIRED if record.get(name) in (None, "")]
+        if missing:
+            raise _RowProblem(
+                "missing_column",
+                f"no {' or '.join(missing)}; an arena battle needs {', '.join(REQUIRED)}",
+            )
+        model_a = _model(record["model_a"], "model_a")
+        model_b = _model(record["model_b"], "model_b")
+        if model_a == model_b:
+            raise _RowProblem(
+                "same_model", f"model_a and model_b are both {model_a!r}; a battle needs two"
+            )
+        winner = record["winner"]
+        outcome = WINNERS.get(winner.strip().lower()) if isinstance(winner, str) else None
+        if outcome is None:
+            raise _RowProblem(
+                "bad_winner",
+                f"winner {winner!r} is not one of model_a, model_b, tie, tie (bothbad)",
+            )
+        winner = winner.strip()
+        occurred = _tstamp(record.get("tstamp"))
+        id_column, row_id = next(
+            ((c, record[c]) for c in ID_COLUMNS if record.get(c) not in (None, "")), (None, None)
+        )
+        key = f"id:{row_id}" if id_column else f"row:{number}"
+        digest = hashlib.sha256(
+            _encode([self.arena, self.category, model_a, model_b, winner, occurred, key])
+        ).hexdigest()[:32]
+        meta: dict[str, Any] = {"winner": winner}
+        if id_column:
+            meta[id_column] = row_id
+        event: dict[str, Any] = {
+            "type": "battle.completed",
+            "event_id": f"import:{digest}",
+            "occurred_at": occurred or self.default_time,
+        }
+        if self.source is not None:
+            event["source"] = self.source
+        event["arena"] = self.arena
+        if self.category is not None:
+            event["category"] = self.category
+        event.update(
+            battle_id=f"import-battle:{digest}",
+            a=model_a,
+            b=model_b,
+            outcome=outcome,
+            judge=JUDGE,
+            meta=meta,
+        )
+        return event
+
+
+class _RowProblem(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _model(value: object, column: str) -> str:
+    if not isinstance(value, str):
+        raise _RowProblem("bad_value", f"{column} must be a string, got {value!r}")
+    name = value.strip()
+    if not name or len(name) > MAX_ID:
+        raise _RowProblem("bad_value", f"{column} must be 1-{MAX_ID} characters, got {value!r}")
+    return name
+
+
+def _tstamp(value: object) -> str | None:
+    """A row's ``tstamp`` as RFC 3339 UTC, or ``None`` when it has none."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise _RowProblem("bad_tstamp", f"tstamp {value!r} is not a time")
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = None
+    if seconds is not None:
+        if not math.isfinite(seconds) or seconds < 0:
+            raise _RowProblem(
+                "bad_tstamp", f"tstamp {value!r} is not a unix time in seconds since 1970"
+            )
+        try:
+            return _rfc3339(datetime.fromtimestamp(seconds, UTC))
+        except (OverflowError, OSError, ValueError) as exc:
+            raise _RowProblem("bad_tstamp", f"tstamp {value!r} is out of range") from exc
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+        else:
+            return _rfc3339(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    raise _RowProblem(
+        "bad_tstamp", f"tstamp {value!r} is neither unix seconds nor an ISO 8601 time"
+    )
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -32,8 +32,17 @@ from typing import Any
 from uuid import UUID, uuid5
 
 import msgspec
-from arbiter.domain.events import BattleCompleted, Event, canonical_json, type_name
-from arbiter.domain.rejections import Code, Rejection
+from arbiter.domain.decisions import (
+    CompetitorFacts,
+    Facts,
+    Needed,
+    Verdict,
+    decide,
+    facts_needed,
+    stream_key,
+)
+from arbiter.domain.events import Event, canonical_json, type_name
+from arbiter.domain.rejections import Rejection
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Transcoder
@@ -44,9 +53,6 @@ from psycopg.sql import SQL, Identifier
 
 NAMESPACE = UUID("5b0f6c1e-3d44-4c0e-9a53-6a1f1e0d7a11")
 """uuid5 namespace of Arbiter's streams. Fixed forever: changing it would re-key the log."""
-
-UNIQUE_STREAMS = (BattleCompleted,)
-"""Event types that open a stream which may hold only one such event (one result per battle)."""
 
 
 class StoredState(msgspec.Struct):
@@ -83,18 +89,6 @@ class Recorded(DomainEvent):
 RECORDED_TOPIC = get_topic(Recorded)
 
 
-def stream_key(event: Event) -> str:
-    """The natural key of the stream an event belongs to."""
-    if isinstance(event, BattleCompleted):
-        return f"battle:{event.battle_id}"
-    competitor = getattr(event, "competitor", None)
-    if competitor is not None and type_name(event).startswith("competitor."):
-        return f"competitor:{competitor}"
-    if type_name(event) == "arena.configured":
-        return f"arena:{event.arena}"
-    return f"event:{event.event_id}"
-
-
 def stream_id(event: Event) -> UUID:
     """The originator id of an event's stream: uuid5 of its natural key."""
     return uuid5(NAMESPACE, stream_key(event))
@@ -112,6 +106,8 @@ class AppendOutcome:
     appended: list[tuple[Event, int]] = field(default_factory=list)
     duplicates: list[Event] = field(default_factory=list)
     rejected: list[tuple[Event, Rejection]] = field(default_factory=list)
+    deferred: list[tuple[Event, Rejection]] = field(default_factory=list)
+    """Events whose target is not in the log yet; the rejection to give if it never comes."""
 
 
 class ArbiterRecorder(PostgresApplicationRecorder):
@@ -121,64 +117,62 @@ class ArbiterRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, **kwargs)
         schema = Identifier(self.datastore.schema)
         self.ids_table = SQL("{}.{}").format(schema, Identifier("arbiter_event_ids"))
+        self.competitors_table = SQL("{}.{}").format(schema, Identifier("arbiter_competitors"))
+        self.arenas_table = SQL("{}.{}").format(schema, Identifier("arbiter_arenas"))
         self.events_table = SQL("{}.{}").format(schema, Identifier(self.events_table_name))
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (event_id text PRIMARY KEY, "
-                "digest bytea NOT NULL, notification_id bigint NOT NULL)"
+                "digest bytea NOT NULL, notification_id bigint NOT NULL, type text)"
             ).format(self.ids_table)
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (competitor text PRIMARY KEY, "
+                "registered boolean NOT NULL, retired boolean NOT NULL)"
+            ).format(self.competitors_table)
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (arena text PRIMARY KEY, strict boolean NOT NULL)"
+            ).format(self.arenas_table)
         )
 
     def append_checked(self, events: Sequence[Event], stored: Sequence[Any]) -> AppendOutcome:
-        """Append a batch in one transaction; duplicates are skipped, conflicts rejected.
+        """Append a batch in one transaction, as :func:`arbiter.domain.decisions.decide` rules.
 
-        ``stored[i]`` is the library's StoredEvent for ``events[i]``, made with version 1; the
-        version is reassigned here from the stream's current head, read under the table lock.
+        ``stored[i]`` is the library's StoredEvent for ``events[i]``; its version is reassigned
+        here from the stream's head, read under the table lock.
         """
         outcome = AppendOutcome()
         if not events:
             return outcome
         digests = [digest(e) for e in events]
+        needed = facts_needed(events)
         with self.datastore.transaction(commit=True) as curs:
             self._lock_table(curs)
-            curs.execute(
-                SQL("SELECT event_id, digest FROM {} WHERE event_id = ANY(%s)").format(
-                    self.ids_table
-                ),
-                ([e.event_id for e in events],),
-            )
-            known: dict[str, bytes] = {r["event_id"]: bytes(r["digest"]) for r in curs.fetchall()}
-            curs.execute(
-                SQL(
-                    "SELECT originator_id, max(originator_version) AS v FROM {} "
-                    "WHERE originator_id = ANY(%s) GROUP BY originator_id"
-                ).format(self.events_table),
-                (list({s.originator_id for s in stored}),),
-            )
-            heads: dict[UUID, int] = {r["originator_id"]: r["v"] for r in curs.fetchall()}
-            rows: list[tuple[UUID, int, str, bytes, str, bytes]] = []
+            facts = self._facts(curs, needed)
+            decisions = decide(events, digests, facts)
+            rows: list[tuple[UUID, int, str, bytes, str, bytes, str]] = []
             accepted: list[Event] = []
-            for event, item, dig in zip(events, stored, digests, strict=True):
-                seen = known.get(event.event_id)
-                if seen is not None:
-                    if seen == dig:
-                        outcome.duplicates.append(event)
-                    else:
-                        outcome.rejected.append((event, _conflict_id(event)))
-                    continue
-                head = heads.get(item.originator_id, 0)
-                if head and isinstance(event, UNIQUE_STREAMS):
-                    outcome.rejected.append((event, _conflict_stream(event)))
-                    continue
-                known[event.event_id] = dig
-                heads[item.originator_id] = head + 1
-                rows.append(
-                    (item.originator_id, head + 1, item.topic, item.state, event.event_id, dig)
-                )
-                accepted.append(event)
+            for event, item, dig, d in zip(events, stored, digests, decisions, strict=True):
+                if d.verdict is Verdict.APPEND:
+                    rows.append(
+                        (item.originator_id, d.version, item.topic, item.state, event.event_id,
+                         dig, type_name(event))
+                    )  # fmt: skip
+                    accepted.append(event)
+                elif d.verdict is Verdict.DUPLICATE:
+                    outcome.duplicates.append(event)
+                elif d.verdict is Verdict.DEFER:
+                    assert d.rejection is not None
+                    outcome.deferred.append((event, d.rejection))
+                else:
+                    assert d.rejection is not None
+                    outcome.rejected.append((event, d.rejection))
             if rows:
-                oids, versions, topics, states, ids, digs = (
-                    list(c) for c in zip(*rows, strict=False)
+                oids, versions, topics, states, ids, digs, types = (
+                    list(c) for c in zip(*rows, strict=True)
                 )
                 curs.execute(
                     SQL(
@@ -187,19 +181,86 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                         "SELECT * FROM unnest(%s::uuid[], %s::int8[], %s::text[], %s::bytea[]) "
                         "RETURNING originator_id, originator_version, notification_id), "
                         "src AS (SELECT * FROM unnest(%s::uuid[], %s::int8[], %s::text[], "
-                        "%s::bytea[]) AS s(oid, ver, event_id, digest)), "
-                        "ids AS (INSERT INTO {ids} (event_id, digest, notification_id) "
-                        "SELECT src.event_id, src.digest, ins.notification_id FROM src JOIN ins "
+                        "%s::bytea[], %s::text[]) AS s(oid, ver, event_id, digest, type)), "
+                        "ids AS (INSERT INTO {ids} (event_id, digest, notification_id, type) "
+                        "SELECT src.event_id, src.digest, ins.notification_id, src.type "
+                        "FROM src JOIN ins "
                         "ON ins.originator_id = src.oid AND ins.originator_version = src.ver "
                         "RETURNING event_id, notification_id) "
                         "SELECT event_id, notification_id FROM ids"
                     ).format(events=self.events_table, ids=self.ids_table),
-                    (oids, versions, topics, states, oids, versions, ids, digs),
+                    (oids, versions, topics, states, oids, versions, ids, digs, types),
                 )
                 positions = {r["event_id"]: r["notification_id"] for r in curs.fetchall()}
                 outcome.appended = [(e, positions[e.event_id]) for e in accepted]
+                self._store_facts(curs, needed, facts)
                 self._notify_channel(curs)
         return outcome
+
+    def _facts(self, curs: Any, needed: Needed) -> Facts:
+        """Look up, in four queries, everything :func:`decide` needs about a batch."""
+        facts = Facts()
+        curs.execute(
+            SQL("SELECT event_id, digest, type FROM {} WHERE event_id = ANY(%s)").format(
+                self.ids_table
+            ),
+            (list(needed.event_ids),),
+        )
+        facts.ids = {r["event_id"]: (bytes(r["digest"]), r["type"]) for r in curs.fetchall()}
+        by_uuid = {uuid5(NAMESPACE, key): key for key in needed.streams}
+        curs.execute(
+            SQL(
+                "SELECT originator_id, max(originator_version) AS v FROM {} "
+                "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+            ).format(self.events_table),
+            (list(by_uuid),),
+        )
+        facts.heads = {by_uuid[r["originator_id"]]: r["v"] for r in curs.fetchall()}
+        if needed.competitors:
+            curs.execute(
+                SQL(
+                    "SELECT competitor, registered, retired FROM {} WHERE competitor = ANY(%s)"
+                ).format(self.competitors_table),
+                (list(needed.competitors),),
+            )
+            facts.competitors = {
+                r["competitor"]: CompetitorFacts(r["registered"], r["retired"])
+                for r in curs.fetchall()
+            }
+        if needed.arenas:
+            curs.execute(
+                SQL("SELECT arena, strict FROM {} WHERE arena = ANY(%s)").format(self.arenas_table),
+                (list(needed.arenas),),
+            )
+            facts.strict = {r["arena"]: r["strict"] for r in curs.fetchall()}
+        return facts
+
+    def _store_facts(self, curs: Any, needed: Needed, facts: Facts) -> None:
+        """Write back what the accepted events changed about competitors and arenas."""
+        known = sorted(c for c in needed.competitors if c in facts.competitors)
+        if known:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (competitor, registered, retired) "
+                    "SELECT * FROM unnest(%s::text[], %s::bool[], %s::bool[]) "
+                    "ON CONFLICT (competitor) DO UPDATE SET registered = EXCLUDED.registered, "
+                    "retired = EXCLUDED.retired"
+                ).format(self.competitors_table),
+                (
+                    known,
+                    [facts.competitors[c].registered for c in known],
+                    [facts.competitors[c].retired for c in known],
+                ),
+            )
+        arenas = sorted(facts.strict)
+        if arenas:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (arena, strict) SELECT * FROM unnest(%s::text[], %s::bool[]) "
+                    "ON CONFLICT (arena) DO UPDATE SET strict = EXCLUDED.strict"
+                ).format(self.arenas_table),
+                (arenas, [facts.strict[a] for a in arenas]),
+            )
 
     def read_after(self, position: int, limit: int) -> list[tuple[int, Event]]:
         """Up to ``limit`` events after ``position``, in log order, typed."""
@@ -220,29 +281,6 @@ class ArbiterRecorder(PostgresApplicationRecorder):
     def head(self) -> int:
         """The highest notification id, 0 for an empty log."""
         return self.max_notification_id() or 0
-
-
-def _conflict_id(event: Event) -> Rejection:
-    return Rejection(
-        Code.CONFLICT,
-        f"event_id {event.event_id!r} was already recorded with different content; "
-        "use a new event_id for a new event, or resend the original unchanged.",
-        field="event_id",
-        event_id=event.event_id,
-        type=type_name(event),
-    )
-
-
-def _conflict_stream(event: Event) -> Rejection:
-    key = stream_key(event).split(":", 1)
-    return Rejection(
-        Code.CONFLICT,
-        f"{key[0]}_id {key[1]!r} already has a recorded result under another event_id; "
-        "a battle is recorded once (void it and record a new battle to correct it).",
-        field=f"{key[0]}_id",
-        event_id=event.event_id,
-        type=type_name(event),
-    )
 
 
 def postgres_env(database_url: str, *, pool_size: int = 2) -> dict[str, str]:

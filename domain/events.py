@@ -29,6 +29,7 @@ PositiveFloat = Annotated[float, Meta(gt=0)]
 Meta_ = dict[str, Any]
 
 DEFAULT_ARENA = "default"
+MAX_PARTICIPANTS = 64
 
 
 class _Event(Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", kw_only=True):
@@ -82,9 +83,88 @@ class BattleCompleted(_Event, frozen=True, tag="battle.completed"):
     meta: Meta_ = {}
 
 
-Event = ArenaConfigured | CompetitorRegistered | BattleCompleted
-EVENT_TYPES: tuple[type[_Event], ...] = (ArenaConfigured, CompetitorRegistered, BattleCompleted)
+class CompetitorRetired(_Event, frozen=True, tag="competitor.retired"):
+    """A competitor leaves: its ratings stay on record, new results naming it are rejected
+    (``competitor_retired``). A later ``competitor.registered`` brings it back."""
+
+    competitor: Id
+    reason: Text | None = None
+
+
+class Participant(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One player of a game. ``rank`` 1 is best; equal ranks tie."""
+
+    competitor: Id
+    rank: Annotated[int, Meta(ge=1, le=1_000_000)]
+    score: float | None = None
+    meta: Meta_ = {}
+
+
+class GameCompleted(_Event, frozen=True, tag="game.completed"):
+    """An N-player game (2 to 64). Rated by pairwise decomposition over pre-game ratings."""
+
+    game_id: Id
+    participants: Annotated[list[Participant], Meta(min_length=2, max_length=MAX_PARTICIPANTS)]
+    rounds: Annotated[int, Meta(ge=0)] | None = None
+    replay_uri: Annotated[str, Meta(max_length=2048)] | None = None
+    meta: Meta_ = {}
+
+
+class VoteCast(_Event, frozen=True, tag="vote.cast"):
+    """A person's judgement: pairwise on a battle (``battle_id`` + ``choice``), or a 1-5 score on
+    a trial (``trial_id`` + ``score``). Exactly one of the two forms."""
+
+    vote_id: Id
+    voter: Id
+    battle_id: Id | None = None
+    choice: Literal["a", "b", "tie"] | None = None
+    trial_id: Id | None = None
+    score: int | None = None
+
+
+class TrialCompleted(_Event, frozen=True, tag="trial.completed"):
+    """One trial of an experiment (a prompt run against a competitor) and what it measured."""
+
+    experiment_id: Id
+    trial_id: Id
+    competitor: Id
+    prompt_index: Annotated[int, Meta(ge=0)]
+    status: Literal["completed", "failed"]
+    error: Text | None = None
+    metrics: dict[Id, float] = {}
+    dimensions: dict[Id, Annotated[str, Meta(max_length=256)]] = {}
+
+
+class ResultVoided(_Event, frozen=True, tag="result.voided"):
+    """A result stops counting, as if it had never happened; the void itself stays on record."""
+
+    target_event_id: Id
+    reason: Text | None = None
+
+
+Event = (
+    ArenaConfigured
+    | CompetitorRegistered
+    | CompetitorRetired
+    | BattleCompleted
+    | GameCompleted
+    | VoteCast
+    | TrialCompleted
+    | ResultVoided
+)
+EVENT_TYPES: tuple[type[_Event], ...] = (
+    ArenaConfigured,
+    CompetitorRegistered,
+    CompetitorRetired,
+    BattleCompleted,
+    GameCompleted,
+    VoteCast,
+    TrialCompleted,
+    ResultVoided,
+)
 TYPE_NAMES: tuple[str, ...] = tuple(t.__struct_config__.tag for t in EVENT_TYPES)  # type: ignore[misc]
+RESULT_TYPES: tuple[type[_Event], ...] = (BattleCompleted, GameCompleted, VoteCast, TrialCompleted)
+"""What a ``result.voided`` may target."""
 
 EVENT_DECODER: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 _ENCODER = msgspec.json.Encoder(order="sorted")

@@ -30,6 +30,13 @@ class Code(StrEnum):
     CONFLICT = "conflict"
     UNKNOWN_COMPETITOR = "unknown_competitor"
     COMPETITOR_RETIRED = "competitor_retired"
+    DUPLICATE_PARTICIPANT = "duplicate_participant"
+    SCORE_OUT_OF_RANGE = "score_out_of_range"
+    INVALID_VOTE = "invalid_vote"
+    DUPLICATE_VOTE = "duplicate_vote"
+    UNKNOWN_TARGET = "unknown_target"
+    INVALID_TARGET = "invalid_target"
+    ALREADY_VOIDED = "already_voided"
 
 
 class Rejection(Struct, frozen=True, omit_defaults=True):

@@ -14,7 +14,16 @@ from typing import Any
 
 import msgspec
 
-from .events import EVENT_DECODER, TYPE_NAMES, BattleCompleted, Event, type_name
+from .events import (
+    EVENT_DECODER,
+    TYPE_NAMES,
+    BattleCompleted,
+    Event,
+    GameCompleted,
+    TrialCompleted,
+    VoteCast,
+    type_name,
+)
 from .rejections import Code, Rejection
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -74,16 +83,83 @@ def check_event(event: Event, *, now: datetime | None = None) -> Event | Rejecti
                 **ids,
             )
         for side, values in (event.metrics or {}).items():
-            for name, value in values.items():
-                if not math.isfinite(value):
-                    return Rejection(
-                        Code.NON_FINITE_NUMBER,
-                        f"metrics.{side}.{name} is {value}; metrics must be finite numbers "
-                        "(leave a metric out when it was not measured).",
-                        field=f"metrics.{side}.{name}",
-                        **ids,
-                    )
+            bad = _non_finite(values, f"metrics.{side}", ids)
+            if bad is not None:
+                return bad
+    elif isinstance(event, GameCompleted):
+        seen: set[str] = set()
+        for i, p in enumerate(event.participants):
+            if p.competitor in seen:
+                return Rejection(
+                    Code.DUPLICATE_PARTICIPANT,
+                    f"{p.competitor!r} appears more than once in participants; each competitor "
+                    "plays a game once (give each seat its own competitor id).",
+                    field=f"participants[{i}].competitor",
+                    **ids,
+                )
+            seen.add(p.competitor)
+            if p.score is not None and not math.isfinite(p.score):
+                return Rejection(
+                    Code.NON_FINITE_NUMBER,
+                    f"participants[{i}].score is {p.score}; scores must be finite numbers.",
+                    field=f"participants[{i}].score",
+                    **ids,
+                )
+    elif isinstance(event, TrialCompleted):
+        return _non_finite(event.metrics, "metrics", ids) or event
+    elif isinstance(event, VoteCast):
+        return _check_vote(event, ids) or event
     return event
+
+
+def _non_finite(values: dict[str, float], where: str, ids: dict[str, str]) -> Rejection | None:
+    for name, value in values.items():
+        if not math.isfinite(value):
+            return Rejection(
+                Code.NON_FINITE_NUMBER,
+                f"{where}.{name} is {value}; metrics must be finite numbers "
+                "(leave a metric out when it was not measured).",
+                field=f"{where}.{name}",
+                **ids,
+            )
+    return None
+
+
+def _check_vote(v: VoteCast, ids: dict[str, str]) -> Rejection | None:
+    pairwise = v.battle_id is not None or v.choice is not None
+    scored = v.trial_id is not None or v.score is not None
+    if pairwise == scored:
+        return Rejection(
+            Code.INVALID_VOTE,
+            "A vote is either pairwise (battle_id and choice) or a score (trial_id and score), "
+            "exactly one of the two.",
+            **ids,
+        )
+    if pairwise and (v.battle_id is None or v.choice is None):
+        missing = "battle_id" if v.battle_id is None else "choice"
+        return Rejection(
+            Code.MISSING_FIELD,
+            f'A pairwise vote needs `{missing}` (choice is "a", "b" or "tie").',
+            field=missing,
+            **ids,
+        )
+    if scored:
+        if v.trial_id is None or v.score is None:
+            missing = "trial_id" if v.trial_id is None else "score"
+            return Rejection(
+                Code.MISSING_FIELD,
+                f"A score vote needs `{missing}` (score is an integer from 1 to 5).",
+                field=missing,
+                **ids,
+            )
+        if not 1 <= v.score <= 5:
+            return Rejection(
+                Code.SCORE_OUT_OF_RANGE,
+                f"score is {v.score}; a score vote is an integer from 1 to 5.",
+                field="score",
+                **ids,
+            )
+    return None
 
 
 def _peek_ids(raw: bytes) -> dict[str, str]:
@@ -176,8 +252,7 @@ def _explain_validation(raw: bytes, detail: str) -> Rejection:
     if "timezone" in detail or (field == "occurred_at"):
         return Rejection(
             Code.INVALID_TIMESTAMP,
-            "occurred_at must be an RFC 3339 timestamp with a timezone, "
-            "e.g. 2026-01-31T12:00:00Z.",
+            "occurred_at must be an RFC 3339 timestamp with a timezone, e.g. 2026-01-31T12:00:00Z.",
             field="occurred_at",
             **ids,
         )
@@ -191,4 +266,3 @@ def _explain_validation(raw: bytes, detail: str) -> Rejection:
     if detail.startswith("Expected `") and ", got `" in detail:
         return Rejection(Code.WRONG_TYPE, f"Wrong type: {detail}.", field=field, **ids)
     return Rejection(Code.INVALID_VALUE, f"Invalid value: {detail}.", field=field, **ids)
-

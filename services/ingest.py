@@ -9,6 +9,10 @@ A crash anywhere before the acks means JetStream redelivers the batch; the appen
 on ``event_id`` and the rejection publishes carry a ``Nats-Msg-Id`` derived from the stream
 sequence, so redelivery neither doubles an event nor a rejection. If PostgreSQL is down the batch
 is retried with back-off (messages stay un-acked, ``in_progress`` keeps them ours).
+
+A vote or a void whose target is not in the log yet is not acked but negatively acknowledged
+with a growing delay, so JetStream redelivers it; after ``target_attempts`` deliveries it is
+rejected ``unknown_target``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +47,12 @@ from nats.js.errors import FetchTimeoutError
 log = logging.getLogger("arbiter.ingest")
 
 DEFAULT_BATCH = 1_000
+DEFAULT_TARGET_ATTEMPTS = 6
+DEFAULT_TARGET_DELAY = 0.5
+"""A vote or void whose target is missing is redelivered after 0.5, 1, 2, 4 and 8 s (JetStream
+keeps it, so an ingest restart loses nothing) and rejected ``unknown_target`` at the 6th
+delivery: about 15 s for the target to arrive, e.g. from a producer that publishes out of order.
+"""
 _REJECTED = msgspec.json.Encoder()
 
 
@@ -53,6 +64,8 @@ class IngestStats:
     appended: int = 0
     duplicates: int = 0
     rejected: int = 0
+    waiting: int = 0
+    """Deliveries put back because their target (a vote's battle, a void's result) was missing."""
     batches: int = 0
     by_code: dict[str, int] = field(default_factory=dict)
 
@@ -67,11 +80,19 @@ class Ingest:
         *,
         batch_size: int = DEFAULT_BATCH,
         max_event_bytes: int = MAX_EVENT_BYTES,
+        target_attempts: int | None = None,
+        target_delay: float | None = None,
     ) -> None:
         self.database_url = database_url
         self.nats_url = nats_url
         self.batch_size = batch_size
         self.max_event_bytes = max_event_bytes
+        self.target_attempts = target_attempts or int(
+            os.environ.get("ARBITER_TARGET_ATTEMPTS", DEFAULT_TARGET_ATTEMPTS)
+        )
+        self.target_delay = target_delay or float(
+            os.environ.get("ARBITER_TARGET_DELAY", DEFAULT_TARGET_DELAY)
+        )
         self.stats = IngestStats()
         self.log: EventLog | None = None
 
@@ -126,11 +147,24 @@ class Ingest:
             return
         for event, rejection in outcome.rejected:
             rejections.append((msg_of[id(event)], rejection))
+        waiting: list[tuple[Msg, float]] = []
+        for event, rejection in outcome.deferred:
+            msg = msg_of[id(event)]
+            attempt = msg.metadata.num_delivered if msg.metadata else None
+            if attempt is None or attempt >= self.target_attempts:
+                rejections.append((msg, rejection))
+            else:
+                waiting.append((msg, min(self.target_delay * 2 ** (attempt - 1), 30.0)))
         if rejections:
             await self._publish_rejections(js, rejections)
+        later = {id(m) for m, _ in waiting}
         for msg in msgs:
-            await msg.ack()
-        self._count(len(msgs), outcome, rejections)
+            if id(msg) not in later:
+                await msg.ack()
+        for msg, delay in waiting:
+            await msg.nak(delay=delay)
+        self.stats.waiting += len(waiting)
+        self._count(len(msgs) - len(waiting), outcome, rejections)
 
     async def _append(
         self, events: list[Event], msgs: list[Msg], stop: asyncio.Event

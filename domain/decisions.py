@@ -1,0 +1,320 @@
+"""The decisions that accept or refuse a valid event, given what the log already holds. Pure.
+
+Validation (:mod:`.validation`) judges one message alone. The rules here need the log: is this
+id new, is this battle already recorded, has this voter voted on it, is the target of a vote or
+a void there yet, is the competitor retired, is the arena strict. The event store looks up exactly
+the facts a batch needs (:func:`facts_needed`), under its table lock, and :func:`decide` rules
+on the batch in order, each event seeing the ones accepted before it in the same batch.
+
+Streams. Every accepted event lands in one stream, named by its natural key (:func:`stream_key`).
+A stream that may hold one event only (a battle's result, a game's, a trial's, one voter's
+pairwise vote on a battle, the void of a target) turns "already there" into a decision
+(``conflict``, ``duplicate_vote``, ``already_voided``) that the store's own primary key on
+(stream, version) enforces too, even if this module had a bug.
+
+Decisions recorded here (DESIGN.md is silent on them):
+
+* A pairwise vote counts in addition to the battle's own outcome (when that is not null): each is
+  one rated result. A vote on a battle that was voided is accepted but counts for nothing (the
+  projection ignores it), so a late vote is never "lost" without trace.
+* Votes are not checked for retired competitors: they judge a battle that was accepted earlier.
+* ``competitor.retired`` for a competitor the log has never seen is ``unknown_competitor``;
+  ``competitor.registered`` after a retirement brings the competitor back.
+* Only results (battle, game, vote, trial) can be voided; voiding a void or a setting is
+  ``invalid_target``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .events import (
+    RESULT_TYPES,
+    TYPE_NAMES,
+    ArenaConfigured,
+    BattleCompleted,
+    CompetitorRegistered,
+    CompetitorRetired,
+    Event,
+    GameCompleted,
+    ResultVoided,
+    TrialCompleted,
+    VoteCast,
+    type_name,
+)
+from .rejections import Code, Rejection
+
+RESULT_TYPE_NAMES = frozenset(t.__struct_config__.tag for t in RESULT_TYPES)  # type: ignore[misc]
+_SEP = "\x1f"
+
+
+def stream_key(event: Event) -> str:
+    """The natural key of the stream an event belongs to (fixed forever: it keys the log)."""
+    if isinstance(event, BattleCompleted):
+        return f"battle:{event.battle_id}"
+    if isinstance(event, CompetitorRegistered | CompetitorRetired):
+        return f"competitor:{event.competitor}"
+    if isinstance(event, ArenaConfigured):
+        return f"arena:{event.arena}"
+    if isinstance(event, GameCompleted):
+        return f"game:{event.game_id}"
+    if isinstance(event, TrialCompleted):
+        return f"trial:{event.trial_id}"
+    if isinstance(event, VoteCast):
+        if event.battle_id is not None:
+            return f"vote:{event.battle_id}{_SEP}{event.voter}"
+        return f"score:{event.trial_id}{_SEP}{event.voter}"
+    if isinstance(event, ResultVoided):
+        return f"void:{event.target_event_id}"
+    return f"event:{event.event_id}"
+
+
+_UNIQUE = ("battle:", "game:", "trial:", "vote:", "void:")
+
+
+def target_stream(event: Event) -> str | None:
+    """The stream that must exist before a vote can be accepted (its battle or trial)."""
+    if isinstance(event, VoteCast):
+        if event.battle_id is not None:
+            return f"battle:{event.battle_id}"
+        return f"trial:{event.trial_id}"
+    return None
+
+
+def competitors_of(event: Event) -> tuple[str, ...]:
+    """The competitors a new result names (checked for retirement and strict arenas)."""
+    if isinstance(event, BattleCompleted):
+        return (event.a, event.b)
+    if isinstance(event, GameCompleted):
+        return tuple(p.competitor for p in event.participants)
+    if isinstance(event, TrialCompleted):
+        return (event.competitor,)
+    return ()
+
+
+@dataclass
+class CompetitorFacts:
+    """What the decisions need to know about a competitor."""
+
+    registered: bool = False
+    retired: bool = False
+
+
+@dataclass
+class Facts:
+    """What the log says about the keys one batch touches (looked up by the store)."""
+
+    ids: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    """event_id -> (digest of its canonical JSON, its type)"""
+    heads: dict[str, int] = field(default_factory=dict)
+    """stream key -> number of events in it"""
+    competitors: dict[str, CompetitorFacts] = field(default_factory=dict)
+    strict: dict[str, bool] = field(default_factory=dict)
+    """arena -> whether unknown competitors are refused"""
+
+
+@dataclass(frozen=True)
+class Needed:
+    """The keys whose facts a batch needs."""
+
+    event_ids: frozenset[str]
+    streams: frozenset[str]
+    competitors: frozenset[str]
+    arenas: frozenset[str]
+
+
+def facts_needed(events: Iterable[Event]) -> Needed:
+    ids: set[str] = set()
+    streams: set[str] = set()
+    competitors: set[str] = set()
+    arenas: set[str] = set()
+    for e in events:
+        ids.add(e.event_id)
+        streams.add(stream_key(e))
+        if (target := target_stream(e)) is not None:
+            streams.add(target)
+        if isinstance(e, ResultVoided):
+            ids.add(e.target_event_id)
+        if isinstance(e, CompetitorRegistered | CompetitorRetired):
+            competitors.add(e.competitor)
+        named = competitors_of(e)
+        if named:
+            competitors.update(named)
+            arenas.add(e.arena)
+    return Needed(frozenset(ids), frozenset(streams), frozenset(competitors), frozenset(arenas))
+
+
+class Verdict(Enum):
+    APPEND = "append"
+    DUPLICATE = "duplicate"
+    """Same event_id, same content: already recorded, nothing to do."""
+    REJECT = "reject"
+    DEFER = "defer"
+    """The target is not in the log yet: try again later, then reject with the rejection."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    stream: str
+    version: int = 0
+    """The event's version in its stream (for APPEND)."""
+    rejection: Rejection | None = None
+
+
+def decide(events: Sequence[Event], digests: Sequence[bytes], facts: Facts) -> list[Decision]:
+    """Rule on a batch in order. ``facts`` is updated with what the accepted events change, so
+    that each event sees the ones accepted before it."""
+    return [_decide_one(e, d, facts) for e, d in zip(events, digests, strict=True)]
+
+
+def _reject(event: Event, stream: str, code: Code, message: str, field: str | None) -> Decision:
+    rejection = Rejection(
+        code, message, field=field, event_id=event.event_id, type=type_name(event)
+    )
+    return Decision(Verdict.REJECT, stream, rejection=rejection)
+
+
+def _decide_one(e: Event, dig: bytes, facts: Facts) -> Decision:
+    stream = stream_key(e)
+    seen = facts.ids.get(e.event_id)
+    if seen is not None:
+        if seen[0] == dig:
+            return Decision(Verdict.DUPLICATE, stream)
+        return _reject(
+            e,
+            stream,
+            Code.CONFLICT,
+            f"event_id {e.event_id!r} was already recorded with different content; use a new "
+            "event_id for a new event, or resend the original unchanged.",
+            "event_id",
+        )
+    head = facts.heads.get(stream, 0)
+    if head and stream.startswith(_UNIQUE):
+        return _unique_taken(e, stream)
+    problem = _check_references(e, stream, facts) or _check_competitors(e, stream, facts)
+    if problem is not None:
+        return problem
+    _remember(e, dig, stream, head, facts)
+    return Decision(Verdict.APPEND, stream, head + 1)
+
+
+def _unique_taken(e: Event, stream: str) -> Decision:
+    if isinstance(e, VoteCast):
+        return _reject(
+            e,
+            stream,
+            Code.DUPLICATE_VOTE,
+            f"voter {e.voter!r} has already voted on battle {e.battle_id!r}; one pairwise vote "
+            "per voter per battle (void the first vote to replace it).",
+            "voter",
+        )
+    if isinstance(e, ResultVoided):
+        return _reject(
+            e,
+            stream,
+            Code.ALREADY_VOIDED,
+            f"{e.target_event_id!r} is already voided.",
+            "target_event_id",
+        )
+    kind, key = stream.split(":", 1)
+    return _reject(
+        e,
+        stream,
+        Code.CONFLICT,
+        f"{kind}_id {key!r} already has a recorded result under another event_id; a {kind} is "
+        f"recorded once (void it and record a new {kind} to correct it).",
+        f"{kind}_id",
+    )
+
+
+def _check_references(e: Event, stream: str, facts: Facts) -> Decision | None:
+    target = target_stream(e)
+    if target is not None and not facts.heads.get(target):
+        kind, key = target.split(":", 1)
+        return Decision(
+            Verdict.DEFER,
+            stream,
+            rejection=Rejection(
+                Code.UNKNOWN_TARGET,
+                f"{kind} {key!r} is not in the log; publish the {kind} before votes on it "
+                "(Arbiter waited and retried before refusing this vote).",
+                field=f"{kind}_id",
+                event_id=e.event_id,
+                type=type_name(e),
+            ),
+        )
+    if isinstance(e, ResultVoided):
+        known = facts.ids.get(e.target_event_id)
+        if known is None:
+            return Decision(
+                Verdict.DEFER,
+                stream,
+                rejection=Rejection(
+                    Code.UNKNOWN_TARGET,
+                    f"target_event_id {e.target_event_id!r} is not in the log (Arbiter waited "
+                    "and retried before refusing this void); check the id.",
+                    field="target_event_id",
+                    event_id=e.event_id,
+                    type=type_name(e),
+                ),
+            )
+        if known[1] not in RESULT_TYPE_NAMES:
+            results = ", ".join(t for t in TYPE_NAMES if t in RESULT_TYPE_NAMES)
+            return _reject(
+                e,
+                stream,
+                Code.INVALID_TARGET,
+                f"{e.target_event_id!r} is a {known[1]} event; only results ({results}) can be "
+                "voided.",
+                "target_event_id",
+            )
+    return None
+
+
+def _check_competitors(e: Event, stream: str, facts: Facts) -> Decision | None:
+    if isinstance(e, CompetitorRetired) and e.competitor not in facts.competitors:
+        return _reject(
+            e,
+            stream,
+            Code.UNKNOWN_COMPETITOR,
+            f"competitor {e.competitor!r} was never registered nor seen in a result; "
+            "nothing to retire.",
+            "competitor",
+        )
+    strict = facts.strict.get(e.arena, False)
+    for c in competitors_of(e):
+        known = facts.competitors.get(c)
+        if known is not None and known.retired:
+            return _reject(
+                e,
+                stream,
+                Code.COMPETITOR_RETIRED,
+                f"competitor {c!r} is retired; register it again to record new results.",
+                "competitor",
+            )
+        if strict and known is None:
+            return _reject(
+                e,
+                stream,
+                Code.UNKNOWN_COMPETITOR,
+                f"competitor {c!r} is not registered and arena {e.arena!r} is strict; publish "
+                "competitor.registered first.",
+                "competitor",
+            )
+    return None
+
+
+def _remember(e: Event, dig: bytes, stream: str, head: int, facts: Facts) -> None:
+    facts.ids[e.event_id] = (dig, type_name(e))
+    facts.heads[stream] = head + 1
+    if isinstance(e, CompetitorRegistered):
+        facts.competitors[e.competitor] = CompetitorFacts(registered=True, retired=False)
+    elif isinstance(e, CompetitorRetired):
+        facts.competitors[e.competitor].retired = True
+    elif isinstance(e, ArenaConfigured) and e.strict is not None:
+        facts.strict[e.arena] = e.strict
+    for c in competitors_of(e):
+        facts.competitors.setdefault(c, CompetitorFacts())

@@ -59,3 +59,32 @@ def pair_update(
     expected_a = expected_score(rating_a, rating_b, scale, base)
     delta = k * (score_a - expected_a)
     return rating_a + delta, rating_b - delta, expected_a
+
+
+def rank_score(rank: int, other: int) -> float:
+    """Score of a player of ``rank`` against one of ``other`` (1 is best): 1, 0.5 or 0."""
+    return 1.0 if rank < other else 0.5 if rank == other else 0.0
+
+
+def game_update(
+    ratings: list[float], ranks: list[int], k: float, scale: float, base: float
+) -> tuple[list[float], list[float], list[float]]:
+    """Multi-player Elo by pairwise decomposition over the pre-game ratings.
+
+    Every pair (i, j) scores 1, 0.5 or 0 by rank; player i moves by the sum over its opponents of
+    ``k * (S_ij - E_ij)``, all E from the ratings before the game, so seat order does not matter
+    to anyone's expected score. Returns ``(new ratings, summed S, summed E)`` per player, in the
+    given order; sums run over opponents in that order, which the log fixes.
+    """
+    n = len(ratings)
+    new, scores, expected = [], [], []
+    for i in range(n):
+        s_sum = e_sum = 0.0
+        for j in range(n):
+            if j != i:
+                s_sum += rank_score(ranks[i], ranks[j])
+                e_sum += expected_score(ratings[i], ratings[j], scale, base)
+        new.append(ratings[i] + k * (s_sum - e_sum))
+        scores.append(s_sum)
+        expected.append(e_sum)
+    return new, scores, expected

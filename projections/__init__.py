@@ -50,6 +50,6 @@ PROJECTIONS: dict[str, ProjectionSpec] = {
         ratings.RatingsFold,
         ratings.load,
         ratings.write,
-        bulk_tables=("rating_history",),
+        bulk_tables=("rating_history", "matches"),
     ),
 }

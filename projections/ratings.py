@@ -1,18 +1,40 @@
 """The ratings read model: a pure fold of the log into Elo standings, plus the SQL that stores it.
 
-:class:`RatingsFold` holds the whole state of the read model in memory (standings per arena,
-category and competitor; arena settings; the registry) and applies events one at a time in log
-order. It records what changed since the last :meth:`RatingsFold.take_changes`, so the projector
-writes only dirty rows, and it emits one history row per rating change. The same fold runs in
-the projector (incrementally, batch by batch), in a rebuild (from position 0) and in the audit
-(in memory), which is what makes the three agree to the last bit.
+:class:`RatingsFold` holds the state of the read model in memory (standings per arena, category
+and competitor; pairwise counts; arena settings; the registry; every rated result in compact
+form) and applies events one at a time in log order. It records what changed since the last
+:meth:`RatingsFold.take_changes`, so the projector writes only dirty rows, and it emits one
+history row per rating change. The same fold runs in the projector (incrementally, batch by
+batch), in a rebuild (from position 0) and in the audit (in memory), which is what makes the
+three agree to the last bit.
 
-Standings live in two pools per battle: the arena-wide pool (category ``""``) and, when the
-battle names one, the category's pool. Each pool is rated independently from its own history.
+Pools. A result counts in the arena-wide pool (category ``""``) and, when it names one, in its
+category's pool; each pool is rated independently from its own history.
+
+What is rated, and with which K (all settings are those in force at the result's position):
+
+* ``battle.completed`` with an outcome: one pairwise result, ``K x weights[judge]``. With
+  ``outcome`` null it is recorded and rates nothing until votes arrive.
+* ``vote.cast`` (pairwise): one result between the battle's ``a`` and ``b`` in the battle's
+  arena and category, ``K x weights["human"]``. Score votes (1-5 on trials) rate nothing here.
+* ``game.completed``: multi-player Elo (:func:`arbiter.domain.elo.game_update`),
+  ``K x weights["auto"]`` (games are judged by their rules). Counters: a win for the only player
+  on the best rank, a tie for players sharing it, a loss for everyone else.
+
+Voids. ``result.voided`` marks its target dead (a voided battle takes its votes with it) and
+replays each affected pool from the last checkpoint before the target, skipping dead results, so
+every standing is what it would be had the result never happened. Checkpoints (a copy of the
+pool's standings) are taken every :data:`CHECKPOINT_EVERY` results while folding; after a
+restart there are none until a void replays the pool from its start and lays them down again.
+The void stays visible: one history row of kind ``void`` per standing it changed.
+
+Memory: every rated result stays in memory as a :class:`Match` (about 200 bytes), which a void
+needs to replay its pool; about 200 MB per million results.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,29 +42,58 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from arbiter.domain.elo import DEFAULT_SETTINGS, SCORES, ArenaSettings, pair_update
-from arbiter.domain.events import ArenaConfigured, BattleCompleted, CompetitorRegistered, Event
+from arbiter.domain.elo import (
+    DEFAULT_SETTINGS,
+    SCORES,
+    ArenaSettings,
+    game_update,
+    pair_update,
+    rank_score,
+)
+from arbiter.domain.events import (
+    ArenaConfigured,
+    BattleCompleted,
+    CompetitorRegistered,
+    CompetitorRetired,
+    Event,
+    GameCompleted,
+    ResultVoided,
+    VoteCast,
+)
 from psycopg import Cursor, sql
 
 NAME = "ratings"
 _JSON = msgspec.json.Encoder(order="sorted")
 OVERALL = ""
 """The category key of the arena-wide pool."""
+CHECKPOINT_EVERY = 1024
+"""Results between two checkpoints of a pool (a void replays at most this many plus the tail)."""
 
-PoolKey = tuple[str, str, str]
+PoolKey = tuple[str, str]
+"""(arena, category)"""
+StandingKey = tuple[str, str, str]
 """(arena, category, competitor)"""
 
-HistoryRow = tuple[str, str, str, int, str, datetime, str, float, float, float, float, float]
-"""(competitor, arena, category, position, event_id, occurred_at, opponent, score, expected, k,
-rating_before, rating_after): one rating change, enough to re-derive it."""
-
 HISTORY_COLUMNS = (
-    "competitor", "arena", "category", "position", "event_id", "occurred_at", "opponent",
-    "score", "expected", "k", "rating_before", "rating_after",
+    "competitor", "arena", "category", "position", "event_id", "occurred_at", "kind",
+    "opponent", "score", "expected", "k", "rating_before", "rating_after",
+    "games", "wins", "losses", "ties",
 )  # fmt: skip
 HISTORY_TYPES = (
     "text", "text", "text", "int8", "text", "timestamptz", "text",
-    "float8", "float8", "float8", "float8", "float8",
+    "text", "float8", "float8", "float8", "float8", "float8",
+    "int4", "int4", "int4", "int4",
+)  # fmt: skip
+HistoryRow = tuple[Any, ...]
+"""One rating change, in :data:`HISTORY_COLUMNS` order: enough to re-derive it."""
+
+MATCH_COLUMNS = (
+    "position", "event_id", "occurred_at", "arena", "category", "kind", "battle_id",
+    "players", "ranks", "score", "k", "scale", "base", "initial",
+)  # fmt: skip
+MATCH_TYPES = (
+    "int8", "text", "timestamptz", "text", "text", "text", "text",
+    "text[]", "int4[]", "float8", "float8", "float8", "float8", "float8",
 )  # fmt: skip
 
 
@@ -63,6 +114,9 @@ class Standing(msgspec.Struct, gc=False):
             self.last_position, self.last_at,
         )  # fmt: skip
 
+    def copy(self) -> Standing:
+        return Standing(*self.row())
+
 
 class Competitor(msgspec.Struct, gc=False):
     """A registry entry: explicit (``competitor.registered``) or implicit (first seen)."""
@@ -73,21 +127,89 @@ class Competitor(msgspec.Struct, gc=False):
     registered: bool = False
     first_position: int = 0
     last_position: int = 0
+    retired: bool = False
+    retired_reason: str | None = None
 
     def row(self) -> tuple[Any, ...]:
         return (
             self.name, self.provider, _JSON.encode(self.meta).decode(),
             self.registered, self.first_position, self.last_position,
+            self.retired, self.retired_reason,
+        )  # fmt: skip
+
+
+class Match(msgspec.Struct, gc=False):
+    """One result as the ratings see it, with the settings in force when it was folded."""
+
+    position: int
+    event_id: str
+    occurred_at: datetime
+    arena: str
+    category: str | None
+    kind: str
+    """battle, vote or game"""
+    battle_id: str | None
+    players: tuple[str, ...]
+    ranks: tuple[int, ...] | None
+    """Games: each player's rank. None for pairwise results."""
+    score: float | None
+    """Pairwise: the score of ``players[0]``; None for a battle awaiting votes."""
+    k: float
+    scale: float
+    base: float
+    initial: float
+    live: bool = True
+
+    @property
+    def rated(self) -> bool:
+        return self.ranks is not None or self.score is not None
+
+    def pools(self) -> tuple[PoolKey, ...]:
+        if self.category is None:
+            return ((self.arena, OVERALL),)
+        return ((self.arena, OVERALL), (self.arena, self.category))
+
+    def pairs(self) -> Iterator[tuple[str, str, float]]:
+        """Every pair of players with the first one's score."""
+        if self.ranks is None:
+            assert self.score is not None
+            yield self.players[0], self.players[1], self.score
+            return
+        n = len(self.players)
+        for i in range(n):
+            for j in range(i + 1, n):
+                yield self.players[i], self.players[j], rank_score(self.ranks[i], self.ranks[j])
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.position, self.event_id, self.occurred_at, self.arena, self.category,
+            self.kind, self.battle_id, list(self.players),
+            None if self.ranks is None else list(self.ranks), self.score,
+            self.k, self.scale, self.base, self.initial,
         )  # fmt: skip
 
 
 @dataclass
-class Changes:
-    """What a stretch of folding changed: keys of dirty rows and new history rows."""
+class Pool:
+    """One rating pool's timeline of rated results, its members, and its checkpoints."""
 
-    standings: set[PoolKey] = field(default_factory=set)
+    timeline: list[Match] = field(default_factory=list)
+    members: set[str] = field(default_factory=set)
+    checkpoints: list[tuple[int, dict[str, Standing]]] = field(default_factory=list)
+    """(timeline index i, the members' standings before timeline[i]), by increasing i."""
+
+
+@dataclass
+class Changes:
+    """What a stretch of folding changed: keys of dirty rows and new rows."""
+
+    standings: set[StandingKey] = field(default_factory=set)
+    removed: set[StandingKey] = field(default_factory=set)
     competitors: set[str] = field(default_factory=set)
     arenas: set[str] = field(default_factory=set)
+    pairs: set[tuple[str, str, str, str]] = field(default_factory=set)
+    matches: list[Match] = field(default_factory=list)
+    voids: list[tuple[int, str, str, int, str | None]] = field(default_factory=list)
     history: list[HistoryRow] = field(default_factory=list)
     events: int = 0
 
@@ -98,9 +220,17 @@ class RatingsFold:
     def __init__(self) -> None:
         self.position = 0
         self.events = 0
-        self.standings: dict[PoolKey, Standing] = {}
+        self.standings: dict[StandingKey, Standing] = {}
         self.competitors: dict[str, Competitor] = {}
         self.arenas: dict[str, tuple[ArenaSettings, int]] = {}
+        self.pairs: dict[tuple[str, str, str, str], list[int]] = {}
+        """(arena, category, x, y) with x < y -> [x wins, y wins, ties]"""
+        self.pools: dict[PoolKey, Pool] = {}
+        self.by_event: dict[str, Match] = {}
+        self.battles: dict[str, Match] = {}
+        self.votes: dict[str, list[Match]] = {}
+        """battle event_id -> the vote matches cast on it"""
+        self.voids: list[tuple[int, str, str, int, str | None]] = []
         self.changes = Changes()
 
     # -- folding -------------------------------------------------------------------------------
@@ -116,8 +246,16 @@ class RatingsFold:
             raise ValueError(f"position {position} is not after {self.position}")
         if isinstance(event, BattleCompleted):
             self._battle(position, event)
+        elif isinstance(event, VoteCast):
+            self._vote(position, event)
+        elif isinstance(event, GameCompleted):
+            self._game(position, event)
+        elif isinstance(event, ResultVoided):
+            self._void(position, event)
         elif isinstance(event, CompetitorRegistered):
             self._registered(position, event)
+        elif isinstance(event, CompetitorRetired):
+            self._retired(position, event)
         elif isinstance(event, ArenaConfigured):
             self._configured(position, event)
         self.position = position
@@ -141,6 +279,15 @@ class RatingsFold:
         if c is None:
             c = self.competitors[e.competitor] = Competitor(first_position=position)
         c.name, c.provider, c.meta, c.registered = e.name, e.provider, dict(e.meta), True
+        c.retired, c.retired_reason = False, None
+        c.last_position = position
+        self.changes.competitors.add(e.competitor)
+
+    def _retired(self, position: int, e: CompetitorRetired) -> None:
+        c = self.competitors.get(e.competitor)
+        if c is None:
+            c = self.competitors[e.competitor] = Competitor(first_position=position)
+        c.retired, c.retired_reason = True, e.reason
         c.last_position = position
         self.changes.competitors.add(e.competitor)
 
@@ -151,60 +298,197 @@ class RatingsFold:
             )
             self.changes.competitors.add(competitor)
 
+    def _match(
+        self, position: int, e: Event, kind: str, players: tuple[str, ...], judge: str, **kw: Any
+    ) -> Match:
+        settings = self.settings(e.arena)
+        return Match(
+            position=position, event_id=e.event_id, occurred_at=e.occurred_at, arena=e.arena,
+            category=e.category, kind=kind, players=players, k=settings.k * settings.weight(judge),
+            scale=settings.scale, base=settings.base, initial=settings.initial, **kw,
+        )  # fmt: skip
+
     def _battle(self, position: int, e: BattleCompleted) -> None:
         self._seen(position, e.a)
         self._seen(position, e.b)
-        if e.outcome is None:
-            return
-        settings = self.settings(e.arena)
-        k = settings.k * settings.weight(e.judge)
-        score_a = SCORES[e.outcome]
-        pools = (OVERALL,) if e.category is None else (OVERALL, e.category)
-        for category in pools:
-            self._rate(position, e, category, score_a, k, settings)
+        m = self._match(
+            position, e, "battle", (e.a, e.b), e.judge, battle_id=e.battle_id, ranks=None,
+            score=None if e.outcome is None else SCORES[e.outcome],
+        )  # fmt: skip
+        self.battles[e.battle_id] = m
+        self._add(m)
 
-    def _standing(self, key: PoolKey, settings: ArenaSettings) -> Standing:
+    def _vote(self, position: int, e: VoteCast) -> None:
+        if e.battle_id is None or e.choice is None:
+            return
+        battle = self.battles.get(e.battle_id)
+        if battle is None or not battle.live:
+            return
+        settings = self.settings(battle.arena)
+        m = Match(
+            position=position, event_id=e.event_id, occurred_at=e.occurred_at,
+            arena=battle.arena, category=battle.category, kind="vote", battle_id=e.battle_id,
+            players=battle.players, ranks=None, score=SCORES[e.choice],
+            k=settings.k * settings.weight("human"), scale=settings.scale, base=settings.base,
+            initial=settings.initial,
+        )  # fmt: skip
+        self.votes.setdefault(battle.event_id, []).append(m)
+        self._add(m)
+
+    def _game(self, position: int, e: GameCompleted) -> None:
+        for p in e.participants:
+            self._seen(position, p.competitor)
+        m = self._match(
+            position, e, "game", tuple(p.competitor for p in e.participants), "auto",
+            battle_id=None, ranks=tuple(p.rank for p in e.participants), score=None,
+        )  # fmt: skip
+        self._add(m)
+
+    def _add(self, m: Match) -> None:
+        """A new result: remember it, and rate it in each of its pools."""
+        self.by_event[m.event_id] = m
+        self.changes.matches.append(m)
+        if not m.rated:
+            return
+        for key in m.pools():
+            pool = self.pools.get(key)
+            if pool is None:
+                pool = self.pools[key] = Pool()
+            self._maybe_checkpoint(key, pool, len(pool.timeline))
+            pool.timeline.append(m)
+            self._rate(key, pool, m, emit=True)
+            self._count_pairs(key, m, 1)
+
+    def _count_pairs(self, key: PoolKey, m: Match, sign: int) -> None:
+        arena, category = key
+        for x, y, score_x in m.pairs():
+            if y < x:
+                x, y, score_x = y, x, 1.0 - score_x
+            pk = (arena, category, x, y)
+            counts = self.pairs.get(pk)
+            if counts is None:
+                counts = self.pairs[pk] = [0, 0, 0]
+            counts[0 if score_x == 1.0 else 1 if score_x == 0.0 else 2] += sign
+            self.changes.pairs.add(pk)
+
+    def _standing(self, key: StandingKey, initial: float, pool: Pool) -> Standing:
         s = self.standings.get(key)
         if s is None:
-            s = self.standings[key] = Standing(rating=settings.initial)
+            s = self.standings[key] = Standing(rating=initial)
+            pool.members.add(key[2])
         return s
 
-    def _rate(
-        self,
-        position: int,
-        e: BattleCompleted,
-        category: str,
-        score_a: float,
-        k: float,
-        settings: ArenaSettings,
-    ) -> None:
-        key_a, key_b = (e.arena, category, e.a), (e.arena, category, e.b)
-        sa, sb = self._standing(key_a, settings), self._standing(key_b, settings)
-        before_a, before_b = sa.rating, sb.rating
-        after_a, after_b, expected_a = pair_update(
-            before_a, before_b, score_a, k, settings.scale, settings.base
-        )
-        for s, score, after in ((sa, score_a, after_a), (sb, 1.0 - score_a, after_b)):
-            s.rating = after
+    def _rate(self, key: PoolKey, pool: Pool, m: Match, *, emit: bool) -> None:
+        """Apply one rated result to one pool's standings (and record history if ``emit``)."""
+        arena, category = key
+        keys = [(arena, category, c) for c in m.players]
+        standings = [self._standing(k, m.initial, pool) for k in keys]
+        before = [s.rating for s in standings]
+        if m.ranks is None:
+            assert m.score is not None
+            after_a, after_b, expected_a = pair_update(
+                before[0], before[1], m.score, m.k, m.scale, m.base
+            )
+            after, scores, expected = (
+                [after_a, after_b], [m.score, 1.0 - m.score], [expected_a, 1.0 - expected_a]
+            )  # fmt: skip
+            outcomes = [m.score, 1.0 - m.score]
+        else:
+            after, scores, expected = game_update(before, list(m.ranks), m.k, m.scale, m.base)
+            top = min(m.ranks)
+            shared = m.ranks.count(top) > 1
+            outcomes = [(0.5 if shared else 1.0) if r == top else 0.0 for r in m.ranks]
+        for i, s in enumerate(standings):
+            s.rating = after[i]
             s.games += 1
-            if score == 1.0:
+            if outcomes[i] == 1.0:
                 s.wins += 1
-            elif score == 0.0:
+            elif outcomes[i] == 0.0:
                 s.losses += 1
             else:
                 s.ties += 1
-            s.last_position = position
-            s.last_at = e.occurred_at
-        self.changes.standings.add(key_a)
-        self.changes.standings.add(key_b)
-        self.changes.history.append(
-            (e.a, e.arena, category, position, e.event_id, e.occurred_at, e.b,
-             score_a, expected_a, k, before_a, after_a)
-        )  # fmt: skip
-        self.changes.history.append(
-            (e.b, e.arena, category, position, e.event_id, e.occurred_at, e.a,
-             1.0 - score_a, 1.0 - expected_a, k, before_b, after_b)
-        )  # fmt: skip
+            s.last_position = m.position
+            s.last_at = m.occurred_at
+        if not emit:
+            return
+        self.changes.standings.update(keys)
+        pair = m.ranks is None
+        for i, s in enumerate(standings):
+            self.changes.history.append(
+                (m.players[i], arena, category, m.position, m.event_id, m.occurred_at, m.kind,
+                 m.players[1 - i] if pair else None, scores[i], expected[i], m.k, before[i],
+                 after[i], s.games, s.wins, s.losses, s.ties)
+            )  # fmt: skip
+
+    def _maybe_checkpoint(self, key: PoolKey, pool: Pool, index: int) -> None:
+        every = max(CHECKPOINT_EVERY, 4 * len(pool.members))
+        last = pool.checkpoints[-1][0] if pool.checkpoints else 0
+        if index - last >= every:
+            arena, category = key
+            pool.checkpoints.append(
+                (index, {c: self.standings[(arena, category, c)].copy() for c in pool.members})
+            )
+
+    # -- voids ---------------------------------------------------------------------------------
+
+    def _void(self, position: int, e: ResultVoided) -> None:
+        target = self.by_event.get(e.target_event_id)
+        if target is None or not target.live:
+            return  # not a result the ratings know (a trial), or already dead
+        victims = [target]
+        if target.kind == "battle":
+            victims += [v for v in self.votes.get(target.event_id, ()) if v.live]
+        record = (position, e.event_id, e.target_event_id, target.position, e.reason)
+        self.voids.append(record)
+        self.changes.voids.append(record)
+        first: dict[PoolKey, int] = {}
+        for m in victims:
+            m.live = False
+            if not m.rated:
+                continue
+            for key in m.pools():
+                self._count_pairs(key, m, -1)
+                first[key] = min(first.get(key, m.position), m.position)
+        for key in sorted(first):
+            self._replay(key, first[key], position, e)
+
+    def _replay(self, key: PoolKey, from_position: int, position: int, e: ResultVoided) -> None:
+        """Recompute a pool from the last checkpoint at or before ``from_position``."""
+        arena, category = key
+        pool = self.pools[key]
+        index = bisect.bisect_left(pool.timeline, from_position, key=lambda m: m.position)
+        old = {c: self.standings[(arena, category, c)].copy() for c in pool.members}
+        while pool.checkpoints and pool.checkpoints[-1][0] > index:
+            pool.checkpoints.pop()
+        start, snapshot = pool.checkpoints[-1] if pool.checkpoints else (0, {})
+        for c in pool.members:
+            del self.standings[(arena, category, c)]
+        pool.members = set(snapshot)
+        for c, s in snapshot.items():
+            self.standings[(arena, category, c)] = s.copy()
+        for i in range(start, len(pool.timeline)):
+            if i > start:
+                self._maybe_checkpoint(key, pool, i)
+            m = pool.timeline[i]
+            if m.live:
+                self._rate(key, pool, m, emit=False)
+        for c in sorted(set(old) | pool.members):
+            sk = (arena, category, c)
+            was, now = old.get(c), self.standings.get(sk)
+            if now is None:
+                self.changes.removed.add(sk)
+                self.changes.standings.discard(sk)
+            elif was is None or was.row() != now.row():
+                self.changes.standings.add(sk)
+                self.changes.removed.discard(sk)
+            else:
+                continue
+            self.changes.history.append(
+                (c, arena, category, position, e.event_id, e.occurred_at, "void", None, None,
+                 None, None, None if was is None else was.rating,
+                 None if now is None else now.rating,
+                 *((now.games, now.wins, now.losses, now.ties) if now else (0, 0, 0, 0)))
+            )  # fmt: skip
 
     def take_changes(self) -> Changes:
         """Hand over what changed since the last call and start a fresh record."""
@@ -214,11 +498,12 @@ class RatingsFold:
     # -- comparison (audit) --------------------------------------------------------------------
 
     def rows(self) -> dict[str, dict[Any, tuple[Any, ...]]]:
-        """Every stored row of the read model but history, keyed, for exact comparison."""
+        """Every stored row of the read model but history and matches, keyed, for comparison."""
         return {
             "ratings": {k: s.row() for k, s in self.standings.items()},
             "competitors": {k: c.row() for k, c in self.competitors.items()},
             "arenas": {a: arena_row(s, p) for a, (s, p) in self.arenas.items()},
+            "pairs": {k: tuple(v) for k, v in self.pairs.items() if any(v)},
         }
 
 
@@ -243,6 +528,16 @@ def _q(schema: str, table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
+_RATING_COLS = (
+    "arena, category, competitor, rating, games, wins, losses, ties, last_position, last_at"
+)
+_COMPETITOR_COLS = (
+    "competitor, name, provider, meta, registered, first_position, last_position, retired, "
+    "retired_reason"
+)
+_ARENA_COLS = "arena, k, initial, scale, base, weights, strict, position"
+
+
 def load(cur: Cursor[Any], schema: str) -> RatingsFold:
     """Read the stored model back into a fold positioned where the store says it is."""
     fold = RatingsFold()
@@ -250,47 +545,84 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
     row = cur.fetchone()
     if row is not None:
         fold.position, fold.events = int(row[0]), int(row[1])
-    cur.execute(
-        sql.SQL(
-            "SELECT arena, category, competitor, rating, games, wins, losses, ties, "
-            "last_position, last_at FROM {}"
-        ).format(_q(schema, "ratings"))
-    )
+    cur.execute(sql.SQL(f"SELECT {_RATING_COLS} FROM {{}}").format(_q(schema, "ratings")))
     for a, c, comp, *rest in cur.fetchall():
         fold.standings[(a, c, comp)] = Standing(*rest)
-    cur.execute(
-        sql.SQL(
-            "SELECT competitor, name, provider, meta, registered, first_position, last_position "
-            "FROM {}"
-        ).format(_q(schema, "competitors"))
-    )
+        pool = fold.pools.get((a, c))
+        if pool is None:
+            pool = fold.pools[(a, c)] = Pool()
+        pool.members.add(comp)
+    cur.execute(sql.SQL(f"SELECT {_COMPETITOR_COLS} FROM {{}}").format(_q(schema, "competitors")))
     for comp, *rest in cur.fetchall():
         fold.competitors[comp] = Competitor(*rest)
-    cur.execute(
-        sql.SQL("SELECT arena, k, initial, scale, base, weights, strict, position FROM {}").format(
-            _q(schema, "arenas")
-        )
-    )
+    cur.execute(sql.SQL(f"SELECT {_ARENA_COLS} FROM {{}}").format(_q(schema, "arenas")))
     for arena, k, initial, scale, base, weights, strict, position in cur.fetchall():
         settings = ArenaSettings(k, initial, scale, base, dict(weights), strict)
         fold.arenas[arena] = (settings, int(position))
+    cur.execute(
+        sql.SQL("SELECT arena, category, x, y, x_wins, y_wins, ties FROM {}").format(
+            _q(schema, "pairs")
+        )
+    )
+    for arena, category, x, y, *counts in cur.fetchall():
+        fold.pairs[(arena, category, x, y)] = list(counts)
+    cols = sql.SQL(", ").join(map(sql.Identifier, MATCH_COLUMNS))
+    cur.execute(sql.SQL("SELECT {} FROM {} ORDER BY position").format(cols, _q(schema, "matches")))
+    for r in cur:
+        m = Match(
+            position=r[0], event_id=r[1], occurred_at=r[2], arena=r[3], category=r[4], kind=r[5],
+            battle_id=r[6], players=tuple(r[7]), ranks=None if r[8] is None else tuple(r[8]),
+            score=r[9], k=r[10], scale=r[11], base=r[12], initial=r[13],
+        )  # fmt: skip
+        fold.by_event[m.event_id] = m
+        if m.kind == "battle":
+            assert m.battle_id is not None
+            fold.battles[m.battle_id] = m
+        elif m.kind == "vote":
+            assert m.battle_id is not None
+            fold.votes.setdefault(fold.battles[m.battle_id].event_id, []).append(m)
+        if m.rated:
+            for key in m.pools():
+                fold.pools.setdefault(key, Pool()).timeline.append(m)
+    cur.execute(
+        sql.SQL(
+            "SELECT position, event_id, target_event_id, target_position, reason FROM {} "
+            "ORDER BY position"
+        ).format(_q(schema, "voids"))
+    )
+    for record in cur.fetchall():
+        fold.voids.append(tuple(record))  # type: ignore[arg-type]
+        target = fold.by_event[record[2]]
+        target.live = False
+        if target.kind == "battle":
+            for v in fold.votes.get(target.event_id, ()):
+                if v.position < record[0]:
+                    v.live = False
     fold.take_changes()
     return fold
 
 
 def write(cur: Cursor[Any], schema: str, fold: RatingsFold, changes: Changes) -> None:
     """Store dirty rows, new history and the position, in the caller's transaction."""
+    if changes.removed:
+        gone = sorted(changes.removed)
+        cur.execute(
+            sql.SQL(
+                "DELETE FROM {} WHERE (arena, category, competitor) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))"
+            ).format(_q(schema, "ratings")),
+            [list(c) for c in zip(*gone, strict=True)],
+        )
     if changes.standings:
         keys = sorted(changes.standings)
         cols = list(zip(*(k + fold.standings[k].row() for k in keys), strict=True))
         cur.execute(
             sql.SQL(
-                "INSERT INTO {} (arena, category, competitor, rating, games, wins, losses, ties, "
-                "last_position, last_at) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], "
-                "%s::float8[], %s::int[], %s::int[], %s::int[], %s::int[], %s::int8[], "
-                "%s::timestamptz[]) ON CONFLICT (arena, category, competitor) DO UPDATE SET "
-                "rating = EXCLUDED.rating, games = EXCLUDED.games, wins = EXCLUDED.wins, "
-                "losses = EXCLUDED.losses, ties = EXCLUDED.ties, "
+                f"INSERT INTO {{}} ({_RATING_COLS}) SELECT * FROM unnest(%s::text[], %s::text[], "
+                "%s::text[], %s::float8[], %s::int[], %s::int[], %s::int[], %s::int[], "
+                "%s::int8[], %s::timestamptz[]) ON CONFLICT (arena, category, competitor) DO "
+                "UPDATE SET rating = EXCLUDED.rating, games = EXCLUDED.games, "
+                "wins = EXCLUDED.wins, losses = EXCLUDED.losses, ties = EXCLUDED.ties, "
                 "last_position = EXCLUDED.last_position, last_at = EXCLUDED.last_at"
             ).format(_q(schema, "ratings")),
             [list(c) for c in cols],
@@ -300,12 +632,13 @@ def write(cur: Cursor[Any], schema: str, fold: RatingsFold, changes: Changes) ->
         cols = list(zip(*((k, *fold.competitors[k].row()) for k in keys_c), strict=True))
         cur.execute(
             sql.SQL(
-                "INSERT INTO {} (competitor, name, provider, meta, registered, first_position, "
-                "last_position) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], "
-                "%s::jsonb[], %s::bool[], %s::int8[], %s::int8[]) ON CONFLICT (competitor) DO "
+                f"INSERT INTO {{}} ({_COMPETITOR_COLS}) SELECT * FROM unnest(%s::text[], "
+                "%s::text[], %s::text[], %s::jsonb[], %s::bool[], %s::int8[], %s::int8[], "
+                "%s::bool[], %s::text[]) ON CONFLICT (competitor) DO "
                 "UPDATE SET name = EXCLUDED.name, provider = EXCLUDED.provider, "
                 "meta = EXCLUDED.meta, registered = EXCLUDED.registered, "
-                "last_position = EXCLUDED.last_position"
+                "last_position = EXCLUDED.last_position, retired = EXCLUDED.retired, "
+                "retired_reason = EXCLUDED.retired_reason"
             ).format(_q(schema, "competitors")),
             [list(c) for c in cols],
         )
@@ -313,7 +646,7 @@ def write(cur: Cursor[Any], schema: str, fold: RatingsFold, changes: Changes) ->
         settings, position = fold.arenas[arena]
         cur.execute(
             sql.SQL(
-                "INSERT INTO {} (arena, k, initial, scale, base, weights, strict, position) "
+                f"INSERT INTO {{}} ({_ARENA_COLS}) "
                 "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (arena) DO UPDATE SET "
                 "k = EXCLUDED.k, initial = EXCLUDED.initial, scale = EXCLUDED.scale, "
                 "base = EXCLUDED.base, weights = EXCLUDED.weights, strict = EXCLUDED.strict, "
@@ -321,7 +654,29 @@ def write(cur: Cursor[Any], schema: str, fold: RatingsFold, changes: Changes) ->
             ).format(_q(schema, "arenas")),
             (arena, *arena_row(settings, position)),
         )
-    copy_history(cur, schema, changes.history)
+    if changes.pairs:
+        keys_p = sorted(changes.pairs)
+        cols = list(zip(*(k + tuple(fold.pairs[k]) for k in keys_p), strict=True))
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} (arena, category, x, y, x_wins, y_wins, ties) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
+                "%s::int[], %s::int[], %s::int[]) ON CONFLICT (arena, category, x, y) DO UPDATE "
+                "SET x_wins = EXCLUDED.x_wins, y_wins = EXCLUDED.y_wins, ties = EXCLUDED.ties"
+            ).format(_q(schema, "pairs")),
+            [list(c) for c in cols],
+        )
+    if changes.voids:
+        cur.executemany(
+            sql.SQL(
+                "INSERT INTO {} (position, event_id, target_event_id, target_position, reason) "
+                "VALUES (%s, %s, %s, %s, %s)"
+            ).format(_q(schema, "voids")),
+            changes.voids,
+        )
+    matches = [m.row() for m in changes.matches]
+    copy_rows(cur, schema, "matches", MATCH_COLUMNS, MATCH_TYPES, matches)
+    copy_rows(cur, schema, "rating_history", HISTORY_COLUMNS, HISTORY_TYPES, changes.history)
     cur.execute(
         sql.SQL(
             "INSERT INTO {} (projection, position, events, updated_at) VALUES (%s, %s, %s, now()) "
@@ -332,17 +687,24 @@ def write(cur: Cursor[Any], schema: str, fold: RatingsFold, changes: Changes) ->
     )
 
 
-def copy_history(cur: Cursor[Any], schema: str, rows: list[HistoryRow]) -> None:
-    """Bulk-append history rows with binary COPY: the fastest path PostgreSQL offers, and with
-    the column types given up front psycopg packs rows in C (about 4x faster than text COPY,
-    measured on 300k rows)."""
+def copy_rows(
+    cur: Cursor[Any],
+    schema: str,
+    table: str,
+    columns: tuple[str, ...],
+    types: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+) -> None:
+    """Bulk-append rows with binary COPY: the fastest path PostgreSQL offers, and with the
+    column types given up front psycopg packs rows in C (about 4x faster than text COPY,
+    measured on 300k history rows)."""
     if not rows:
         return
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        _q(schema, "rating_history"), sql.SQL(", ").join(map(sql.Identifier, HISTORY_COLUMNS))
+        _q(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with cur.copy(stmt) as copy:
-        copy.set_types(HISTORY_TYPES)
+        copy.set_types(list(types))
         for row in rows:
             copy.write_row(row)
 
@@ -350,28 +712,21 @@ def copy_history(cur: Cursor[Any], schema: str, rows: list[HistoryRow]) -> None:
 def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, dict[Any, tuple[Any, ...]]]:
     """The stored counterpart of :meth:`RatingsFold.rows`."""
     out: dict[str, dict[Any, tuple[Any, ...]]] = {}
-    cur.execute(
-        sql.SQL(
-            "SELECT arena, category, competitor, rating, games, wins, losses, ties, "
-            "last_position, last_at FROM {}"
-        ).format(_q(schema, "ratings"))
-    )
+    cur.execute(sql.SQL(f"SELECT {_RATING_COLS} FROM {{}}").format(_q(schema, "ratings")))
     out["ratings"] = {(r[0], r[1], r[2]): tuple(r[3:]) for r in cur.fetchall()}
-    cur.execute(
-        sql.SQL(
-            "SELECT competitor, name, provider, meta, registered, first_position, last_position "
-            "FROM {}"
-        ).format(_q(schema, "competitors"))
-    )
+    cur.execute(sql.SQL(f"SELECT {_COMPETITOR_COLS} FROM {{}}").format(_q(schema, "competitors")))
     out["competitors"] = {
         r[0]: (r[1], r[2], _JSON.encode(r[3]).decode(), *r[4:]) for r in cur.fetchall()
     }
-    cur.execute(
-        sql.SQL("SELECT arena, k, initial, scale, base, weights, strict, position FROM {}").format(
-            _q(schema, "arenas")
-        )
-    )
+    cur.execute(sql.SQL(f"SELECT {_ARENA_COLS} FROM {{}}").format(_q(schema, "arenas")))
     out["arenas"] = {r[0]: (*r[1:5], _JSON.encode(r[5]).decode(), *r[6:]) for r in cur.fetchall()}
+    cur.execute(
+        sql.SQL(
+            "SELECT arena, category, x, y, x_wins, y_wins, ties FROM {} "
+            "WHERE x_wins <> 0 OR y_wins <> 0 OR ties <> 0"
+        ).format(_q(schema, "pairs"))
+    )
+    out["pairs"] = {tuple(r[:4]): tuple(r[4:]) for r in cur.fetchall()}
     return out
 
 

@@ -158,17 +158,22 @@ def compare(
 
 @dataclass
 class Change:
+    """One change of a competitor's rating, re-derived: a result (battle, vote, game) or a void
+    (then ``opponent``, ``score``, ``expected`` and ``k`` are None, and ``after`` is None when
+    no rated result is left in the pool)."""
+
     position: int
     event_id: str
     occurred_at: Any
     arena: str
     category: str
-    opponent: str
-    score: float
-    expected: float
-    k: float
-    before: float
-    after: float
+    kind: str
+    opponent: str | None
+    score: float | None
+    expected: float | None
+    k: float | None
+    before: float | None
+    after: float | None
 
 
 def explain(
@@ -184,6 +189,6 @@ def explain(
         fold.apply(pos, event)
         for h in fold.take_changes().history:
             if h[0] == competitor:
-                changes.append(Change(h[3], h[4], h[5], h[1], h[2], h[6], *h[7:]))
+                changes.append(Change(h[3], h[4], h[5], h[1], h[2], *h[6:13]))
     finals = {(a, c): s.rating for (a, c, comp), s in fold.standings.items() if comp == competitor}
     return changes, finals

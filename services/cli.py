@@ -364,14 +364,20 @@ def audit_explain(
     if not changes:
         raise _fail(f"no rating changes for {competitor!r} in the log", code=1)
     table = Table(title=f"Rating changes of {competitor}")
-    for col in ("position", "event", "occurred", "arena", "category", "opponent", "score",
-                "expected", "K", "before", "after", "delta"):  # fmt: skip
+    for col in ("position", "event", "kind", "occurred", "arena", "category", "opponent",
+                "score", "expected", "K", "before", "after", "delta"):  # fmt: skip
         table.add_column(col)
+
+    def num(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
     for c in changes:
+        delta = None if c.before is None or c.after is None else c.after - c.before
         table.add_row(
-            str(c.position), c.event_id, c.occurred_at.isoformat(timespec="seconds"), c.arena,
-            c.category or "(all)", c.opponent, f"{c.score:g}", f"{c.expected:.4f}", f"{c.k:g}",
-            f"{c.before:.4f}", f"{c.after:.4f}", f"{c.after - c.before:+.4f}",
+            str(c.position), c.event_id, c.kind, c.occurred_at.isoformat(timespec="seconds"),
+            c.arena, c.category or "(all)", c.opponent or "-", num(c.score, "g"),
+            num(c.expected, ".4f"), num(c.k, "g"), num(c.before, ".4f"), num(c.after, ".4f"),
+            num(delta, "+.4f"),
         )  # fmt: skip
     console.print(table)
     for (a, cat), rating in sorted(finals.items()):

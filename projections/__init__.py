@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from arbiter.domain.events import Event
 from psycopg import Cursor
 
-from . import ratings
+from . import ratings, results
 
 
 class Fold(Protocol):
@@ -52,4 +52,5 @@ PROJECTIONS: dict[str, ProjectionSpec] = {
         ratings.write,
         bulk_tables=("rating_history", "matches"),
     ),
+    results.NAME: ProjectionSpec(results.NAME, results.ResultsFold, results.load, results.write),
 }

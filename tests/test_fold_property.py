@@ -17,9 +17,10 @@ from arbiter.domain.events import (
     GameCompleted,
     Participant,
     ResultVoided,
+    TrialCompleted,
     VoteCast,
 )
-from arbiter.projections import PROJECTIONS, ratings
+from arbiter.projections import PROJECTIONS, ratings, results
 from arbiter.services.audit import verify
 from arbiter.services.projector import Projector
 from arbiter.services.rebuild import rebuild
@@ -28,6 +29,7 @@ from hypothesis import strategies as st
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 SPEC = PROJECTIONS["ratings"]
+RESULTS = PROJECTIONS["results"]
 NAMES = [f"m{i}" for i in range(6)]
 
 
@@ -40,7 +42,8 @@ def events(draw: Any) -> list[Event]:
     out: list[Event] = []
     results: list[str] = []
     battles: list[str] = []
-    kinds = ["battle"] * 6 + ["game"] * 3 + ["vote"] * 3 + ["void"] * 2
+    trials: list[str] = []
+    kinds = ["battle"] * 6 + ["game"] * 3 + ["vote"] * 3 + ["void"] * 2 + ["trial"] * 2
     kinds += ["config", "register", "retire"]
     for i in range(n):
         kind = draw(st.sampled_from(kinds))
@@ -50,8 +53,11 @@ def events(draw: Any) -> list[Event]:
         eid = f"e{i}"
         if kind == "battle":
             a, b = draw(st.lists(st.sampled_from(NAMES), min_size=2, max_size=2, unique=True))
+            metric = st.floats(0, 1, allow_nan=False)
+            sides = draw(st.sampled_from([None, {"a": {"wer": draw(metric)}, "b": {}}]))
             out.append(BattleCompleted(
                 event_id=eid, occurred_at=at, arena=arena, battle_id=f"b{i}", a=a, b=b,
+                metrics=sides,
                 outcome=draw(st.sampled_from(["a", "b", "tie", None])),
                 judge=draw(st.sampled_from(["auto", "human", "gpt-judge"])), category=category,
             ))  # fmt: skip
@@ -64,6 +70,25 @@ def events(draw: Any) -> list[Event]:
                 participants=[
                     Participant(competitor=p, rank=draw(st.integers(1, 3))) for p in players
                 ],
+            ))  # fmt: skip
+            results.append(eid)
+        elif kind == "trial":
+            metric = st.floats(0, 5000, allow_nan=False, width=32)
+            out.append(TrialCompleted(
+                event_id=eid, occurred_at=at, arena=arena, category=category,
+                experiment_id="x1", trial_id=f"t{i}", competitor=draw(st.sampled_from(NAMES)),
+                prompt_index=draw(st.integers(0, 3)),
+                status=draw(st.sampled_from(["completed", "completed", "failed"])),
+                metrics=draw(st.dictionaries(st.sampled_from(["ttfb_ms", "cost_usd"]), metric)),
+                dimensions={"persona": draw(st.sampled_from(["a", "b"]))},
+            ))  # fmt: skip
+            results.append(eid)
+            trials.append(f"t{i}")
+        elif kind == "vote" and trials and draw(st.booleans()):
+            out.append(VoteCast(
+                event_id=eid, occurred_at=at, vote_id=f"v{i}",
+                trial_id=draw(st.sampled_from(trials)),
+                voter=draw(st.sampled_from(["ann", "bob"])), score=draw(st.integers(1, 5)),
             ))  # fmt: skip
             results.append(eid)
         elif kind == "vote":
@@ -113,6 +138,9 @@ def _reset(url: str) -> None:
         ):
             conn.execute(f"TRUNCATE arbiter_ratings.{table}")
         conn.execute("UPDATE arbiter_ratings.tracking SET position = 0, events = 0")
+        for table in ("battles", "games", "votes", "trials", "competitor_metrics", "event_counts"):
+            conn.execute(f"TRUNCATE arbiter_results.{table}")
+        conn.execute("UPDATE arbiter_results.tracking SET position = 0, events = 0")
 
 
 def _stored(url: str) -> tuple[dict[str, Any], list[Any]]:
@@ -121,6 +149,12 @@ def _stored(url: str) -> tuple[dict[str, Any], list[Any]]:
         rows = ratings.stored_rows(cur, SPEC.schema)
         history = sorted(ratings.stored_history(cur, SPEC.schema))
     return rows, history
+
+
+def _stored_results(url: str) -> dict[str, Any]:
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SET TIME ZONE 'UTC'")
+        return results.stored_rows(cur, RESULTS.schema)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
@@ -135,6 +169,7 @@ def test_incremental_equals_rebuild_equals_audit(
 
 def _check(database_url: str, log: EventLog, evs: list[Event], data: Any) -> None:
     projector = Projector(database_url, SPEC, event_log=log)
+    other = Projector(database_url, RESULTS, event_log=log)
     i = 0
     while i < len(evs):
         size = data.draw(st.integers(1, 15), label="append batch")
@@ -142,10 +177,17 @@ def _check(database_url: str, log: EventLog, evs: list[Event], data: Any) -> Non
         i += size
         projector.batch_size = data.draw(st.integers(1, 20), label="fold batch")
         projector.step()
+        other.batch_size = data.draw(st.integers(1, 20), label="results batch")
+        other.step()
         if data.draw(st.booleans(), label="crash"):
             projector.close()  # a crash between batches: a new process reloads from the store
             projector = Projector(database_url, SPEC, event_log=log)
     projector.catch_up()
+    other.catch_up()
+    other.close()
+    incremental_results = _stored_results(database_url)
+    rebuild(database_url, RESULTS, event_log=log)
+    assert _stored_results(database_url) == incremental_results
     incremental = _stored(database_url)
     report = verify(database_url, event_log=log)
     assert report.ok, report.mismatches

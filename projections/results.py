@@ -1,0 +1,365 @@
+"""The results read model: every battle, game, vote and trial as a row, plus what is summed over
+them (vote tallies, a trial's score votes, per-competitor metric sums, event counts).
+
+Unlike the ratings, nothing here depends on order except which rows exist and which are voided,
+so the fold keeps no state between batches: :class:`ResultsFold` turns a batch of events into
+rows (pure), and :func:`write` stores them and brings the sums up to date in SQL, in the
+projector's transaction. Every sum is exact (integers, and ``numeric`` for metric sums fed from
+the JSON digits the producer sent), so a batch added and a voided result taken away give the same
+digits in any batch split: incremental equals rebuild.
+
+Decisions recorded here:
+
+* A battle's metrics count towards its competitors' averages whatever its outcome (they measure
+  the audio, not the verdict); a trial's only when it completed.
+* A void marks its target ``voided_by`` (the void's event id) and takes it out of every sum; a
+  voided battle takes its votes with it, and a vote cast on an already voided battle is recorded
+  as voided too.
+* A trial's score is the sum and count of each voter's latest score vote that is not voided
+  (a later vote by the same voter replaces the earlier; voiding it brings the earlier back).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from arbiter.domain.events import (
+    BattleCompleted,
+    Event,
+    GameCompleted,
+    ResultVoided,
+    TrialCompleted,
+    VoteCast,
+    type_name,
+)
+from psycopg import Cursor, sql
+
+NAME = "results"
+_JSON = msgspec.json.Encoder(order="sorted")
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else _JSON.encode(value).decode()
+
+
+@dataclass
+class Batch:
+    """The rows a stretch of the log adds, and the voids it applies, in log order."""
+
+    start: int = 0
+    """The position before the batch: rows after it are new."""
+    battles: list[tuple[Any, ...]] = field(default_factory=list)
+    games: list[tuple[Any, ...]] = field(default_factory=list)
+    votes: list[tuple[Any, ...]] = field(default_factory=list)
+    trials: list[tuple[Any, ...]] = field(default_factory=list)
+    voids: list[tuple[str, str]] = field(default_factory=list)
+    """(void event id, target event id)"""
+    counts: Counter[str] = field(default_factory=Counter)
+    events: int = 0
+
+
+class ResultsFold:
+    """Events to rows. Keeps only its position: everything else lives in the tables."""
+
+    def __init__(self, position: int = 0, events: int = 0) -> None:
+        self.position = position
+        self.events = events
+        self.batch = Batch(start=position)
+
+    def apply(self, position: int, event: Event) -> None:
+        if position <= self.position:
+            raise ValueError(f"position {position} is not after {self.position}")
+        b, e = self.batch, event
+        common = (e.event_id, position, e.occurred_at)
+        if isinstance(e, BattleCompleted):
+            b.battles.append(
+                (e.battle_id, *common, e.arena, e.category, e.a, e.b, e.outcome, e.judge,
+                 e.scenario, _json(e.metrics), _json(e.meta), e.source)
+            )  # fmt: skip
+        elif isinstance(e, GameCompleted):
+            participants = [msgspec.to_builtins(p) for p in e.participants]
+            b.games.append(
+                (e.game_id, *common, e.arena, e.category, _json(participants),
+                 [p.competitor for p in e.participants], e.rounds, e.replay_uri, _json(e.meta),
+                 e.source)
+            )  # fmt: skip
+        elif isinstance(e, VoteCast):
+            b.votes.append(
+                (*common[:1], e.vote_id, *common[1:], e.voter, e.battle_id, e.choice,
+                 e.trial_id, e.score)
+            )  # fmt: skip
+        elif isinstance(e, TrialCompleted):
+            b.trials.append(
+                (e.trial_id, *common, e.arena, e.category, e.experiment_id, e.competitor,
+                 e.prompt_index, e.status, e.error, _json(e.metrics), _json(e.dimensions),
+                 e.source)
+            )  # fmt: skip
+        elif isinstance(e, ResultVoided):
+            b.voids.append((e.event_id, e.target_event_id))
+        b.counts[type_name(e)] += 1
+        b.events += 1
+        self.position = position
+        self.events += 1
+
+    def take_changes(self) -> Batch:
+        batch, self.batch = self.batch, Batch(start=self.position)
+        return batch
+
+
+def _q(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
+def load(cur: Cursor[Any], schema: str) -> ResultsFold:
+    cur.execute(sql.SQL("SELECT position, events FROM {}").format(_q(schema, "tracking")))
+    row = cur.fetchone()
+    return ResultsFold(int(row[0]), int(row[1])) if row else ResultsFold()
+
+
+_INSERTS = {
+    "battles": (
+        "battle_id, event_id, position, occurred_at, arena, category, a, b, outcome, judge, "
+        "scenario, metrics, meta, source",
+        "text, text, int8, timestamptz, text, text, text, text, text, text, text, jsonb, jsonb, "
+        "text",
+    ),
+    "games": (
+        "game_id, event_id, position, occurred_at, arena, category, participants, competitors, "
+        "rounds, replay_uri, meta, source",
+        "text, text, int8, timestamptz, text, text, jsonb, text, int4, text, jsonb, text",
+    ),
+    "votes": (
+        "event_id, vote_id, position, occurred_at, voter, battle_id, choice, trial_id, score",
+        "text, text, int8, timestamptz, text, text, text, text, int4",
+    ),
+    "trials": (
+        "trial_id, event_id, position, occurred_at, arena, category, experiment_id, competitor, "
+        "prompt_index, status, error, metrics, dimensions, source",
+        "text, text, int8, timestamptz, text, text, text, text, int4, text, text, jsonb, jsonb, "
+        "text",
+    ),
+}
+
+# Metric sums, per pool, of the battles (each side) and completed trials a selector picks,
+# times a sign: +1 for new rows, -1 for rows just voided.
+_BATTLE_METRICS = """
+INSERT INTO {metrics} (arena, category, competitor, metric, total, count)
+SELECT arena, cat, competitor, key, sum(value::numeric) * %(sign)s, count(*) * %(sign)s
+FROM (
+    SELECT b.arena, c.cat, CASE s.side WHEN 'a' THEN b.a ELSE b.b END AS competitor, m.key,
+           m.value
+    FROM {battles} b
+    CROSS JOIN LATERAL (VALUES ('a'), ('b')) AS s(side)
+    CROSS JOIN LATERAL jsonb_each_text(b.metrics -> s.side) AS m
+    CROSS JOIN LATERAL (VALUES (''), (b.category)) AS c(cat)
+    WHERE b.metrics IS NOT NULL AND c.cat IS NOT NULL AND {selector}
+) x
+GROUP BY arena, cat, competitor, key
+ON CONFLICT (arena, category, competitor, metric) DO UPDATE
+SET total = {metrics}.total + EXCLUDED.total, count = {metrics}.count + EXCLUDED.count
+"""
+_TRIAL_METRICS = """
+INSERT INTO {metrics} (arena, category, competitor, metric, total, count)
+SELECT arena, cat, competitor, key, sum(value::numeric) * %(sign)s, count(*) * %(sign)s
+FROM (
+    SELECT t.arena, c.cat, t.competitor, m.key, m.value
+    FROM {trials} t
+    CROSS JOIN LATERAL jsonb_each_text(t.metrics) AS m
+    CROSS JOIN LATERAL (VALUES (''), (t.category)) AS c(cat)
+    WHERE t.status = 'completed' AND c.cat IS NOT NULL AND {selector}
+) x
+GROUP BY arena, cat, competitor, key
+ON CONFLICT (arena, category, competitor, metric) DO UPDATE
+SET total = {metrics}.total + EXCLUDED.total, count = {metrics}.count + EXCLUDED.count
+"""
+
+
+def write(cur: Cursor[Any], schema: str, fold: ResultsFold, batch: Batch) -> None:
+    """Store a batch's rows, apply its voids and bring the sums up to date."""
+    t = {name: _q(schema, name) for name in (*_INSERTS, "competitor_metrics", "event_counts")}
+    for table, rows in (
+        ("battles", batch.battles),
+        ("games", batch.games),
+        ("votes", batch.votes),
+        ("trials", batch.trials),
+    ):
+        if rows:
+            columns, types = _INSERTS[table]
+            arrays = ", ".join(f"%s::{ty.strip()}[]" for ty in types.split(","))
+            names = [c.strip() for c in columns.split(",")]
+            # A game's competitors travel as a JSON array (unnest cannot take ragged arrays).
+            select = ", ".join(
+                "ARRAY(SELECT jsonb_array_elements_text(competitors::jsonb))"
+                if n == "competitors"
+                else n
+                for n in names
+            )
+            cur.execute(
+                sql.SQL(
+                    f"INSERT INTO {{}} ({columns}) SELECT {select} "
+                    f"FROM unnest({arrays}) AS r({columns})"
+                ).format(t[table]),
+                _columns(rows, table == "games"),
+            )
+    new = sql.SQL("{}.position > %(start)s")
+    args = {"start": batch.start, "sign": 1}
+    if batch.battles:
+        _sums(cur, _BATTLE_METRICS, t, new.format(sql.Identifier("b")), args)
+    if batch.trials:
+        _sums(cur, _TRIAL_METRICS, t, new.format(sql.Identifier("t")), args)
+    battles: set[str] = {r[5] for r in batch.votes if r[5] is not None}
+    trials: set[str] = {r[7] for r in batch.votes if r[7] is not None}
+    if batch.voids:
+        _apply_voids(cur, t, batch, battles, trials)
+    if batch.votes:
+        # A vote on a battle voided earlier is recorded voided too.
+        cur.execute(
+            sql.SQL(
+                "UPDATE {votes} v SET voided_by = b.voided_by FROM {battles} b "
+                "WHERE v.position > %s AND v.battle_id = b.battle_id "
+                "AND b.voided_by IS NOT NULL AND v.voided_by IS NULL"
+            ).format(votes=t["votes"], battles=t["battles"]),
+            (batch.start,),
+        )
+    if battles:
+        cur.execute(
+            sql.SQL(
+                "UPDATE {battles} b SET votes_a = s.a, votes_b = s.b, votes_tie = s.tie FROM ("
+                "SELECT id, count(v.choice) FILTER (WHERE v.choice = 'a') AS a, "
+                "count(v.choice) FILTER (WHERE v.choice = 'b') AS b, "
+                "count(v.choice) FILTER (WHERE v.choice = 'tie') AS tie "
+                "FROM unnest(%s::text[]) AS id LEFT JOIN {votes} v "
+                "ON v.battle_id = id AND v.voided_by IS NULL GROUP BY id) s "
+                "WHERE b.battle_id = s.id"
+            ).format(battles=t["battles"], votes=t["votes"]),
+            (sorted(battles),),
+        )
+    if trials:
+        cur.execute(
+            sql.SQL(
+                "UPDATE {trials} t SET score_sum = coalesce(s.total, 0), score_votes = s.n FROM ("
+                "SELECT id, sum(latest.score) AS total, count(latest.score) AS n "
+                "FROM unnest(%s::text[]) AS id LEFT JOIN LATERAL ("
+                "SELECT DISTINCT ON (v.voter) v.score FROM {votes} v "
+                "WHERE v.trial_id = id AND v.voided_by IS NULL "
+                "ORDER BY v.voter, v.position DESC) latest ON true GROUP BY id) s "
+                "WHERE t.trial_id = s.id"
+            ).format(trials=t["trials"], votes=t["votes"]),
+            (sorted(trials),),
+        )
+    if batch.counts:
+        types = sorted(batch.counts)
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} (type, count) SELECT * FROM unnest(%s::text[], %s::int8[]) "
+                "ON CONFLICT (type) DO UPDATE SET count = {}.count + EXCLUDED.count"
+            ).format(t["event_counts"], t["event_counts"]),
+            (types, [batch.counts[k] for k in types]),
+        )
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {} (projection, position, events, updated_at) VALUES (%s, %s, %s, now()) "
+            "ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position, "
+            "events = EXCLUDED.events, updated_at = now()"
+        ).format(_q(schema, "tracking")),
+        (NAME, fold.position, fold.events),
+    )
+
+
+def _columns(rows: list[tuple[Any, ...]], games: bool) -> list[list[Any]]:
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    if games:
+        cols[7] = [_JSON.encode(c).decode() for c in cols[7]]
+    return cols
+
+
+def _sums(
+    cur: Cursor[Any],
+    template: str,
+    t: dict[str, sql.Composed],
+    selector: sql.Composable,
+    args: dict[str, Any],
+) -> None:
+    cur.execute(
+        sql.SQL(template).format(
+            metrics=t["competitor_metrics"],
+            battles=t["battles"],
+            trials=t["trials"],
+            selector=selector,
+        ),
+        args,
+    )
+
+
+def _apply_voids(
+    cur: Cursor[Any],
+    t: dict[str, sql.Composed],
+    batch: Batch,
+    battles: set[str],
+    trials: set[str],
+) -> None:
+    """Mark every void's target (and a voided battle's votes) and take them out of the sums."""
+    by_target = {target: void for void, target in batch.voids}
+    targets, voids = list(by_target), [by_target[k] for k in by_target]
+    mark = (
+        "UPDATE {table} x SET voided_by = v.void FROM unnest(%s::text[], %s::text[]) "
+        "AS v(target, void) WHERE x.event_id = v.target AND x.voided_by IS NULL "
+        "RETURNING x.event_id"
+    )
+    cur.execute(sql.SQL(mark + ", x.battle_id").format(table=t["battles"]), (targets, voids))
+    voided_battles = cur.fetchall()
+    if voided_battles:
+        ids = [r[0] for r in voided_battles]
+        battles.update(r[1] for r in voided_battles)
+        _sums(
+            cur,
+            _BATTLE_METRICS,
+            t,
+            sql.SQL("b.event_id = ANY(%(ids)s)"),
+            {"ids": ids, "sign": -1},
+        )
+        cur.execute(
+            sql.SQL(
+                "UPDATE {votes} v SET voided_by = b.voided_by FROM {battles} b "
+                "WHERE b.event_id = ANY(%s) AND v.battle_id = b.battle_id AND v.voided_by IS NULL"
+            ).format(votes=t["votes"], battles=t["battles"]),
+            (ids,),
+        )
+    cur.execute(sql.SQL(mark + ", x.trial_id").format(table=t["trials"]), (targets, voids))
+    voided_trials = cur.fetchall()
+    if voided_trials:
+        _sums(
+            cur,
+            _TRIAL_METRICS,
+            t,
+            sql.SQL("t.event_id = ANY(%(ids)s)"),
+            {"ids": [r[0] for r in voided_trials], "sign": -1},
+        )
+    cur.execute(
+        sql.SQL(mark + ", x.battle_id, x.trial_id").format(table=t["votes"]), (targets, voids)
+    )
+    for _, battle_id, trial_id in cur.fetchall():
+        if battle_id is not None:
+            battles.add(battle_id)
+        if trial_id is not None:
+            trials.add(trial_id)
+    cur.execute(sql.SQL(mark).format(table=t["games"]), (targets, voids))
+
+
+def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table but tracking, sorted: for comparing two builds exactly."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for table, key in (
+        ("battles", "battle_id"),
+        ("games", "game_id"),
+        ("votes", "event_id"),
+        ("trials", "trial_id"),
+        ("competitor_metrics", "arena, category, competitor, metric"),
+        ("event_counts", "type"),
+    ):
+        cur.execute(sql.SQL(f"SELECT * FROM {{}} ORDER BY {key}").format(_q(schema, table)))
+        out[table] = [tuple(r) for r in cur.fetchall()]
+    return out

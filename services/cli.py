@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 a failure was found (an audit mismatch, rejected events on p
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import sys
@@ -240,6 +241,87 @@ def _publish(raws: list[bytes]) -> list[Any]:
             return asyncio.run(go(rt.nats_url))
         except Exception as exc:
             raise _fail(f"publishing to NATS failed: {exc}") from exc
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="JSONL of events, or an arena battles file.")],
+    arena: Annotated[str, typer.Option(help="Arena for arena battle rows.")] = "default",
+    category: Annotated[str | None, typer.Option(help="Category for arena rows.")] = None,
+    max_errors: Annotated[int, typer.Option(help="Row errors to print (all are counted).")] = 20,
+) -> None:
+    """Bulk-import history: JSONL of Arbiter events, or arena battle files (JSON, JSONL or CSV
+    with model_a, model_b, winner, optional tstamp) as public arena leaderboards publish them.
+
+    Rows become events with ids derived from their content, so importing the same file twice
+    changes nothing. Every event is validated here with the ingest's rules and published to
+    NATS in chunks (progress shown); the ingest records them. Rows that cannot become an event
+    are reported (exit 1 if any), the rest are still imported.
+    """
+    from arbiter.adapters.arena_files import ArenaFileError, RowError, count_rows, iter_import
+    from arbiter.adapters.bus import Publisher, encode_event
+
+    if not path.is_file():
+        raise _fail(f"{path}: no such file")
+    try:
+        total = count_rows(path)
+        rows = iter_import(path, arena=arena, category=category)
+        first = next(rows, None)
+    except (ArenaFileError, OSError, ValueError) as exc:
+        raise _fail(f"{path}: {exc}") from exc
+    errors, published, known = 0, 0, 0
+
+    def report(line: int, code: str, message: str) -> None:
+        nonlocal errors
+        errors += 1
+        if errors <= max_errors:
+            err.print(f"[yellow]row {line}[/yellow] ({code}): {message}")
+
+    async def go(nats_url: str) -> None:
+        nonlocal published, known
+        chunk: list[bytes] = []
+        async with Publisher(nats_url) as pub:
+            with _progress() as bar:
+                task = bar.add_task(f"importing {path.name}", total=total or None)
+
+                async def flush() -> None:
+                    nonlocal published, known
+                    acks = await pub.publish(chunk)
+                    published += len(acks)
+                    known += sum(1 for a in acks if a.duplicate)
+                    chunk.clear()
+
+                stream = [first] if first is not None else []
+                for line, item in itertools.chain(stream, rows):
+                    bar.advance(task)
+                    if isinstance(item, RowError):
+                        report(line, item.code, item.message)
+                        continue
+                    raw = encode_event(item)[0]
+                    result = decode_event(raw)
+                    if isinstance(result, Rejection):
+                        report(line, result.code, result.message)
+                        continue
+                    chunk.append(raw)
+                    if len(chunk) >= 2_000:
+                        await flush()
+                if chunk:
+                    await flush()
+
+    with _servers() as rt:
+        try:
+            asyncio.run(go(rt.nats_url))
+        except (ArenaFileError, ValueError) as exc:
+            raise _fail(f"{path}: {exc}") from exc
+        except Exception as exc:
+            raise _fail(f"publishing to NATS failed: {exc}") from exc
+    console.print(
+        f"published {published} event(s) from {path}"
+        + (f", {known} already known to JetStream" if known else "")
+        + (f"; {errors} row(s) could not be imported" if errors else "")
+    )
+    if errors:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -93,8 +93,10 @@ MATCH_COLUMNS = (
 )  # fmt: skip
 MATCH_TYPES = (
     "int8", "text", "timestamptz", "text", "text", "text", "text",
-    "text[]", "int4[]", "float8", "float8", "float8", "float8", "float8",
+    "text", "text", "float8", "float8", "float8", "float8", "float8",
 )  # fmt: skip
+_DECODE_PLAYERS = msgspec.json.Decoder(tuple[str, ...])
+_DECODE_RANKS = msgspec.json.Decoder(tuple[int, ...])
 
 
 class Standing(msgspec.Struct, gc=False):
@@ -183,8 +185,8 @@ class Match(msgspec.Struct, gc=False):
     def row(self) -> tuple[Any, ...]:
         return (
             self.position, self.event_id, self.occurred_at, self.arena, self.category,
-            self.kind, self.battle_id, list(self.players),
-            None if self.ranks is None else list(self.ranks), self.score,
+            self.kind, self.battle_id, _JSON.encode(self.players).decode(),
+            None if self.ranks is None else _JSON.encode(self.ranks).decode(), self.score,
             self.k, self.scale, self.base, self.initial,
         )  # fmt: skip
 
@@ -380,45 +382,75 @@ class RatingsFold:
 
     def _rate(self, key: PoolKey, pool: Pool, m: Match, *, emit: bool) -> None:
         """Apply one rated result to one pool's standings (and record history if ``emit``)."""
+        if m.ranks is None:
+            self._rate_pair(key, pool, m, emit)
+            return
         arena, category = key
         keys = [(arena, category, c) for c in m.players]
         standings = [self._standing(k, m.initial, pool) for k in keys]
         before = [s.rating for s in standings]
-        if m.ranks is None:
-            assert m.score is not None
-            after_a, after_b, expected_a = pair_update(
-                before[0], before[1], m.score, m.k, m.scale, m.base
-            )
-            after, scores, expected = (
-                [after_a, after_b], [m.score, 1.0 - m.score], [expected_a, 1.0 - expected_a]
-            )  # fmt: skip
-            outcomes = [m.score, 1.0 - m.score]
-        else:
-            after, scores, expected = game_update(before, list(m.ranks), m.k, m.scale, m.base)
-            top = min(m.ranks)
-            shared = m.ranks.count(top) > 1
-            outcomes = [(0.5 if shared else 1.0) if r == top else 0.0 for r in m.ranks]
+        after, scores, expected = game_update(before, list(m.ranks), m.k, m.scale, m.base)
+        top = min(m.ranks)
+        shared = m.ranks.count(top) > 1
         for i, s in enumerate(standings):
             s.rating = after[i]
             s.games += 1
-            if outcomes[i] == 1.0:
-                s.wins += 1
-            elif outcomes[i] == 0.0:
+            if m.ranks[i] != top:
                 s.losses += 1
-            else:
+            elif shared:
                 s.ties += 1
+            else:
+                s.wins += 1
             s.last_position = m.position
             s.last_at = m.occurred_at
         if not emit:
             return
         self.changes.standings.update(keys)
-        pair = m.ranks is None
         for i, s in enumerate(standings):
             self.changes.history.append(
                 (m.players[i], arena, category, m.position, m.event_id, m.occurred_at, m.kind,
-                 m.players[1 - i] if pair else None, scores[i], expected[i], m.k, before[i],
-                 after[i], s.games, s.wins, s.losses, s.ties)
+                 None, scores[i], expected[i], m.k, before[i], after[i], s.games, s.wins,
+                 s.losses, s.ties)
             )  # fmt: skip
+
+    def _rate_pair(self, key: PoolKey, pool: Pool, m: Match, emit: bool) -> None:
+        """The pairwise case of :meth:`_rate`, written out: it is the hot path."""
+        arena, category = key
+        a, b = m.players
+        score = m.score
+        assert score is not None
+        key_a, key_b = (arena, category, a), (arena, category, b)
+        sa = self.standings.get(key_a) or self._standing(key_a, m.initial, pool)
+        sb = self.standings.get(key_b) or self._standing(key_b, m.initial, pool)
+        before_a, before_b = sa.rating, sb.rating
+        after_a, after_b, expected_a = pair_update(before_a, before_b, score, m.k, m.scale, m.base)
+        sa.rating, sb.rating = after_a, after_b
+        sa.games += 1
+        sb.games += 1
+        if score == 1.0:
+            sa.wins += 1
+            sb.losses += 1
+        elif score == 0.0:
+            sa.losses += 1
+            sb.wins += 1
+        else:
+            sa.ties += 1
+            sb.ties += 1
+        sa.last_position = sb.last_position = m.position
+        sa.last_at = sb.last_at = m.occurred_at
+        if not emit:
+            return
+        changes = self.changes
+        changes.standings.add(key_a)
+        changes.standings.add(key_b)
+        changes.history.append(
+            (a, arena, category, m.position, m.event_id, m.occurred_at, m.kind, b, score,
+             expected_a, m.k, before_a, after_a, sa.games, sa.wins, sa.losses, sa.ties)
+        )  # fmt: skip
+        changes.history.append(
+            (b, arena, category, m.position, m.event_id, m.occurred_at, m.kind, a, 1.0 - score,
+             1.0 - expected_a, m.k, before_b, after_b, sb.games, sb.wins, sb.losses, sb.ties)
+        )  # fmt: skip
 
     def _maybe_checkpoint(self, key: PoolKey, pool: Pool, index: int) -> None:
         every = max(CHECKPOINT_EVERY, 4 * len(pool.members))
@@ -528,6 +560,15 @@ def _q(schema: str, table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
+RATING_COLUMNS = (
+    "arena", "category", "competitor", "rating", "games", "wins", "losses", "ties",
+    "last_position", "last_at",
+)  # fmt: skip
+RATING_TYPES = (
+    "text", "text", "text", "float8", "int4", "int4", "int4", "int4", "int8", "timestamptz",
+)  # fmt: skip
+PAIR_COLUMNS = ("arena", "category", "x", "y", "x_wins", "y_wins", "ties")
+PAIR_TYPES = ("text", "text", "text", "text", "int4", "int4", "int4")
 _RATING_COLS = (
     "arena, category, competitor, rating, games, wins, losses, ties, last_position, last_at"
 )
@@ -571,7 +612,8 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
     for r in cur:
         m = Match(
             position=r[0], event_id=r[1], occurred_at=r[2], arena=r[3], category=r[4], kind=r[5],
-            battle_id=r[6], players=tuple(r[7]), ranks=None if r[8] is None else tuple(r[8]),
+            battle_id=r[6], players=_DECODE_PLAYERS.decode(r[7]),
+            ranks=None if r[8] is None else _DECODE_RANKS.decode(r[8]),
             score=r[9], k=r[10], scale=r[11], base=r[12], initial=r[13],
         )  # fmt: skip
         fold.by_event[m.event_id] = m
@@ -615,18 +657,10 @@ def write(cur: Cursor[Any], schema: str, fold: RatingsFold, changes: Changes) ->
         )
     if changes.standings:
         keys = sorted(changes.standings)
-        cols = list(zip(*(k + fold.standings[k].row() for k in keys), strict=True))
-        cur.execute(
-            sql.SQL(
-                f"INSERT INTO {{}} ({_RATING_COLS}) SELECT * FROM unnest(%s::text[], %s::text[], "
-                "%s::text[], %s::float8[], %s::int[], %s::int[], %s::int[], %s::int[], "
-                "%s::int8[], %s::timestamptz[]) ON CONFLICT (arena, category, competitor) DO "
-                "UPDATE SET rating = EXCLUDED.rating, games = EXCLUDED.games, "
-                "wins = EXCLUDED.wins, losses = EXCLUDED.losses, ties = EXCLUDED.ties, "
-                "last_position = EXCLUDED.last_position, last_at = EXCLUDED.last_at"
-            ).format(_q(schema, "ratings")),
-            [list(c) for c in cols],
-        )
+        upsert_rows(
+            cur, schema, "ratings", RATING_COLUMNS, RATING_TYPES, 3,
+            [k + fold.standings[k].row() for k in keys],
+        )  # fmt: skip
     if changes.competitors:
         keys_c = sorted(changes.competitors)
         cols = list(zip(*((k, *fold.competitors[k].row()) for k in keys_c), strict=True))
@@ -656,16 +690,10 @@ def write(cur: Cursor[Any], schema: str, fold: RatingsFold, changes: Changes) ->
         )
     if changes.pairs:
         keys_p = sorted(changes.pairs)
-        cols = list(zip(*(k + tuple(fold.pairs[k]) for k in keys_p), strict=True))
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO {} (arena, category, x, y, x_wins, y_wins, ties) "
-                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
-                "%s::int[], %s::int[], %s::int[]) ON CONFLICT (arena, category, x, y) DO UPDATE "
-                "SET x_wins = EXCLUDED.x_wins, y_wins = EXCLUDED.y_wins, ties = EXCLUDED.ties"
-            ).format(_q(schema, "pairs")),
-            [list(c) for c in cols],
-        )
+        upsert_rows(
+            cur, schema, "pairs", PAIR_COLUMNS, PAIR_TYPES, 4,
+            [k + tuple(fold.pairs[k]) for k in keys_p],
+        )  # fmt: skip
     if changes.voids:
         cur.executemany(
             sql.SQL(
@@ -685,6 +713,45 @@ def write(cur: Cursor[Any], schema: str, fold: RatingsFold, changes: Changes) ->
         ).format(_q(schema, "tracking")),
         (NAME, fold.position, fold.events),
     )
+
+
+def upsert_rows(
+    cur: Cursor[Any],
+    schema: str,
+    table: str,
+    columns: tuple[str, ...],
+    types: tuple[str, ...],
+    keys: int,
+    rows: list[tuple[Any, ...]],
+) -> None:
+    """Insert or update rows keyed by their first ``keys`` columns: binary COPY into a temporary
+    table, then one ``INSERT .. ON CONFLICT``. Packing tens of thousands of rows as ``unnest``
+    arrays costs far more in Python than COPY does in C."""
+    tmp = sql.Identifier(f"arbiter_upsert_{table}")
+    cur.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        ).format(tmp, _q(schema, table))
+    )
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(tmp, cols)) as copy:
+        copy.set_types(list(types))
+        for row in rows:
+            copy.write_row(row)
+    cur.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}").format(
+            _q(schema, table),
+            cols,
+            cols,
+            tmp,
+            sql.SQL(", ").join(map(sql.Identifier, columns[:keys])),
+            sql.SQL(", ").join(
+                sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+                for c in columns[keys:]
+            ),
+        )
+    )
+    cur.execute(sql.SQL("TRUNCATE {}").format(tmp))
 
 
 def copy_rows(

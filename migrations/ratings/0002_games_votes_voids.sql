@@ -48,8 +48,8 @@ CREATE TABLE matches (
     category     text,
     kind         text NOT NULL,
     battle_id    text,
-    players      text[] NOT NULL,
-    ranks        integer[],
+    players      text NOT NULL,   -- JSON array of competitor ids
+    ranks        text,            -- JSON array of ranks (games), NULL for pairwise results
     score        float8,
     k            float8 NOT NULL,
     scale        float8 NOT NULL,

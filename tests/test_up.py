@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 from arbiter.adapters.embedded import find_free_port
+from arbiter.services.demo import demo_events
 
 
 def _cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -58,7 +59,8 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
                 time.sleep(0.5)
                 continue
             rows = r.json()["rows"]
-            if sum(int(r["games"]) for r in rows) == 120:  # type: ignore[call-overload]
+            # 60 battles, one in ten awaiting votes and then judged by two voters
+            if sum(int(r["games"]) for r in rows) == 2 * 66:  # type: ignore[call-overload]
                 break
             time.sleep(0.3)
         assert len(rows) == 8
@@ -81,5 +83,6 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
     assert not (tmp_path / "home" / "runtime.json").exists()
     # Data survives a restart: the next up sees the same log.
     audit = _cli("audit", "verify", env=env)
-    assert audit.returncode == 0 and "68 events" in audit.stdout, audit.stdout  # 8 + 60
+    logged = len(demo_events(60, 7, "demo"))
+    assert audit.returncode == 0 and f"{logged} events" in audit.stdout, audit.stdout
     assert audit.stdout.split("digest ")[1].split()[0] == digest

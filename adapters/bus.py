@@ -14,6 +14,7 @@ message would cap a publisher near 4k messages/s.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,6 +26,8 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+
+log = logging.getLogger("arbiter.bus")
 
 STREAM = "ARBITER"
 SUBJECT_PREFIX = "arbiter.events"
@@ -47,8 +50,14 @@ def subject_for(type_: str | None, prefix: str = SUBJECT_PREFIX) -> str:
 
 async def connect(url: str, *, name: str = "arbiter", **options: Any) -> NATS:
     """Connect with reconnection on (forever, 0.5 s apart): a restarted server is not fatal."""
+
+    async def on_error(exc: Exception) -> None:
+        # One line, not nats-py's default traceback per failed connection attempt.
+        log.warning("nats (%s): %s", name, exc or type(exc).__name__)
+
     defaults: dict[str, Any] = {
         "name": name,
+        "error_cb": on_error,
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 0.5,
         "connect_timeout": 5,
@@ -103,9 +112,14 @@ class Publisher:
     a PubAck with ``duplicate=True`` means JetStream already had that event id.
     """
 
-    def __init__(self, url: str, *, max_in_flight: int = 4000) -> None:
+    def __init__(
+        self, url: str, *, max_in_flight: int = 4000, reconnect_attempts: int = -1
+    ) -> None:
         self.url = url
         self.max_in_flight = max_in_flight
+        self.reconnect_attempts = reconnect_attempts
+        """-1 (a long-lived worker): retry forever. A command line tool passes a few, so that
+        an unreachable server is an error after seconds, not a hang."""
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
 
@@ -117,7 +131,9 @@ class Publisher:
         await self.close()
 
     async def open(self) -> None:
-        self.nc = await connect(self.url, name="arbiter-publisher")
+        self.nc = await connect(
+            self.url, name="arbiter-publisher", max_reconnect_attempts=self.reconnect_attempts
+        )
         self.js = self.nc.jetstream(publish_async_max_pending=self.max_in_flight)
         await ensure_streams(self.js)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +52,8 @@ from eventsourcing.utils import get_topic
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.sql import SQL, Identifier
 
+CREATE_LOCK = 0x4172_6269_7465_72
+"""Advisory lock id held while the store's tables and functions are created."""
 NAMESPACE = UUID("5b0f6c1e-3d44-4c0e-9a53-6a1f1e0d7a11")
 """uuid5 namespace of Arbiter's streams. Fixed forever: changing it would re-key the log."""
 
@@ -137,6 +140,23 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS {} (arena text PRIMARY KEY, strict boolean NOT NULL)"
             ).format(self.arenas_table)
         )
+
+    def create_table(self) -> None:
+        """The library's table creation, safe when several services start at once: the DDL runs
+        under an advisory lock (PostgreSQL refuses concurrent ``CREATE OR REPLACE FUNCTION`` with
+        "tuple concurrently updated"), and a lost race on a type is retried."""
+        for attempt in range(5):
+            try:
+                super().create_table()
+                return
+            except Exception:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    def _create_table(self, curs: Any) -> None:
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK,))
+        super()._create_table(curs)
 
     def append_checked(self, events: Sequence[Event], stored: Sequence[Any]) -> AppendOutcome:
         """Append a batch in one transaction, as :func:`arbiter.domain.decisions.decide` rules.

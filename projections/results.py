@@ -12,9 +12,10 @@ Decisions recorded here:
 
 * A battle's metrics count towards its competitors' averages whatever its outcome (they measure
   the audio, not the verdict); a trial's only when it completed.
-* A void marks its target ``voided_by`` (the void's event id) and takes it out of every sum; a
-  voided battle takes its votes with it, and a vote cast on an already voided battle is recorded
-  as voided too.
+* A void marks its target ``voided_by`` (the void's event id) and takes it out of every sum.
+  Only the target is marked: the votes on a voided battle keep ``voided_by`` null (they count for
+  nothing in the ratings, and the battle's own ``voided_by`` says why). Marking them too would
+  make ``voided_by`` depend on how voids of a battle and of its votes fall into batches.
 * A trial's score is the sum and count of each voter's latest score vote that is not voided
   (a later vote by the same voter replaces the earlier; voiding it brings the earlier back).
 """
@@ -214,16 +215,6 @@ def write(cur: Cursor[Any], schema: str, fold: ResultsFold, batch: Batch) -> Non
     trials: set[str] = {r[7] for r in batch.votes if r[7] is not None}
     if batch.voids:
         _apply_voids(cur, t, batch, battles, trials)
-    if batch.votes:
-        # A vote on a battle voided earlier is recorded voided too.
-        cur.execute(
-            sql.SQL(
-                "UPDATE {votes} v SET voided_by = b.voided_by FROM {battles} b "
-                "WHERE v.position > %s AND v.battle_id = b.battle_id "
-                "AND b.voided_by IS NOT NULL AND v.voided_by IS NULL"
-            ).format(votes=t["votes"], battles=t["battles"]),
-            (batch.start,),
-        )
     if battles:
         cur.execute(
             sql.SQL(
@@ -301,7 +292,7 @@ def _apply_voids(
     battles: set[str],
     trials: set[str],
 ) -> None:
-    """Mark every void's target (and a voided battle's votes) and take them out of the sums."""
+    """Mark every void's target and take it out of the sums."""
     by_target = {target: void for void, target in batch.voids}
     targets, voids = list(by_target), [by_target[k] for k in by_target]
     mark = (
@@ -320,13 +311,6 @@ def _apply_voids(
             t,
             sql.SQL("b.event_id = ANY(%(ids)s)"),
             {"ids": ids, "sign": -1},
-        )
-        cur.execute(
-            sql.SQL(
-                "UPDATE {votes} v SET voided_by = b.voided_by FROM {battles} b "
-                "WHERE b.event_id = ANY(%s) AND v.battle_id = b.battle_id AND v.voided_by IS NULL"
-            ).format(votes=t["votes"], battles=t["battles"]),
-            (ids,),
         )
     cur.execute(sql.SQL(mark + ", x.trial_id").format(table=t["trials"]), (targets, voids))
     voided_trials = cur.fetchall()

@@ -19,7 +19,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import nats.errors
 import psycopg
@@ -342,10 +342,37 @@ class LeaderboardController(Controller):
         category: CategoryParam = "",
         limit: Limit = 100,
         offset: Offset = 0,
+        system: Annotated[
+            Literal["elo", "bt"],
+            QueryParameter(description="`elo` (the folded ratings) or `bt` (Bradley-Terry)."),
+        ] = "elo",
+        as_of: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=64,
+                description="The board as it stood at a log position (integer) or at an RFC "
+                "3339 time (by the producers' `occurred_at`).",
+            ),
+        ] = None,
     ) -> Leaderboard:
-        """Standings by rating (highest first, ties by competitor id); ``rank`` is 1-based and
-        counts from the first row of the whole board, so it is ``offset`` + row number."""
-        return await reads.leaderboard(arena, category, limit, offset)
+        """Standings by rating (highest first, ties by competitor id); with ``system=elo``
+        ``rank`` is ``offset`` + row number. ``system=bt``: Bradley-Terry maximum likelihood
+        on the Elo scale (the arena's scale, base and initial) from the pool's pairwise counts,
+        ``lower``/``upper`` its 95% bootstrap interval (100 rounds, seed 0) and ``rank`` 1 + the
+        number of competitors whose lower bound is above this one's upper bound.
+
+        Every row also carries the averages of the metrics its battles and trials carried in
+        the pool (``metrics``; wer, semascore, prosody, quality, latency, cost and tokens picked
+        out) and its average score vote, voided results excluded.
+
+        ``as_of``: a position P rebuilds the board from the rating history (each competitor's
+        last change at or before P); a time T means the last change in the pool whose producer
+        time is at or before T (producer clocks, not arrival order: a late-arriving older
+        result can fall after P). The averages are always current."""
+        from .api_queries import leaderboard, parse_as_of
+
+        when = None if as_of is None else parse_as_of(as_of)
+        return await leaderboard(reads, arena, category, limit, offset, system, when)
 
 
 class CompetitorController(Controller):
@@ -354,10 +381,20 @@ class CompetitorController(Controller):
 
     @get("/", summary="The competitor registry", responses=_errors(400, 503))
     async def list_competitors(
-        self, reads: NamedDependency[ReadStore], limit: Limit = 100, offset: Offset = 0
+        self,
+        reads: NamedDependency[ReadStore],
+        limit: Limit = 100,
+        offset: Offset = 0,
+        arena: ArenaParam = "default",
+        status: Annotated[
+            Literal["untested", "testing", "ranked", "retired"] | None,
+            QueryParameter(description="Only competitors with this status in `arena`."),
+        ] = None,
     ) -> CompetitorList:
-        """Every competitor registered or seen in a battle, by id."""
-        return await reads.competitors(limit, offset)
+        """Every competitor registered or seen in a result, by id, with its status in
+        ``arena``: untested (no rated result in its arena-wide pool), testing (1 to 9), ranked
+        (10 or more), retired."""
+        return await reads.competitors(limit, offset, arena, status)
 
     @get(
         "/{competitor_id:str}",
@@ -365,10 +402,14 @@ class CompetitorController(Controller):
         responses=_errors(404, 503),
     )
     async def get_competitor(
-        self, reads: NamedDependency[ReadStore], competitor_id: FromPath[str]
+        self,
+        reads: NamedDependency[ReadStore],
+        competitor_id: FromPath[str],
+        arena: ArenaParam = "default",
     ) -> CompetitorDetail:
-        """Registry entry plus its standing (with rank) in every arena and category."""
-        found = await reads.competitor(competitor_id)
+        """Registry entry (``status`` in ``arena``) plus its standing (with rank) in every
+        arena and category."""
+        found = await reads.competitor(competitor_id, arena)
         if found is None:
             raise _not_found(f"Unknown competitor {competitor_id!r}.")
         return found
@@ -393,10 +434,28 @@ class CompetitorController(Controller):
         ] = None,
         limit: Limit = 100,
         offset: Offset = 0,
+        bucket: Annotated[
+            Literal["day"] | None,
+            QueryParameter(description="`day`: one point per UTC day of one pool."),
+        ] = None,
     ) -> History:
         """Every rating change in log order (a battle with a category moves two pools, so it
-        appears twice unless ``category`` is given)."""
-        found = await reads.history(competitor_id, arena, category, limit, offset)
+        appears twice unless ``category`` is given); ``kind`` says what caused it, a ``void``
+        row being the recomputation after a voided result (no opponent, score or K; a null
+        ``rating_after`` when it left the competitor unrated in the pool).
+
+        ``bucket=day``: a series for charts in one pool (``arena`` default ``default``,
+        ``category`` default the arena-wide pool): per UTC day of the producers'
+        ``occurred_at``, the rating after the day's last change, its low and high, the rated
+        results that day and the counters after it; paginated by day."""
+        if bucket is not None:
+            from .api_queries import history_days
+
+            found = await history_days(
+                reads, competitor_id, arena or "default", category or "", limit, offset
+            )
+        else:
+            found = await reads.history(competitor_id, arena, category, limit, offset)
         if found is None:
             raise _not_found(f"Unknown competitor {competitor_id!r}.")
         return found
@@ -506,8 +565,18 @@ def create_app(
 ) -> Litestar:
     """The API as an ASGI app. The database pool opens at startup (without waiting: a database
     that is down yields 503s, not a failed start); NATS connects on first use."""
+    from .api_boards import (
+        HeadToHeadController,
+        LeaderboardStreamController,
+        MatchmakingController,
+        SummaryController,
+    )
+    from .api_evaluations import Evaluations
+    from .api_results import BattleController, ExperimentController, GameController, StatsController
+
     reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
     bus = Bus(nats_url, connect_timeout=nats_timeout)
+    evaluations = Evaluations.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -515,6 +584,7 @@ def create_app(
         try:
             yield
         finally:
+            evaluations.close()
             await bus.close()
             await reads.close()
 
@@ -524,6 +594,15 @@ def create_app(
             LeaderboardController,
             CompetitorController,
             EventController,
+            evaluations.controller(),
+            LeaderboardStreamController,
+            HeadToHeadController,
+            MatchmakingController,
+            SummaryController,
+            BattleController,
+            GameController,
+            ExperimentController,
+            StatsController,
         ],
         dependencies={
             "reads": Provide(_reads, sync_to_thread=False),
@@ -531,7 +610,7 @@ def create_app(
         },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        state=State({"reads": reads, "bus": bus}),
+        state=State({"reads": reads, "bus": bus, "evaluations": evaluations}),
         openapi_config=OpenAPIConfig(
             title="Arbiter",
             version="1",

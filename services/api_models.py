@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from arbiter.domain.events import Event
-from msgspec import Struct
+from msgspec import Struct, field
+
+from .api_results_models import HistoryDay
 
 
 class ErrorBody(Struct, omit_defaults=True):
@@ -64,6 +66,36 @@ class LeaderboardRow(Struct):
     losses: int
     ties: int
     win_rate: float
+    """``wins / games`` (a tie is neither)."""
+    lower: float | None = None
+    upper: float | None = None
+    """``system=bt``: the 95% bootstrap interval of ``rating``; null for Elo."""
+    wer: float | None = None
+    semascore: float | None = None
+    prosody: float | None = None
+    """Average ``prosody_score`` (or ``prosody``) metric."""
+    quality: float | None = None
+    """Average ``quality_score`` (or ``quality``) metric."""
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    input_tokens: float | None = None
+    output_tokens: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Average of every metric the competitor's battles (its side) and completed trials carried
+    in this pool, voided results excluded; the named fields above are picked from it."""
+    avg_score: float | None = None
+    """Average 1-5 score vote on its trials in this pool (voided trials and votes excluded)."""
+    score_votes: int = 0
+
+
+class Bootstrap(Struct):
+    """How the ``system=bt`` intervals were made."""
+
+    rounds: int
+    seed: int
+    level: float
+    battles: int
+    """Pairwise results fitted (a game of n players counts n(n-1)/2)."""
 
 
 class Leaderboard(Struct):
@@ -76,6 +108,13 @@ class Leaderboard(Struct):
     position: int
     """Log position of the read model this page was read from."""
     rows: list[LeaderboardRow]
+    system: Literal["elo", "bt"] = "elo"
+    as_of: int | None = None
+    """With ``as_of``: the log position the board was rebuilt at (the requested position, or for
+    a time the last change in the pool at or before it, capped at ``position``)."""
+    bootstrap: Bootstrap | None = None
+    results_position: int | None = None
+    """Log position of the results read model the averages came from."""
 
 
 class CompetitorInfo(Struct, kw_only=True):
@@ -87,6 +126,13 @@ class CompetitorInfo(Struct, kw_only=True):
     """True once a ``competitor.registered`` event named it; false when only seen in battles."""
     first_position: int
     last_position: int
+    retired: bool = False
+    retired_reason: str | None = None
+    status: Literal["untested", "testing", "ranked", "retired"] = "untested"
+    """In the requested arena (``arena``, default ``default``): no rated result yet is
+    ``untested``, 1 to 9 rated results ``testing``, 10 or more ``ranked``; ``retired`` wins."""
+    rated_results: int = 0
+    """Rated results in the arena-wide pool of that arena."""
 
 
 class CompetitorList(Struct):
@@ -95,6 +141,10 @@ class CompetitorList(Struct):
     limit: int
     offset: int
     position: int
+    arena: str = "default"
+    """The arena ``status`` and ``rated_results`` refer to."""
+    status: str | None = None
+    """The ``status`` filter, if one was given."""
 
 
 class Standing(Struct):
@@ -122,13 +172,22 @@ class HistoryEntry(Struct):
     occurred_at: datetime
     arena: str
     category: str
-    opponent: str
-    score: float
-    expected: float
-    k: float
+    opponent: str | None
+    """Null for a game (several opponents) and for a void."""
+    score: float | None
+    expected: float | None
+    k: float | None
     rating_before: float
-    rating_after: float
-    delta: float
+    rating_after: float | None
+    """Null when a void left the competitor with no rated result in the pool."""
+    delta: float | None
+    kind: str = "battle"
+    """``battle``, ``vote``, ``game`` or ``void`` (a voided result's recomputation)."""
+    games: int = 0
+    wins: int = 0
+    losses: int = 0
+    ties: int = 0
+    """Counters after the change."""
 
 
 class History(Struct):
@@ -140,6 +199,10 @@ class History(Struct):
     offset: int
     position: int
     history: list[HistoryEntry]
+    bucket: Literal["day"] | None = None
+    days: list[HistoryDay] | None = None
+    """With ``bucket=day``: one point per UTC day of the pool (``history`` is then empty and
+    ``total``, ``limit`` and ``offset`` count days)."""
 
 
 # -- the log ------------------------------------------------------------------------------------

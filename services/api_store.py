@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from arbiter.adapters.eventstore import StoredState
 from arbiter.domain.events import TYPE_NAMES, type_name
+from arbiter.domain.placement import PLACEMENT_GAMES, registry_status
 from arbiter.projections import PROJECTIONS
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
@@ -28,8 +29,6 @@ from .api_models import (
     EventPage,
     History,
     HistoryEntry,
-    Leaderboard,
-    LeaderboardRow,
     LoggedEvent,
     Standing,
 )
@@ -143,45 +142,24 @@ class ReadStore:
 
     # -- ratings --------------------------------------------------------------------------------
 
-    async def leaderboard(self, arena: str, category: str, limit: int, offset: int) -> Leaderboard:
-        total, position, rows = await self.snapshot(
-            (
-                sql.SQL("SELECT count(*) FROM {} WHERE arena = %s AND category = %s").format(
-                    _t("ratings")
-                ),
-                (arena, category),
-            ),
-            self._position(),
-            (
-                sql.SQL(
-                    "SELECT r.competitor, c.name, c.provider, r.rating, r.games, r.wins, "
-                    "r.losses, r.ties FROM {} r LEFT JOIN {} c ON c.competitor = r.competitor "
-                    "WHERE r.arena = %s AND r.category = %s "
-                    "ORDER BY r.rating DESC, r.competitor LIMIT %s OFFSET %s"
-                ).format(_t("ratings"), _t("competitors")),
-                (arena, category, limit, offset),
-            ),
-        )
-        return Leaderboard(
-            arena=arena,
-            category=category,
-            total=int(self._first(total)),
-            limit=limit,
-            offset=offset,
-            position=int(self._first(position)),
-            rows=[
-                LeaderboardRow(offset + i, *row, _win_rate(row[5], row[4]))
-                for i, row in enumerate(rows, start=1)
-            ],
-        )
-
     _COMPETITOR_COLUMNS = sql.SQL(
-        "competitor, name, provider, meta, registered, first_position, last_position"
+        "c.competitor, c.name, c.provider, c.meta, c.registered, c.first_position, "
+        "c.last_position, c.retired, c.retired_reason, coalesce(r.games, 0)"
     )
+    _COMPETITOR_FROM = sql.SQL(
+        "{} c LEFT JOIN {} r ON r.arena = %(arena)s AND r.category = '' "
+        "AND r.competitor = c.competitor"
+    ).format(_t("competitors"), _t("ratings"))
+    # registry_status as SQL, for the ``status`` filter (the rows' status comes from
+    # registry_status itself).
+    _STATUS = sql.SQL(
+        "CASE WHEN c.retired THEN 'retired' WHEN coalesce(r.games, 0) = 0 THEN 'untested' "
+        "WHEN r.games < {} THEN 'testing' ELSE 'ranked' END"
+    ).format(sql.Literal(PLACEMENT_GAMES))
 
     @staticmethod
     def _info(row: tuple[Any, ...]) -> dict[str, Any]:
-        comp, name, provider, meta, registered, first, last = row
+        comp, name, provider, meta, registered, first, last, retired, reason, rated = row
         return {
             "competitor": comp,
             "name": name,
@@ -190,17 +168,28 @@ class ReadStore:
             "registered": registered,
             "first_position": int(first),
             "last_position": int(last),
+            "retired": bool(retired),
+            "retired_reason": reason,
+            "status": registry_status(int(rated), bool(retired)),
+            "rated_results": int(rated),
         }
 
-    async def competitors(self, limit: int, offset: int) -> CompetitorList:
+    async def competitors(
+        self, limit: int, offset: int, arena: str = "default", status: str | None = None
+    ) -> CompetitorList:
+        """The registry by id, each with its status in ``arena``; optionally one status only."""
+        where = (
+            sql.SQL("") if status is None else sql.SQL("WHERE {} = %(status)s").format(self._STATUS)
+        )
+        params = {"arena": arena, "status": status, "limit": limit, "offset": offset}
         total, position, rows = await self.snapshot(
-            (sql.SQL("SELECT count(*) FROM {}").format(_t("competitors")), ()),
+            (sql.SQL("SELECT count(*) FROM {} {}").format(self._COMPETITOR_FROM, where), params),
             self._position(),
             (
-                sql.SQL("SELECT {} FROM {} ORDER BY competitor LIMIT %s OFFSET %s").format(
-                    self._COMPETITOR_COLUMNS, _t("competitors")
-                ),
-                (limit, offset),
+                sql.SQL(
+                    "SELECT {} FROM {} {} ORDER BY c.competitor LIMIT %(limit)s OFFSET %(offset)s"
+                ).format(self._COMPETITOR_COLUMNS, self._COMPETITOR_FROM, where),
+                params,
             ),
         )
         return CompetitorList(
@@ -209,16 +198,19 @@ class ReadStore:
             limit=limit,
             offset=offset,
             position=int(self._first(position)),
+            arena=arena,
+            status=status,
         )
 
-    async def competitor(self, competitor: str) -> CompetitorDetail | None:
-        """Registry entry plus standings (with rank) in every pool; None if unknown."""
+    async def competitor(self, competitor: str, arena: str = "default") -> CompetitorDetail | None:
+        """Registry entry (status in ``arena``) plus standings (with rank) in every pool; None if
+        unknown."""
         info, position, standings = await self.snapshot(
             (
-                sql.SQL("SELECT {} FROM {} WHERE competitor = %s").format(
-                    self._COMPETITOR_COLUMNS, _t("competitors")
+                sql.SQL("SELECT {} FROM {} WHERE c.competitor = %(competitor)s").format(
+                    self._COMPETITOR_COLUMNS, self._COMPETITOR_FROM
                 ),
-                (competitor,),
+                {"competitor": competitor, "arena": arena},
             ),
             self._position(),
             (
@@ -271,7 +263,8 @@ class ReadStore:
             (
                 sql.SQL(
                     "SELECT position, event_id, occurred_at, arena, category, opponent, score, "
-                    "expected, k, rating_before, rating_after FROM {} WHERE {} "
+                    "expected, k, rating_before, rating_after, kind, games, wins, losses, ties "
+                    "FROM {} WHERE {} "
                     "ORDER BY position, arena, category LIMIT %s OFFSET %s"
                 ).format(_t("rating_history"), cond),
                 [*params, limit, offset],
@@ -287,7 +280,10 @@ class ReadStore:
             limit=limit,
             offset=offset,
             position=int(self._first(position)),
-            history=[HistoryEntry(*row, row[10] - row[9]) for row in rows],
+            history=[
+                HistoryEntry(*row[:11], None if row[10] is None else row[10] - row[9], *row[11:])
+                for row in rows
+            ],
         )
 
     # -- the log --------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .cli_evals import evals_app
+
 app = typer.Typer(
     name="arbiter",
     help="Arbiter: an event-sourced rating engine (Elo leaderboards from an ordered event log).",
@@ -34,8 +36,11 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="Replay the log and check the read models.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(evals_app, name="evals")
 console = Console()
 err = Console(stderr=True)
+CLI_CONNECT_ATTEMPTS = 6
+"""A command gives up on an unreachable NATS after this many tries, 0.5 s apart."""
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -227,7 +232,7 @@ def _publish(raws: list[bytes]) -> list[Any]:
 
     async def go(nats_url: str) -> list[Any]:
         acks: list[Any] = []
-        async with Publisher(nats_url) as pub:
+        async with Publisher(nats_url, reconnect_attempts=CLI_CONNECT_ATTEMPTS) as pub:
             with _progress() as bar:
                 task = bar.add_task("publishing", total=len(raws))
                 for i in range(0, len(raws), 2_000):
@@ -280,7 +285,7 @@ def import_(
     async def go(nats_url: str) -> None:
         nonlocal published, known
         chunk: list[bytes] = []
-        async with Publisher(nats_url) as pub:
+        async with Publisher(nats_url, reconnect_attempts=CLI_CONNECT_ATTEMPTS) as pub:
             with _progress() as bar:
                 task = bar.add_task(f"importing {path.name}", total=total or None)
 

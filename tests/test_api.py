@@ -145,7 +145,9 @@ async def test_leaderboard_after_one_battle(database_url: str, client: AsyncTest
         "offset": 0,
         "position": 2,
     }
-    assert body["rows"] == [
+    legacy = ("rank", "competitor", "name", "provider", "rating", "games", "wins", "losses")
+    legacy += ("ties", "win_rate")  # the averages added later are tested in test_api_boards.py
+    assert [{k: row[k] for k in legacy} for row in body["rows"]] == [
         {
             "rank": 1,
             "competitor": "a",
@@ -232,6 +234,10 @@ async def test_competitors_list_and_detail(database_url: str, client: AsyncTestC
         "registered": True,
         "first_position": 1,
         "last_position": 1,
+        "retired": False,
+        "retired_reason": None,
+        "status": "testing",
+        "rated_results": 2,
     }
     assert listing["competitors"][1]["registered"] is False
     page = (await client.get("/competitors", params={"limit": 1, "offset": 2})).json()
@@ -282,6 +288,11 @@ async def test_history(database_url: str, client: AsyncTestClient) -> None:
         "rating_before": 1500.0,
         "rating_after": 1516.0,
         "delta": 16.0,
+        "kind": "battle",
+        "games": 1,
+        "wins": 1,
+        "losses": 0,
+        "ties": 0,
     }
     tie = entries[2]
     assert tie["opponent"] == "b" and tie["score"] == 0.5

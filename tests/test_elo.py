@@ -14,8 +14,9 @@ T = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def b(i: int, a: str, bb: str, outcome: str | None, **kw: object) -> BattleCompleted:
-    return BattleCompleted(event_id=f"e{i}", occurred_at=T, battle_id=f"b{i}", a=a, b=bb,
-                           outcome=outcome, **kw)  # type: ignore[arg-type]
+    return BattleCompleted(
+        event_id=f"e{i}", occurred_at=T, battle_id=f"b{i}", a=a, b=bb, outcome=outcome, **kw
+    )  # type: ignore[arg-type]
 
 
 def test_seed_examples() -> None:

@@ -157,7 +157,7 @@ def _stored_results(url: str) -> dict[str, Any]:
         return results.stored_rows(cur, RESULTS.schema)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(evs=events(), data=st.data())
 def test_incremental_equals_rebuild_equals_audit(
     database_url: str, evs: list[Event], data: Any

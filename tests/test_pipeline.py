@@ -59,8 +59,9 @@ async def test_the_same_event_twice_counts_once(database_url: str, nats_url: str
     assert head(database_url) == 1
 
 
-async def test_an_id_reused_with_other_content_is_a_conflict(database_url: str,
-                                                             nats_url: str) -> None:
+async def test_an_id_reused_with_other_content_is_a_conflict(
+    database_url: str, nats_url: str
+) -> None:
     first = battle(1, "alpha", "beta", "a")
     second = {**first, "outcome": "b"}
     other_event_same_battle = {**first, "event_id": "another"}

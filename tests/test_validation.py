@@ -27,7 +27,11 @@ def test_valid_battle_decodes_typed() -> None:
     event = decode_event(raw(GOOD), now=NOW)
     assert isinstance(event, BattleCompleted)
     assert (event.a, event.b, event.outcome, event.arena, event.judge) == (
-        "m1", "m2", "a", "default", "auto",
+        "m1",
+        "m2",
+        "a",
+        "default",
+        "auto",
     )
 
 

@@ -1,0 +1,291 @@
+"""Response bodies of the boards and results routes (head-to-head, battles, games, experiments,
+stats, summary, matchmaking, the leaderboard stream), as msgspec structs for Litestar's OpenAPI.
+
+The leaderboard, competitor and history bodies themselves live in :mod:`.api_models`; these are
+the bodies of the routes added with issue 3. Every list carries ``total``, ``limit``, ``offset``
+and the position of the read model it was read from.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from arbiter.domain.experiments import ExperimentResults
+from arbiter.domain.placement import Proposal
+from arbiter.domain.stats import StatsGroup
+from msgspec import Struct
+
+# -- head-to-head -------------------------------------------------------------------------------
+
+
+class HeadToHeadRow(Struct, kw_only=True):
+    """One pair in one pool, from ``competitor``'s side (``wins`` are its wins over
+    ``opponent``). Without a ``competitor`` filter the pair is listed once, lower id first."""
+
+    competitor: str
+    opponent: str
+    games: int
+    wins: int
+    losses: int
+    ties: int
+    win_rate: float
+    """Observed: ``(wins + ties / 2) / games``."""
+    expected_win_rate: float | None
+    """Elo-expected score of ``competitor`` against ``opponent`` from their current ratings
+    (the arena's scale and base); null when either is not rated in the pool (any more)."""
+    competitor_rating: float | None
+    opponent_rating: float | None
+
+
+class HeadToHeadPage(Struct, kw_only=True):
+    arena: str
+    category: str
+    competitor: str | None
+    total: int
+    limit: int
+    offset: int
+    position: int
+    """Log position of the ratings read model this page was read from."""
+    rows: list[HeadToHeadRow]
+
+
+# -- battles ------------------------------------------------------------------------------------
+
+
+class VoteCounts(Struct):
+    """Pairwise votes so far on a battle, voided votes excluded."""
+
+    a: int
+    b: int
+    tie: int
+
+
+class BattleSummary(Struct, kw_only=True):
+    battle_id: str
+    event_id: str
+    position: int
+    occurred_at: datetime
+    arena: str
+    category: str | None
+    a: str
+    b: str
+    outcome: str | None
+    """``a``, ``b``, ``tie``, or null while the battle awaits votes."""
+    judge: str
+    scenario: str | None
+    votes: VoteCounts
+    voided_by: str | None
+    """Event id of the ``result.voided`` that took this battle out of every rating."""
+
+
+class BattleVote(Struct, kw_only=True):
+    vote_id: str
+    event_id: str
+    position: int
+    occurred_at: datetime
+    voter: str
+    choice: str | None
+    voided_by: str | None
+
+
+class BattleDetail(BattleSummary, kw_only=True):
+    metrics: dict[str, dict[str, float]] | None
+    """Per side (``a``, ``b``), the eval metrics the battle carried."""
+    meta: dict[str, Any]
+    source: str | None
+    vote_list: list[BattleVote]
+    """Every vote cast on the battle, in log order, voided ones included (with ``voided_by``)."""
+    results_position: int
+
+
+class BattlePage(Struct, kw_only=True):
+    battles: list[BattleSummary]
+    total: int
+    limit: int
+    offset: int
+    results_position: int
+    """Log position of the results read model this page was read from."""
+
+
+# -- games --------------------------------------------------------------------------------------
+
+
+class GameParticipant(Struct, kw_only=True):
+    competitor: str
+    rank: int
+    score: float | None
+    meta: dict[str, Any]
+
+
+class GameSummary(Struct, kw_only=True):
+    game_id: str
+    event_id: str
+    position: int
+    occurred_at: datetime
+    arena: str
+    category: str | None
+    participants: list[GameParticipant]
+    """Best rank first (equal ranks tie), then by competitor id."""
+    rounds: int | None
+    replay_uri: str | None
+    voided_by: str | None
+
+
+class GameDetail(GameSummary, kw_only=True):
+    meta: dict[str, Any]
+    source: str | None
+    results_position: int
+
+
+class GamePage(Struct, kw_only=True):
+    games: list[GameSummary]
+    total: int
+    limit: int
+    offset: int
+    results_position: int
+
+
+# -- experiments and stats ----------------------------------------------------------------------
+
+
+class Trial(Struct, kw_only=True):
+    trial_id: str
+    event_id: str
+    position: int
+    occurred_at: datetime
+    arena: str
+    category: str | None
+    experiment_id: str
+    competitor: str
+    prompt_index: int
+    status: str
+    error: str | None
+    metrics: dict[str, float]
+    dimensions: dict[str, str]
+    score_sum: int
+    """Sum of the current score votes (each voter's latest, voided votes excluded)."""
+    score_votes: int
+    avg_score: float | None
+    voided_by: str | None
+
+
+class TrialPage(Struct, kw_only=True):
+    experiment_id: str
+    trials: list[Trial]
+    total: int
+    limit: int
+    offset: int
+    results_position: int
+
+
+class ExperimentReport(ExperimentResults, frozen=True, kw_only=True):
+    """:class:`~arbiter.domain.experiments.ExperimentResults` over the experiment's trials that
+    are not voided, plus where it was read."""
+
+    experiment_id: str
+    voided: int
+    """Trials left out because a ``result.voided`` named them."""
+    results_position: int
+
+
+class StatsPage(Struct, kw_only=True):
+    group_by: str
+    order: str
+    arena: str | None
+    category: str | None
+    experiment_id: str | None
+    trials: int
+    """Trials aggregated (not voided, matching the filters)."""
+    groups: list[StatsGroup]
+    total: int
+    """Number of groups."""
+    limit: int
+    offset: int
+    results_position: int
+
+
+# -- summary ------------------------------------------------------------------------------------
+
+
+class Voided(Struct, kw_only=True):
+    battles: int
+    games: int
+    trials: int
+    votes: int
+
+
+class Summary(Struct, kw_only=True):
+    """Counts for a dashboard (seed 000's analytics summary). Battles, games, trials and votes
+    count only what is not voided; ``voided`` says how many were taken out."""
+
+    arena: str | None
+    competitors: int
+    """Registry size; with ``arena``, competitors rated in the arena-wide pool."""
+    retired: int
+    """Registry entries marked retired (the registry is global)."""
+    battles: int
+    games: int
+    trials: int
+    completed_trials: int
+    failed_trials: int
+    experiments: int
+    votes: int
+    """Pairwise votes on battles and score votes on trials."""
+    scenarios: int
+    """Distinct battle scenarios."""
+    voided: Voided
+    events: dict[str, int]
+    """Events in the log by type (global: the log does not count per arena)."""
+    events_total: int
+    position: int
+    results_position: int
+
+
+# -- matchmaking --------------------------------------------------------------------------------
+
+
+class Matchmaking(Struct, kw_only=True):
+    """The next game to play. ``proposal`` is null when nobody is available (fewer than two
+    active rated competitors, or no active opponent for ``competitor``); ``reason`` says why."""
+
+    arena: str
+    category: str
+    mode: str
+    """``placement`` (a competitor was named) or ``pair`` (the most informative pair)."""
+    competitor: str | None
+    status: str | None
+    """Registry status of ``competitor`` in the arena (untested, testing, ranked, retired)."""
+    placement_results: int | None
+    """Rated results of ``competitor`` used to replay its placement walk (at most 10)."""
+    candidates: int
+    """Active rated competitors the proposal was chosen from."""
+    proposal: Proposal | None
+    reason: str
+    position: int
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+class HistoryDay(Struct, kw_only=True):
+    """One UTC day of a competitor's rating in one pool (by the producers' ``occurred_at``)."""
+
+    day: date
+    rating: float | None
+    """Rating after the day's last change (in log order); null if a void removed the competitor
+    from the pool that day."""
+    low: float | None
+    high: float | None
+    """Lowest and highest rating after any change that day."""
+    games: int
+    """Rated results that day (void rows not counted)."""
+    total_games: int
+    wins: int
+    losses: int
+    ties: int
+    """Counters after the day's last change."""
+    position: int
+    """Log position of the day's last change."""
+    occurred_at: datetime
+    """Producer time of the day's last change."""

@@ -34,10 +34,18 @@ class ProjectionSpec:
     name: str
     new: Callable[[], Fold]
     load: Callable[[Cursor[Any], str], Fold]
-    write: Callable[[Cursor[Any], str, Any, Any], None]
-    bulk_tables: tuple[str, ...] = ()
-    """Append-only tables a rebuild fills without their indexes, which it builds once at the end
-    (one sort instead of a b-tree insert per row)."""
+    prepare: Callable[[Any, Any], Any]
+    """(fold, changes) -> rows to store, copied out of the fold (cheap, pure)."""
+    store: Callable[[Cursor[Any], str, Any], None]
+    """(cursor, schema, rows): write prepared rows and the position, in the caller's tx."""
+    deferred_indexes: tuple[str, ...] = ()
+    """Indexes a rebuild drops while it fills the fresh tables and builds once at the end: one
+    sort instead of a b-tree insert per row, worth it for keys that arrive in random order (an
+    index on an increasing column, like the log position, is cheap to keep)."""
+
+    def write(self, cur: Cursor[Any], schema: str, fold: Any, changes: Any) -> None:
+        """Store what a batch changed, in the caller's transaction."""
+        self.store(cur, schema, self.prepare(fold, changes))
 
     @property
     def schema(self) -> str:
@@ -49,8 +57,11 @@ PROJECTIONS: dict[str, ProjectionSpec] = {
         ratings.NAME,
         ratings.RatingsFold,
         ratings.load,
-        ratings.write,
-        bulk_tables=("rating_history", "matches"),
+        ratings.prepare,
+        ratings.store,
+        deferred_indexes=("rating_history_pkey", "rating_history_pool", "matches_pkey"),
     ),
-    results.NAME: ProjectionSpec(results.NAME, results.ResultsFold, results.load, results.write),
+    results.NAME: ProjectionSpec(
+        results.NAME, results.ResultsFold, results.load, results.prepare, results.store
+    ),
 }

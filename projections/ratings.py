@@ -199,6 +199,8 @@ class Pool:
     members: set[str] = field(default_factory=set)
     checkpoints: list[tuple[int, dict[str, Standing]]] = field(default_factory=list)
     """(timeline index i, the members' standings before timeline[i]), by increasing i."""
+    last_checkpoint: int = 0
+    """The index of the last checkpoint (0: none), kept in step with ``checkpoints``."""
 
 
 @dataclass
@@ -350,19 +352,37 @@ class RatingsFold:
         """A new result: remember it, and rate it in each of its pools."""
         self.by_event[m.event_id] = m
         self.changes.matches.append(m)
-        if not m.rated:
-            return
+        if m.ranks is None and m.score is None:
+            return  # a battle awaiting votes
+        pools = self.pools
         for key in m.pools():
-            pool = self.pools.get(key)
+            pool = pools.get(key)
             if pool is None:
-                pool = self.pools[key] = Pool()
-            self._maybe_checkpoint(key, pool, len(pool.timeline))
+                pool = pools[key] = Pool()
+            index = len(pool.timeline)
+            if index - pool.last_checkpoint >= CHECKPOINT_EVERY:
+                self._maybe_checkpoint(key, pool, index)
             pool.timeline.append(m)
-            self._rate(key, pool, m, emit=True)
+            if m.ranks is None:
+                self._rate_pair(key, pool, m, True)
+            else:
+                self._rate(key, pool, m, emit=True)
             self._count_pairs(key, m, 1)
 
     def _count_pairs(self, key: PoolKey, m: Match, sign: int) -> None:
         arena, category = key
+        if m.ranks is None:  # the hot path: one pair
+            x, y = m.players
+            score_x = m.score
+            if y < x:
+                x, y, score_x = y, x, 1.0 - score_x  # type: ignore[operator]
+            pk = (arena, category, x, y)
+            counts = self.pairs.get(pk)
+            if counts is None:
+                counts = self.pairs[pk] = [0, 0, 0]
+            counts[0 if score_x == 1.0 else 1 if score_x == 0.0 else 2] += sign
+            self.changes.pairs.add(pk)
+            return
         for x, y, score_x in m.pairs():
             if y < x:
                 x, y, score_x = y, x, 1.0 - score_x
@@ -454,12 +474,12 @@ class RatingsFold:
 
     def _maybe_checkpoint(self, key: PoolKey, pool: Pool, index: int) -> None:
         every = max(CHECKPOINT_EVERY, 4 * len(pool.members))
-        last = pool.checkpoints[-1][0] if pool.checkpoints else 0
-        if index - last >= every:
+        if index - pool.last_checkpoint >= every:
             arena, category = key
             pool.checkpoints.append(
                 (index, {c: self.standings[(arena, category, c)].copy() for c in pool.members})
             )
+            pool.last_checkpoint = index
 
     # -- voids ---------------------------------------------------------------------------------
 
@@ -492,6 +512,7 @@ class RatingsFold:
         old = {c: self.standings[(arena, category, c)].copy() for c in pool.members}
         while pool.checkpoints and pool.checkpoints[-1][0] > index:
             pool.checkpoints.pop()
+        pool.last_checkpoint = pool.checkpoints[-1][0] if pool.checkpoints else 0
         start, snapshot = pool.checkpoints[-1] if pool.checkpoints else (0, {})
         for c in pool.members:
             del self.standings[(arena, category, c)]
@@ -526,6 +547,15 @@ class RatingsFold:
         """Hand over what changed since the last call and start a fresh record."""
         changes, self.changes = self.changes, Changes()
         return changes
+
+    def take_appends(self) -> Changes:
+        """Hand over only the new append-only rows (history, matches, voids), keeping the dirty
+        keys of the tables that are updated in place for a later :meth:`take_changes`. A rebuild
+        stores those once, at the end, instead of rewriting most rows every page."""
+        now = self.changes
+        appends = Changes(history=now.history, matches=now.matches, voids=now.voids)
+        now.history, now.matches, now.voids = [], [], []
+        return appends
 
     # -- comparison (audit) --------------------------------------------------------------------
 
@@ -644,26 +674,57 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
     return fold
 
 
+@dataclass
+class Rows:
+    """What one write stores, as plain rows: taken from the fold at one moment, so a writer
+    thread can store them while the fold goes on (see :func:`arbiter.services.rebuild`)."""
+
+    removed: list[StandingKey]
+    standings: list[tuple[Any, ...]]
+    competitors: list[tuple[Any, ...]]
+    arenas: list[tuple[Any, ...]]
+    pairs: list[tuple[Any, ...]]
+    voids: list[tuple[int, str, str, int, str | None]]
+    matches: list[tuple[Any, ...]]
+    history: list[HistoryRow]
+    position: int
+    events: int
+
+
+def prepare(fold: RatingsFold, changes: Changes) -> Rows:
+    """The rows a batch of changes stores, copied out of the fold."""
+    return Rows(
+        removed=sorted(changes.removed),
+        standings=[k + fold.standings[k].row() for k in sorted(changes.standings)],
+        competitors=[(k, *fold.competitors[k].row()) for k in sorted(changes.competitors)],
+        arenas=[(a, *arena_row(*fold.arenas[a])) for a in sorted(changes.arenas)],
+        pairs=[k + tuple(fold.pairs[k]) for k in sorted(changes.pairs)],
+        voids=changes.voids,
+        matches=[m.row() for m in changes.matches],
+        history=changes.history,
+        position=fold.position,
+        events=fold.events,
+    )
+
+
 def write(cur: Cursor[Any], schema: str, fold: RatingsFold, changes: Changes) -> None:
     """Store dirty rows, new history and the position, in the caller's transaction."""
-    if changes.removed:
-        gone = sorted(changes.removed)
+    store(cur, schema, prepare(fold, changes))
+
+
+def store(cur: Cursor[Any], schema: str, rows: Rows) -> None:
+    """Store prepared rows in the caller's transaction."""
+    if rows.removed:
         cur.execute(
             sql.SQL(
                 "DELETE FROM {} WHERE (arena, category, competitor) IN "
                 "(SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))"
             ).format(_q(schema, "ratings")),
-            [list(c) for c in zip(*gone, strict=True)],
+            [list(c) for c in zip(*rows.removed, strict=True)],
         )
-    if changes.standings:
-        keys = sorted(changes.standings)
-        upsert_rows(
-            cur, schema, "ratings", RATING_COLUMNS, RATING_TYPES, 3,
-            [k + fold.standings[k].row() for k in keys],
-        )  # fmt: skip
-    if changes.competitors:
-        keys_c = sorted(changes.competitors)
-        cols = list(zip(*((k, *fold.competitors[k].row()) for k in keys_c), strict=True))
+    if rows.standings:
+        upsert_rows(cur, schema, "ratings", RATING_COLUMNS, RATING_TYPES, 3, rows.standings)
+    if rows.competitors:
         cur.execute(
             sql.SQL(
                 f"INSERT INTO {{}} ({_COMPETITOR_COLS}) SELECT * FROM unnest(%s::text[], "
@@ -674,10 +735,9 @@ def write(cur: Cursor[Any], schema: str, fold: RatingsFold, changes: Changes) ->
                 "last_position = EXCLUDED.last_position, retired = EXCLUDED.retired, "
                 "retired_reason = EXCLUDED.retired_reason"
             ).format(_q(schema, "competitors")),
-            [list(c) for c in cols],
+            [list(c) for c in zip(*rows.competitors, strict=True)],
         )
-    for arena in sorted(changes.arenas):
-        settings, position = fold.arenas[arena]
+    for arena in rows.arenas:
         cur.execute(
             sql.SQL(
                 f"INSERT INTO {{}} ({_ARENA_COLS}) "
@@ -686,32 +746,27 @@ def write(cur: Cursor[Any], schema: str, fold: RatingsFold, changes: Changes) ->
                 "base = EXCLUDED.base, weights = EXCLUDED.weights, strict = EXCLUDED.strict, "
                 "position = EXCLUDED.position"
             ).format(_q(schema, "arenas")),
-            (arena, *arena_row(settings, position)),
+            arena,
         )
-    if changes.pairs:
-        keys_p = sorted(changes.pairs)
-        upsert_rows(
-            cur, schema, "pairs", PAIR_COLUMNS, PAIR_TYPES, 4,
-            [k + tuple(fold.pairs[k]) for k in keys_p],
-        )  # fmt: skip
-    if changes.voids:
+    if rows.pairs:
+        upsert_rows(cur, schema, "pairs", PAIR_COLUMNS, PAIR_TYPES, 4, rows.pairs)
+    if rows.voids:
         cur.executemany(
             sql.SQL(
                 "INSERT INTO {} (position, event_id, target_event_id, target_position, reason) "
                 "VALUES (%s, %s, %s, %s, %s)"
             ).format(_q(schema, "voids")),
-            changes.voids,
+            rows.voids,
         )
-    matches = [m.row() for m in changes.matches]
-    copy_rows(cur, schema, "matches", MATCH_COLUMNS, MATCH_TYPES, matches)
-    copy_rows(cur, schema, "rating_history", HISTORY_COLUMNS, HISTORY_TYPES, changes.history)
+    copy_rows(cur, schema, "matches", MATCH_COLUMNS, MATCH_TYPES, rows.matches)
+    copy_rows(cur, schema, "rating_history", HISTORY_COLUMNS, HISTORY_TYPES, rows.history)
     cur.execute(
         sql.SQL(
             "INSERT INTO {} (projection, position, events, updated_at) VALUES (%s, %s, %s, now()) "
             "ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position, "
             "events = EXCLUDED.events, updated_at = now()"
         ).format(_q(schema, "tracking")),
-        (NAME, fold.position, fold.events),
+        (NAME, rows.position, rows.events),
     )
 
 

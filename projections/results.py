@@ -60,6 +60,10 @@ class Batch:
     """(void event id, target event id)"""
     counts: Counter[str] = field(default_factory=Counter)
     events: int = 0
+    position: int = 0
+    """The fold's position after the batch (what tracking records)."""
+    total: int = 0
+    """Events folded in all, after the batch."""
 
 
 class ResultsFold:
@@ -107,6 +111,7 @@ class ResultsFold:
 
     def take_changes(self) -> Batch:
         batch, self.batch = self.batch, Batch(start=self.position)
+        batch.position, batch.total = self.position, self.events
         return batch
 
 
@@ -178,7 +183,16 @@ SET total = {metrics}.total + EXCLUDED.total, count = {metrics}.count + EXCLUDED
 """
 
 
+def prepare(fold: ResultsFold, batch: Batch) -> Batch:
+    """A batch is its own rows: nothing to copy out of the fold."""
+    return batch
+
+
 def write(cur: Cursor[Any], schema: str, fold: ResultsFold, batch: Batch) -> None:
+    store(cur, schema, batch)
+
+
+def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
     """Store a batch's rows, apply its voids and bring the sums up to date."""
     t = {name: _q(schema, name) for name in (*_INSERTS, "competitor_metrics", "event_counts")}
     for table, rows in (
@@ -256,7 +270,7 @@ def write(cur: Cursor[Any], schema: str, fold: ResultsFold, batch: Batch) -> Non
             "ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position, "
             "events = EXCLUDED.events, updated_at = now()"
         ).format(_q(schema, "tracking")),
-        (NAME, fold.position, fold.events),
+        (NAME, batch.position, batch.total),
     )
 
 

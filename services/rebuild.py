@@ -11,7 +11,9 @@ live, all at one commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,18 +55,22 @@ def rebuild(
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(fresh)))
         migrate(conn, spec.name, fresh)
-        deferred = _drop_indexes(conn, fresh, spec.bulk_tables)
+        deferred = _drop_indexes(conn, fresh, spec.deferred_indexes)
         fold = spec.new()
         head = event_log.store.head()
-        while fold.position < head:
-            page = event_log.store.read_after(fold.position, PAGE)
-            if not page:
-                break
-            _fold_and_write(conn, spec, fresh, fold, page)
-            if progress:
-                progress(fold.position, head)
+        with _Pipeline(database_url, spec, fresh, event_log, head) as pipeline:
+            # Rows updated in place (standings, pair counts) are stored once, at the end, when
+            # the fold offers that; append-only rows go page by page.
+            take = getattr(fold, "take_appends", fold.take_changes)
+            for page in pipeline.pages():
+                for position, event in page:
+                    fold.apply(position, event)
+                pipeline.store(spec.prepare(fold, take()))
+                if progress:
+                    progress(fold.position, head)
+            pipeline.store(spec.prepare(fold, fold.take_changes()))
         with conn.transaction():
-            for statement in deferred:
+            for statement in (*deferred[0], *deferred[1]):
                 conn.execute(statement)
         with conn.transaction(), conn.cursor() as cur:
             generation = _lock_live(cur, live)
@@ -102,51 +108,143 @@ def rebuild(
     )
 
 
-def _fold_and_write(
-    conn: psycopg.Connection[Any], spec: ProjectionSpec, schema: str, fold: Any, page: list[Any]
-) -> None:
-    for position, event in page:
-        fold.apply(position, event)
-    with conn.transaction(), conn.cursor() as cur:
-        spec.write(cur, schema, fold, fold.take_changes())
+class _Pipeline:
+    """Three stages on three threads, so that the two cores overlap: a reader prefetches the
+    next page of the log (the database works, psycopg waits without the GIL), the caller folds
+    (pure Python), a writer stores the previous page's rows on its own connection (COPY runs in
+    the server). Bounded queues keep at most two pages in flight each way. Pages are stored in
+    order, each in its own transaction; nobody reads the fresh schema until the swap."""
+
+    def __init__(
+        self, database_url: str, spec: ProjectionSpec, schema: str, event_log: EventLog, head: int
+    ) -> None:
+        self.database_url, self.spec, self.schema = database_url, spec, schema
+        self.event_log, self.head = event_log, head
+        self.read_q: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.write_q: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.failure: BaseException | None = None
+        self.stopping = threading.Event()
+        self.reader = threading.Thread(target=self._read, name="rebuild-reader", daemon=True)
+        self.writer = threading.Thread(target=self._write, name="rebuild-writer", daemon=True)
+
+    def __enter__(self) -> _Pipeline:
+        self.reader.start()
+        self.writer.start()
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None:
+            self.stopping.set()
+        self.write_q.put(_DONE)
+        self.writer.join()
+        self.stopping.set()
+        self.reader.join(timeout=30)
+        if self.failure is not None and exc_type is None:
+            raise self.failure
+
+    def _read(self) -> None:
+        position = 0
+        try:
+            while position < self.head and not self.stopping.is_set():
+                page = self.event_log.store.read_after(position, PAGE)
+                if not page:
+                    break
+                position = page[-1][0]
+                self._put(self.read_q, page)
+        except BaseException as exc:
+            self.failure = exc
+        finally:
+            self._put(self.read_q, _DONE)
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> None:
+        while not self.stopping.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def pages(self) -> Iterator[list[Any]]:
+        while True:
+            page = self.read_q.get()
+            if page is _DONE:
+                if self.failure is not None:
+                    raise self.failure
+                return
+            if self.failure is not None:
+                raise self.failure
+            yield page
+
+    def store(self, rows: Any) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self._put(self.write_q, rows)
+
+    def _write(self) -> None:
+        try:
+            with psycopg.connect(self.database_url) as conn:
+                while (rows := self.write_q.get()) is not _DONE:
+                    if self.failure is None:
+                        with conn.transaction(), conn.cursor() as cur:
+                            self.spec.store(cur, self.schema, rows)
+        except BaseException as exc:
+            self.failure = exc
+            self.stopping.set()
+
+
+_DONE = object()
 
 
 def _drop_indexes(
-    conn: psycopg.Connection[Any], schema: str, tables: tuple[str, ...]
-) -> list[sql.Composable]:
-    """Drop the indexes (primary keys and unique constraints included) of ``tables`` in the fresh
-    schema; returns the statements that recreate them, to run once the tables are full."""
-    restore: list[sql.Composable] = []
-    for table in tables:
+    conn: psycopg.Connection[Any], schema: str, only: tuple[str, ...]
+) -> tuple[list[sql.Composable], list[sql.Composable]]:
+    """Drop the named indexes (primary keys and unique constraints included) in the fresh
+    schema. Returns what recreates them once the tables are full: the ``CREATE INDEX``
+    statements, then the ``ADD CONSTRAINT .. USING INDEX`` ones that turn unique indexes back
+    into keys."""
+    indexes: list[sql.Composable] = []
+    constraints: list[sql.Composable] = []
+    tables = conn.execute(
+        "SELECT DISTINCT t.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+        "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "WHERE n.nspname = %s AND i.relname = ANY(%s)",
+        (schema, list(only)),
+    ).fetchall()
+    for (table,) in tables:
         qualified = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-        constraints = conn.execute(
-            "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
-            "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
-            "WHERE n.nspname = %s AND t.relname = %s AND c.contype IN ('p', 'u')",
+        rows = conn.execute(
+            "SELECT i.relname, pg_get_indexdef(i.oid), c.conname, c.contype "
+            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "LEFT JOIN pg_constraint c ON c.conindid = i.oid AND c.conrelid = t.oid "
+            "WHERE n.nspname = %s AND t.relname = %s",
             (schema, table),
         ).fetchall()
-        owned = {name for name, _ in constraints}
-        indexes = conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
-            (schema, table),
-        ).fetchall()
-        for name, definition in constraints:
-            conn.execute(
-                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(qualified, sql.Identifier(name))
-            )
-            restore.append(
-                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                    qualified, sql.Identifier(name), sql.SQL(definition)
+        for index, definition, constraint, kind in rows:
+            if index not in only:
+                continue
+            indexes.append(sql.SQL(definition))
+            if constraint is None:
+                conn.execute(
+                    sql.SQL("DROP INDEX {}.{}").format(
+                        sql.Identifier(schema), sql.Identifier(index)
+                    )
                 )
-            )
-        for name, definition in indexes:
-            if name in owned:
                 continue
             conn.execute(
-                sql.SQL("DROP INDEX {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                    qualified, sql.Identifier(constraint)
+                )
             )
-            restore.append(sql.SQL(definition))
-    return restore
+            constraints.append(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(
+                    qualified,
+                    sql.Identifier(constraint),
+                    sql.SQL("PRIMARY KEY" if kind == "p" else "UNIQUE"),
+                    sql.Identifier(index),
+                )
+            )
+    return indexes, constraints
 
 
 def _lock_live(cur: psycopg.Cursor[Any], live: str) -> int:

@@ -292,6 +292,7 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 ).format(self.events_table),
                 (position, limit),
                 prepare=True,
+                binary=True,  # bytea as raw bytes, not hex text: half the bytes, no decoding
             )
             return [
                 (r["notification_id"], _STATE_DECODER.decode(r["state"]).body)

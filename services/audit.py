@@ -21,6 +21,7 @@ import psycopg
 from arbiter.adapters.eventstore import EventLog
 from arbiter.domain.events import Event
 from arbiter.projections import ratings
+from arbiter.services.bulk import collector_paused
 
 PAGE = 20_000
 MOD = 2**256
@@ -92,6 +93,13 @@ def verify(
     if event_log is None:
         with EventLog(database_url) as owned:
             return verify(database_url, event_log=owned, progress=progress)
+    with collector_paused():
+        return _verify(database_url, event_log, progress)
+
+
+def _verify(
+    database_url: str, event_log: EventLog, progress: Callable[[int, int], None] | None
+) -> AuditReport:
     schema = f"arbiter_{ratings.NAME}"
     with psycopg.connect(database_url) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -183,6 +191,13 @@ def explain(
     if event_log is None:
         with EventLog(database_url) as owned:
             return explain(database_url, competitor, event_log=owned)
+    with collector_paused():
+        return _explain(competitor, event_log)
+
+
+def _explain(
+    competitor: str, event_log: EventLog
+) -> tuple[list[Change], dict[tuple[str, str], float]]:
     fold = ratings.RatingsFold()
     changes: list[Change] = []
     for pos, event in replay(event_log, event_log.store.head()):

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ import psycopg
 from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import ProjectionSpec
+from arbiter.services.bulk import collector_paused
 from psycopg import sql
 
 log = logging.getLogger("arbiter.rebuild")
@@ -58,7 +60,7 @@ def rebuild(
         deferred = _drop_indexes(conn, fresh, spec.deferred_indexes)
         fold = spec.new()
         head = event_log.store.head()
-        with _Pipeline(database_url, spec, fresh, event_log, head) as pipeline:
+        with collector_paused(), _Pipeline(database_url, spec, fresh, event_log, head) as pipeline:
             # Rows updated in place (standings, pair counts) are stored once, at the end, when
             # the fold offers that; append-only rows go page by page.
             take = getattr(fold, "take_appends", fold.take_changes)
@@ -69,8 +71,9 @@ def rebuild(
                 if progress:
                     progress(fold.position, head)
             pipeline.store(spec.prepare(fold, fold.take_changes()))
+        _build_indexes(database_url, deferred[0])
         with conn.transaction():
-            for statement in (*deferred[0], *deferred[1]):
+            for statement in deferred[1]:
                 conn.execute(statement)
         with conn.transaction(), conn.cursor() as cur:
             generation = _lock_live(cur, live)
@@ -245,6 +248,19 @@ def _drop_indexes(
                 )
             )
     return indexes, constraints
+
+
+def _build_indexes(database_url: str, statements: list[sql.Composable]) -> None:
+    """Run ``CREATE INDEX`` statements two at a time, on two connections (SHARE locks do not
+    conflict): the fold is done by now, so both cores are free for the sorts."""
+
+    def build(statement: sql.Composable) -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(statement)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for future in [pool.submit(build, s) for s in statements]:
+            future.result()
 
 
 def _lock_live(cur: psycopg.Cursor[Any], live: str) -> int:

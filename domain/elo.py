@@ -44,8 +44,15 @@ DEFAULT_SETTINGS = ArenaSettings()
 
 
 def expected_score(rating: float, opponent: float, scale: float, base: float) -> float:
-    """Probability-like expected score of ``rating`` against ``opponent``: 1/(1+base^(d/scale))."""
-    return 1.0 / (1.0 + base ** ((opponent - rating) / scale))
+    """Probability-like expected score of ``rating`` against ``opponent``: 1/(1+base^(d/scale)).
+
+    A power too large for a float (an arena configured with a tiny scale or a huge base) is the
+    limit it tends to, 0.0, where Python's ``**`` would raise and stop every fold of the log.
+    """
+    try:
+        return 1.0 / (1.0 + base ** ((opponent - rating) / scale))
+    except OverflowError:
+        return 0.0
 
 
 def pair_update(

@@ -30,6 +30,8 @@ Meta_ = dict[str, Any]
 
 DEFAULT_ARENA = "default"
 MAX_PARTICIPANTS = 64
+MAX_INT32 = 2**31 - 1
+"""Largest count or index (``rounds``, ``prompt_index``): the read models store them as integer."""
 
 
 class _Event(Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", kw_only=True):
@@ -50,11 +52,12 @@ class ArenaConfigured(_Event, frozen=True, tag="arena.configured"):
     rated after the event.
     """
 
-    k: PositiveFloat | None = None
-    initial: float | None = None
+    # Upper bounds keep every rating finite (K x weight x 63 opponents per game is at most 6e10).
+    k: Annotated[float, Meta(gt=0, le=1_000_000)] | None = None
+    initial: Annotated[float, Meta(ge=-1e9, le=1e9)] | None = None
     scale: PositiveFloat | None = None
     base: Annotated[float, Meta(gt=1)] | None = None
-    weights: dict[Id, Annotated[float, Meta(ge=0)]] | None = None
+    weights: dict[Id, Annotated[float, Meta(ge=0, le=1000)]] | None = None
     strict: bool | None = None
 
 
@@ -105,7 +108,7 @@ class GameCompleted(_Event, frozen=True, tag="game.completed"):
 
     game_id: Id
     participants: Annotated[list[Participant], Meta(min_length=2, max_length=MAX_PARTICIPANTS)]
-    rounds: Annotated[int, Meta(ge=0)] | None = None
+    rounds: Annotated[int, Meta(ge=0, le=MAX_INT32)] | None = None
     replay_uri: Annotated[str, Meta(max_length=2048)] | None = None
     meta: Meta_ = {}
 
@@ -128,7 +131,7 @@ class TrialCompleted(_Event, frozen=True, tag="trial.completed"):
     experiment_id: Id
     trial_id: Id
     competitor: Id
-    prompt_index: Annotated[int, Meta(ge=0)]
+    prompt_index: Annotated[int, Meta(ge=0, le=MAX_INT32)]
     status: Literal["completed", "failed"]
     error: Text | None = None
     metrics: dict[Id, float] = {}

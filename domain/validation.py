@@ -59,7 +59,97 @@ def decode_event(
         return _explain_validation(raw, str(exc))
     except msgspec.DecodeError as exc:
         return _explain_decode(raw, str(exc))
-    return check_event(event, now=now)
+    except RecursionError:  # nested deeper than the decoder goes
+        return _too_deep(raw)
+    except UnicodeDecodeError as exc:  # msgspec's answer to invalid UTF-8 inside a string
+        return Rejection(
+            Code.MALFORMED_JSON,
+            f"The message is not valid UTF-8 (byte {exc.start}). Send one UTF-8 JSON object "
+            "per message.",
+            **_peek_ids(raw[:4096]),
+        )
+    # Cheap byte scans first (C speed); a walk runs only for messages that may hold a NUL
+    # character (all of the event) or may nest too deep (only its free-form ``meta`` objects can).
+    problem = None
+    if b"\\u0000" in raw:
+        problem = _structure_problem(event, raw, [(event, "", 1)])
+    elif raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        problem = _structure_problem(event, raw, _metas(event))
+    return check_event(event, now=now) if problem is None else problem
+
+
+MAX_DEPTH = 64
+"""Deepest nesting of JSON arrays and objects in a message (the event object is level 1). Far
+below the decoders' recursion limits (about 1,000, and dependent on the caller's stack), so a
+message accepted once is decoded again by the projector, a rebuild or the audit without fail."""
+
+
+def _too_deep(raw: bytes) -> Rejection:
+    return Rejection(
+        Code.INVALID_VALUE,
+        f"The message nests arrays and objects more than {MAX_DEPTH} levels deep; flatten meta "
+        "(or send large artefacts by URI).",
+        **_peek_ids(raw[:4096]),
+    )
+
+
+def _metas(event: Event) -> list[tuple[Any, str, int]]:
+    """The free-form ``meta`` objects of an event, with their paths and nesting levels; every
+    other field has a fixed shape, at most 3 levels deep."""
+    roots: list[tuple[Any, str, int]] = [(getattr(event, "meta", None), "meta", 2)]
+    if isinstance(event, GameCompleted):
+        roots += [
+            (p.meta, f"participants[{i}].meta", 4)
+            for i, p in enumerate(event.participants)
+            if p.meta
+        ]
+    return roots
+
+
+def _structure_problem(
+    event: Event, raw: bytes, roots: list[tuple[Any, str, int]]
+) -> Rejection | None:
+    """Nesting deeper than :data:`MAX_DEPTH`, or a NUL character in a key or a string
+    (PostgreSQL text and jsonb refuse it), found by an iterative walk from ``roots`` (value,
+    path, nesting level) of the decoded event."""
+    # Paths are built only for a rejection: ``where`` is a tuple of keys and indexes.
+    stack: list[tuple[Any, Any, int]] = [
+        (value, (path,) if path else (), n) for value, path, n in roots
+    ]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return _nul(event, where)
+            continue
+        if isinstance(item, dict):
+            pairs: Any = item.items()
+        elif isinstance(item, list):
+            pairs = enumerate(item)
+        elif isinstance(item, msgspec.Struct):
+            pairs = ((name, getattr(item, name)) for name in item.__struct_fields__)
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return _too_deep(raw)
+        for key, value in pairs:
+            if isinstance(key, str) and "\x00" in key:
+                return _nul(event, (*where, key))
+            if isinstance(value, str | dict | list | msgspec.Struct):
+                stack.append((value, (*where, key), depth + 1))
+    return None
+
+
+def _nul(event: Event, where: tuple[str | int, ...]) -> Rejection:
+    field = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in where).lstrip(".")
+    field = (field or "$").replace("\x00", "\\u0000")
+    return Rejection(
+        Code.INVALID_VALUE,
+        f"{field} contains a NUL character (\\u0000), which cannot be stored; remove it.",
+        field=field,
+        event_id=event.event_id if "\x00" not in event.event_id else None,
+        type=type_name(event),
+    )
 
 
 def check_event(event: Event, *, now: datetime | None = None) -> Event | Rejection:
@@ -217,7 +307,7 @@ def _explain_validation(raw: bytes, detail: str) -> Rejection:
     ids = _peek_ids(raw[:4096])
     match = _FIELD.search(detail)
     field = match.group(1) if match else None
-    if detail.startswith("Expected `object`"):
+    if detail.startswith("Expected `object`") and field is None:  # the message itself
         return Rejection(
             Code.NOT_AN_OBJECT, "An event must be a JSON object with a `type` field.", **ids
         )

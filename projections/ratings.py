@@ -313,11 +313,19 @@ class RatingsFold:
         )  # fmt: skip
 
     def _battle(self, position: int, e: BattleCompleted) -> None:
-        self._seen(position, e.a)
-        self._seen(position, e.b)
-        m = self._match(
-            position, e, "battle", (e.a, e.b), e.judge, battle_id=e.battle_id, ranks=None,
-            score=None if e.outcome is None else SCORES[e.outcome],
+        # Written out (no helper calls): battles are most of most logs.
+        competitors = self.competitors
+        if e.a not in competitors:
+            self._seen(position, e.a)
+        if e.b not in competitors:
+            self._seen(position, e.b)
+        entry = self.arenas.get(e.arena)
+        settings = DEFAULT_SETTINGS if entry is None else entry[0]
+        m = Match(
+            position, e.event_id, e.occurred_at, e.arena, e.category, "battle", e.battle_id,
+            (e.a, e.b), None, None if e.outcome is None else SCORES[e.outcome],
+            settings.k * settings.weights.get(e.judge, 1.0), settings.scale, settings.base,
+            settings.initial,
         )  # fmt: skip
         self.battles[e.battle_id] = m
         self._add(m)

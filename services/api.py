@@ -169,6 +169,20 @@ def _on_database(request: Request[Any, Any, Any], exc: psycopg.Error) -> Respons
     )
 
 
+def _on_data(request: Request[Any, Any, Any], exc: psycopg.DataError) -> Response[ErrorBody]:
+    """A parameter the database cannot take (a NUL character, a number beyond bigint): the
+    request's fault, so a 400, not a 500."""
+    log.info("%s %s: %s", request.method, request.url.path, exc)
+    return _respond(
+        ErrorBody(
+            400,
+            "bad_parameter",
+            f"A parameter has a value the database cannot take ({_first_line(exc)}); "
+            "remove NUL characters and keep numbers within 64-bit integers.",
+        )
+    )
+
+
 def _on_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return _respond(ErrorBody(500, "internal", "An internal error occurred; it has been logged."))
@@ -179,12 +193,15 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ValidationException: _on_validation,
     HTTPException: _on_http,
     psycopg.OperationalError: _on_database,  # includes psycopg_pool.PoolTimeout
+    psycopg.DataError: _on_data,
     Exception: _on_internal,
 }
 
 
 def _errors(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the errors a route can answer, all :class:`ErrorBody`."""
+    """OpenAPI entries for the errors a route can answer, all :class:`ErrorBody`. 400 is always
+    among them: any route with a parameter answers a bad one with ``bad_parameter`` (Litestar
+    would otherwise document its own 400 body, which this API never sends)."""
     text = {
         400: "A bad parameter (`bad_parameter`) or a rejected event (its rejection code).",
         404: "Unknown resource (`not_found`).",
@@ -193,7 +210,7 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     }
     return {
         s: ResponseSpec(data_container=ErrorBody, description=text[s], generate_examples=False)
-        for s in statuses
+        for s in sorted({400, *statuses})
     }
 
 

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .cli_backup import backup_command, restore_command
 from .cli_evals import evals_app
 
 app = typer.Typer(
@@ -469,6 +470,10 @@ def audit_explain(
     console.print(table)
     for (a, cat), rating in sorted(finals.items()):
         console.print(f"final rating in {a}/{cat or '(all)'}: {rating!r}")
+
+
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 
 def main() -> None:

@@ -10,6 +10,11 @@ on ``event_id`` and the rejection publishes carry a ``Nats-Msg-Id`` derived from
 sequence, so redelivery neither doubles an event nor a rejection. If PostgreSQL is down the batch
 is retried with back-off (messages stay un-acked, ``in_progress`` keeps them ours).
 
+Stopping (SIGTERM / SIGINT set ``stop``) is graceful: the batch being handled is finished (append,
+rejections published and acknowledged, acks sent and flushed) before the loop exits; a batch whose
+append cannot be done while stopping, and any delivery that reached us after the last fetch, is
+negatively acknowledged so that the next ingest gets it at once rather than after ``ack_wait``.
+
 A vote or a void whose target is not in the log yet is not acked but negatively acknowledged
 with a growing delay, so JetStream redelivers it; after ``target_attempts`` deliveries it is
 rejected ``unknown_target``.
@@ -53,6 +58,9 @@ DEFAULT_TARGET_DELAY = 0.5
 keeps it, so an ingest restart loses nothing) and rejected ``unknown_target`` at the 6th
 delivery: about 15 s for the target to arrive, e.g. from a producer that publishes out of order.
 """
+FAULT_SLEEP_ENV = "ARBITER_FAULT_SLEEP_BEFORE_ACK"
+"""Fault injection for the shutdown tests: seconds to sleep after a batch's append has committed
+and before its acks, so a test can signal the ingest while a batch is in flight."""
 _REJECTED = msgspec.json.Encoder()
 
 
@@ -121,6 +129,7 @@ class Ingest:
                 except (FetchTimeoutError, TimeoutError):
                     continue
                 await self.handle(js, msgs, stop)
+            await self._put_back(nc, sub)
         finally:
             # Every handled message is acked already; flush those acks, then close (a drain
             # would wait out the pending pull request).
@@ -144,7 +153,12 @@ class Ingest:
                 events.append(result)
         outcome = await self._append(events, msgs, stop)
         if outcome is None:
+            for msg in msgs:  # stopping: redeliver now, not after ack_wait
+                with contextlib.suppress(Exception):
+                    await msg.nak()
             return
+        if fault_sleep := float(os.environ.get(FAULT_SLEEP_ENV, "0")):
+            await asyncio.sleep(fault_sleep)
         for event, rejection in outcome.rejected:
             rejections.append((msg_of[id(event)], rejection))
         waiting: list[tuple[Msg, float]] = []
@@ -165,6 +179,17 @@ class Ingest:
             await msg.nak(delay=delay)
         self.stats.waiting += len(waiting)
         self._count(len(msgs) - len(waiting), outcome, rejections)
+
+    async def _put_back(self, nc: object, sub: object) -> None:
+        """Stopping: nak the deliveries buffered after the last fetch (a pull request's messages
+        still in flight when its fetch returned), so they are redelivered at once. The flush first
+        lets every such delivery arrive."""
+        with contextlib.suppress(Exception):
+            await nc.flush(timeout=5)  # type: ignore[attr-defined]
+            while sub.pending_msgs:  # type: ignore[attr-defined]
+                msg = await sub._sub.next_msg(timeout=1)  # type: ignore[attr-defined]
+                if msg.reply:  # a JetStream delivery, not a status message
+                    await msg.nak()
 
     async def _append(
         self, events: list[Event], msgs: list[Msg], stop: asyncio.Event

@@ -23,7 +23,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from . import api_queries as q
+from . import api_results_queries as q
 from .api import Limit, Offset, _errors
 from .api_results_models import (
     BattleDetail,

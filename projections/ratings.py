@@ -359,7 +359,8 @@ class RatingsFold:
     def _add(self, m: Match) -> None:
         """A new result: remember it, and rate it in each of its pools."""
         self.by_event[m.event_id] = m
-        self.changes.matches.append(m)
+        changes = self.changes
+        changes.matches.append(m)
         if m.ranks is None and m.score is None:
             return  # a battle awaiting votes
         pools = self.pools
@@ -371,11 +372,22 @@ class RatingsFold:
             if index - pool.last_checkpoint >= CHECKPOINT_EVERY:
                 self._maybe_checkpoint(key, pool, index)
             pool.timeline.append(m)
-            if m.ranks is None:
-                self._rate_pair(key, pool, m, True)
-            else:
+            if m.ranks is not None:
                 self._rate(key, pool, m, emit=True)
-            self._count_pairs(key, m, 1)
+                self._count_pairs(key, m, 1)
+                continue
+            self._rate_pair(key, pool, m, True)
+            # The pair's counts, written out (the hot path of _count_pairs).
+            x, y = m.players
+            score_x = m.score
+            if y < x:
+                x, y, score_x = y, x, 1.0 - score_x  # type: ignore[operator]
+            pk = (key[0], key[1], x, y)
+            counts = self.pairs.get(pk)
+            if counts is None:
+                counts = self.pairs[pk] = [0, 0, 0]
+            counts[0 if score_x == 1.0 else 1 if score_x == 0.0 else 2] += 1
+            changes.pairs.add(pk)
 
     def _count_pairs(self, key: PoolKey, m: Match, sign: int) -> None:
         arena, category = key

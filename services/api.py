@@ -56,6 +56,7 @@ from .api_models import (
     Leaderboard,
     LoggedEvent,
     ProjectionHealth,
+    QuarantinedEvent,
 )
 from .api_store import SCAN_WINDOW, ReadStore
 
@@ -331,8 +332,16 @@ class HealthController(Controller):
         try:
             head, positions = await reads.projection_positions(min(HEALTH_TIMEOUT, reads.timeout))
             projections = [
-                ProjectionHealth(name, position, head, max(0, head - position), updated_at)
-                for name, position, updated_at in positions
+                ProjectionHealth(
+                    name,
+                    position,
+                    head,
+                    max(0, head - position),
+                    updated_at,
+                    count,
+                    [QuarantinedEvent(q["position"], q["event_id"], q["error"]) for q in shown],
+                )
+                for name, position, updated_at, count, shown in positions
             ]
         except psycopg.Error as exc:
             database = ComponentHealth(ok=False, error=_first_line(exc))

@@ -43,6 +43,16 @@ class ProjectionHealth(Struct):
     lag_events: int
     """``head - position``: events recorded but not yet folded."""
     updated_at: datetime
+    quarantined: int = 0
+    """Poison events this projection skipped because its fold raised on them."""
+    quarantine: list[QuarantinedEvent] = []
+    """The first few of them, in log order, with the fold's error."""
+
+
+class QuarantinedEvent(Struct):
+    position: int
+    event_id: str
+    error: str
 
 
 class Health(Struct):

@@ -129,16 +129,28 @@ class ReadStore:
 
     # -- health ---------------------------------------------------------------------------------
 
-    async def projection_positions(self, timeout: float) -> tuple[int, list[tuple[str, int, Any]]]:
-        """The log head and ``(name, position, updated_at)`` of every projection."""
+    async def projection_positions(
+        self, timeout: float, shown: int = 5
+    ) -> tuple[int, list[tuple[str, int, Any, int, list[dict[str, Any]]]]]:
+        """The log head and ``(name, position, updated_at, quarantined, first quarantined)`` of
+        every projection: how many events its quarantine holds and the first ``shown`` of them
+        (``position``, ``event_id``, ``error``)."""
         tracking = sql.SQL(" UNION ALL ").join(
-            sql.SQL("SELECT projection, position, updated_at FROM {} WHERE projection = {}").format(
-                sql.Identifier(spec.schema, "tracking"), sql.Literal(spec.name)
+            sql.SQL(
+                "SELECT projection, position, updated_at, (SELECT count(*) FROM {q}), "
+                "(SELECT coalesce(json_agg(x ORDER BY x.position), '[]') FROM (SELECT position, "
+                "event_id, error FROM {q} ORDER BY position LIMIT {n}) x) "
+                "FROM {t} WHERE projection = {name}"
+            ).format(
+                q=sql.Identifier(spec.schema, "quarantine"),
+                n=sql.Literal(shown),
+                t=sql.Identifier(spec.schema, "tracking"),
+                name=sql.Literal(spec.name),
             )
             for spec in PROJECTIONS.values()
         )
         head, rows = await self.snapshot(self._head(), (tracking, ()), timeout=timeout)
-        return int(self._first(head)), [(r[0], int(r[1]), r[2]) for r in rows]
+        return int(self._first(head)), [(r[0], int(r[1]), r[2], int(r[3]), r[4]) for r in rows]
 
     # -- ratings --------------------------------------------------------------------------------
 

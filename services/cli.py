@@ -412,6 +412,7 @@ def rebuild(
 def audit_verify() -> None:
     """Replay the whole log in memory and compare every rating and counter (exit 1 on mismatch)."""
     from arbiter.services.audit import verify
+    from rich.markup import escape
 
     with _servers() as rt, _progress() as bar:
         task = bar.add_task("replaying", total=None)
@@ -419,6 +420,9 @@ def audit_verify() -> None:
             rt.database_url,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+    for q in report.quarantined:  # skipped by projector and replay alike: reported, not failed
+        line = f"{q.projection} position {q.position} event {q.event_id}: {q.error}"
+        console.print(f"[yellow]QUARANTINED[/yellow] {escape(line)}")
     if report.ok:
         console.print(
             f"[green]OK[/green]: {report.events} events replayed to position {report.position}; "

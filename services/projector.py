@@ -34,6 +34,20 @@ DEFAULT_BATCH = 5_000
 FAULT_SLEEP_ENV = "ARBITER_FAULT_SLEEP_IN_TX"
 """Fault injection for the crash tests: seconds to sleep inside each batch's transaction, after
 its writes and before its commit, so a test can SIGKILL the projector mid-transaction."""
+FAULT_POISON_ENV = "ARBITER_FAULT_POISON"
+"""Fault injection for the quarantine tests: a comma-separated list of event ids on which the
+projector's fold raises, as a fold bug or an event it cannot handle would (a poison event)."""
+QUARANTINE_SHOWN = 5
+"""How many quarantined events ``/health`` lists per projection (it counts them all)."""
+
+
+class FoldError(Exception):
+    """The fold raised on one event (a poison event): quarantine it and go on."""
+
+    def __init__(self, position: int, event_id: str, error: BaseException) -> None:
+        super().__init__(f"fold raised on position {position} ({event_id}): {error!r}")
+        self.position, self.event_id = position, event_id
+        self.error = f"{type(error).__name__}: {error}"
 
 
 class StalePosition(Exception):
@@ -58,6 +72,7 @@ class Projector:
         self.log = event_log or EventLog(database_url)
         self.conn = psycopg.connect(database_url, autocommit=True)
         self.generation = 0
+        self.poison = frozenset(filter(None, os.environ.get(FAULT_POISON_ENV, "").split(",")))
         self.fold: Fold = self.reload()
 
     def reload(self) -> Fold:
@@ -75,15 +90,27 @@ class Projector:
         return self.fold
 
     def step(self) -> int:
-        """Fold one batch if there is one; returns how many events were committed."""
+        """Fold one batch if there is one; returns how many events were committed.
+
+        If the fold raises on an event (a poison event), the batch is rolled back and the fold
+        reloaded; then the events before the poison one are folded, the poison one is recorded in
+        ``<schema>.quarantine`` with its error and skipped (the position moves past it), all in
+        one transaction, and the projector goes on. Rebuild and audit skip the same positions.
+        """
         events = self.log.store.read_after(self.fold.position, self.batch_size)
         if not events:
             return 0
+        poison: FoldError | None = None
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
                 self._check_position(cur)
-                for position, event in events:
-                    self.fold.apply(position, event)
+                try:
+                    for position, event in events:
+                        self._apply(position, event)
+                except FoldError as exc:
+                    # Roll back the batch: the raising apply may have half-changed the fold.
+                    poison = exc
+                    raise
                 self.spec.write(cur, self.spec.schema, self.fold, self.fold.take_changes())
                 if fault_sleep := float(os.environ.get(FAULT_SLEEP_ENV, "0")):
                     time.sleep(fault_sleep)
@@ -94,8 +121,46 @@ class Projector:
         except Exception:
             # The in-memory fold may be ahead of what was committed: never reuse it.
             self._safe_reload()
-            raise
+            if poison is None:
+                raise
+        if poison is not None:
+            return self._quarantine(events, poison)
         return len(events)
+
+    def _apply(self, position: int, event: Any) -> None:
+        try:
+            if event.event_id in self.poison:
+                raise RuntimeError(f"{FAULT_POISON_ENV} names {event.event_id}")
+            self.fold.apply(position, event)
+        except Exception as exc:
+            raise FoldError(position, event.event_id, exc) from exc
+
+    def _quarantine(self, events: list[tuple[int, Any]], poison: FoldError) -> int:
+        """Fold the events before ``poison``, record it and move the position past it."""
+        log.error("%s: quarantining %s", self.spec.name, poison)
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                self._check_position(cur)
+                for position, event in events:
+                    if position >= poison.position:
+                        break
+                    self.fold.apply(position, event)
+                self.fold.position = poison.position
+                self.spec.write(cur, self.spec.schema, self.fold, self.fold.take_changes())
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {}.quarantine (position, event_id, error) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (position) DO NOTHING"
+                    ).format(sql.Identifier(self.spec.schema)),
+                    (poison.position, poison.event_id, poison.error[:2000]),
+                )
+        except StalePosition:
+            self.reload()
+            return 0
+        except Exception:
+            self._safe_reload()
+            raise
+        return sum(1 for position, _ in events if position <= poison.position)
 
     def _check_position(self, cur: psycopg.Cursor[Any]) -> None:
         cur.execute(
@@ -136,8 +201,7 @@ class Projector:
                 except Exception as exc:  # a projector must outlive transient faults
                     # psycopg errors, and eventsourcing's own wrappers of them (pool timeouts,
                     # OperationalError), are transient: the fold was reloaded by step(); wait and
-                    # go on. A fold that raises on one event repeats here, logged every time
-                    # (quarantining such poison events is issue 5).
+                    # go on. A fold that raises on one event is quarantined by step() instead.
                     log.warning(
                         "%s: %s (%s); retrying in %.1fs",
                         self.spec.name, type(exc).__name__, exc, backoff, exc_info=True,

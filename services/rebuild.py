@@ -60,13 +60,13 @@ def rebuild(
         deferred = _drop_indexes(conn, fresh, spec.deferred_indexes)
         fold = spec.new()
         head = event_log.store.head()
+        skip = _quarantined(conn, live)
         with collector_paused(), _Pipeline(database_url, spec, fresh, event_log, head) as pipeline:
             # Rows updated in place (standings, pair counts) are stored once, at the end, when
             # the fold offers that; append-only rows go page by page.
             take = getattr(fold, "take_appends", fold.take_changes)
             for page in pipeline.pages():
-                for position, event in page:
-                    fold.apply(position, event)
+                _fold(fold, page, skip)
                 pipeline.store(spec.prepare(fold, take()))
                 if progress:
                     progress(fold.position, head)
@@ -77,9 +77,9 @@ def rebuild(
                 conn.execute(statement)
         with conn.transaction(), conn.cursor() as cur:
             generation = _lock_live(cur, live)
+            skip = _carry_quarantine(cur, live, fresh)
             while page := event_log.store.read_after(fold.position, PAGE):
-                for position, event in page:
-                    fold.apply(position, event)
+                _fold(fold, page, skip)
                 spec.write(cur, fresh, fold, fold.take_changes())
             cur.execute(
                 sql.SQL("UPDATE {}.tracking SET generation = %s WHERE projection = %s").format(
@@ -109,6 +109,41 @@ def rebuild(
     return RebuildResult(
         spec.name, fold.events, fold.position, generation + 1, time.perf_counter() - started
     )
+
+
+def _fold(fold: Any, page: list[Any], skip: set[int]) -> None:
+    """Apply a page of the log, skipping the positions the projector quarantined (so that the
+    rebuild equals the incremental fold: both leave those poison events out)."""
+    for position, event in page:
+        if position in skip:
+            fold.position = position
+        else:
+            fold.apply(position, event)
+
+
+def _quarantined(conn: psycopg.Connection[Any], live: str) -> set[int]:
+    """The live schema's quarantined positions (none if there is no live schema yet)."""
+    if conn.execute("SELECT to_regclass(%s)", (f"{live}.quarantine",)).fetchone() == (None,):
+        return set()
+    rows = conn.execute(sql.SQL("SELECT position FROM {}.quarantine").format(sql.Identifier(live)))
+    return {int(r[0]) for r in rows}
+
+
+def _carry_quarantine(cur: psycopg.Cursor[Any], live: str, fresh: str) -> set[int]:
+    """Under the swap's lock: copy the live quarantine into the fresh schema, so it survives the
+    swap; returns its positions. One quarantined while the rebuild ran, at a position the rebuild
+    had folded already, only happens for a fold that raises nondeterministically; the audit names
+    any difference that would leave."""
+    cur.execute("SELECT to_regclass(%s)", (f"{live}.quarantine",))
+    if cur.fetchone() == (None,):
+        return set()
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {}.quarantine SELECT * FROM {}.quarantine ON CONFLICT DO NOTHING "
+            "RETURNING position"
+        ).format(sql.Identifier(fresh), sql.Identifier(live))
+    )
+    return {int(r[0]) for r in cur.fetchall()}
 
 
 class _Pipeline:

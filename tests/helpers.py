@@ -4,15 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arbiter.adapters.bus import REJECTED_STREAM, Publisher, connect
+from arbiter.adapters.embedded import find_free_port
 from arbiter.projections import PROJECTIONS
+from arbiter.services.api import make_server
 from arbiter.services.ingest import Ingest
 from arbiter.services.projector import Projector
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+@contextmanager
+def running_api(database_url: str, nats_url: str | None) -> Iterator[str]:
+    """The real API served by uvicorn on a free loopback port in a thread; yields its base URL
+    and stops it (and waits for the thread) on the way out."""
+    port = find_free_port()
+    server = make_server(database_url, nats_url, "127.0.0.1", port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started, "the API did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+    assert not thread.is_alive(), "the API did not stop"
 
 
 def battle(i: int | str, a: str, b: str, outcome: str | None = "a", **extra: Any) -> dict[str, Any]:

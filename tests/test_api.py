@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
@@ -25,9 +24,11 @@ from arbiter.adapters.eventstore import EventLog
 from arbiter.domain.events import BattleCompleted, CompetitorRegistered, Event
 from arbiter.projections import PROJECTIONS
 from arbiter.services import api_store
-from arbiter.services.api import create_app, make_server
+from arbiter.services.api import create_app
 from arbiter.services.projector import Projector
 from litestar.testing import AsyncTestClient
+
+from .helpers import running_api
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -630,19 +631,7 @@ async def test_post_survives_a_nats_restart(database_url: str, tmp_path: Path) -
 
 
 def test_make_server_serves_over_http(database_url: str) -> None:
-    port = closed_port()
-    server = make_server(database_url, None, "127.0.0.1", port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started
-        r = httpx.get(f"http://127.0.0.1:{port}/leaderboard", timeout=10)
+    with running_api(database_url, None) as base:
+        r = httpx.get(f"{base}/leaderboard", timeout=10)
         assert r.status_code == 200 and r.json()["rows"] == []
-        assert httpx.get(f"http://127.0.0.1:{port}/nope", timeout=10).json()["code"] == "not_found"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-    assert not thread.is_alive()
+        assert httpx.get(f"{base}/nope", timeout=10).json()["code"] == "not_found"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from arbiter.domain import bradley_terry as bt
 from arbiter.domain.elo import expected_score
 from arbiter.domain.placement import most_informative_pair, next_opponent
 from arbiter.services import api_boards, api_queries
-from arbiter.services.api import create_app, make_server
+from arbiter.services.api import create_app
 from litestar.testing import AsyncTestClient
 
 from .api_events import (
@@ -37,7 +36,7 @@ from .api_events import (
     void,
     vote,
 )
-from .test_api import closed_port
+from .helpers import running_api
 
 
 @pytest.fixture
@@ -627,16 +626,8 @@ def _events(lines: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
 
 def test_leaderboard_stream_over_http(database_url: str) -> None:
     seed(database_url, [battle("b1", "a", "b", "a")])
-    port = closed_port()
-    server = make_server(database_url, None, "127.0.0.1", port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started
-        url = f"http://127.0.0.1:{port}/leaderboard/stream"
+    with running_api(database_url, None) as base:
+        url = f"{base}/leaderboard/stream"
         with httpx.stream("GET", url, params={"limit": 1}, timeout=10) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
@@ -662,10 +653,6 @@ def test_leaderboard_stream_over_http(database_url: str) -> None:
         while api_boards.STREAMS.open and time.monotonic() < deadline:
             time.sleep(0.05)
         assert api_boards.STREAMS.open == 0
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-    assert not thread.is_alive()
 
 
 async def test_stream_bad_parameters_are_400_json(client: AsyncTestClient) -> None:

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,9 +27,10 @@ from typing import Any
 import httpx
 import psycopg
 from arbiter.adapters.bus import Publisher
-from arbiter.services.api import make_server
 from arbiter.services.ingest import Ingest
 from arbiter.services.projector import run_projectors
+
+from .helpers import running_api
 
 ARENA = "load"
 COMPETITORS = [f"m{i:03d}" for i in range(100)]
@@ -43,12 +41,6 @@ LOAD_SECONDS = 10.0
 RATE = 200
 """Battles published per second while the clients read."""
 SEED_BATTLES = 2_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def battles(start: int, n: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -123,23 +115,6 @@ class Stream:
                 raise AssertionError("the ingest stopped early")
             assert time.monotonic() < deadline, "the ingest did not keep up"
             await asyncio.sleep(0.05)
-
-
-@contextmanager
-def running_api(database_url: str, nats_url: str) -> Iterator[str]:
-    port = free_port()
-    server = make_server(database_url, nats_url, "127.0.0.1", port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
 
 
 @dataclass

@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import requests
 import schemathesis
-from arbiter.services.api import make_server
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -51,7 +46,7 @@ from .api_events import (
 from .api_events import (
     seed as seed_events,
 )
-from .test_api import closed_port
+from .helpers import running_api
 
 EXAMPLES = int(os.environ.get("ARBITER_SCHEMATHESIS_EXAMPLES", "25"))
 SEED = os.environ.get("ARBITER_SCHEMATHESIS_SEED")
@@ -132,23 +127,6 @@ def seed_read_models(database_url: str) -> None:
             retired("delta", at=13),
         ],
     )
-
-
-@contextmanager
-def running_api(database_url: str, nats_url: str) -> Iterator[str]:
-    port = closed_port()
-    server = make_server(database_url, nats_url, "127.0.0.1", port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
 
 
 def _fuzz(operation: Any, mode: GenerationMode, base_url: str, session: requests.Session) -> None:

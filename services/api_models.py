@@ -106,6 +106,9 @@ class Bootstrap(Struct):
     level: float
     battles: int
     """Pairwise results fitted (a game of n players counts n(n-1)/2)."""
+    position: int | None = None
+    """The ratings position the fit reflects: while events stream in, a fit is reused for up
+    to ``BT_REFRESH_S`` seconds, so it may trail the page's ``position`` a little."""
 
 
 class Leaderboard(Struct):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
@@ -63,6 +64,11 @@ RESULTS = PROJECTIONS["results"]
 BT_ROUNDS = 100
 BT_SEED = 0
 BT_CACHE_SIZE = 64
+BT_REFRESH_S = 2.0
+"""While the log moves, a pool's live Bradley-Terry board is refitted at most this often: a fit
+with 100 bootstrap rounds costs up to a second of CPU, and refitting for every new position made
+``system=bt`` fall to about one request a second under a stream of 1,000 events/s (measured with
+benchmarks/api_load.py). The body's ``bootstrap.position`` says which position the fit reflects."""
 """Bradley-Terry fits kept in process memory, least recently used evicted."""
 
 NAMED_METRICS: dict[str, tuple[str, ...]] = {
@@ -189,6 +195,9 @@ def parse_as_of(text: str) -> int | datetime:
 
 _BT_CACHE: OrderedDict[tuple[Any, ...], bt.BTResult] = OrderedDict()
 _BT_PENDING: dict[tuple[Any, ...], asyncio.Task[bt.BTResult]] = {}
+_BT_LATEST: dict[tuple[Any, ...], tuple[int, float, bt.BTResult]] = {}
+"""(database, arena, category, settings) -> (position, monotonic time, fit) of the latest live
+fit of a pool: what :data:`BT_REFRESH_S` reuses."""
 
 
 def _fit(rows: Rows, settings: tuple[float, float, float]) -> bt.BTResult:
@@ -234,6 +243,7 @@ async def _bt_fit(
 
 def clear_bt_cache() -> None:
     _BT_CACHE.clear()
+    _BT_LATEST.clear()
 
 
 # Voided at P: the result itself, or (a vote) the battle it was cast on, voided at or before P.
@@ -447,7 +457,15 @@ async def leaderboard(
         metrics, scores, names = await _extras(snap, arena, category, members)
 
     key = (reads.database_url, arena, category, params["p"], settings)
-    result = await _bt_fit(key, pairs, settings)
+    live = (reads.database_url, arena, category, settings)
+    recent = _BT_LATEST.get(live) if at is None else None
+    if recent is not None and time.monotonic() - recent[1] < BT_REFRESH_S:
+        fitted_at, result = recent[0], recent[2]
+    else:
+        result = await _bt_fit(key, pairs, settings)
+        fitted_at = params["p"]
+        if at is None:
+            _BT_LATEST[live] = (fitted_at, time.monotonic(), result)
     lines = list(result.rows())
     rows = [
         _row(rank, competitor, rating, counters.get(competitor, (0, 0, 0, 0)), names, metrics,
@@ -457,7 +475,7 @@ async def leaderboard(
     return Leaderboard(
         arena, category, len(lines), limit, offset, position, rows,
         system="bt", as_of=at, results_position=results_position,
-        bootstrap=Bootstrap(result.rounds, result.seed, result.level, result.battles),
+        bootstrap=Bootstrap(result.rounds, result.seed, result.level, result.battles, fitted_at),
     )  # fmt: skip
 
 

@@ -233,7 +233,9 @@ async def test_bradley_terry_board(
     seed(database_url, _bt_battles())
     body = (await client.get("/leaderboard", params={"system": "bt"})).json()
     assert body["system"] == "bt" and body["total"] == 3 and body["position"] == 10
-    assert body["bootstrap"] == {"rounds": 100, "seed": 0, "level": 0.95, "battles": 10}
+    assert body["bootstrap"] == {
+        "rounds": 100, "seed": 0, "level": 0.95, "battles": 10, "position": 10
+    }  # fmt: skip
 
     # The same fit from the counts written out by hand: a-b 3:1, b-c 2:1 with a tie, a-c 1:1.
     counts = bt.PairCounts.from_rows(
@@ -276,9 +278,21 @@ async def test_bradley_terry_board(
     )
     assert [a.json()["rows"] for a in answers] == [body["rows"]] * 4 and len(fits) == 1
 
+    # While the log moves, the live fit is reused for BT_REFRESH_S, and says which position it is.
+    seed(database_url, [battle("b99", "c", "a", "a")])
+    reused = (await client.get("/leaderboard", params={"system": "bt"})).json()
+    assert reused["position"] == 11 and reused["bootstrap"]["position"] == 10
+    assert [r["rating"] for r in reused["rows"]] == [r["rating"] for r in body["rows"]]
+    monkeypatch.setattr(api_queries, "BT_REFRESH_S", 0.0)
+    fresh = (await client.get("/leaderboard", params={"system": "bt"})).json()
+    assert fresh["bootstrap"]["position"] == 11 and fresh["bootstrap"]["battles"] == 11
+
     # The arena's scale, base and initial are used.
     seed(database_url, [configured("cfg", scale=200.0, initial=1000.0)])
     scaled = (await client.get("/leaderboard", params={"system": "bt"})).json()
+    counts = bt.PairCounts.from_rows(  # with b99: c beat a once more
+        [("a", "b", 3, 1, 0), ("b", "c", 2, 1, 1), ("a", "c", 1, 2, 0)]
+    )
     expected = bt.leaderboard(counts, rounds=100, seed=0, scale=200.0, initial=1000.0)
     assert [r["rating"] for r in scaled["rows"]] == pytest.approx(list(expected.rating))
 

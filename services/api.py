@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
+import msgspec
 import nats.errors
 import psycopg
 import uvicorn
 from arbiter.adapters.bus import Publisher, ensure_streams
-from arbiter.domain.events import EVENT_TYPES, TYPE_NAMES, Event
+from arbiter.domain.events import EVENT_TYPES, TYPE_NAMES, Event, TrialCompleted, type_name
 from arbiter.domain.rejections import Code, Rejection
 from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
 from litestar import Controller, Litestar, Request, Response, get, post
@@ -44,6 +45,7 @@ from litestar.openapi.spec import (
 from litestar.params import FromPath, QueryParameter
 from nats.js.errors import NoStreamResponseError
 
+from .api_auth import AuthConfig, Authenticator
 from .api_models import (
     Accepted,
     CompetitorDetail,
@@ -116,6 +118,8 @@ def _slug(status: int) -> str:
 
 def _on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorBody]:
     headers = {"Retry-After": "1"} if exc.body.status == 503 else None
+    if exc.body.status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="arbiter"'}
     return _respond(exc.body, headers)
 
 
@@ -208,10 +212,13 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
         404: "Unknown resource (`not_found`).",
         413: "Body over 64 KiB (`too_large`).",
         503: "Database or NATS unavailable (`unavailable`).",
+        401: "No valid API key (`unauthorized`): a bad key always, no key where one is needed "
+        "(see README, Authentication).",
+        403: "The API key lacks the route's scope (`forbidden`).",
     }
     return {
         s: ResponseSpec(data_container=ErrorBody, description=text[s], generate_examples=False)
-        for s in sorted({400, *statuses})
+        for s in sorted({400, 401, 403, *statuses})
     }
 
 
@@ -263,7 +270,9 @@ class Bus:
                 with contextlib.suppress(Exception):
                     await publisher.nc.close()
             self._retry_at = asyncio.get_running_loop().time() + self.RETRY_AFTER
-            log.warning("NATS at %s unavailable: %r", self.url, exc)
+            from .up import _redact  # never log a password in the URL
+
+            log.warning("NATS at %s unavailable: %r", _redact(self.url), exc)
             raise ApiError(503, "unavailable", "NATS is unavailable; try again shortly.") from exc
         return publisher
 
@@ -321,6 +330,7 @@ class HealthController(Controller):
         "/",
         summary="Liveness and projection lag",
         responses={503: ResponseSpec(Health, description="The database is unreachable.")},
+        opt={"scope": "none"},  # always open, like /schema
     )
     async def health(
         self, reads: NamedDependency[ReadStore], bus: NamedDependency[Bus]
@@ -558,15 +568,53 @@ class EventController(Controller):
         request_max_body_size=MAX_EVENT_BYTES,
         operation_class=_PublishOperation,
         responses=_errors(400, 413, 503),
+        opt={"scope": "publish"},
     )
-    async def publish(self, request: Request[Any, Any, Any], bus: NamedDependency[Bus]) -> Accepted:
+    async def publish(
+        self,
+        request: Request[Any, Any, Any],
+        bus: NamedDependency[Bus],
+        reads: NamedDependency[ReadStore],
+    ) -> Accepted:
         """Validate the event as the ingest would and publish it to NATS (``Nats-Msg-Id`` =
         ``event_id``). 202 means JetStream holds it; the ingest appends it to the log shortly
-        (an ingest-time rejection such as a conflict goes to ``ARBITER_REJECTED``)."""
+        (an ingest-time rejection such as a conflict goes to ``ARBITER_REJECTED``).
+
+        Needs a key with ``publish`` when keys are enforced; the event's ``source`` is then set
+        to ``key:<key_id>``. A ``source`` starting with ``key:`` that is not the caller's own key
+        is refused (400 ``reserved_source``)."""
+        from .api_auth import current_key, experiment_owner, owner_source
+
         raw = await request.body()
         result = decode_event(raw)
         if isinstance(result, Rejection):
             raise ApiError.rejected(result)
+        key = current_key(request)
+        own = None if key is None else owner_source(key)
+        if result.source is not None and result.source.startswith("key:") and result.source != own:
+            raise ApiError(
+                400,
+                "reserved_source",
+                "`source` values starting with `key:` are set by the API from the API key that "
+                "published the event; leave `source` out or use another value.",
+                field="source",
+                event_id=result.event_id,
+                type=type_name(result),
+            )
+        if own is not None:
+            assert key is not None
+            result = msgspec.structs.replace(result, source=own)
+            if isinstance(result, TrialCompleted) and not key.allows("admin"):
+                owner = await experiment_owner(reads, result.experiment_id)
+                if owner is not None and owner != own:
+                    raise ApiError(
+                        403,
+                        "forbidden",
+                        f"Experiment {result.experiment_id!r} belongs to another publisher; "
+                        "use another experiment_id.",
+                        field="experiment_id",
+                        event_id=result.event_id,
+                    )
         return await bus.publish(result)
 
 
@@ -581,6 +629,10 @@ def _bus(state: State) -> Bus:
     return state.bus  # type: ignore[no-any-return]
 
 
+def _auth(state: State) -> Authenticator:
+    return state.auth  # type: ignore[no-any-return]
+
+
 def create_app(
     database_url: str,
     nats_url: str | None,
@@ -588,9 +640,13 @@ def create_app(
     pool_size: int = 10,
     pool_timeout: float = 5.0,
     nats_timeout: float = 3.0,
+    auth: AuthConfig | None = None,
 ) -> Litestar:
     """The API as an ASGI app. The database pool opens at startup (without waiting: a database
-    that is down yields 503s, not a failed start); NATS connects on first use."""
+    that is down yields 503s, not a failed start); NATS connects on first use. ``auth``
+    (default: from ``ARBITER_AUTH``, ``ARBITER_PUBLIC_READS``, ``ARBITER_AUTH_CACHE_TTL``) says
+    how API keys are enforced (:mod:`.api_auth`)."""
+    from .api_auth import AdminController, Authenticator, authorise
     from .api_boards import (
         HeadToHeadController,
         LeaderboardStreamController,
@@ -603,6 +659,7 @@ def create_app(
     reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
     bus = Bus(nats_url, connect_timeout=nats_timeout)
     evaluations = Evaluations.from_env()
+    authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -629,14 +686,19 @@ def create_app(
             GameController,
             ExperimentController,
             StatsController,
+            AdminController,
         ],
+        guards=[authorise],
         dependencies={
             "reads": Provide(_reads, sync_to_thread=False),
             "bus": Provide(_bus, sync_to_thread=False),
+            "auth": Provide(_auth, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        state=State({"reads": reads, "bus": bus, "evaluations": evaluations}),
+        state=State(
+            {"reads": reads, "bus": bus, "evaluations": evaluations, "auth": authenticator}
+        ),
         openapi_config=OpenAPIConfig(
             title="Arbiter",
             version="1",

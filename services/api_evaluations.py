@@ -534,10 +534,12 @@ def _responses(*statuses: int) -> dict[int, ResponseSpec]:
         415: "Not multipart, or not decodable audio (`unsupported_media_type`).",
         503: "Evals extra missing (`evals_unavailable`), Whisper weights missing "
         "(`whisper_unavailable`) or the queue is full (`busy`).",
+        401: "No valid API key (`unauthorized`), when keys are enforced.",
+        403: "The API key lacks the scope (`forbidden`).",
     }
     return {
         s: ResponseSpec(data_container=ErrorBody, description=text[s], generate_examples=False)
-        for s in statuses
+        for s in sorted({401, 403, *statuses})
     }
 
 
@@ -561,6 +563,7 @@ class EvaluationController(Controller):
         status_code=202,
         operation_class=_UploadOperation,
         responses=_responses(400, 413, 415, 503),
+        opt={"scope": "publish"},  # see arbiter.services.api_auth
     )
     async def submit(self, request: Request[Any, Any, Any]) -> Response[EvaluationAccepted]:
         """Store the upload, check that it is audio, queue its evaluation and answer at once

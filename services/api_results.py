@@ -140,6 +140,7 @@ class ExperimentController(Controller):
         "/{experiment_id:str}/trials",
         summary="An experiment's trials",
         responses=_errors(400, 404, 503),
+        opt={"scope": "owner"},  # the publishing key and admins (arbiter.services.api_auth)
     )
     async def trials(
         self,
@@ -170,6 +171,7 @@ class ExperimentController(Controller):
         "/{experiment_id:str}/results",
         summary="An experiment's results",
         responses=_errors(404, 503),
+        opt={"scope": "owner"},
     )
     async def results(
         self, reads: NamedDependency[ReadStore], experiment_id: FromPath[str]

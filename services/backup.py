@@ -1,6 +1,8 @@
 """Backup and restore of the event store: the log is the backup, the read models are rebuilt.
 
-What is saved: the four tables of the event store (schema ``public``), nothing else.
+What is saved: the four tables of the event store (schema ``public``), nothing else. API keys
+(``public.arbiter_api_keys``, :mod:`arbiter.adapters.keys`) are credentials, not events: they are
+not saved, and are created again after a restore into a fresh database.
 
 * ``arbiter_events``: the library's stored events, with their notification ids (the one order);
 * ``arbiter_event_ids``: event id -> content digest, notification id, type (idempotency);

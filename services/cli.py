@@ -28,6 +28,7 @@ from rich.table import Table
 
 from .cli_backup import backup_command, restore_command
 from .cli_evals import evals_app
+from .cli_keys import keys_app
 
 app = typer.Typer(
     name="arbiter",
@@ -38,6 +39,7 @@ app = typer.Typer(
 audit_app = typer.Typer(help="Replay the log and check the read models.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(evals_app, name="evals")
+app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
 CLI_CONNECT_ATTEMPTS = 6

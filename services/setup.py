@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+from arbiter.adapters import keys
 from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import PROJECTIONS
@@ -16,6 +17,7 @@ def prepare_database(database_url: str) -> list[str]:
     EventLog(database_url, pool_size=1).close()
     applied: list[str] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
+        keys.ensure_table(conn)  # API keys: not a read model, see arbiter.adapters.keys
         for spec in PROJECTIONS.values():
             applied += migrate(conn, spec.name, spec.schema)
     return applied

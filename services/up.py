@@ -37,6 +37,7 @@ class Services:
         config = uvicorn.Config(
             create_app(runtime.database_url, runtime.nats_url),
             host=host, port=port, log_level="warning", lifespan="on",
+            access_log=False,  # request lines may carry secrets in URLs; see README
         )  # fmt: skip
         self.server = uvicorn.Server(config)
         self.threads: list[threading.Thread] = []

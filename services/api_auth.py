@@ -1,0 +1,408 @@
+"""Authentication and authorisation for the HTTP API: API keys, scopes, experiment ownership.
+
+How a request is judged (one app-level Litestar guard, :func:`authorise`):
+
+* The token comes from ``Authorization: Bearer <token>`` or, failing that, ``X-API-Key: <token>``.
+  Keys, their scopes and their storage are :mod:`arbiter.adapters.keys` (SHA-256 of the token
+  stored, compared with :func:`hmac.compare_digest`).
+* ``ARBITER_AUTH``: ``auto`` (the default) enforces keys once at least one unrevoked key
+  exists, so a fresh local install needs none; ``on`` always enforces; ``off`` never does (every
+  route open, presented keys ignored). Admin routes are the exception to ``auto``: they need an
+  admin key unless ``ARBITER_AUTH=off``, so nobody can mint the first key over HTTP; the first
+  key is created with ``arbiter keys create`` (which needs the database itself).
+* When enforcing, a presented token that is unknown, malformed or revoked is a 401
+  ``unauthorized`` on every route (public ones included); a missing token is a 401 where a key
+  is needed; a key without the route's scope is a 403 ``forbidden``. ``admin`` implies every
+  scope.
+* What a route needs is its ``opt["scope"]``: ``read`` (the default: leaderboards, competitors,
+  history, head-to-head, battles, games, summary, stats, matchmaking, events, evaluation status),
+  ``publish`` (``POST /events``, ``POST /evaluations``), ``admin`` (``/admin/...``), ``owner``
+  (``/experiments/{id}/trials`` and ``/results``) or ``none`` (``/health``, ``/schema``).
+  ``ARBITER_PUBLIC_READS`` (default true) leaves ``read`` routes open without a key; set it to
+  false and they need a key with ``read``.
+* Ownership: ``POST /events`` with a key stamps the event's ``source`` as ``key:<key_id>``; a
+  client may not send a ``source`` starting with ``key:`` other than its own (400
+  ``reserved_source``), so no client can impersonate a key. An experiment belongs to the
+  ``source`` of its first trial (log order) in the results read model. Its trials and results
+  are served to that key and to admin keys; any other key, or no key, gets the same 404 as an
+  unknown experiment (as seed 001 does), so ids do not leak. Trials published straight on NATS
+  (a worker's own ``source``, no key) are therefore visible to admins only while enforcing; NATS
+  credentials are full trust (a NATS publisher can write any ``source``). A key that does not
+  own an experiment may not publish trials into it through the API either (403).
+* Lookups are cached in memory for ``ARBITER_AUTH_CACHE_TTL`` seconds (default 5): a revoked
+  key keeps working for at most that long in an API process that had just seen it (keys created
+  or revoked through this process's ``/admin/keys`` take effect at once here). 0 disables the
+  cache. While the database is unreachable the last lookup stands (so ``POST /events``, which
+  needs only NATS, keeps working for keys seen before the outage); with none, it is a 503.
+* No secret is logged: failures log the key id (public) and the reason, never the token; the
+  error bodies never echo it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import psycopg
+from arbiter.adapters import keys
+from arbiter.adapters.keys import ANY_ACTIVE, SELECT_ONE, ApiKey
+from arbiter.projections import PROJECTIONS
+from litestar import Controller, delete, get, post
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, JSONBody
+from msgspec import Meta, Struct
+from psycopg import sql
+
+from .api_models import ErrorBody
+from .api_store import ReadStore
+
+log = logging.getLogger("arbiter.api.auth")
+
+Mode = Literal["auto", "on", "off"]
+Scope = Literal["read", "publish", "admin", "owner", "none"]
+_STATE_KEY = "arbiter_api_key"
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() not in {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    mode: Mode = "auto"
+    public_reads: bool = True
+    cache_ttl: float = 5.0
+
+    @classmethod
+    def from_env(cls) -> AuthConfig:
+        """``ARBITER_AUTH`` (auto|on|off), ``ARBITER_PUBLIC_READS`` (true|false),
+        ``ARBITER_AUTH_CACHE_TTL`` (seconds); a bad value is a configuration error."""
+        mode = os.environ.get("ARBITER_AUTH", "auto").strip().lower() or "auto"
+        if mode not in ("auto", "on", "off"):
+            raise ValueError(f"ARBITER_AUTH must be auto, on or off, not {mode!r}")
+        ttl = float(os.environ.get("ARBITER_AUTH_CACHE_TTL", "5"))
+        if not ttl >= 0:
+            raise ValueError("ARBITER_AUTH_CACHE_TTL must be a number of seconds >= 0")
+        public = _truthy(os.environ.get("ARBITER_PUBLIC_READS", "true"))
+        return cls(mode=mode, public_reads=public, cache_ttl=ttl)  # type: ignore[arg-type]
+
+
+def _err(status: int, code: str, message: str) -> Exception:
+    from .api import ApiError
+
+    return ApiError(status, code, message)
+
+
+def unauthorized(message: str) -> Exception:
+    return _err(401, "unauthorized", message)
+
+
+class Authenticator:
+    """Key lookups over the API's read pool, cached for ``config.cache_ttl`` seconds."""
+
+    def __init__(self, config: AuthConfig, reads: ReadStore) -> None:
+        self.config = config
+        self.reads = reads
+        self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+        self._any: tuple[float, bool] | None = None
+        self.rebuild_lock = asyncio.Lock()
+
+    def forget(self) -> None:
+        """Drop the cache (after this process created or revoked a key)."""
+        self._keys.clear()
+        self._any = None
+
+    async def _fetch(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        async with self.reads.pool.connection(timeout=self.reads.timeout) as conn:
+            cur = await conn.execute(query, params)
+            return await cur.fetchall()
+
+    async def any_active(self) -> bool:
+        now = time.monotonic()
+        if self._any is not None and self._any[0] > now:
+            return self._any[1]
+        try:
+            (row,) = await self._fetch(ANY_ACTIVE, ())
+        except psycopg.OperationalError:
+            if self._any is None:
+                raise  # a 503: nothing known to go on
+            return self._any[1]  # the database is away: the last answer stands
+        self._any = (now + self.config.cache_ttl, bool(row[0]))
+        return bool(row[0])
+
+    async def key(self, key_id: str) -> ApiKey | None:
+        now = time.monotonic()
+        cached = self._keys.get(key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            rows = await self._fetch(SELECT_ONE, (key_id,))
+        except psycopg.OperationalError:
+            if cached is None:
+                raise
+            return cached[1]  # the database is away: the last lookup stands
+        found = ApiKey.from_row(rows[0]) if rows else None
+        if len(self._keys) > 10_000:  # bounded: garbage ids must not grow it forever
+            self._keys.clear()
+        self._keys[key_id] = (now + self.config.cache_ttl, found)
+        return found
+
+    async def enforcing(self, scope: str) -> bool:
+        mode = self.config.mode
+        if mode == "off":
+            return False
+        if mode == "on" or scope == "admin":
+            return True
+        return await self.any_active()
+
+    async def resolve(self, token: str) -> ApiKey:
+        """The active key whose token this is; 401 (never naming the token) otherwise."""
+        key_id = keys.key_id_of(token)
+        if key_id is None:
+            log.info("refused a malformed API key")
+            raise unauthorized("The API key is malformed; send the token `arbiter keys create` "
+                               "printed, as `Authorization: Bearer <token>`.")  # fmt: skip
+        key = await self.key(key_id)
+        if key is None or not key.matches(token):
+            log.info("refused API key %s: unknown key or wrong secret", key_id)
+            raise unauthorized("The API key is not valid.")
+        if not key.active:
+            log.info("refused API key %s: revoked", key_id)
+            raise unauthorized(f"The API key {key_id} has been revoked.")
+        return key
+
+
+def _token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    header = connection.headers.get("authorization")
+    if header is not None:
+        scheme, _, value = header.strip().partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else ""
+    api_key = connection.headers.get("x-api-key")
+    return None if api_key is None else api_key.strip()
+
+
+def current_key(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey | None:
+    """The key the request was authenticated with (None: no key, or auth not enforced)."""
+    return connection.scope.get(_STATE_KEY)  # type: ignore[return-value]
+
+
+def experiment_owner_query(experiment_id: str) -> tuple[sql.Composable, tuple[str]]:
+    return (
+        sql.SQL(
+            "SELECT coalesce(source, '') FROM {} WHERE experiment_id = %s ORDER BY position LIMIT 1"
+        ).format(sql.Identifier(PROJECTIONS["results"].schema, "trials")),
+        (experiment_id,),
+    )
+
+
+async def experiment_owner(reads: ReadStore, experiment_id: str) -> str | None:
+    """The ``source`` of the experiment's first trial ('' when it had none); None: no trials."""
+    query, params = experiment_owner_query(experiment_id)
+    async with reads.pool.connection(timeout=reads.timeout) as conn:
+        cur = await conn.execute(query, params)
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+def owner_source(key: ApiKey) -> str:
+    return f"key:{key.key_id}"
+
+
+async def authorise(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """The app-level guard; see the module docstring for the rules."""
+    if connection.url.path.startswith("/schema"):
+        return
+    scope: str = handler.opt.get("scope", "read")
+    if scope == "none":
+        return
+    auth: Authenticator = connection.app.state.auth
+    if not await auth.enforcing(scope):
+        return
+    token = _token(connection)
+    key = await auth.resolve(token) if token is not None else None
+    connection.scope[_STATE_KEY] = key  # type: ignore[literal-required]
+    if scope == "owner":
+        if key is not None and key.allows("admin"):
+            return
+        experiment_id = str(connection.path_params.get("experiment_id", ""))
+        owner = await experiment_owner(auth.reads, experiment_id)
+        if key is None or owner != owner_source(key):
+            # The same answer as an unknown experiment: no key learns another's ids.
+            raise _err(404, "not_found", f"Experiment {experiment_id!r} has no trials.")
+        return
+    if scope == "read" and auth.config.public_reads:
+        return
+    if key is None:
+        raise unauthorized(
+            f"This route needs an API key with the `{scope}` scope: send "
+            "`Authorization: Bearer <token>` (or `X-API-Key: <token>`)."
+        )
+    if not key.allows(scope):
+        log.info("API key %s lacks scope %s for %s", key.key_id, scope, connection.url.path)
+        raise _err(403, "forbidden", f"The API key {key.key_id} lacks the `{scope}` scope.")
+
+
+def auth_errors() -> dict[int, ResponseSpec]:
+    return {
+        401: ResponseSpec(ErrorBody, description="No valid API key (`unauthorized`).",
+                          generate_examples=False),
+        403: ResponseSpec(ErrorBody, description="The key lacks the scope (`forbidden`).",
+                          generate_examples=False),
+    }  # fmt: skip
+
+
+# -- admin routes -------------------------------------------------------------------------------
+
+
+class KeyInfo(Struct):
+    key_id: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyInfo:
+        return cls(key.key_id, key.name, list(key.scopes), key.created_at, key.revoked_at)
+
+
+class KeyList(Struct):
+    keys: list[KeyInfo]
+
+
+class CreatedKey(Struct):
+    key: KeyInfo
+    token: str
+    """The secret, shown this once; only its SHA-256 is stored."""
+
+
+class NewKey(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=128)]
+    scopes: Annotated[list[Literal["read", "publish", "admin"]], Meta(min_length=1, max_length=3)]
+
+
+class RebuildReport(Struct):
+    projection: str
+    events: int
+    position: int
+    generation: int
+    seconds: float
+
+
+def _admin_errors(*statuses: int) -> dict[int, ResponseSpec]:
+    text = {
+        400: "A bad parameter or body (`bad_parameter`).",
+        404: "Unknown key or projection (`not_found`).",
+        503: "Database unavailable (`unavailable`).",
+    }
+    return {
+        **{
+            s: ResponseSpec(ErrorBody, description=text[s], generate_examples=False)
+            for s in sorted({400, *statuses})
+        },
+        **auth_errors(),
+    }
+
+
+class AdminController(Controller):
+    """``/admin``: key management and rebuilds; every route needs an ``admin`` key (unless
+    ``ARBITER_AUTH=off``)."""
+
+    path = "/admin"
+    tags = ["admin"]  # noqa: RUF012
+    opt = {"scope": "admin"}  # noqa: RUF012
+
+    @get("/keys", summary="List API keys", responses=_admin_errors(503), opt={"scope": "admin"})
+    async def list_keys(self, reads: NamedDependency[ReadStore]) -> KeyList:
+        """Every key, revoked ones included, without secrets (only ids, names and scopes)."""
+        found = await asyncio.to_thread(keys.list_keys, reads.database_url)
+        return KeyList([KeyInfo.of(k) for k in found])
+
+    @post(
+        "/keys",
+        summary="Create an API key",
+        status_code=201,
+        request_max_body_size=4096,
+        responses=_admin_errors(503),
+        opt={"scope": "admin"},
+    )
+    async def create_key(
+        self,
+        data: JSONBody[NewKey],
+        reads: NamedDependency[ReadStore],
+        auth: NamedDependency[Authenticator],
+    ) -> CreatedKey:
+        """Creates a key and returns its token: this answer is the only place it ever appears
+        (only its SHA-256 is stored). Keep it secret."""
+        try:
+            key, token = await asyncio.to_thread(
+                keys.create, reads.database_url, data.name, data.scopes
+            )
+        except keys.BadKeyRequest as exc:
+            raise _err(400, "bad_parameter", str(exc)) from exc
+        auth.forget()
+        log.info("created API key %s (%s)", key.key_id, ",".join(key.scopes))
+        return CreatedKey(KeyInfo.of(key), token)
+
+    @delete(
+        "/keys/{key_id:str}",
+        summary="Revoke an API key",
+        status_code=200,
+        responses=_admin_errors(404, 503),
+        opt={"scope": "admin"},
+    )
+    async def revoke_key(
+        self,
+        key_id: FromPath[str],
+        reads: NamedDependency[ReadStore],
+        auth: NamedDependency[Authenticator],
+    ) -> KeyInfo:
+        """Revokes the key (kept, with ``revoked_at``); a second revoke is a no-op. Other API
+        processes stop accepting it within their cache TTL."""
+        key = await asyncio.to_thread(keys.revoke, reads.database_url, key_id)
+        if key is None:
+            raise _err(404, "not_found", f"No API key {key_id!r}.")
+        auth.forget()
+        log.info("revoked API key %s", key_id)
+        return KeyInfo.of(key)
+
+    @post(
+        "/rebuild/{projection:str}",
+        summary="Rebuild a projection",
+        status_code=200,
+        responses=_admin_errors(404, 503),
+        opt={"scope": "admin"},
+    )
+    async def rebuild(
+        self,
+        projection: FromPath[str],
+        reads: NamedDependency[ReadStore],
+        auth: NamedDependency[Authenticator],
+    ) -> RebuildReport:
+        """Rebuilds the projection from position 0 into fresh tables and swaps them in
+        atomically (as ``arbiter rebuild``), in a worker thread; answers when it is done."""
+        from arbiter.services.rebuild import rebuild
+
+        spec = PROJECTIONS.get(projection)
+        if spec is None:
+            raise _err(
+                404,
+                "not_found",
+                f"No projection {projection!r}; one of {', '.join(sorted(PROJECTIONS))}.",
+            )
+        async with auth.rebuild_lock:  # one rebuild at a time from this process
+            result = await asyncio.to_thread(rebuild, reads.database_url, spec)
+        log.info("rebuilt %s: %d events", projection, result.events)
+        return RebuildReport(
+            result.projection, result.events, result.position, result.generation, result.seconds
+        )

@@ -314,6 +314,33 @@ def test_postgres_restart(own_servers: EmbeddedServers) -> None:
         assert all(p.poll() is None for p in procs)  # backed off, never died
 
 
+def test_ingest_and_projector_killed_mid_batch_and_restarted(
+    database_url: str, nats_url: str
+) -> None:
+    """SIGKILL both services in the middle of their batches (fault hooks stretch the windows:
+    the ingest sleeps between its committed append and its acks, the projector between its
+    writes and its commit), then start fresh ones: nothing lost, nothing doubled."""
+    slow = {"ARBITER_FAULT_SLEEP_BEFORE_ACK": "0.4", "ARBITER_FAULT_SLEEP_IN_TX": "0.4"}
+    with Feed(nats_url) as feed:
+        with _services(
+            _service("ingest", database_url, nats_url, **slow),
+            _service("project", database_url, nats_url, **slow),
+        ) as procs:
+            feed.wait_for(600)
+            _until("events projected", lambda: _rows(database_url, "SELECT position FROM "
+                   "arbiter_ratings.tracking")[0][0] > 100)  # fmt: skip
+            for proc in procs:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+        with _services(
+            _service("ingest", database_url, nats_url), _service("project", database_url, nats_url)
+        ) as procs:
+            feed.wait_for(len(feed.published) + 600)
+            feed.stop()
+            _check_end_state(database_url, nats_url, feed)
+            assert all(p.poll() is None for p in procs)
+
+
 def test_two_ingests_and_two_projectors(database_url: str, nats_url: str) -> None:
     """Two ingest and two projector processes at once: still exactly once. Midway one of each
     is SIGKILLed; the other takes over (the projectors serialise on their tracking rows)."""

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from .cli_backup import backup_command, restore_command
 from .cli_evals import evals_app
+from .cli_health import health_command
 from .cli_keys import keys_app
 
 app = typer.Typer(
@@ -480,6 +481,7 @@ def audit_explain(
 
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)
+app.command("health")(health_command)
 
 
 def main() -> None:

@@ -47,6 +47,22 @@ def _recorded() -> tuple[str, str] | None:
         return None
 
 
+def configured_urls() -> tuple[str, str]:
+    """The URLs to check, never starting servers: the environment's, else those a running
+    ``arbiter up`` recorded; raises :class:`LookupError` when there are none."""
+    db = os.environ.get("ARBITER_DATABASE_URL")
+    nats_url = os.environ.get("ARBITER_NATS_URL")
+    if db and nats_url:
+        return db, nats_url
+    recorded = _recorded()
+    if recorded is None:
+        raise LookupError(
+            "no servers configured: set ARBITER_DATABASE_URL and ARBITER_NATS_URL, "
+            "or run `arbiter up` (its servers are found through ARBITER_HOME)"
+        )
+    return db or recorded[0], nats_url or recorded[1]
+
+
 @contextmanager
 def servers(*, owner: bool = False) -> Iterator[Runtime]:
     """Yield the servers to use; start embedded ones when no URL is configured.

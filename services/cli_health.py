@@ -1,0 +1,100 @@
+"""``arbiter health``: the service health check for scripts and container orchestrators.
+
+It asks what ``GET /health`` answers, without needing the API: PostgreSQL reachable, NATS
+reachable (with JetStream and the ``ARBITER`` stream), and each projection's position, lag behind
+the log and quarantined events. Exit 0 when healthy, 1 when something is down or a projection
+lags more than ``--max-lag`` events, 2 when the configuration is wrong (as every command). It never
+starts embedded servers: with nothing configured and no ``arbiter up`` running it reports that
+(exit 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import psycopg
+import typer
+from psycopg import sql
+
+NATS_TIMEOUT = 3.0
+
+
+def health_command(
+    max_lag: Annotated[
+        int | None,
+        typer.Option(help="Unhealthy when a projection trails the log by more events than this."),
+    ] = None,
+    skip_nats: Annotated[bool, typer.Option("--skip-nats", help="Do not check NATS.")] = False,
+) -> None:
+    """Check PostgreSQL, NATS and every projection's lag; exit 0 healthy, 1 not."""
+    from arbiter.projections import PROJECTIONS
+    from arbiter.services.runtime import configured_urls
+
+    from .cli import console, err
+
+    try:
+        database_url, nats_url = configured_urls()
+    except LookupError as exc:
+        err.print(f"unhealthy: {exc}", markup=False)
+        raise typer.Exit(1) from exc
+    problems: list[str] = []
+    rows: list[tuple[str, int, int, int]] = []
+    try:
+        with psycopg.connect(database_url, connect_timeout=5) as conn:
+            head = int(
+                conn.execute(
+                    "SELECT coalesce(max(notification_id), 0) FROM arbiter_events"
+                ).fetchone()[0]  # type: ignore[index]
+            )
+            for spec in PROJECTIONS.values():
+                position = conn.execute(
+                    sql.SQL("SELECT position FROM {}.tracking").format(sql.Identifier(spec.schema))
+                ).fetchone()
+                quarantined = _quarantined(conn, spec.schema)
+                pos = int(position[0]) if position else 0
+                rows.append((spec.name, pos, head - pos, quarantined))
+                if max_lag is not None and head - pos > max_lag:
+                    problems.append(f"{spec.name} lags {head - pos} events (max {max_lag})")
+    except psycopg.Error as exc:
+        problems.append(f"PostgreSQL: {str(exc).strip().splitlines()[0]}")
+    if not skip_nats:
+        error = asyncio.run(_nats_problem(nats_url))
+        if error:
+            problems.append(f"NATS: {error}")
+    for name, pos, lag, quarantined in rows:
+        console.print(f"{name}: position {pos}, lag {lag}, quarantined {quarantined}")
+    if problems:
+        for problem in problems:
+            err.print(f"unhealthy: {problem}", markup=False)
+        raise typer.Exit(1)
+    console.print("healthy")
+
+
+def _quarantined(conn: psycopg.Connection[Any], schema: str) -> int:
+    found = conn.execute("SELECT to_regclass(%s)", (f"{schema}.quarantine",)).fetchone()
+    if not found or found[0] is None:
+        return 0
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {}.quarantine").format(sql.Identifier(schema))
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _nats_problem(url: str) -> str | None:
+    import nats
+    from arbiter.adapters.bus import STREAM
+
+    try:
+        nc = await nats.connect(
+            url, allow_reconnect=False, max_reconnect_attempts=1, connect_timeout=NATS_TIMEOUT
+        )
+    except Exception as exc:
+        return str(exc) or type(exc).__name__
+    try:
+        await nc.jetstream().stream_info(STREAM)
+    except Exception as exc:
+        return f"stream {STREAM}: {exc or type(exc).__name__}"
+    finally:
+        await nc.close()
+    return None

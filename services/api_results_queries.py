@@ -11,7 +11,7 @@ from msgspec import structs
 from psycopg import sql
 
 from .api import ApiError
-from .api_queries import Snapshot, _float, _s, _where, bad_parameter, not_found, snapshot
+from .api_queries import Rows, Snapshot, _float, _s, _where, bad_parameter, not_found, snapshot
 from .api_results_models import (
     BattleDetail,
     BattlePage,
@@ -61,6 +61,42 @@ def _voided_filter(voided: bool | None) -> list[sql.Composable]:
     return [sql.SQL("voided_by IS NOT NULL" if voided else "voided_by IS NULL")]
 
 
+Filter = tuple[str, Any, str]
+"""(parameter name, value, SQL clause): the clause applies when the value is given."""
+
+
+def _filtered(
+    base: dict[str, Any], filters: tuple[Filter, ...], conditions: list[sql.Composable]
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """The WHERE clause and parameters of a list route from its optional filters."""
+    params = dict(base)
+    for name, value, clause in filters:
+        if value:
+            conditions.append(sql.SQL(clause))
+            params[name] = value
+    return _where(conditions), params
+
+
+async def _page(
+    snap: Snapshot,
+    table: str,
+    columns: sql.Composable,
+    where: sql.Composable,
+    params: dict[str, Any],
+    order: str,
+) -> tuple[int, Rows]:
+    """A list route's total and page, in the request's snapshot (one round trip for both)."""
+    total, page = await snap.many(
+        (sql.SQL("SELECT count(*) FROM {} {}").format(_s(table), where), params),
+        (
+            sql.SQL(f"SELECT {{}} FROM {{}} {{}} ORDER BY {order} "
+                    "LIMIT %(limit)s OFFSET %(offset)s").format(columns, _s(table), where),
+            params,
+        ),
+    )  # fmt: skip
+    return int(total[0][0]), page
+
+
 async def battles(
     reads: ReadStore,
     *,
@@ -73,33 +109,23 @@ async def battles(
     limit: int,
     offset: int,
 ) -> BattlePage:
-    conditions: list[sql.Composable] = _voided_filter(voided)
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    for name, value, clause in (
-        ("arena", arena, "arena = %(arena)s"),
-        ("category", category, "category = %(category)s"),
-        ("competitor", competitor, "(a = %(competitor)s OR b = %(competitor)s)"),
-        ("judge", judge, "judge = %(judge)s"),
-        ("scenario", scenario, "scenario = %(scenario)s"),
-    ):
-        if value:
-            conditions.append(sql.SQL(clause))
-            params[name] = value
-    where = _where(conditions)
+    where, params = _filtered(
+        {"limit": limit, "offset": offset},
+        (
+            ("arena", arena, "arena = %(arena)s"),
+            ("category", category, "category = %(category)s"),
+            ("competitor", competitor, "(a = %(competitor)s OR b = %(competitor)s)"),
+            ("judge", judge, "judge = %(judge)s"),
+            ("scenario", scenario, "scenario = %(scenario)s"),
+        ),
+        _voided_filter(voided),
+    )
     async with snapshot(reads) as snap:
         _, results_position = await snap.positions()
-        total, page = await snap.many(
-            (sql.SQL("SELECT count(*) FROM {} {}").format(_s("battles"), where), params),
-            (
-                sql.SQL(
-                    "SELECT {} FROM {} {} ORDER BY position DESC LIMIT %(limit)s OFFSET %(offset)s"
-                ).format(_BATTLE_COLUMNS, _s("battles"), where),
-                params,
-            ),
-        )
+        total, page = await _page(snap, "battles", _BATTLE_COLUMNS, where, params, "position DESC")
     return BattlePage(
         battles=[BattleSummary(**_battle(r)) for r in page],
-        total=int(total[0][0]),
+        total=total,
         limit=limit,
         offset=offset,
         results_position=results_position,
@@ -194,31 +220,21 @@ async def games(
     limit: int,
     offset: int,
 ) -> GamePage:
-    conditions: list[sql.Composable] = _voided_filter(voided)
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    for name, value, clause in (
-        ("arena", arena, "arena = %(arena)s"),
-        ("category", category, "category = %(category)s"),
-        ("competitor", competitor, "competitors @> ARRAY[%(competitor)s]::text[]"),
-    ):
-        if value:
-            conditions.append(sql.SQL(clause))
-            params[name] = value
-    where = _where(conditions)
+    where, params = _filtered(
+        {"limit": limit, "offset": offset},
+        (
+            ("arena", arena, "arena = %(arena)s"),
+            ("category", category, "category = %(category)s"),
+            ("competitor", competitor, "competitors @> ARRAY[%(competitor)s]::text[]"),
+        ),
+        _voided_filter(voided),
+    )
     async with snapshot(reads) as snap:
         _, results_position = await snap.positions()
-        total, page = await snap.many(
-            (sql.SQL("SELECT count(*) FROM {} {}").format(_s("games"), where), params),
-            (
-                sql.SQL(
-                    "SELECT {} FROM {} {} ORDER BY position DESC LIMIT %(limit)s OFFSET %(offset)s"
-                ).format(_GAME_COLUMNS, _s("games"), where),
-                params,
-            ),
-        )
+        total, page = await _page(snap, "games", _GAME_COLUMNS, where, params, "position DESC")
     return GamePage(
         games=[GameSummary(**_game(r)) for r in page],
-        total=int(total[0][0]),
+        total=total,
         limit=limit,
         offset=offset,
         results_position=results_position,
@@ -294,30 +310,19 @@ async def trials(
     limit: int,
     offset: int,
 ) -> TrialPage:
-    conditions: list[sql.Composable] = [sql.SQL("experiment_id = %(experiment)s")]
-    conditions += _voided_filter(voided)
-    params: dict[str, Any] = {"experiment": experiment_id, "limit": limit, "offset": offset}
-    for name, value, clause in (
-        ("competitor", competitor, "competitor = %(competitor)s"),
-        ("status", status, "status = %(status)s"),
-    ):
-        if value:
-            conditions.append(sql.SQL(clause))
-            params[name] = value
-    where = _where(conditions)
+    where, params = _filtered(
+        {"experiment": experiment_id, "limit": limit, "offset": offset},
+        (
+            ("competitor", competitor, "competitor = %(competitor)s"),
+            ("status", status, "status = %(status)s"),
+        ),
+        [sql.SQL("experiment_id = %(experiment)s"), *_voided_filter(voided)],
+    )
     async with snapshot(reads) as snap:
         if not await _experiment_known(snap, experiment_id):
             raise _unknown_experiment(experiment_id)
         _, results_position = await snap.positions()
-        total, page = await snap.many(
-            (sql.SQL("SELECT count(*) FROM {} {}").format(_s("trials"), where), params),
-            (
-                sql.SQL(
-                    "SELECT {} FROM {} {} ORDER BY position LIMIT %(limit)s OFFSET %(offset)s"
-                ).format(_TRIAL_COLUMNS, _s("trials"), where),
-                params,
-            ),
-        )
+        total, page = await _page(snap, "trials", _TRIAL_COLUMNS, where, params, "position")
     return TrialPage(
         experiment_id=experiment_id,
         trials=[
@@ -342,7 +347,7 @@ async def trials(
             )
             for r in page
         ],
-        total=int(total[0][0]),
+        total=total,
         limit=limit,
         offset=offset,
         results_position=results_position,

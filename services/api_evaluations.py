@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import uuid
@@ -47,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from arbiter.evals.extra import EXTRA_HINT, missing_modules
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
@@ -70,7 +69,6 @@ DEFAULT_MAX_UPLOAD = 25 * 1024 * 1024
 FORM_SLACK = 256 * 1024
 """Room for the multipart framing and text fields on top of the audio limit."""
 MAX_REFERENCE_CHARS = 20_000
-EXTRA_HINT = "pip install -e '.[evals]'"
 POLL_S = 0.1
 KEEPALIVE_S = 15.0
 
@@ -114,21 +112,6 @@ class EvaluationConfig:
             max_pending=_env_int(QUEUE_ENV, 8, 1),
             keep_finished=_env_int(KEEP_ENV, 1000, 1),
         )
-
-
-def _importable(module: str) -> bool:
-    if module in sys.modules:
-        return sys.modules[module] is not None
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def missing_modules(transcribe: bool) -> list[str]:
-    """The evals-extra modules this process lacks for a job (empty: it can run)."""
-    needed = ["soundfile", "librosa"] + (["torch", "whisper"] if transcribe else [])
-    return [m for m in needed if not _importable(m)]
 
 
 # -- response bodies ----------------------------------------------------------------------------

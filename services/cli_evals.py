@@ -28,9 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import importlib.util
 import json
-import sys
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from arbiter.domain.rejections import Rejection
 from arbiter.domain.validation import decode_event
+from arbiter.evals.extra import EXTRA_HINT, missing_modules
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -52,7 +51,6 @@ evals_app = typer.Typer(
     no_args_is_help=True,
 )
 
-EXTRA_HINT = "pip install -e '.[evals]'"
 CONNECT_TIMEOUT = 10.0
 #: Metrics shown in the terminal, in this order (the event carries all of them).
 SHOWN = (
@@ -83,20 +81,9 @@ def _out(stderr: bool = False) -> Console:
     return _base().err if stderr else _base().console  # type: ignore[no-any-return]
 
 
-def _importable(module: str) -> bool:
-    """True when ``module`` can be imported (a None entry in sys.modules means blocked)."""
-    if module in sys.modules:
-        return sys.modules[module] is not None
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def require_extra(transcribe: bool) -> None:
     """Exit 2 naming the missing packages when the evals extra is not installed."""
-    needed = ["soundfile", "librosa"] + (["torch", "whisper"] if transcribe else [])
-    missing = [m for m in needed if not _importable(m)]
+    missing = missing_modules(transcribe)
     if missing:
         raise _fail(
             f"the evals extra is not installed (missing: {', '.join(missing)}); "

@@ -189,7 +189,43 @@ def _ensure_system_user(name: str) -> None:
         )
 
 
-class EmbeddedPostgres:
+class _ServerProcess:
+    """What both embedded servers share: the process we started, its pid while it runs, and
+    use as a context manager (start on entry, stop on exit)."""
+
+    _proc: subprocess.Popen[bytes] | None
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while the process we started runs (the postmaster for PostgreSQL)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server we started is running."""
+        return self.pid is not None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedPostgres(_ServerProcess):
     """A PostgreSQL server on ``data_dir``, started and stopped by this object.
 
     ``start()`` initialises the cluster if needed (``initdb`` into a sibling directory, then an
@@ -277,29 +313,6 @@ class EmbeddedPostgres:
                 with contextlib.suppress(OSError):
                     self._socket_tmp.rmdir()
                 self._socket_tmp = None
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's pid while the server we started runs."""
-        proc = self._proc
-        return proc.pid if proc is not None and proc.poll() is None else None
-
-    @property
-    def running(self) -> bool:
-        """Whether the server we started is running."""
-        return self.pid is not None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"EmbeddedPostgres({str(self.data_dir)!r}, pid={self.pid})"
@@ -568,7 +581,7 @@ def find_nats_server() -> str:
     return found
 
 
-class EmbeddedNats:
+class EmbeddedNats(_ServerProcess):
     """A nats-server with JetStream on, storing in ``store_dir``, listening on 127.0.0.1.
 
     The server runs in its own session. Its pid is recorded in ``<store_dir>.pid`` (beside the
@@ -642,29 +655,6 @@ class EmbeddedNats:
         with self._lock:
             self.stop()
             return self.start()
-
-    @property
-    def pid(self) -> int | None:
-        """The server's pid while it runs."""
-        proc = self._proc
-        return proc.pid if proc is not None and proc.poll() is None else None
-
-    @property
-    def running(self) -> bool:
-        """Whether the server we started is still running."""
-        return self.pid is not None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"EmbeddedNats({str(self.store_dir)!r}, port={self.port}, pid={self.pid})"

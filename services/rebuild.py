@@ -14,7 +14,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,9 +70,8 @@ def rebuild(
                 if progress:
                     progress(fold.position, head)
             pipeline.store(spec.prepare(fold, fold.take_changes()))
-        _build_indexes(database_url, deferred[0])
         with conn.transaction():
-            for statement in deferred[1]:
+            for statement in (*deferred[0], *deferred[1]):
                 conn.execute(statement)
         with conn.transaction(), conn.cursor() as cur:
             generation = _lock_live(cur, live)
@@ -283,19 +281,6 @@ def _drop_indexes(
                 )
             )
     return indexes, constraints
-
-
-def _build_indexes(database_url: str, statements: list[sql.Composable]) -> None:
-    """Run ``CREATE INDEX`` statements two at a time, on two connections (SHARE locks do not
-    conflict): the fold is done by now, so both cores are free for the sorts."""
-
-    def build(statement: sql.Composable) -> None:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(statement)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for future in [pool.submit(build, s) for s in statements]:
-            future.result()
 
 
 def _lock_live(cur: psycopg.Cursor[Any], live: str) -> int:

@@ -50,6 +50,7 @@ from eventsourcing.persistence import Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import get_topic
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 CREATE_LOCK = 0x4172_6269_7465_72
@@ -285,6 +286,7 @@ class ArbiterRecorder(PostgresApplicationRecorder):
     def read_after(self, position: int, limit: int) -> list[tuple[int, Event]]:
         """Up to ``limit`` events after ``position``, in log order, typed."""
         with self.datastore.transaction(commit=False) as curs:
+            curs.row_factory = tuple_row  # the store's default builds a dict per row
             curs.execute(
                 SQL(
                     "SELECT notification_id, state FROM {} WHERE notification_id > %s "
@@ -294,10 +296,8 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 prepare=True,
                 binary=True,  # bytea as raw bytes, not hex text: half the bytes, no decoding
             )
-            return [
-                (r["notification_id"], _STATE_DECODER.decode(r["state"]).body)
-                for r in curs.fetchall()
-            ]
+            decode = _STATE_DECODER.decode
+            return [(position, decode(state).body) for position, state in curs.fetchall()]
 
     def head(self) -> int:
         """The highest notification id, 0 for an empty log."""

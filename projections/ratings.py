@@ -47,7 +47,6 @@ from arbiter.domain.elo import (
     SCORES,
     ArenaSettings,
     game_update,
-    pair_update,
     rank_score,
 )
 from arbiter.domain.events import (
@@ -193,10 +192,21 @@ class Match(msgspec.Struct, gc=False):
 
 @dataclass
 class Pool:
-    """One rating pool's timeline of rated results, its members, and its checkpoints."""
+    """One rating pool: its members' standings and pair counts, what changed in them, its
+    timeline of rated results and its checkpoints.
 
+    Standings and pair counts live per pool, keyed by competitor (and by pair), not in one
+    table keyed by (arena, category, competitor): the hot path of the fold then hashes strings,
+    whose hashes are cached, instead of building and hashing a tuple per lookup.
+    """
+
+    standings: dict[str, Standing] = field(default_factory=dict)
+    pairs: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    """(x, y) with x < y -> [x wins, y wins, ties]"""
+    dirty: set[str] = field(default_factory=set)
+    """Members whose standing changed since :meth:`RatingsFold.take_changes`."""
+    dirty_pairs: set[tuple[str, str]] = field(default_factory=set)
     timeline: list[Match] = field(default_factory=list)
-    members: set[str] = field(default_factory=set)
     checkpoints: list[tuple[int, dict[str, Standing]]] = field(default_factory=list)
     """(timeline index i, the members' standings before timeline[i]), by increasing i."""
     last_checkpoint: int = 0
@@ -224,11 +234,8 @@ class RatingsFold:
     def __init__(self) -> None:
         self.position = 0
         self.events = 0
-        self.standings: dict[StandingKey, Standing] = {}
         self.competitors: dict[str, Competitor] = {}
         self.arenas: dict[str, tuple[ArenaSettings, int]] = {}
-        self.pairs: dict[tuple[str, str, str, str], list[int]] = {}
-        """(arena, category, x, y) with x < y -> [x wins, y wins, ties]"""
         self.pools: dict[PoolKey, Pool] = {}
         self.by_event: dict[str, Match] = {}
         self.battles: dict[str, Match] = {}
@@ -236,6 +243,25 @@ class RatingsFold:
         """battle event_id -> the vote matches cast on it"""
         self.voids: list[tuple[int, str, str, int, str | None]] = []
         self.changes = Changes()
+
+    @property
+    def standings(self) -> dict[StandingKey, Standing]:
+        """Every standing by (arena, category, competitor): a view built on each call."""
+        pools = self.pools.items()
+        return {(a, c, comp): s for (a, c), p in pools for comp, s in p.standings.items()}
+
+    @property
+    def pairs(self) -> dict[tuple[str, str, str, str], list[int]]:
+        """Every pair count by (arena, category, x, y): a view built on each call."""
+        pools = self.pools.items()
+        return {(a, c, x, y): n for (a, c), p in pools for (x, y), n in p.pairs.items()}
+
+    def pool(self, key: PoolKey) -> Pool:
+        """The pool ``key``, created empty on first use."""
+        pool = self.pools.get(key)
+        if pool is None:
+            pool = self.pools[key] = Pool()
+        return pool
 
     # -- folding -------------------------------------------------------------------------------
 
@@ -359,8 +385,7 @@ class RatingsFold:
     def _add(self, m: Match) -> None:
         """A new result: remember it, and rate it in each of its pools."""
         self.by_event[m.event_id] = m
-        changes = self.changes
-        changes.matches.append(m)
+        self.changes.matches.append(m)
         if m.ranks is None and m.score is None:
             return  # a battle awaiting votes
         pools = self.pools
@@ -370,55 +395,36 @@ class RatingsFold:
                 pool = pools[key] = Pool()
             index = len(pool.timeline)
             if index - pool.last_checkpoint >= CHECKPOINT_EVERY:
-                self._maybe_checkpoint(key, pool, index)
+                self._maybe_checkpoint(pool, index)
             pool.timeline.append(m)
-            if m.ranks is not None:
+            if m.ranks is None:
+                self._rate_pair(key, pool, m, True)
+            else:
                 self._rate(key, pool, m, emit=True)
-                self._count_pairs(key, m, 1)
-                continue
-            self._rate_pair(key, pool, m, True)
-            # The pair's counts, written out (the hot path of _count_pairs).
-            x, y = m.players
-            score_x = m.score
-            if y < x:
-                x, y, score_x = y, x, 1.0 - score_x  # type: ignore[operator]
-            pk = (key[0], key[1], x, y)
-            counts = self.pairs.get(pk)
-            if counts is None:
-                counts = self.pairs[pk] = [0, 0, 0]
-            counts[0 if score_x == 1.0 else 1 if score_x == 0.0 else 2] += 1
-            changes.pairs.add(pk)
+            self._count_pairs(pool, m, 1)
 
-    def _count_pairs(self, key: PoolKey, m: Match, sign: int) -> None:
-        arena, category = key
+    def _count_pairs(self, pool: Pool, m: Match, sign: int) -> None:
+        """Add (``sign`` 1) or take back (-1) a result's pairwise outcomes in one pool."""
+        counts_of, dirty = pool.pairs, pool.dirty_pairs
         if m.ranks is None:  # the hot path: one pair
-            x, y = m.players
+            x, y = pk = m.players
             score_x = m.score
             if y < x:
-                x, y, score_x = y, x, 1.0 - score_x  # type: ignore[operator]
-            pk = (arena, category, x, y)
-            counts = self.pairs.get(pk)
+                pk, score_x = (y, x), 1.0 - score_x  # type: ignore[operator]
+            counts = counts_of.get(pk)
             if counts is None:
-                counts = self.pairs[pk] = [0, 0, 0]
+                counts = counts_of[pk] = [0, 0, 0]
             counts[0 if score_x == 1.0 else 1 if score_x == 0.0 else 2] += sign
-            self.changes.pairs.add(pk)
+            dirty.add(pk)
             return
         for x, y, score_x in m.pairs():
             if y < x:
                 x, y, score_x = y, x, 1.0 - score_x
-            pk = (arena, category, x, y)
-            counts = self.pairs.get(pk)
+            counts = counts_of.get((x, y))
             if counts is None:
-                counts = self.pairs[pk] = [0, 0, 0]
+                counts = counts_of[(x, y)] = [0, 0, 0]
             counts[0 if score_x == 1.0 else 1 if score_x == 0.0 else 2] += sign
-            self.changes.pairs.add(pk)
-
-    def _standing(self, key: StandingKey, initial: float, pool: Pool) -> Standing:
-        s = self.standings.get(key)
-        if s is None:
-            s = self.standings[key] = Standing(rating=initial)
-            pool.members.add(key[2])
-        return s
+            dirty.add((x, y))
 
     def _rate(self, key: PoolKey, pool: Pool, m: Match, *, emit: bool) -> None:
         """Apply one rated result to one pool's standings (and record history if ``emit``)."""
@@ -426,8 +432,13 @@ class RatingsFold:
             self._rate_pair(key, pool, m, emit)
             return
         arena, category = key
-        keys = [(arena, category, c) for c in m.players]
-        standings = [self._standing(k, m.initial, pool) for k in keys]
+        members = pool.standings
+        standings = []
+        for c in m.players:
+            s = members.get(c)
+            if s is None:
+                s = members[c] = Standing(rating=m.initial)
+            standings.append(s)
         before = [s.rating for s in standings]
         after, scores, expected = game_update(before, list(m.ranks), m.k, m.scale, m.base)
         top = min(m.ranks)
@@ -445,7 +456,7 @@ class RatingsFold:
             s.last_at = m.occurred_at
         if not emit:
             return
-        self.changes.standings.update(keys)
+        pool.dirty.update(m.players)
         for i, s in enumerate(standings):
             self.changes.history.append(
                 (m.players[i], arena, category, m.position, m.event_id, m.occurred_at, m.kind,
@@ -454,17 +465,27 @@ class RatingsFold:
             )  # fmt: skip
 
     def _rate_pair(self, key: PoolKey, pool: Pool, m: Match, emit: bool) -> None:
-        """The pairwise case of :meth:`_rate`, written out: it is the hot path."""
-        arena, category = key
+        """The pairwise case of :meth:`_rate`, written out: it is the hot path. The update is
+        :func:`arbiter.domain.elo.pair_update`'s, expression for expression, so the floats are
+        the same to the last bit (``tests/test_elo.py`` checks the two against each other)."""
         a, b = m.players
         score = m.score
         assert score is not None
-        key_a, key_b = (arena, category, a), (arena, category, b)
-        sa = self.standings.get(key_a) or self._standing(key_a, m.initial, pool)
-        sb = self.standings.get(key_b) or self._standing(key_b, m.initial, pool)
+        members = pool.standings
+        sa = members.get(a)
+        if sa is None:
+            sa = members[a] = Standing(rating=m.initial)
+        sb = members.get(b)
+        if sb is None:
+            sb = members[b] = Standing(rating=m.initial)
         before_a, before_b = sa.rating, sb.rating
-        after_a, after_b, expected_a = pair_update(before_a, before_b, score, m.k, m.scale, m.base)
-        sa.rating, sb.rating = after_a, after_b
+        try:
+            expected_a = 1.0 / (1.0 + m.base ** ((before_b - before_a) / m.scale))
+        except OverflowError:
+            expected_a = 0.0
+        delta = m.k * (score - expected_a)
+        sa.rating = after_a = before_a + delta
+        sb.rating = after_b = before_b - delta
         sa.games += 1
         sb.games += 1
         if score == 1.0:
@@ -480,25 +501,24 @@ class RatingsFold:
         sa.last_at = sb.last_at = m.occurred_at
         if not emit:
             return
-        changes = self.changes
-        changes.standings.add(key_a)
-        changes.standings.add(key_b)
-        changes.history.append(
+        dirty = pool.dirty
+        dirty.add(a)
+        dirty.add(b)
+        arena, category = key
+        history = self.changes.history
+        history.append(
             (a, arena, category, m.position, m.event_id, m.occurred_at, m.kind, b, score,
              expected_a, m.k, before_a, after_a, sa.games, sa.wins, sa.losses, sa.ties)
         )  # fmt: skip
-        changes.history.append(
+        history.append(
             (b, arena, category, m.position, m.event_id, m.occurred_at, m.kind, a, 1.0 - score,
              1.0 - expected_a, m.k, before_b, after_b, sb.games, sb.wins, sb.losses, sb.ties)
         )  # fmt: skip
 
-    def _maybe_checkpoint(self, key: PoolKey, pool: Pool, index: int) -> None:
-        every = max(CHECKPOINT_EVERY, 4 * len(pool.members))
+    def _maybe_checkpoint(self, pool: Pool, index: int) -> None:
+        every = max(CHECKPOINT_EVERY, 4 * len(pool.standings))
         if index - pool.last_checkpoint >= every:
-            arena, category = key
-            pool.checkpoints.append(
-                (index, {c: self.standings[(arena, category, c)].copy() for c in pool.members})
-            )
+            pool.checkpoints.append((index, {c: s.copy() for c, s in pool.standings.items()}))
             pool.last_checkpoint = index
 
     # -- voids ---------------------------------------------------------------------------------
@@ -519,7 +539,7 @@ class RatingsFold:
             if not m.rated:
                 continue
             for key in m.pools():
-                self._count_pairs(key, m, -1)
+                self._count_pairs(self.pools[key], m, -1)
                 first[key] = min(first.get(key, m.position), m.position)
         for key in sorted(first):
             self._replay(key, first[key], position, e)
@@ -529,30 +549,26 @@ class RatingsFold:
         arena, category = key
         pool = self.pools[key]
         index = bisect.bisect_left(pool.timeline, from_position, key=lambda m: m.position)
-        old = {c: self.standings[(arena, category, c)].copy() for c in pool.members}
+        old = {c: s.copy() for c, s in pool.standings.items()}
         while pool.checkpoints and pool.checkpoints[-1][0] > index:
             pool.checkpoints.pop()
         pool.last_checkpoint = pool.checkpoints[-1][0] if pool.checkpoints else 0
         start, snapshot = pool.checkpoints[-1] if pool.checkpoints else (0, {})
-        for c in pool.members:
-            del self.standings[(arena, category, c)]
-        pool.members = set(snapshot)
-        for c, s in snapshot.items():
-            self.standings[(arena, category, c)] = s.copy()
+        pool.standings = {c: s.copy() for c, s in snapshot.items()}
         for i in range(start, len(pool.timeline)):
             if i > start:
-                self._maybe_checkpoint(key, pool, i)
+                self._maybe_checkpoint(pool, i)
             m = pool.timeline[i]
             if m.live:
                 self._rate(key, pool, m, emit=False)
-        for c in sorted(set(old) | pool.members):
+        for c in sorted(set(old) | set(pool.standings)):
             sk = (arena, category, c)
-            was, now = old.get(c), self.standings.get(sk)
+            was, now = old.get(c), pool.standings.get(c)
             if now is None:
                 self.changes.removed.add(sk)
-                self.changes.standings.discard(sk)
+                pool.dirty.discard(c)
             elif was is None or was.row() != now.row():
-                self.changes.standings.add(sk)
+                pool.dirty.add(c)
                 self.changes.removed.discard(sk)
             else:
                 continue
@@ -566,6 +582,13 @@ class RatingsFold:
     def take_changes(self) -> Changes:
         """Hand over what changed since the last call and start a fresh record."""
         changes, self.changes = self.changes, Changes()
+        for (arena, category), pool in self.pools.items():
+            if pool.dirty:
+                changes.standings.update((arena, category, c) for c in pool.dirty)
+                pool.dirty = set()
+            if pool.dirty_pairs:
+                changes.pairs.update((arena, category, x, y) for x, y in pool.dirty_pairs)
+                pool.dirty_pairs = set()
         return changes
 
     def take_appends(self) -> Changes:
@@ -638,11 +661,7 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
         fold.position, fold.events = int(row[0]), int(row[1])
     cur.execute(sql.SQL(f"SELECT {_RATING_COLS} FROM {{}}").format(_q(schema, "ratings")))
     for a, c, comp, *rest in cur.fetchall():
-        fold.standings[(a, c, comp)] = Standing(*rest)
-        pool = fold.pools.get((a, c))
-        if pool is None:
-            pool = fold.pools[(a, c)] = Pool()
-        pool.members.add(comp)
+        fold.pool((a, c)).standings[comp] = Standing(*rest)
     cur.execute(sql.SQL(f"SELECT {_COMPETITOR_COLS} FROM {{}}").format(_q(schema, "competitors")))
     for comp, *rest in cur.fetchall():
         fold.competitors[comp] = Competitor(*rest)
@@ -656,7 +675,7 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
         )
     )
     for arena, category, x, y, *counts in cur.fetchall():
-        fold.pairs[(arena, category, x, y)] = list(counts)
+        fold.pool((arena, category)).pairs[(x, y)] = list(counts)
     cols = sql.SQL(", ").join(map(sql.Identifier, MATCH_COLUMNS))
     cur.execute(sql.SQL("SELECT {} FROM {} ORDER BY position").format(cols, _q(schema, "matches")))
     for r in cur:
@@ -675,7 +694,7 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
             fold.votes.setdefault(fold.battles[m.battle_id].event_id, []).append(m)
         if m.rated:
             for key in m.pools():
-                fold.pools.setdefault(key, Pool()).timeline.append(m)
+                fold.pool(key).timeline.append(m)
     cur.execute(
         sql.SQL(
             "SELECT position, event_id, target_event_id, target_position, reason FROM {} "
@@ -715,10 +734,10 @@ def prepare(fold: RatingsFold, changes: Changes) -> Rows:
     """The rows a batch of changes stores, copied out of the fold."""
     return Rows(
         removed=sorted(changes.removed),
-        standings=[k + fold.standings[k].row() for k in sorted(changes.standings)],
+        standings=[k + fold.pools[k[:2]].standings[k[2]].row() for k in sorted(changes.standings)],
         competitors=[(k, *fold.competitors[k].row()) for k in sorted(changes.competitors)],
         arenas=[(a, *arena_row(*fold.arenas[a])) for a in sorted(changes.arenas)],
-        pairs=[k + tuple(fold.pairs[k]) for k in sorted(changes.pairs)],
+        pairs=[k + tuple(fold.pools[k[:2]].pairs[k[2:]]) for k in sorted(changes.pairs)],
         voids=changes.voids,
         matches=[m.row() for m in changes.matches],
         history=changes.history,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +47,6 @@ def rebuild(
     progress: Callable[[int, int], None] | None = None,
 ) -> RebuildResult:
     """Rebuild ``spec`` from the whole log and swap it in atomically."""
-    import time
-
     started = time.perf_counter()
     if event_log is None:
         with EventLog(database_url) as owned:
@@ -70,9 +69,11 @@ def rebuild(
                 if progress:
                     progress(fold.position, head)
             pipeline.store(spec.prepare(fold, fold.take_changes()))
+        filled = time.perf_counter()
         with conn.transaction():
             for statement in (*deferred[0], *deferred[1]):
                 conn.execute(statement)
+        indexed = time.perf_counter()
         with conn.transaction(), conn.cursor() as cur:
             generation = _lock_live(cur, live)
             skip = _carry_quarantine(cur, live, fresh)
@@ -102,6 +103,11 @@ def rebuild(
                 cur.execute(
                     sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(f"{live}__old"))
                 )
+    done = time.perf_counter()
+    log.debug(
+        "rebuilt %s: fill %.3fs, indexes %.3fs, swap %.3fs",
+        spec.name, filled - started, indexed - filled, done - indexed,
+    )  # fmt: skip
     if progress:
         progress(fold.position, max(head, fold.position))
     return RebuildResult(

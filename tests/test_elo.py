@@ -67,3 +67,34 @@ def test_zero_sum_and_counters(battles: list[tuple[int, int, str]]) -> None:
     assert sum(s.games for s in fold.standings.values()) == 2 * n
     for s in fold.standings.values():
         assert s.wins + s.losses + s.ties == s.games
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 3), st.sampled_from(["a", "b", "tie"])),
+        min_size=1,
+        max_size=30,
+    ),
+    st.floats(1, 64),
+    st.floats(50, 800),
+    st.floats(1.5, 20),
+)
+def test_fold_matches_pair_update_to_the_bit(
+    battles: list[tuple[int, int, str]], k: float, scale: float, base: float
+) -> None:
+    """The fold writes the pairwise update out inline (its hot path); it must give exactly the
+    floats of :func:`pair_update`, which the docs and the seeds define."""
+    fold = RatingsFold()
+    fold.apply(1, ArenaConfigured(event_id="cfg", occurred_at=T, k=k, scale=scale, base=base))
+    ratings: dict[str, float] = {}
+    position = 1
+    for ia, ib, outcome in battles:
+        if ia == ib:
+            continue
+        position += 1
+        a, bb = f"c{ia}", f"c{ib}"
+        fold.apply(position, b(position, a, bb, outcome, judge="auto"))
+        ra, rb = ratings.get(a, 1500.0), ratings.get(bb, 1500.0)
+        score = {"a": 1.0, "b": 0.0, "tie": 0.5}[outcome]
+        ratings[a], ratings[bb], _ = pair_update(ra, rb, score, k, scale, base)
+    assert {c: s.rating for (_, _, c), s in fold.standings.items()} == ratings

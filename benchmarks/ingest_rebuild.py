@@ -932,6 +932,10 @@ def git_info() -> dict[str, Any]:
 # -- report ---------------------------------------------------------------------------------------
 
 
+def _processes(workers: int) -> str:
+    return "in-process" if workers == 1 else f"in-process + {workers - 1} worker"
+
+
 def mib(value: int | None) -> str:
     return "-" if value is None else f"{value / MIB:,.1f}"
 
@@ -1173,7 +1177,10 @@ def main(argv: list[str] | None = None) -> int:
                 for name in PROJECTIONS
             ),
             ("end to end (projected)", appended, t_e2e),
-            *((f"rebuild {name} (in-process)", r.events, r.seconds) for name, r in rebuilt.items()),
+            *(
+                (f"rebuild {name} ({_processes(r.workers)})", r.events, r.seconds)
+                for name, r in rebuilt.items()
+            ),
             ("audit verify ratings (in-process)", report.events, t_audit1 - t_audit0),
         ]
         memory = [

@@ -32,7 +32,8 @@ class ProjectionSpec:
     and are defined by ``migrations/<name>/NNNN_*.sql``."""
 
     name: str
-    new: Callable[[], Fold]
+    new: Callable[..., Fold]
+    """() -> an empty fold; with ``shardable``, also (shard) -> one that folds only a shard."""
     load: Callable[[Cursor[Any], str], Fold]
     prepare: Callable[[Any, Any], Any]
     """(fold, changes) -> rows to store, copied out of the fold (cheap, pure)."""
@@ -42,6 +43,10 @@ class ProjectionSpec:
     """Indexes a rebuild drops while it fills the fresh tables and builds once at the end: one
     sort instead of a b-tree insert per row, worth it for keys that arrive in random order (an
     index on an increasing column, like the log position, is cheap to keep)."""
+
+    shardable: bool = False
+    """Whether ``new`` takes a :class:`arbiter.projections.ratings.Shard`, so that a rebuild
+    of a long log can fold it in several processes at once."""
 
     def write(self, cur: Cursor[Any], schema: str, fold: Any, changes: Any) -> None:
         """Store what a batch changed, in the caller's transaction."""
@@ -60,6 +65,7 @@ PROJECTIONS: dict[str, ProjectionSpec] = {
         ratings.prepare,
         ratings.store,
         deferred_indexes=("rating_history_pkey", "rating_history_pool", "matches_pkey"),
+        shardable=True,
     ),
     results.NAME: ProjectionSpec(
         results.NAME, results.ResultsFold, results.load, results.prepare, results.store

@@ -190,6 +190,34 @@ class Match(msgspec.Struct, gc=False):
         )  # fmt: skip
 
 
+class Shard(msgspec.Struct, frozen=True):
+    """Half of the pools, so that a rebuild can fold the log in two processes at once: the
+    arena-wide pools (``categories`` False) or the category pools (True). Pools are rated
+    independently of each other, so the two shards' rows together are exactly the rows of one
+    fold over the whole log, and each half of the history has its own partition
+    (``migrations/ratings/0004``), which its shard indexes as soon as it is done.
+
+    Both shards read and decode the whole log: each needs the registry, the arena settings and
+    every result's players (for votes and voids). A result's row in ``matches`` is stored by the
+    shard of its last pool (its category's, if it has one); the small global tables
+    (competitors, arenas, voids, the position) by the arena-wide shard.
+    """
+
+    categories: bool
+
+    def owns(self, key: PoolKey) -> bool:
+        return (key[1] != OVERALL) is self.categories
+
+    @property
+    def keeps_globals(self) -> bool:
+        return not self.categories
+
+    @property
+    def partition(self) -> str:
+        """The history partition only this shard writes."""
+        return "rating_history_categories" if self.categories else "rating_history_overall"
+
+
 @dataclass
 class Pool:
     """One rating pool: its members' standings and pair counts, what changed in them, its
@@ -231,7 +259,11 @@ class Changes:
 class RatingsFold:
     """The ratings read model as a pure, incremental fold over ``(position, event)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, shard: Shard | None = None) -> None:
+        self.shard = shard
+        """Rate only this shard's pools (None: all of them); see :class:`Shard`."""
+        self.keeps_globals = shard is None or shard.keeps_globals
+        self._owns: dict[PoolKey, bool] = {}
         self.position = 0
         self.events = 0
         self.competitors: dict[str, Competitor] = {}
@@ -382,14 +414,25 @@ class RatingsFold:
         )  # fmt: skip
         self._add(m)
 
+    def owns(self, key: PoolKey) -> bool:
+        """Whether this fold rates pool ``key`` (always, unless it is one shard of several)."""
+        owned = self._owns.get(key)
+        if owned is None:
+            owned = self._owns[key] = self.shard is None or self.shard.owns(key)
+        return owned
+
     def _add(self, m: Match) -> None:
         """A new result: remember it, and rate it in each of its pools."""
         self.by_event[m.event_id] = m
-        self.changes.matches.append(m)
+        keys = m.pools()
+        if self.shard is None or self.owns(keys[-1]):
+            self.changes.matches.append(m)
         if m.ranks is None and m.score is None:
             return  # a battle awaiting votes
         pools = self.pools
-        for key in m.pools():
+        for key in keys:
+            if self.shard is not None and not self.owns(key):
+                continue
             pool = pools.get(key)
             if pool is None:
                 pool = pools[key] = Pool()
@@ -532,13 +575,16 @@ class RatingsFold:
             victims += [v for v in self.votes.get(target.event_id, ()) if v.live]
         record = (position, e.event_id, e.target_event_id, target.position, e.reason)
         self.voids.append(record)
-        self.changes.voids.append(record)
+        if self.keeps_globals:
+            self.changes.voids.append(record)
         first: dict[PoolKey, int] = {}
         for m in victims:
             m.live = False
             if not m.rated:
                 continue
             for key in m.pools():
+                if not self.owns(key):
+                    continue
                 self._count_pairs(self.pools[key], m, -1)
                 first[key] = min(first.get(key, m.position), m.position)
         for key in sorted(first):
@@ -728,21 +774,30 @@ class Rows:
     history: list[HistoryRow]
     position: int
     events: int
+    globals: bool = True
+    """Whether these rows carry the global tables and the position (see :class:`Shard`)."""
 
 
 def prepare(fold: RatingsFold, changes: Changes) -> Rows:
-    """The rows a batch of changes stores, copied out of the fold."""
+    """The rows a batch of changes stores, copied out of the fold. A shard other than the
+    first leaves out the global tables and the position, which the first one stores."""
+    globals_ = fold.keeps_globals
     return Rows(
         removed=sorted(changes.removed),
         standings=[k + fold.pools[k[:2]].standings[k[2]].row() for k in sorted(changes.standings)],
-        competitors=[(k, *fold.competitors[k].row()) for k in sorted(changes.competitors)],
-        arenas=[(a, *arena_row(*fold.arenas[a])) for a in sorted(changes.arenas)],
+        competitors=[(k, *fold.competitors[k].row()) for k in sorted(changes.competitors)]
+        if globals_
+        else [],
+        arenas=[(a, *arena_row(*fold.arenas[a])) for a in sorted(changes.arenas)]
+        if globals_
+        else [],
         pairs=[k + tuple(fold.pools[k[:2]].pairs[k[2:]]) for k in sorted(changes.pairs)],
         voids=changes.voids,
         matches=[m.row() for m in changes.matches],
         history=changes.history,
         position=fold.position,
         events=fold.events,
+        globals=globals_,
     )
 
 
@@ -799,6 +854,8 @@ def store(cur: Cursor[Any], schema: str, rows: Rows) -> None:
         )
     copy_rows(cur, schema, "matches", MATCH_COLUMNS, MATCH_TYPES, rows.matches)
     copy_rows(cur, schema, "rating_history", HISTORY_COLUMNS, HISTORY_TYPES, rows.history)
+    if not rows.globals:
+        return
     cur.execute(
         sql.SQL(
             "INSERT INTO {} (projection, position, events, updated_at) VALUES (%s, %s, %s, now()) "

@@ -6,12 +6,24 @@ an ACCESS EXCLUSIVE lock on the live tracking table, which waits for the running
 batch to commit and holds off its next one; it then folds whatever arrived meanwhile, bumps the
 generation (so the projector knows to reload) and renames the schemas. Old schema gone, new one
 live, all at one commit.
+
+Speed. The fresh tables are filled with binary COPY, with their random-order indexes dropped
+and built once at the end (a sort instead of a b-tree insert per row). A shardable projection
+over a long log is folded by two processes at once (the ratings: arena-wide pools here,
+category pools in a worker; see :class:`arbiter.projections.ratings.Shard`), since the fold is
+pure Python under one GIL; each indexes its own partition of the history as soon as it is done.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
+import re
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,12 +34,21 @@ import psycopg
 from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import ProjectionSpec
+from arbiter.projections.ratings import Shard
 from arbiter.services.bulk import collector_paused
 from psycopg import sql
 
 log = logging.getLogger("arbiter.rebuild")
 
 PAGE = 20_000
+SHARD_MIN_EVENTS = 50_000
+"""A log shorter than this is rebuilt in one process: starting another costs more than it saves."""
+WORKERS_ENV = "ARBITER_REBUILD_WORKERS"
+"""1 or 2: how many processes fold a shardable projection (default: 2 given two CPUs)."""
+
+
+class RebuildError(RuntimeError):
+    """A rebuild failed; the live read model is untouched."""
 
 
 @dataclass
@@ -37,6 +58,7 @@ class RebuildResult:
     position: int
     generation: int
     seconds: float
+    workers: int = 1
 
 
 def rebuild(
@@ -45,39 +67,51 @@ def rebuild(
     *,
     event_log: EventLog | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> RebuildResult:
-    """Rebuild ``spec`` from the whole log and swap it in atomically."""
+    """Rebuild ``spec`` from the whole log and swap it in atomically.
+
+    ``workers`` (1 or 2) defaults to ``ARBITER_REBUILD_WORKERS``, else to 2 for a shardable
+    projection given two CPUs, a log of at least :data:`SHARD_MIN_EVENTS` events and a live
+    model that has category pools (or none yet); else 1.
+    """
     started = time.perf_counter()
     if event_log is None:
         with EventLog(database_url) as owned:
-            return rebuild(database_url, spec, event_log=owned, progress=progress)
+            return rebuild(database_url, spec, event_log=owned, progress=progress, workers=workers)
     live, fresh = spec.schema, f"{spec.schema}__next"
     with psycopg.connect(database_url, autocommit=True) as conn:
+        head = event_log.store.head()
+        sharded = _sharded(conn, spec, head, workers)
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(fresh)))
         migrate(conn, spec.name, fresh)
         deferred = _drop_indexes(conn, fresh, spec.deferred_indexes)
-        fold = spec.new()
-        head = event_log.store.head()
         skip = _quarantined(conn, live)
-        with collector_paused(), _Pipeline(database_url, spec, fresh, event_log, head) as pipeline:
-            # Rows updated in place (standings, pair counts) are stored once, at the end, when
-            # the fold offers that; append-only rows go page by page.
-            take = getattr(fold, "take_appends", fold.take_changes)
-            for page in pipeline.pages():
-                _fold(fold, page, skip)
-                pipeline.store(spec.prepare(fold, take()))
-                if progress:
-                    progress(fold.position, head)
-            pipeline.store(spec.prepare(fold, fold.take_changes()))
+        task = {
+            "database_url": database_url, "name": spec.name, "schema": fresh, "head": head,
+            "skip": sorted(skip), "parent": os.getpid(),
+        }  # fmt: skip
+        with _Worker(task, deferred, sharded) as worker:
+            shard = Shard(categories=False) if sharded else None
+            fold = spec.new(shard) if sharded else spec.new()
+            _fill(database_url, spec, fresh, event_log, head, fold, skip, progress)
+            own = time.perf_counter()
+            if shard is not None:
+                _run(database_url, _create_indexes(fresh, deferred, _partition(shard)))
+            worker.join()
         filled = time.perf_counter()
         with conn.transaction():
-            for statement in (*deferred[0], *deferred[1]):
+            for statement in _create_indexes(fresh, deferred):
                 conn.execute(statement)
         indexed = time.perf_counter()
         with conn.transaction(), conn.cursor() as cur:
             generation = _lock_live(cur, live)
             skip = _carry_quarantine(cur, live, fresh)
             while page := event_log.store.read_after(fold.position, PAGE):
+                if sharded:
+                    # Events appended since ``head``: fold them on the whole model, read back
+                    # from the fresh tables as the projector would read it.
+                    fold, sharded = spec.load(cur, fresh), False
                 _fold(fold, page, skip)
                 spec.write(cur, fresh, fold, fold.take_changes())
             cur.execute(
@@ -105,14 +139,83 @@ def rebuild(
                 )
     done = time.perf_counter()
     log.debug(
-        "rebuilt %s: fill %.3fs, indexes %.3fs, swap %.3fs",
-        spec.name, filled - started, indexed - filled, done - indexed,
+        "rebuilt %s in %d process(es): own fill %.3fs, fill and partition indexes %.3fs, "
+        "indexes %.3fs, swap %.3fs",
+        spec.name, worker.processes, own - started, filled - started, indexed - filled,
+        done - indexed,
     )  # fmt: skip
     if progress:
         progress(fold.position, max(head, fold.position))
     return RebuildResult(
-        spec.name, fold.events, fold.position, generation + 1, time.perf_counter() - started
+        spec.name, fold.events, fold.position, generation + 1, done - started, worker.processes
     )
+
+
+def _sharded(
+    conn: psycopg.Connection[Any], spec: ProjectionSpec, head: int, workers: int | None
+) -> bool:
+    """Whether to fold in two processes (see :func:`rebuild`)."""
+    if workers is None:
+        configured = os.environ.get(WORKERS_ENV, "").strip()
+        if configured:
+            try:
+                workers = int(configured)
+            except ValueError:
+                raise RebuildError(f"{WORKERS_ENV} must be 1 or 2, not {configured!r}") from None
+    if workers is not None and workers not in (1, 2):
+        raise RebuildError(f"a rebuild runs in 1 or 2 processes, not {workers}")
+    if not spec.shardable or workers == 1:
+        return False
+    if workers == 2:
+        return True
+    if (os.cpu_count() or 1) < 2 or head < SHARD_MIN_EVENTS:
+        return False
+    # A live model without category pools has nothing for the second process to rate.
+    ratings = f"{spec.schema}.ratings"
+    if conn.execute("SELECT to_regclass(%s)", (ratings,)).fetchone() == (None,):
+        return True
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(*) = 0 OR bool_or(category <> '') FROM (SELECT category FROM {} "
+            "LIMIT 100000) r"
+        ).format(sql.SQL(ratings))
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _partition(shard: Shard) -> tuple[str, str]:
+    return ("rating_history", shard.partition)
+
+
+def _run(database_url: str, statements: list[sql.Composable]) -> None:
+    """Run statements in one transaction on a connection of their own."""
+    if statements:
+        with psycopg.connect(database_url) as conn, conn.transaction():
+            for statement in statements:
+                conn.execute(statement)
+
+
+def _fill(
+    database_url: str,
+    spec: ProjectionSpec,
+    schema: str,
+    event_log: EventLog,
+    head: int,
+    fold: Any,
+    skip: set[int],
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Fold the log up to ``head`` into ``fold`` and store its rows in ``schema``."""
+    with collector_paused(), _Pipeline(database_url, spec, schema, event_log, head) as pipeline:
+        # Rows updated in place (standings, pair counts) are stored once, at the end, when
+        # the fold offers that; append-only rows go page by page.
+        take = getattr(fold, "take_appends", fold.take_changes)
+        for page in pipeline.pages():
+            _fold(fold, page, skip)
+            pipeline.store(spec.prepare(fold, take()))
+            if progress:
+                progress(fold.position, head)
+        pipeline.store(spec.prepare(fold, fold.take_changes()))
 
 
 def _fold(fold: Any, page: list[Any], skip: set[int]) -> None:
@@ -123,6 +226,87 @@ def _fold(fold: Any, page: list[Any], skip: set[int]) -> None:
             fold.position = position
         else:
             fold.apply(position, event)
+
+
+class _Worker:
+    """The category shard of a sharded rebuild, in a process of its own.
+
+    It is a fresh interpreter (``python -m arbiter.services.rebuild``), not a fork: the caller
+    has threads and open connections, and multiprocessing's spawn would re-import the caller's
+    main module. Its task arrives on stdin (the database URL stays out of ``ps``); a failing
+    worker's traceback goes to its stderr, a temporary file, which :meth:`join` raises with. If
+    the caller fails, :meth:`__exit__` kills the worker; if it dies, the worker notices after its
+    current page that its parent is gone, and stops.
+    """
+
+    def __init__(self, task: dict[str, Any], deferred: list[_Deferred], start: bool) -> None:
+        self.start = start
+        self.processes = 2 if start else 1
+        shard = Shard(categories=True)
+        indexes = _create_indexes(task["schema"], deferred, _partition(shard))
+        self.task = {**task, "indexes": [_text(s) for s in indexes]}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.errors: Any = None
+
+    def __enter__(self) -> _Worker:
+        if not self.start:
+            return self
+        self.errors = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "arbiter.services.rebuild"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self.errors,
+            )
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps(self.task).encode())
+            self.proc.stdin.close()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def join(self) -> None:
+        if self.proc is None or self.proc.wait() == 0:
+            return
+        self.errors.seek(0)
+        detail = self.errors.read().decode(errors="replace").strip()
+        raise RebuildError(f"the rebuild worker exited with {self.proc.returncode}: {detail}")
+
+    def _stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.errors is not None:
+            self.errors.close()
+
+    def __exit__(self, *_: object) -> None:
+        self._stop()
+
+
+def _text(statement: sql.Composable) -> str:
+    """A composed statement as plain SQL (identifiers quoted without a connection)."""
+    return statement.as_string(None)
+
+
+def _fill_shard(task: dict[str, Any]) -> None:
+    """The worker process: fold the category shard into the fresh schema, then index its
+    partition of the history."""
+    from arbiter.projections import PROJECTIONS
+
+    parent = task["parent"]
+
+    def watch(_position: int, _head: int) -> None:
+        if os.getppid() != parent:
+            raise RebuildError("the rebuild that started this worker is gone")
+
+    spec = PROJECTIONS[task["name"]]
+    url = task["database_url"]
+    with EventLog(url) as event_log:
+        fold = spec.new(Shard(categories=True))
+        _fill(url, spec, task["schema"], event_log, task["head"], fold, set(task["skip"]), watch)
+    _run(url, [sql.SQL(s) for s in task["indexes"]])
 
 
 def _quarantined(conn: psycopg.Connection[Any], live: str) -> set[int]:
@@ -191,6 +375,12 @@ class _Pipeline:
                 page = self.event_log.store.read_after(position, PAGE)
                 if not page:
                     break
+                if page[-1][0] > self.head:
+                    # Stop exactly at ``head``: shards must all end at the same position, and
+                    # the swap folds the rest under its lock.
+                    page = [entry for entry in page if entry[0] <= self.head]
+                    if not page:
+                        break
                 position = page[-1][0]
                 self._put(self.read_q, page)
         except BaseException as exc:
@@ -237,56 +427,84 @@ class _Pipeline:
 _DONE = object()
 
 
+@dataclass(frozen=True)
+class _Deferred:
+    """An index (or the key or unique constraint it backs) a rebuild drops while it fills the
+    fresh tables and builds once they are full."""
+
+    table: str
+    name: str
+    index: str
+    """``pg_get_indexdef``: ``CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING ...``"""
+    constraint: str | None
+    """``pg_get_constraintdef`` (``PRIMARY KEY (..)``) when the index backs a constraint."""
+
+
+_INDEXDEF = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (USING .*)$")
+
+
 def _drop_indexes(
     conn: psycopg.Connection[Any], schema: str, only: tuple[str, ...]
-) -> tuple[list[sql.Composable], list[sql.Composable]]:
+) -> list[_Deferred]:
     """Drop the named indexes (primary keys and unique constraints included) in the fresh
-    schema. Returns what recreates them once the tables are full: the ``CREATE INDEX``
-    statements, then the ``ADD CONSTRAINT .. USING INDEX`` ones that turn unique indexes back
-    into keys."""
-    indexes: list[sql.Composable] = []
-    constraints: list[sql.Composable] = []
-    tables = conn.execute(
-        "SELECT DISTINCT t.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+    schema; on a partitioned table that drops its partitions' copies too."""
+    rows = conn.execute(
+        "SELECT t.relname, i.relname, pg_get_indexdef(i.oid), c.conname, "
+        "pg_get_constraintdef(c.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
         "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
-        "WHERE n.nspname = %s AND i.relname = ANY(%s)",
+        "LEFT JOIN pg_constraint c ON c.conindid = i.oid AND c.conrelid = t.oid "
+        "WHERE n.nspname = %s AND i.relname = ANY(%s) ORDER BY i.relname",
         (schema, list(only)),
     ).fetchall()
-    for (table,) in tables:
-        qualified = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-        rows = conn.execute(
-            "SELECT i.relname, pg_get_indexdef(i.oid), c.conname, c.contype "
-            "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-            "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
-            "LEFT JOIN pg_constraint c ON c.conindid = i.oid AND c.conrelid = t.oid "
-            "WHERE n.nspname = %s AND t.relname = %s",
-            (schema, table),
-        ).fetchall()
-        for index, definition, constraint, kind in rows:
-            if index not in only:
+    dropped = []
+    for table, index, definition, constraint, constraint_def in rows:
+        if constraint is None:
+            drop = sql.SQL("DROP INDEX {}.{}").format(sql.Identifier(schema), sql.Identifier(index))
+        else:
+            drop = sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                _q(schema, table), sql.Identifier(constraint)
+            )
+        conn.execute(drop)
+        dropped.append(_Deferred(table, constraint or index, definition, constraint_def))
+    return dropped
+
+
+def _create_indexes(
+    schema: str, deferred: list[_Deferred], partition: tuple[str, str] | None = None
+) -> list[sql.Composable]:
+    """The statements that build the deferred indexes: on their own tables, or, given
+    ``(parent, partition)``, those of ``parent`` on that one partition only. Built on a
+    partitioned table after its partitions, an index attaches theirs instead of building."""
+    statements: list[sql.Composable] = []
+    for d in deferred:
+        table, name = d.table, d.name
+        if partition is not None:
+            if d.table != partition[0]:
                 continue
-            indexes.append(sql.SQL(definition))
-            if constraint is None:
-                conn.execute(
-                    sql.SQL("DROP INDEX {}.{}").format(
-                        sql.Identifier(schema), sql.Identifier(index)
-                    )
-                )
-                continue
-            conn.execute(
-                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                    qualified, sql.Identifier(constraint)
+            table, name = partition[1], partition[1] + d.name.removeprefix(d.table)
+        if d.constraint is not None:
+            statements.append(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                    _q(schema, table), sql.Identifier(name), sql.SQL(d.constraint)
                 )
             )
-            constraints.append(
-                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(
-                    qualified,
-                    sql.Identifier(constraint),
-                    sql.SQL("PRIMARY KEY" if kind == "p" else "UNIQUE"),
-                    sql.Identifier(index),
-                )
+            continue
+        match = _INDEXDEF.match(d.index)
+        if match is None:
+            raise RebuildError(f"cannot rebuild index {d.name}: {d.index}")
+        statements.append(
+            sql.SQL("CREATE {}INDEX {} ON {} {}").format(
+                sql.SQL(match.group(1) or ""),
+                sql.Identifier(name),
+                _q(schema, table),
+                sql.SQL(match.group(2)),
             )
-    return indexes, constraints
+        )
+    return statements
+
+
+def _q(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
 def _lock_live(cur: psycopg.Cursor[Any], live: str) -> int:
@@ -300,3 +518,7 @@ def _lock_live(cur: psycopg.Cursor[Any], live: str) -> int:
     cur.execute(sql.SQL("SELECT max(generation) FROM {}.tracking").format(sql.Identifier(live)))
     row = cur.fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+if __name__ == "__main__":
+    _fill_shard(json.loads(sys.stdin.buffer.read()))

@@ -110,6 +110,7 @@ CHUNK = 5_000
 POLL_S = 0.1
 """How often the monitor polls the log head and the projection position."""
 SAMPLE_S = 0.2
+WORKER = "rebuild worker"
 """How often the sampler reads RSS and CPU times of the processes."""
 CATEGORIES = ("code", "math", "writing", "voice")
 ARENA = "bench"
@@ -467,6 +468,14 @@ class Sampler(threading.Thread):
                     for proc in [root, *root.children(recursive=True)]:
                         with contextlib.suppress(psutil.Error):
                             self._cpu(proc, name)
+            # Any other child of this process is a rebuild worker (a sharded rebuild's second
+            # process). Sampled like the rest, so up to SAMPLE_S of its CPU at exit is missed.
+            with contextlib.suppress(psutil.Error):
+                for proc in self.groups["benchmark"].children():
+                    if self._group_of.get(proc.pid, WORKER) == WORKER:
+                        with contextlib.suppress(psutil.Error):
+                            rss[WORKER] = max(rss.get(WORKER, 0), proc.memory_info().rss)
+                            self._cpu(proc, WORKER)
             cpu: dict[str, float] = {}
             for pid, group in self._group_of.items():
                 cpu[group] = cpu.get(group, 0.0) + self._last[pid] - self._base[pid]
@@ -1200,6 +1209,11 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_rss": sampler.peak_rss("nats-server"),
             },
             {"label": "postgres (all processes)", "group": "postgres", "peak_rss": None},
+            {
+                "label": "rebuild worker (subprocess)",
+                "group": WORKER,
+                "peak_rss": sampler.peak_rss(WORKER),
+            },
             {
                 "label": "benchmark (RSS: publishing)",
                 "group": "benchmark",

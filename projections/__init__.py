@@ -64,7 +64,7 @@ PROJECTIONS: dict[str, ProjectionSpec] = {
         ratings.load,
         ratings.prepare,
         ratings.store,
-        deferred_indexes=("rating_history_pkey", "rating_history_pool", "matches_pkey"),
+        deferred_indexes=("rating_history_pkey", "matches_pkey"),
         shardable=True,
     ),
     results.NAME: ProjectionSpec(

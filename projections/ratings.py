@@ -190,6 +190,14 @@ class Match(msgspec.Struct, gc=False):
         )  # fmt: skip
 
 
+class Forwarded(msgspec.Struct, array_like=True):
+    """What the arena-wide shard of a rebuild forwards to the category shard (see
+    :meth:`RatingsFold.take_forwarded`); msgpack-encoded, it is all the category shard reads."""
+
+    matches: list[Match]
+    voids: list[tuple[int, ResultVoided]]
+
+
 class Shard(msgspec.Struct, frozen=True):
     """Half of the pools, so that a rebuild can fold the log in two processes at once: the
     arena-wide pools (``categories`` False) or the category pools (True). Pools are rated
@@ -197,10 +205,12 @@ class Shard(msgspec.Struct, frozen=True):
     fold over the whole log, and each half of the history has its own partition
     (``migrations/ratings/0004``), which its shard indexes as soon as it is done.
 
-    Both shards read and decode the whole log: each needs the registry, the arena settings and
-    every result's players (for votes and voids). A result's row in ``matches`` is stored by the
-    shard of its last pool (its category's, if it has one); the small global tables
-    (competitors, arenas, voids, the position) by the arena-wide shard.
+    The arena-wide shard reads the log, keeps the small global tables (competitors, arenas,
+    voids, the position) and forwards every result to the category shard as the :class:`Match`
+    it made (with the players, score and settings a rating needs), and every void of a result
+    with a category (:class:`Forwarded`). The category shard reads nothing else (no log, no
+    decoding, no registry) and stores the ``matches`` table, which evens out the two halves'
+    work: the arena-wide pools see every result, the category pools only some.
     """
 
     categories: bool
@@ -264,6 +274,11 @@ class RatingsFold:
         """Rate only this shard's pools (None: all of them); see :class:`Shard`."""
         self.keeps_globals = shard is None or shard.keeps_globals
         self._owns: dict[PoolKey, bool] = {}
+        forwarding = shard is not None and shard.keeps_globals
+        self.forwarded: Forwarded | None = Forwarded([], []) if forwarding else None
+        """The arena-wide shard of a rebuild hands the category shard what it needs as it goes:
+        every result (as the :class:`Match` it made) and every void of one with a category.
+        See :meth:`take_forwarded` and :meth:`apply_forwarded`."""
         self.position = 0
         self.events = 0
         self.competitors: dict[str, Competitor] = {}
@@ -425,7 +440,9 @@ class RatingsFold:
         """A new result: remember it, and rate it in each of its pools."""
         self.by_event[m.event_id] = m
         keys = m.pools()
-        if self.shard is None or self.owns(keys[-1]):
+        if self.forwarded is not None:
+            self.forwarded.matches.append(m)
+        else:
             self.changes.matches.append(m)
         if m.ranks is None and m.score is None:
             return  # a battle awaiting votes
@@ -577,6 +594,8 @@ class RatingsFold:
         self.voids.append(record)
         if self.keeps_globals:
             self.changes.voids.append(record)
+            if self.forwarded is not None and target.category is not None:
+                self.forwarded.voids.append((position, e))
         first: dict[PoolKey, int] = {}
         for m in victims:
             m.live = False
@@ -645,6 +664,37 @@ class RatingsFold:
         appends = Changes(history=now.history, matches=now.matches, voids=now.voids)
         now.history, now.matches, now.voids = [], [], []
         return appends
+
+    def take_forwarded(self) -> Forwarded:
+        """Hand over what the category shard needs since the last call (arena-wide shard)."""
+        assert self.forwarded is not None, "only the arena-wide shard of a rebuild forwards"
+        out, self.forwarded = self.forwarded, Forwarded([], [])
+        return out
+
+    def apply_forwarded(self, batch: Forwarded) -> None:
+        """Fold what the arena-wide shard forwarded (category shard): its results and voids,
+        in log order. The matches carry the settings and players they were made with, so this
+        shard needs neither the log nor the registry."""
+        voids = iter(batch.voids)
+        void = next(voids, None)
+        for m in batch.matches:
+            while void is not None and void[0] < m.position:
+                self._void(*void)
+                void = next(voids, None)
+            m.live = True  # it was when it was made; a later void in the batch comes after
+            if m.kind == "battle":
+                assert m.battle_id is not None
+                self.battles[m.battle_id] = m
+            elif m.kind == "vote":
+                assert m.battle_id is not None
+                self.votes.setdefault(self.battles[m.battle_id].event_id, []).append(m)
+            self._add(m)
+            self.position = m.position
+        while void is not None:
+            self._void(*void)
+            void = next(voids, None)
+        if batch.voids:
+            self.position = max(self.position, batch.voids[-1][0])
 
     # -- comparison (audit) --------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ pure Python under one GIL; each indexes its own partition of the history as soon
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,21 +29,26 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+import msgspec
 import psycopg
-from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import ProjectionSpec
-from arbiter.projections.ratings import Shard
+from arbiter.projections.ratings import Forwarded, Shard
 from arbiter.services.bulk import collector_paused
 from psycopg import sql
+
+if TYPE_CHECKING:  # the worker process never opens the event store: it starts faster without
+    from arbiter.adapters.eventstore import EventLog
 
 log = logging.getLogger("arbiter.rebuild")
 
 PAGE = 20_000
 SHARD_MIN_EVENTS = 50_000
 """A log shorter than this is rebuilt in one process: starting another costs more than it saves."""
+FAULT_WORKER = "ARBITER_FAULT_REBUILD_WORKER"
+"""Tests set it to make the rebuild worker fail (a real failure path, end to end)."""
 WORKERS_ENV = "ARBITER_REBUILD_WORKERS"
 """1 or 2: how many processes fold a shardable projection (default: 2 given two CPUs)."""
 
@@ -77,6 +83,8 @@ def rebuild(
     """
     started = time.perf_counter()
     if event_log is None:
+        from arbiter.adapters.eventstore import EventLog
+
         with EventLog(database_url) as owned:
             return rebuild(database_url, spec, event_log=owned, progress=progress, workers=workers)
     live, fresh = spec.schema, f"{spec.schema}__next"
@@ -87,14 +95,13 @@ def rebuild(
         migrate(conn, spec.name, fresh)
         deferred = _drop_indexes(conn, fresh, spec.deferred_indexes)
         skip = _quarantined(conn, live)
-        task = {
-            "database_url": database_url, "name": spec.name, "schema": fresh, "head": head,
-            "skip": sorted(skip), "parent": os.getpid(),
-        }  # fmt: skip
+        task = {"database_url": database_url, "name": spec.name, "schema": fresh}
         with _Worker(task, deferred, sharded) as worker:
             shard = Shard(categories=False) if sharded else None
             fold = spec.new(shard) if sharded else spec.new()
-            _fill(database_url, spec, fresh, event_log, head, fold, skip, progress)
+            forward = worker.send if sharded else None
+            _fill(database_url, spec, fresh, event_log, head, fold, skip, progress, forward)
+            worker.finish()
             own = time.perf_counter()
             if shard is not None:
                 _run(database_url, _create_indexes(fresh, deferred, _partition(shard)))
@@ -190,7 +197,7 @@ def _partition(shard: Shard) -> tuple[str, str]:
 def _run(database_url: str, statements: list[sql.Composable]) -> None:
     """Run statements in one transaction on a connection of their own."""
     if statements:
-        with psycopg.connect(database_url) as conn, conn.transaction():
+        with _fill_connection(database_url) as conn, conn.transaction():
             for statement in statements:
                 conn.execute(statement)
 
@@ -204,14 +211,19 @@ def _fill(
     fold: Any,
     skip: set[int],
     progress: Callable[[int, int], None] | None,
+    forward: Callable[[Any], None] | None = None,
 ) -> None:
-    """Fold the log up to ``head`` into ``fold`` and store its rows in ``schema``."""
-    with collector_paused(), _Pipeline(database_url, spec, schema, event_log, head) as pipeline:
+    """Fold the log up to ``head`` into ``fold`` and store its rows in ``schema``; with
+    ``forward``, hand it what the fold forwards for the category shard after each page."""
+    source = _log_pages(event_log, head)
+    with collector_paused(), _Pipeline(database_url, spec, schema, source) as pipeline:
         # Rows updated in place (standings, pair counts) are stored once, at the end, when
         # the fold offers that; append-only rows go page by page.
         take = getattr(fold, "take_appends", fold.take_changes)
         for page in pipeline.pages():
             _fold(fold, page, skip)
+            if forward is not None:
+                forward(fold.take_forwarded())
             pipeline.store(spec.prepare(fold, take()))
             if progress:
                 progress(fold.position, head)
@@ -229,24 +241,29 @@ def _fold(fold: Any, page: list[Any], skip: set[int]) -> None:
 
 
 class _Worker:
-    """The category shard of a sharded rebuild, in a process of its own.
+    """The category shard of a sharded rebuild, in a process of its own, fed by this one.
 
     It is a fresh interpreter (``python -m arbiter.services.rebuild``), not a fork: the caller
     has threads and open connections, and multiprocessing's spawn would re-import the caller's
-    main module. Its task arrives on stdin (the database URL stays out of ``ps``); a failing
-    worker's traceback goes to its stderr, a temporary file, which :meth:`join` raises with. If
-    the caller fails, :meth:`__exit__` kills the worker; if it dies, the worker notices after its
-    current page that its parent is gone, and stops.
+    main module. Its stdin carries length-prefixed frames: the task (JSON; the database URL
+    stays out of ``ps``), then one msgpack :class:`Forwarded` per page of the log, then an
+    empty frame for the end; a feeder thread writes them, so the fold never waits on the pipe.
+    A failing worker's traceback goes to its stderr, a temporary file, which :meth:`join`
+    raises with. If the caller fails, :meth:`__exit__` kills the worker; if it dies, the worker
+    reads the end of its stdin without the end frame, and stops without storing more.
     """
 
     def __init__(self, task: dict[str, Any], deferred: list[_Deferred], start: bool) -> None:
         self.start = start
         self.processes = 2 if start else 1
-        shard = Shard(categories=True)
-        indexes = _create_indexes(task["schema"], deferred, _partition(shard))
+        indexes = _create_indexes(task["schema"], deferred, _partition(Shard(categories=True)))
         self.task = {**task, "indexes": [_text(s) for s in indexes]}
         self.proc: subprocess.Popen[bytes] | None = None
         self.errors: Any = None
+        self.frames: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self.feeder = threading.Thread(target=self._feed, name="rebuild-feeder", daemon=True)
+        self.feed_failure: BaseException | None = None
+        self.encode = msgspec.msgpack.Encoder().encode
 
     def __enter__(self) -> _Worker:
         if not self.start:
@@ -259,13 +276,40 @@ class _Worker:
                 stdout=subprocess.DEVNULL,
                 stderr=self.errors,
             )
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps(self.task).encode())
-            self.proc.stdin.close()
+            self.feeder.start()
+            self.frames.put(json.dumps(self.task).encode())
         except BaseException:
             self._stop()
             raise
         return self
+
+    def send(self, batch: Forwarded) -> None:
+        """Queue one page's forwarded results and voids for the worker."""
+        if self.feed_failure is not None:
+            self.join()
+            raise RebuildError(f"the rebuild worker stopped reading: {self.feed_failure}")
+        self.frames.put(self.encode(batch))
+
+    def finish(self) -> None:
+        """Send the end frame and wait until the feeder has written everything."""
+        if self.proc is None:
+            return
+        self.frames.put(b"")
+        self.frames.put(None)
+        self.feeder.join()
+
+    def _feed(self) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        stdin = self.proc.stdin
+        try:
+            while (frame := self.frames.get()) is not None:
+                stdin.write(len(frame).to_bytes(4, "big"))
+                stdin.write(frame)
+            stdin.close()
+        except BaseException as exc:  # the worker died: join() says why
+            self.feed_failure = exc
+            while self.frames.get() is not None:  # keep the sender from blocking
+                pass
 
     def join(self) -> None:
         if self.proc is None or self.proc.wait() == 0:
@@ -278,6 +322,13 @@ class _Worker:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        while self.feeder.is_alive():  # let it finish: it drains, or its write fails
+            try:
+                self.frames.put_nowait(None)
+                break
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    self.frames.get_nowait()
         if self.errors is not None:
             self.errors.close()
 
@@ -290,22 +341,37 @@ def _text(statement: sql.Composable) -> str:
     return statement.as_string(None)
 
 
-def _fill_shard(task: dict[str, Any]) -> None:
-    """The worker process: fold the category shard into the fresh schema, then index its
-    partition of the history."""
+def _frames(stream: BinaryIO) -> Iterator[bytes]:
+    """Length-prefixed frames until the empty end frame; a stream that ends before it means
+    the rebuild that wrote it is gone."""
+    while True:
+        size = stream.read(4)
+        if len(size) < 4:
+            raise RebuildError("the rebuild that started this worker is gone")
+        frame = stream.read(int.from_bytes(size, "big"))
+        if not frame:
+            return
+        yield frame
+
+
+def _fill_shard(stream: BinaryIO) -> None:
+    """The worker process: fold what the arena-wide shard forwards into the category pools of
+    the fresh schema, then index its partition of the history."""
     from arbiter.projections import PROJECTIONS
 
-    parent = task["parent"]
-
-    def watch(_position: int, _head: int) -> None:
-        if os.getppid() != parent:
-            raise RebuildError("the rebuild that started this worker is gone")
-
-    spec = PROJECTIONS[task["name"]]
-    url = task["database_url"]
-    with EventLog(url) as event_log:
-        fold = spec.new(Shard(categories=True))
-        _fill(url, spec, task["schema"], event_log, task["head"], fold, set(task["skip"]), watch)
+    frames = _frames(stream)
+    task = json.loads(next(frames))
+    if os.environ.get(FAULT_WORKER):
+        raise RuntimeError(f"{FAULT_WORKER} is set: failing as a test asked")
+    spec, url, schema = PROJECTIONS[task["name"]], task["database_url"], task["schema"]
+    fold = spec.new(Shard(categories=True))
+    decode = msgspec.msgpack.Decoder(Forwarded).decode
+    batches = (decode(frame) for frame in frames)
+    with collector_paused(), _Pipeline(url, spec, schema, batches) as pipeline:
+        for batch in pipeline.pages():
+            fold.apply_forwarded(batch)
+            pipeline.store(spec.prepare(fold, fold.take_appends()))
+        pipeline.store(spec.prepare(fold, fold.take_changes()))
     _run(url, [sql.SQL(s) for s in task["indexes"]])
 
 
@@ -342,10 +408,9 @@ class _Pipeline:
     order, each in its own transaction; nobody reads the fresh schema until the swap."""
 
     def __init__(
-        self, database_url: str, spec: ProjectionSpec, schema: str, event_log: EventLog, head: int
+        self, database_url: str, spec: ProjectionSpec, schema: str, source: Iterator[Any]
     ) -> None:
-        self.database_url, self.spec, self.schema = database_url, spec, schema
-        self.event_log, self.head = event_log, head
+        self.database_url, self.spec, self.schema, self.source = database_url, spec, schema, source
         self.read_q: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.write_q: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.failure: BaseException | None = None
@@ -369,19 +434,10 @@ class _Pipeline:
             raise self.failure
 
     def _read(self) -> None:
-        position = 0
         try:
-            while position < self.head and not self.stopping.is_set():
-                page = self.event_log.store.read_after(position, PAGE)
-                if not page:
+            for page in self.source:
+                if self.stopping.is_set():
                     break
-                if page[-1][0] > self.head:
-                    # Stop exactly at ``head``: shards must all end at the same position, and
-                    # the swap folds the rest under its lock.
-                    page = [entry for entry in page if entry[0] <= self.head]
-                    if not page:
-                        break
-                position = page[-1][0]
                 self._put(self.read_q, page)
         except BaseException as exc:
             self.failure = exc
@@ -414,7 +470,7 @@ class _Pipeline:
 
     def _write(self) -> None:
         try:
-            with psycopg.connect(self.database_url) as conn:
+            with _fill_connection(self.database_url) as conn:
                 while (rows := self.write_q.get()) is not _DONE:
                     if self.failure is None:
                         with conn.transaction(), conn.cursor() as cur:
@@ -425,6 +481,30 @@ class _Pipeline:
 
 
 _DONE = object()
+
+
+def _fill_connection(database_url: str) -> psycopg.Connection[Any]:
+    """A connection for filling the fresh schema. Its commits do not wait for the WAL to reach
+    the disk: until the swap nothing refers to the fresh schema, a crash before it leaves one
+    that the next rebuild drops, and the swap's own commit flushes everything before it."""
+    conn = psycopg.connect(database_url)
+    conn.execute("SET synchronous_commit = off")
+    conn.commit()
+    return conn
+
+
+def _log_pages(event_log: EventLog, head: int) -> Iterator[list[Any]]:
+    """The log up to ``head``, a page at a time. It stops exactly there: the swap folds the
+    rest under its lock."""
+    position = 0
+    while position < head:
+        page = event_log.store.read_after(position, PAGE)
+        if page and page[-1][0] > head:
+            page = [entry for entry in page if entry[0] <= head]
+        if not page:
+            return
+        position = page[-1][0]
+        yield page
 
 
 @dataclass(frozen=True)
@@ -521,4 +601,4 @@ def _lock_live(cur: psycopg.Cursor[Any], live: str) -> int:
 
 
 if __name__ == "__main__":
-    _fill_shard(json.loads(sys.stdin.buffer.read()))
+    _fill_shard(sys.stdin.buffer)

@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+import psutil
 import psycopg
+import pytest
 from arbiter.adapters.eventstore import EventLog
 from arbiter.domain.events import (
     ArenaConfigured,
@@ -23,7 +26,7 @@ from arbiter.domain.events import (
 from arbiter.projections import PROJECTIONS, ratings, results
 from arbiter.services.audit import verify
 from arbiter.services.projector import Projector
-from arbiter.services.rebuild import rebuild
+from arbiter.services.rebuild import FAULT_WORKER, RebuildError, rebuild
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -235,33 +238,41 @@ def test_audit_names_a_tampered_rating(database_url: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(evs=events())
-def test_two_shards_together_are_the_whole_fold(evs: list[Event]) -> None:
-    """A sharded rebuild folds the arena-wide pools in one process and the category pools in
-    another: their rows, put together, must be exactly those of one fold of the whole log."""
+@given(evs=events(), every=st.integers(1, 9))
+def test_two_shards_together_are_the_whole_fold(evs: list[Event], every: int) -> None:
+    """A sharded rebuild folds the log into the arena-wide pools in one process and forwards
+    results and voids to a second, which rates the category pools and stores ``matches``: their
+    rows, put together, must be exactly those of one fold of the whole log."""
     whole = ratings.RatingsFold()
-    halves = [ratings.RatingsFold(ratings.Shard(categories=c)) for c in (False, True)]
+    overall = ratings.RatingsFold(ratings.Shard(categories=False))
+    categories = ratings.RatingsFold(ratings.Shard(categories=True))
+    wire = msgspec.msgpack.Decoder(ratings.Forwarded)
     taken: list[list[ratings.Rows]] = [[], [], []]
-    for fold, out in zip([whole, *halves], taken, strict=True):
-        for position, event in enumerate(evs, start=1):
-            fold.apply(position, event)
-            if position % 7 == 0:
+    for position, event in enumerate(evs, start=1):
+        whole.apply(position, event)
+        overall.apply(position, event)
+        if position % every == 0 or position == len(evs):
+            batch = wire.decode(msgspec.msgpack.encode(overall.take_forwarded()))
+            categories.apply_forwarded(batch)
+            for fold, out in zip((whole, overall, categories), taken, strict=True):
                 out.append(ratings.prepare(fold, fold.take_appends()))
+    for fold, out in zip((whole, overall, categories), taken, strict=True):
         out.append(ratings.prepare(fold, fold.take_changes()))
 
     def union(field: str, rows: list[ratings.Rows]) -> list[Any]:
         return sorted((r for batch in rows for r in getattr(batch, field)), key=repr)
 
-    for field in ("standings", "pairs", "history", "matches"):
+    for field in ("standings", "pairs", "history"):
         assert union(field, taken[0]) == sorted(
             [*union(field, taken[1]), *union(field, taken[2])], key=repr
         ), field
+    assert union("matches", taken[0]) == union("matches", taken[2])
+    assert union("matches", taken[1]) == []
     for field in ("competitors", "arenas", "voids"):
         assert union(field, taken[0]) == union(field, taken[1]), field
         assert union(field, taken[2]) == [], field
-    assert [r.globals for r in taken[1]] == [True] * len(taken[1])
-    assert not any(r.globals for r in taken[2])
-    assert halves[0].position == halves[1].position == whole.position
+    assert all(r.globals for r in taken[1]) and not any(r.globals for r in taken[2])
+    assert overall.position == whole.position
 
 
 def test_sharded_rebuild_folds_what_arrived_while_it_ran(database_url: str) -> None:
@@ -308,3 +319,35 @@ def test_sharded_rebuild_folds_what_arrived_while_it_ran(database_url: str) -> N
         assert verify(database_url, event_log=log).ok
         rebuild(database_url, SPEC, event_log=log, workers=1)
         assert _stored(database_url) == sharded
+
+
+def test_a_failing_rebuild_worker_fails_the_rebuild_and_leaves_the_live_model(
+    database_url: str, monkeypatch: Any
+) -> None:
+    """The worker's traceback comes back as the rebuild's error, no process is left behind,
+    and the live read model is the one from before."""
+    _reset(database_url)
+    with EventLog(database_url) as log:
+        log.append(
+            [
+                BattleCompleted(
+                    event_id=f"f{i}",
+                    occurred_at=T0,
+                    battle_id=f"fb{i}",
+                    a="m0",
+                    b="m1",
+                    outcome="a",
+                    category="support",
+                )
+                for i in range(50)
+            ]
+        )
+        rebuild(database_url, SPEC, event_log=log, workers=1)
+        before = _stored(database_url)
+        monkeypatch.setenv(FAULT_WORKER, "1")
+        with pytest.raises(RebuildError, match="failing as a test asked"):
+            rebuild(database_url, SPEC, event_log=log, workers=2)
+        assert _stored(database_url) == before
+        assert verify(database_url, event_log=log).ok
+        children = psutil.Process().children(recursive=True)
+        assert not [p for p in children if "arbiter.services.rebuild" in " ".join(p.cmdline())]

@@ -665,6 +665,16 @@ class RatingsFold:
         now.history, now.matches, now.voids = [], [], []
         return appends
 
+    def remember(self, m: Match) -> None:
+        """Index a battle or vote made elsewhere (stored, or forwarded), as folding it would:
+        votes find their battle, and a void of a battle finds its votes."""
+        if m.kind == "battle":
+            assert m.battle_id is not None
+            self.battles[m.battle_id] = m
+        elif m.kind == "vote":
+            assert m.battle_id is not None
+            self.votes.setdefault(self.battles[m.battle_id].event_id, []).append(m)
+
     def take_forwarded(self) -> Forwarded:
         """Hand over what the category shard needs since the last call (arena-wide shard)."""
         assert self.forwarded is not None, "only the arena-wide shard of a rebuild forwards"
@@ -682,12 +692,7 @@ class RatingsFold:
                 self._void(*void)
                 void = next(voids, None)
             m.live = True  # it was when it was made; a later void in the batch comes after
-            if m.kind == "battle":
-                assert m.battle_id is not None
-                self.battles[m.battle_id] = m
-            elif m.kind == "vote":
-                assert m.battle_id is not None
-                self.votes.setdefault(self.battles[m.battle_id].event_id, []).append(m)
+            self.remember(m)
             self._add(m)
             self.position = m.position
         while void is not None:
@@ -782,12 +787,7 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
             score=r[9], k=r[10], scale=r[11], base=r[12], initial=r[13],
         )  # fmt: skip
         fold.by_event[m.event_id] = m
-        if m.kind == "battle":
-            assert m.battle_id is not None
-            fold.battles[m.battle_id] = m
-        elif m.kind == "vote":
-            assert m.battle_id is not None
-            fold.votes.setdefault(fold.battles[m.battle_id].event_id, []).append(m)
+        fold.remember(m)
         if m.rated:
             for key in m.pools():
                 fold.pool(key).timeline.append(m)

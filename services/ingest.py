@@ -122,15 +122,26 @@ class Ingest:
                 max_deliver=-1,
             ),
         )
+        # The next batch is fetched while this one is appended and acked: the append waits on
+        # PostgreSQL in a thread, and the event loop meanwhile takes in the next messages.
+        # Appends stay strictly in turn, so the log keeps the order in which batches arrive.
+        fetching = asyncio.ensure_future(self._fetch(sub))
         try:
-            while not stop.is_set():
-                try:
-                    msgs = await sub.fetch(self.batch_size, timeout=0.5)
-                except (FetchTimeoutError, TimeoutError):
-                    continue
-                await self.handle(js, msgs, stop)
+            while True:
+                msgs = await fetching
+                if stop.is_set():  # finish what was received: one more batch at most
+                    if msgs:
+                        await self.handle(js, msgs, stop)
+                    break
+                fetching = asyncio.ensure_future(self._fetch(sub))
+                if msgs:
+                    await self.handle(js, msgs, stop)
             await self._put_back(nc, sub)
         finally:
+            if not fetching.done():
+                fetching.cancel()
+                with contextlib.suppress(BaseException):
+                    await fetching
             # Every handled message is acked already; flush those acks, then close (a drain
             # would wait out the pending pull request).
             with contextlib.suppress(Exception):
@@ -153,9 +164,7 @@ class Ingest:
                 events.append(result)
         outcome = await self._append(events, msgs, stop)
         if outcome is None:
-            for msg in msgs:  # stopping: redeliver now, not after ack_wait
-                with contextlib.suppress(Exception):
-                    await msg.nak()
+            await self._nak(msgs)  # stopping: redeliver now, not after ack_wait
             return
         if fault_sleep := float(os.environ.get(FAULT_SLEEP_ENV, "0")):
             await asyncio.sleep(fault_sleep)
@@ -179,6 +188,20 @@ class Ingest:
             await msg.nak(delay=delay)
         self.stats.waiting += len(waiting)
         self._count(len(msgs) - len(waiting), outcome, rejections)
+
+    async def _fetch(self, sub: object) -> list[Msg]:
+        """The next batch, or nothing after half a second without messages."""
+        try:
+            return await sub.fetch(self.batch_size, timeout=0.5)  # type: ignore[attr-defined, no-any-return]
+        except (FetchTimeoutError, TimeoutError):
+            return []
+
+    @staticmethod
+    async def _nak(msgs: list[Msg]) -> None:
+        """Hand deliveries back for redelivery at once (stopping with a batch not appended)."""
+        for msg in msgs:
+            with contextlib.suppress(Exception):
+                await msg.nak()
 
     async def _put_back(self, nc: object, sub: object) -> None:
         """Stopping: nak the deliveries buffered after the last fetch (a pull request's messages

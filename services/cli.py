@@ -387,6 +387,7 @@ def rebuild(
 ) -> None:
     """Rebuild read models from position 0 into fresh tables and swap them in atomically."""
     from arbiter.projections import PROJECTIONS
+    from arbiter.services.rebuild import RebuildError
     from arbiter.services.rebuild import rebuild as do_rebuild
     from arbiter.services.setup import prepare_database
 
@@ -403,11 +404,17 @@ def rebuild(
                 def progress(done: int, total: int, task: Any = task, bar: Progress = bar) -> None:
                     bar.update(task, completed=done, total=total)
 
-                result = do_rebuild(rt.database_url, PROJECTIONS[name], progress=progress)
+                try:
+                    result = do_rebuild(rt.database_url, PROJECTIONS[name], progress=progress)
+                except RebuildError as exc:
+                    raise _fail(f"rebuild of {name} failed (the live read model is unchanged): "
+                                f"{exc}", 1) from exc  # fmt: skip
             rate = result.events / result.seconds if result.seconds else 0
+            processes = f" in {result.workers} processes" if result.workers > 1 else ""
             console.print(
                 f"{name}: {result.events} events to position {result.position} in "
-                f"{result.seconds:.2f}s ({rate:,.0f} events/s), generation {result.generation}"
+                f"{result.seconds:.2f}s{processes} ({rate:,.0f} events/s), "
+                f"generation {result.generation}"
             )
 
 

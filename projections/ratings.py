@@ -29,7 +29,8 @@ restart there are none until a void replays the pool from its start and lays the
 The void stays visible: one history row of kind ``void`` per standing it changed.
 
 Memory: every rated result stays in memory as a :class:`Match` (about 200 bytes), which a void
-needs to replay its pool; about 200 MB per million results.
+needs to replay its pool; about 200 MB per million results, in each of a sharded rebuild's two
+processes.
 """
 
 from __future__ import annotations

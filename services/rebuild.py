@@ -9,9 +9,10 @@ live, all at one commit.
 
 Speed. The fresh tables are filled with binary COPY, with their random-order indexes dropped
 and built once at the end (a sort instead of a b-tree insert per row). A shardable projection
-over a long log is folded by two processes at once (the ratings: arena-wide pools here,
-category pools in a worker; see :class:`arbiter.projections.ratings.Shard`), since the fold is
-pure Python under one GIL; each indexes its own partition of the history as soon as it is done.
+over a long log is folded by two processes at once, since the fold is pure Python under one
+GIL: for the ratings, this one reads the log and rates the arena-wide pools, and forwards each
+result to a worker that rates the category pools (:class:`arbiter.projections.ratings.Shard`);
+each indexes its own partition of the history as soon as it is done.
 """
 
 from __future__ import annotations
@@ -175,7 +176,7 @@ def _sharded(
         return False
     if workers == 2:
         return True
-    if (os.cpu_count() or 1) < 2 or head < SHARD_MIN_EVENTS:
+    if _usable_cpus() < 2 or head < SHARD_MIN_EVENTS:
         return False
     # A live model without category pools has nothing for the second process to rate.
     ratings = f"{spec.schema}.ratings"
@@ -188,6 +189,13 @@ def _sharded(
         ).format(sql.SQL(ratings))
     ).fetchone()
     return bool(row and row[0])
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, which a container's cpuset narrows)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _partition(shard: Shard) -> tuple[str, str]:

@@ -224,9 +224,25 @@ class Shard(msgspec.Struct, frozen=True):
         return not self.categories
 
     @property
-    def partition(self) -> str:
-        """The history partition only this shard writes."""
-        return "rating_history_categories" if self.categories else "rating_history_overall"
+    def partition(self) -> tuple[str, str]:
+        """(table, partition): the partition of the history only this shard writes."""
+        part = "rating_history_categories" if self.categories else "rating_history_overall"
+        return "rating_history", part
+
+    @staticmethod
+    def worth_it(conn: Any, schema: str) -> bool:
+        """Whether a second shard has anything to rate: the live model in ``schema`` has
+        category pools, or holds no standings yet (or does not exist)."""
+        ratings = sql.Identifier(schema, "ratings")
+        if conn.execute("SELECT to_regclass(%s)", (f"{schema}.ratings",)).fetchone() == (None,):
+            return True
+        row = conn.execute(
+            sql.SQL(
+                "SELECT count(*) = 0 OR bool_or(category <> '') "
+                "FROM (SELECT category FROM {} LIMIT 100000) r"
+            ).format(ratings)
+        ).fetchone()
+        return bool(row and row[0])
 
 
 @dataclass

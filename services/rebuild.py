@@ -105,7 +105,7 @@ def rebuild(
             worker.finish()
             own = time.perf_counter()
             if shard is not None:
-                _run(database_url, _create_indexes(fresh, deferred, _partition(shard)))
+                _run(database_url, _create_indexes(fresh, deferred, shard.partition))
             worker.join()
         filled = time.perf_counter()
         with conn.transaction():
@@ -178,17 +178,7 @@ def _sharded(
         return True
     if _usable_cpus() < 2 or head < SHARD_MIN_EVENTS:
         return False
-    # A live model without category pools has nothing for the second process to rate.
-    ratings = f"{spec.schema}.ratings"
-    if conn.execute("SELECT to_regclass(%s)", (ratings,)).fetchone() == (None,):
-        return True
-    row = conn.execute(
-        sql.SQL(
-            "SELECT count(*) = 0 OR bool_or(category <> '') FROM (SELECT category FROM {} "
-            "LIMIT 100000) r"
-        ).format(sql.SQL(ratings))
-    ).fetchone()
-    return bool(row and row[0])
+    return Shard.worth_it(conn, spec.schema)
 
 
 def _usable_cpus() -> int:
@@ -196,10 +186,6 @@ def _usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def _partition(shard: Shard) -> tuple[str, str]:
-    return ("rating_history", shard.partition)
 
 
 def _run(database_url: str, statements: list[sql.Composable]) -> None:
@@ -264,7 +250,7 @@ class _Worker:
     def __init__(self, task: dict[str, Any], deferred: list[_Deferred], start: bool) -> None:
         self.start = start
         self.processes = 2 if start else 1
-        indexes = _create_indexes(task["schema"], deferred, _partition(Shard(categories=True)))
+        indexes = _create_indexes(task["schema"], deferred, Shard(categories=True).partition)
         self.task = {**task, "indexes": [_text(s) for s in indexes]}
         self.proc: subprocess.Popen[bytes] | None = None
         self.errors: Any = None

@@ -189,28 +189,14 @@ def _ensure_system_user(name: str) -> None:
         )
 
 
-class _ServerProcess:
-    """What both embedded servers share: the process we started, its pid while it runs, and
-    use as a context manager (start on entry, stop on exit)."""
+class _Started:
+    """Use as a context manager: ``start()`` on entry, ``stop()`` on exit."""
 
-    _proc: subprocess.Popen[bytes] | None
-
-    def start(self) -> str:
+    def start(self) -> Any:
         raise NotImplementedError
 
     def stop(self) -> None:
         raise NotImplementedError
-
-    @property
-    def pid(self) -> int | None:
-        """The server's pid while the process we started runs (the postmaster for PostgreSQL)."""
-        proc = self._proc
-        return proc.pid if proc is not None and proc.poll() is None else None
-
-    @property
-    def running(self) -> bool:
-        """Whether the server we started is running."""
-        return self.pid is not None
 
     def __enter__(self) -> Self:
         self.start()
@@ -223,6 +209,26 @@ class _ServerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class _ServerProcess(_Started):
+    """What both embedded servers share: the process we started and its pid while it runs."""
+
+    _proc: subprocess.Popen[bytes] | None
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while the process we started runs (the postmaster for PostgreSQL)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server we started is running."""
+        return self.pid is not None
 
 
 class EmbeddedPostgres(_ServerProcess):
@@ -789,7 +795,7 @@ class _PortTaken(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-class EmbeddedServers:
+class EmbeddedServers(_Started):
     """PostgreSQL and nats-server under one home (``home/pg``, ``home/nats``): ``arbiter up``'s
     default and the test fixtures' backend."""
 
@@ -815,15 +821,3 @@ class EmbeddedServers:
             self.nats.stop()
         finally:
             self.postgres.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -303,6 +303,7 @@ def _admin_errors(*statuses: int) -> dict[int, ResponseSpec]:
     text = {
         400: "A bad parameter or body (`bad_parameter`).",
         404: "Unknown key or projection (`not_found`).",
+        500: "The rebuild failed; the live read model is unchanged (`rebuild_failed`).",
         503: "Database unavailable (`unavailable`).",
     }
     return {
@@ -380,7 +381,7 @@ class AdminController(Controller):
         "/rebuild/{projection:str}",
         summary="Rebuild a projection",
         status_code=200,
-        responses=_admin_errors(404, 503),
+        responses=_admin_errors(404, 500, 503),
         opt={"scope": "admin"},
     )
     async def rebuild(
@@ -391,7 +392,7 @@ class AdminController(Controller):
     ) -> RebuildReport:
         """Rebuilds the projection from position 0 into fresh tables and swaps them in
         atomically (as ``arbiter rebuild``), in a worker thread; answers when it is done."""
-        from arbiter.services.rebuild import rebuild
+        from arbiter.services.rebuild import RebuildError, rebuild
 
         spec = PROJECTIONS.get(projection)
         if spec is None:
@@ -401,7 +402,15 @@ class AdminController(Controller):
                 f"No projection {projection!r}; one of {', '.join(sorted(PROJECTIONS))}.",
             )
         async with auth.rebuild_lock:  # one rebuild at a time from this process
-            result = await asyncio.to_thread(rebuild, reads.database_url, spec)
+            try:
+                result = await asyncio.to_thread(rebuild, reads.database_url, spec)
+            except RebuildError as exc:
+                log.error("rebuild of %s failed: %s", projection, exc)
+                raise _err(
+                    500, "rebuild_failed",
+                    f"The rebuild of {projection!r} failed and the live read model is "
+                    f"unchanged: {str(exc).splitlines()[0]} (the API's log has the details).",
+                ) from exc  # fmt: skip
         log.info("rebuilt %s: %d events", projection, result.events)
         return RebuildReport(
             result.projection, result.events, result.position, result.generation, result.seconds

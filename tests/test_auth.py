@@ -320,6 +320,22 @@ async def test_admin_rebuild_needs_admin(
     assert board.status_code == 200 and board.json()["total"] == 2
 
 
+async def test_admin_rebuild_that_fails_says_so_and_keeps_the_board(
+    database_url: str,
+    client: AsyncTestClient[Any],
+    made: dict[str, tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seed(database_url, [registered("alpha"), battle("b1", "alpha", "beta")])
+    monkeypatch.setenv("ARBITER_REBUILD_WORKERS", "2")
+    monkeypatch.setenv("ARBITER_FAULT_REBUILD_WORKER", "1")
+    r = await client.post("/admin/rebuild/ratings", headers=bearer(made["admin"][1]))
+    assert r.status_code == 500, r.text
+    assert r.json()["code"] == "rebuild_failed" and "unchanged" in r.json()["message"]
+    board = await client.get("/leaderboard")
+    assert board.status_code == 200 and board.json()["total"] == 2
+
+
 # -- secrets in URLs ----------------------------------------------------------------------------
 
 

@@ -68,6 +68,11 @@ PROJECTIONS: dict[str, ProjectionSpec] = {
         shardable=True,
     ),
     results.NAME: ProjectionSpec(
-        results.NAME, results.ResultsFold, results.load, results.prepare, results.store
+        results.NAME,
+        results.ResultsFold,
+        results.load,
+        results.prepare,
+        results.store,
+        deferred_indexes=results.DEFERRED_INDEXES,
     ),
 }

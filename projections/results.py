@@ -38,8 +38,15 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor, sql
 
+from .copy import copy_rows
+
 NAME = "results"
 _JSON = msgspec.json.Encoder(order="sorted")
+DEFERRED_INDEXES = ("battles_a", "battles_b", "games_competitors", "trials_arena")
+"""Indexes a rebuild builds once the tables are full (see ``ProjectionSpec.deferred_indexes``):
+those only readers use. The keys stay, and so do the indexes on position and the votes' ones:
+the store's own statements (sums over a batch's new rows, voids, vote tallies) look rows up
+through them while the rebuild fills the tables."""
 
 
 def _json(value: Any) -> str | None:
@@ -125,29 +132,32 @@ def load(cur: Cursor[Any], schema: str) -> ResultsFold:
     return ResultsFold(int(row[0]), int(row[1])) if row else ResultsFold()
 
 
-_INSERTS = {
+_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "battles": (
-        "battle_id, event_id, position, occurred_at, arena, category, a, b, outcome, judge, "
-        "scenario, metrics, meta, source",
-        "text, text, int8, timestamptz, text, text, text, text, text, text, text, jsonb, jsonb, "
-        "text",
+        ("battle_id", "event_id", "position", "occurred_at", "arena", "category", "a", "b",
+         "outcome", "judge", "scenario", "metrics", "meta", "source"),
+        ("text", "text", "int8", "timestamptz", "text", "text", "text", "text", "text", "text",
+         "text", "jsonb", "jsonb", "text"),
     ),
     "games": (
-        "game_id, event_id, position, occurred_at, arena, category, participants, competitors, "
-        "rounds, replay_uri, meta, source",
-        "text, text, int8, timestamptz, text, text, jsonb, text, int4, text, jsonb, text",
+        ("game_id", "event_id", "position", "occurred_at", "arena", "category", "participants",
+         "competitors", "rounds", "replay_uri", "meta", "source"),
+        ("text", "text", "int8", "timestamptz", "text", "text", "jsonb", "text[]", "int4", "text",
+         "jsonb", "text"),
     ),
     "votes": (
-        "event_id, vote_id, position, occurred_at, voter, battle_id, choice, trial_id, score",
-        "text, text, int8, timestamptz, text, text, text, text, int4",
+        ("event_id", "vote_id", "position", "occurred_at", "voter", "battle_id", "choice",
+         "trial_id", "score"),
+        ("text", "text", "int8", "timestamptz", "text", "text", "text", "text", "int4"),
     ),
     "trials": (
-        "trial_id, event_id, position, occurred_at, arena, category, experiment_id, competitor, "
-        "prompt_index, status, error, metrics, dimensions, source",
-        "text, text, int8, timestamptz, text, text, text, text, int4, text, text, jsonb, jsonb, "
-        "text",
+        ("trial_id", "event_id", "position", "occurred_at", "arena", "category", "experiment_id",
+         "competitor", "prompt_index", "status", "error", "metrics", "dimensions", "source"),
+        ("text", "text", "int8", "timestamptz", "text", "text", "text", "text", "int4", "text",
+         "text", "jsonb", "jsonb", "text"),
     ),
-}
+}  # fmt: skip
+"""Each table's columns and their types, in the order of the fold's row tuples."""
 
 # Metric sums, per pool, of the battles (each side) and completed trials a selector picks,
 # times a sign: +1 for new rows, -1 for rows just voided.
@@ -194,31 +204,14 @@ def write(cur: Cursor[Any], schema: str, fold: ResultsFold, batch: Batch) -> Non
 
 def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
     """Store a batch's rows, apply its voids and bring the sums up to date."""
-    t = {name: _q(schema, name) for name in (*_INSERTS, "competitor_metrics", "event_counts")}
+    t = {name: _q(schema, name) for name in (*_COLUMNS, "competitor_metrics", "event_counts")}
     for table, rows in (
         ("battles", batch.battles),
         ("games", batch.games),
         ("votes", batch.votes),
         ("trials", batch.trials),
     ):
-        if rows:
-            columns, types = _INSERTS[table]
-            arrays = ", ".join(f"%s::{ty.strip()}[]" for ty in types.split(","))
-            names = [c.strip() for c in columns.split(",")]
-            # A game's competitors travel as a JSON array (unnest cannot take ragged arrays).
-            select = ", ".join(
-                "ARRAY(SELECT jsonb_array_elements_text(competitors::jsonb))"
-                if n == "competitors"
-                else n
-                for n in names
-            )
-            cur.execute(
-                sql.SQL(
-                    f"INSERT INTO {{}} ({columns}) SELECT {select} "
-                    f"FROM unnest({arrays}) AS r({columns})"
-                ).format(t[table]),
-                _columns(rows, table == "games"),
-            )
+        copy_rows(cur, schema, table, *_COLUMNS[table], rows)
     new = sql.SQL("{}.position > %(start)s")
     args = {"start": batch.start, "sign": 1}
     if batch.battles:
@@ -272,13 +265,6 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
         ).format(_q(schema, "tracking")),
         (NAME, batch.position, batch.total),
     )
-
-
-def _columns(rows: list[tuple[Any, ...]], games: bool) -> list[list[Any]]:
-    cols = [list(c) for c in zip(*rows, strict=True)]
-    if games:
-        cols[7] = [_JSON.encode(c).decode() for c in cols[7]]
-    return cols
 
 
 def _sums(

@@ -6,10 +6,11 @@ up front it packs rows in C, and the server parses no text. Measured on this pro
 0.6 s instead of 1.8 s as ``INSERT .. SELECT FROM unnest(arrays)`` (building the arrays in
 Python cost most of that).
 
-JSON columns. The folds encode JSON once, as text (sorted keys, so equal values give equal
-rows). psycopg's own jsonb dumper would encode a ``str`` again, as a JSON string; the columns a
-caller names as ``jsonb`` here take the text as it is, framed as jsonb's binary format (a version
-byte, 1, then the JSON text), and the server parses it as it would any JSON input.
+JSON columns. The folds encode JSON once, as UTF-8 bytes (sorted keys, so equal values give
+equal rows). psycopg's own jsonb dumper would take a Python value and encode it again; the
+columns a caller names as ``jsonb`` here take the encoded bytes as they are, framed as jsonb's
+binary format (a version byte, 1, then the JSON text), and the server parses them as it would
+any JSON input.
 """
 
 from __future__ import annotations
@@ -18,20 +19,18 @@ from typing import Any
 
 from psycopg import Cursor, sql
 from psycopg.adapt import Dumper
+from psycopg.postgres import types as pg_types
 from psycopg.pq import Format
 
-JSONB_OID = 3802
-"""jsonb's type oid, fixed in PostgreSQL's catalog (``pg_type.dat``)."""
 
-
-class JsonTextDumper(Dumper):
-    """Dump JSON already encoded as ``str`` into a binary jsonb field, unchanged."""
+class EncodedJsonDumper(Dumper):
+    """Dump JSON already encoded (UTF-8 bytes) into a binary jsonb field, unchanged."""
 
     format = Format.BINARY
-    oid = JSONB_OID
+    oid = pg_types["jsonb"].oid
 
-    def dump(self, obj: str) -> bytes:
-        return b"\x01" + obj.encode()
+    def dump(self, obj: bytes) -> bytes:
+        return b"\x01" + obj
 
 
 def copy_rows(
@@ -96,7 +95,7 @@ def _copy(
     if "jsonb" in types:
         # On this cursor only (its adapters are copied on write): the connection's other
         # cursors keep psycopg's own jsonb dumper.
-        cur.adapters.register_dumper(None, JsonTextDumper)
+        cur.adapters.register_dumper(None, EncodedJsonDumper)
     with cur.copy(stmt) as copy:
         copy.set_types(list(types))
         for row in rows:

@@ -49,8 +49,9 @@ the store's own statements (sums over a batch's new rows, voids, vote tallies) l
 through them while the rebuild fills the tables."""
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else _JSON.encode(value).decode()
+def _json(value: Any) -> bytes | None:
+    """JSON as UTF-8 bytes, the form the jsonb columns take it in (``projections/copy.py``)."""
+    return None if value is None else _JSON.encode(value)
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Binary COPY helpers (projections/copy.py) against a real PostgreSQL: JSON the folds encoded
-as text lands as the JSON value it spells (an object stays an object, not a JSON string), next
+(UTF-8 bytes) lands as the JSON value it spells (an object stays an object, not a JSON string), next
 to NULLs, arrays and timestamps, and upserts update what they find."""
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ def _table(conn: psycopg.Connection) -> None:
     )
 
 
-def test_json_text_is_stored_as_the_json_it_spells(database_url: str) -> None:
+def test_encoded_json_is_stored_as_the_json_it_spells(database_url: str) -> None:
     rows = [
-        ("obj", '{"a":{"wer":0.1},"n":[1,2.5,"x"]}', ["p", "q"], AT),
-        ("str", '"just a string"', [], AT),
-        ("num", "12.50", ["only"], AT),
+        ("obj", b'{"a":{"wer":0.1},"n":[1,2.5,"x"]}', ["p", "q"], AT),
+        ("str", b'"just a string"', [], AT),
+        ("num", b"12.50", ["only"], AT),
         ("none", None, ["x", "y", "z"], AT),
     ]
     with psycopg.connect(database_url) as conn:
@@ -56,7 +56,7 @@ def test_upsert_inserts_new_keys_and_updates_existing_ones(database_url: str) ->
     with psycopg.connect(database_url) as conn:
         _table(conn)
         with conn.cursor() as cur:
-            upsert_rows(cur, "copytest", "t", COLUMNS, TYPES, 1, [("a", "1", ["x"], AT)])
+            upsert_rows(cur, "copytest", "t", COLUMNS, TYPES, 1, [("a", b"1", ["x"], AT)])
             upsert_rows(
                 cur,
                 "copytest",
@@ -64,7 +64,7 @@ def test_upsert_inserts_new_keys_and_updates_existing_ones(database_url: str) ->
                 COLUMNS,
                 TYPES,
                 1,
-                [("a", '{"v":2}', ["y"], AT), ("b", None, [], AT)],
+                [("a", b'{"v":2}', ["y"], AT), ("b", None, [], AT)],
             )
         got = conn.execute("SELECT id, doc, tags FROM copytest.t ORDER BY id").fetchall()
     assert got == [("a", {"v": 2}, ["y"]), ("b", None, [])]

@@ -33,6 +33,12 @@ class EncodedJsonDumper(Dumper):
         return b"\x01" + obj
 
 
+def qualified(schema: str, table: str) -> sql.Composed:
+    """``schema.table``, both quoted: every statement here names a table in a projection's
+    schema, live or a rebuild's fresh one."""
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
 def copy_rows(
     cur: Cursor[Any],
     schema: str,
@@ -44,10 +50,8 @@ def copy_rows(
     """Append rows with binary COPY; ``types`` are PostgreSQL type names, one per column."""
     if not rows:
         return
-    stmt = sql.SQL("COPY {}.{} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(schema),
-        sql.Identifier(table),
-        sql.SQL(", ").join(map(sql.Identifier, columns)),
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        qualified(schema, table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     _copy(cur, stmt, types, rows)
 
@@ -65,7 +69,7 @@ def upsert_rows(
     table, then one ``INSERT .. ON CONFLICT``. Packing tens of thousands of rows as ``unnest``
     arrays costs far more in Python than COPY does in C."""
     tmp = sql.Identifier(f"arbiter_upsert_{table}")
-    target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+    target = qualified(schema, table)
     cur.execute(
         sql.SQL(
             "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"

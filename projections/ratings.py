@@ -62,7 +62,7 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor, sql
 
-from .copy import copy_rows, upsert_rows
+from .copy import copy_rows, qualified, upsert_rows
 
 NAME = "ratings"
 _JSON = msgspec.json.Encoder(order="sorted")
@@ -749,10 +749,6 @@ def history_hash(row: Iterable[Any]) -> int:
 # -- storage ------------------------------------------------------------------------------------
 
 
-def _q(schema: str, table: str) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-
-
 RATING_COLUMNS = (
     "arena", "category", "competitor", "rating", "games", "wins", "losses", "ties",
     "last_position", "last_at",
@@ -775,29 +771,33 @@ _ARENA_COLS = "arena, k, initial, scale, base, weights, strict, position"
 def load(cur: Cursor[Any], schema: str) -> RatingsFold:
     """Read the stored model back into a fold positioned where the store says it is."""
     fold = RatingsFold()
-    cur.execute(sql.SQL("SELECT position, events FROM {}").format(_q(schema, "tracking")))
+    cur.execute(sql.SQL("SELECT position, events FROM {}").format(qualified(schema, "tracking")))
     row = cur.fetchone()
     if row is not None:
         fold.position, fold.events = int(row[0]), int(row[1])
-    cur.execute(sql.SQL(f"SELECT {_RATING_COLS} FROM {{}}").format(_q(schema, "ratings")))
+    cur.execute(sql.SQL(f"SELECT {_RATING_COLS} FROM {{}}").format(qualified(schema, "ratings")))
     for a, c, comp, *rest in cur.fetchall():
         fold.pool((a, c)).standings[comp] = Standing(*rest)
-    cur.execute(sql.SQL(f"SELECT {_COMPETITOR_COLS} FROM {{}}").format(_q(schema, "competitors")))
+    cur.execute(
+        sql.SQL(f"SELECT {_COMPETITOR_COLS} FROM {{}}").format(qualified(schema, "competitors"))
+    )
     for comp, *rest in cur.fetchall():
         fold.competitors[comp] = Competitor(*rest)
-    cur.execute(sql.SQL(f"SELECT {_ARENA_COLS} FROM {{}}").format(_q(schema, "arenas")))
+    cur.execute(sql.SQL(f"SELECT {_ARENA_COLS} FROM {{}}").format(qualified(schema, "arenas")))
     for arena, k, initial, scale, base, weights, strict, position in cur.fetchall():
         settings = ArenaSettings(k, initial, scale, base, dict(weights), strict)
         fold.arenas[arena] = (settings, int(position))
     cur.execute(
         sql.SQL("SELECT arena, category, x, y, x_wins, y_wins, ties FROM {}").format(
-            _q(schema, "pairs")
+            qualified(schema, "pairs")
         )
     )
     for arena, category, x, y, *counts in cur.fetchall():
         fold.pool((arena, category)).pairs[(x, y)] = list(counts)
     cols = sql.SQL(", ").join(map(sql.Identifier, MATCH_COLUMNS))
-    cur.execute(sql.SQL("SELECT {} FROM {} ORDER BY position").format(cols, _q(schema, "matches")))
+    cur.execute(
+        sql.SQL("SELECT {} FROM {} ORDER BY position").format(cols, qualified(schema, "matches"))
+    )
     for r in cur:
         m = Match(
             position=r[0], event_id=r[1], occurred_at=r[2], arena=r[3], category=r[4], kind=r[5],
@@ -814,7 +814,7 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
         sql.SQL(
             "SELECT position, event_id, target_event_id, target_position, reason FROM {} "
             "ORDER BY position"
-        ).format(_q(schema, "voids"))
+        ).format(qualified(schema, "voids"))
     )
     for record in cur.fetchall():
         fold.voids.append(tuple(record))  # type: ignore[arg-type]
@@ -882,7 +882,7 @@ def store(cur: Cursor[Any], schema: str, rows: Rows) -> None:
             sql.SQL(
                 "DELETE FROM {} WHERE (arena, category, competitor) IN "
                 "(SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))"
-            ).format(_q(schema, "ratings")),
+            ).format(qualified(schema, "ratings")),
             [list(c) for c in zip(*rows.removed, strict=True)],
         )
     if rows.standings:
@@ -897,7 +897,7 @@ def store(cur: Cursor[Any], schema: str, rows: Rows) -> None:
                 "meta = EXCLUDED.meta, registered = EXCLUDED.registered, "
                 "last_position = EXCLUDED.last_position, retired = EXCLUDED.retired, "
                 "retired_reason = EXCLUDED.retired_reason"
-            ).format(_q(schema, "competitors")),
+            ).format(qualified(schema, "competitors")),
             [list(c) for c in zip(*rows.competitors, strict=True)],
         )
     for arena in rows.arenas:
@@ -908,7 +908,7 @@ def store(cur: Cursor[Any], schema: str, rows: Rows) -> None:
                 "k = EXCLUDED.k, initial = EXCLUDED.initial, scale = EXCLUDED.scale, "
                 "base = EXCLUDED.base, weights = EXCLUDED.weights, strict = EXCLUDED.strict, "
                 "position = EXCLUDED.position"
-            ).format(_q(schema, "arenas")),
+            ).format(qualified(schema, "arenas")),
             arena,
         )
     if rows.pairs:
@@ -918,7 +918,7 @@ def store(cur: Cursor[Any], schema: str, rows: Rows) -> None:
             sql.SQL(
                 "INSERT INTO {} (position, event_id, target_event_id, target_position, reason) "
                 "VALUES (%s, %s, %s, %s, %s)"
-            ).format(_q(schema, "voids")),
+            ).format(qualified(schema, "voids")),
             rows.voids,
         )
     copy_rows(cur, schema, "matches", MATCH_COLUMNS, MATCH_TYPES, rows.matches)
@@ -930,7 +930,7 @@ def store(cur: Cursor[Any], schema: str, rows: Rows) -> None:
             "INSERT INTO {} (projection, position, events, updated_at) VALUES (%s, %s, %s, now()) "
             "ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position, "
             "events = EXCLUDED.events, updated_at = now()"
-        ).format(_q(schema, "tracking")),
+        ).format(qualified(schema, "tracking")),
         (NAME, rows.position, rows.events),
     )
 
@@ -938,19 +938,21 @@ def store(cur: Cursor[Any], schema: str, rows: Rows) -> None:
 def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, dict[Any, tuple[Any, ...]]]:
     """The stored counterpart of :meth:`RatingsFold.rows`."""
     out: dict[str, dict[Any, tuple[Any, ...]]] = {}
-    cur.execute(sql.SQL(f"SELECT {_RATING_COLS} FROM {{}}").format(_q(schema, "ratings")))
+    cur.execute(sql.SQL(f"SELECT {_RATING_COLS} FROM {{}}").format(qualified(schema, "ratings")))
     out["ratings"] = {(r[0], r[1], r[2]): tuple(r[3:]) for r in cur.fetchall()}
-    cur.execute(sql.SQL(f"SELECT {_COMPETITOR_COLS} FROM {{}}").format(_q(schema, "competitors")))
+    cur.execute(
+        sql.SQL(f"SELECT {_COMPETITOR_COLS} FROM {{}}").format(qualified(schema, "competitors"))
+    )
     out["competitors"] = {
         r[0]: (r[1], r[2], _JSON.encode(r[3]).decode(), *r[4:]) for r in cur.fetchall()
     }
-    cur.execute(sql.SQL(f"SELECT {_ARENA_COLS} FROM {{}}").format(_q(schema, "arenas")))
+    cur.execute(sql.SQL(f"SELECT {_ARENA_COLS} FROM {{}}").format(qualified(schema, "arenas")))
     out["arenas"] = {r[0]: (*r[1:5], _JSON.encode(r[5]).decode(), *r[6:]) for r in cur.fetchall()}
     cur.execute(
         sql.SQL(
             "SELECT arena, category, x, y, x_wins, y_wins, ties FROM {} "
             "WHERE x_wins <> 0 OR y_wins <> 0 OR ties <> 0"
-        ).format(_q(schema, "pairs"))
+        ).format(qualified(schema, "pairs"))
     )
     out["pairs"] = {tuple(r[:4]): tuple(r[4:]) for r in cur.fetchall()}
     return out
@@ -961,5 +963,7 @@ def stored_history(cur: Cursor[Any], schema: str, chunk: int = 50_000) -> Iterat
     cols = sql.SQL(", ").join(map(sql.Identifier, HISTORY_COLUMNS))
     with cur.connection.cursor(name="arbiter_history_scan") as named:
         named.itersize = chunk
-        named.execute(sql.SQL("SELECT {} FROM {}").format(cols, _q(schema, "rating_history")))
+        named.execute(
+            sql.SQL("SELECT {} FROM {}").format(cols, qualified(schema, "rating_history"))
+        )
         yield from named

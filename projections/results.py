@@ -38,7 +38,7 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor, sql
 
-from .copy import copy_rows
+from .copy import copy_rows, qualified
 
 NAME = "results"
 _JSON = msgspec.json.Encoder(order="sorted")
@@ -123,12 +123,8 @@ class ResultsFold:
         return batch
 
 
-def _q(schema: str, table: str) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-
-
 def load(cur: Cursor[Any], schema: str) -> ResultsFold:
-    cur.execute(sql.SQL("SELECT position, events FROM {}").format(_q(schema, "tracking")))
+    cur.execute(sql.SQL("SELECT position, events FROM {}").format(qualified(schema, "tracking")))
     row = cur.fetchone()
     return ResultsFold(int(row[0]), int(row[1])) if row else ResultsFold()
 
@@ -205,7 +201,9 @@ def write(cur: Cursor[Any], schema: str, fold: ResultsFold, batch: Batch) -> Non
 
 def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
     """Store a batch's rows, apply its voids and bring the sums up to date."""
-    t = {name: _q(schema, name) for name in (*_COLUMNS, "competitor_metrics", "event_counts")}
+    t = {
+        name: qualified(schema, name) for name in (*_COLUMNS, "competitor_metrics", "event_counts")
+    }
     for table, rows in (
         ("battles", batch.battles),
         ("games", batch.games),
@@ -263,7 +261,7 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
             "INSERT INTO {} (projection, position, events, updated_at) VALUES (%s, %s, %s, now()) "
             "ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position, "
             "events = EXCLUDED.events, updated_at = now()"
-        ).format(_q(schema, "tracking")),
+        ).format(qualified(schema, "tracking")),
         (NAME, batch.position, batch.total),
     )
 
@@ -345,6 +343,6 @@ def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, list[tuple[Any, ...]
         ("competitor_metrics", "arena, category, competitor, metric"),
         ("event_counts", "type"),
     ):
-        cur.execute(sql.SQL(f"SELECT * FROM {{}} ORDER BY {key}").format(_q(schema, table)))
+        cur.execute(sql.SQL(f"SELECT * FROM {{}} ORDER BY {key}").format(qualified(schema, table)))
         out[table] = [tuple(r) for r in cur.fetchall()]
     return out

@@ -36,6 +36,7 @@ import msgspec
 import psycopg
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import ProjectionSpec
+from arbiter.projections.copy import qualified
 from arbiter.projections.ratings import Forwarded, Shard
 from arbiter.services.bulk import collector_paused
 from psycopg import sql
@@ -536,7 +537,7 @@ def _drop_indexes(
             drop = sql.SQL("DROP INDEX {}.{}").format(sql.Identifier(schema), sql.Identifier(index))
         else:
             drop = sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                _q(schema, table), sql.Identifier(constraint)
+                qualified(schema, table), sql.Identifier(constraint)
             )
         conn.execute(drop)
         dropped.append(_Deferred(table, constraint or index, definition, constraint_def))
@@ -559,7 +560,7 @@ def _create_indexes(
         if d.constraint is not None:
             statements.append(
                 sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                    _q(schema, table), sql.Identifier(name), sql.SQL(d.constraint)
+                    qualified(schema, table), sql.Identifier(name), sql.SQL(d.constraint)
                 )
             )
             continue
@@ -570,15 +571,11 @@ def _create_indexes(
             sql.SQL("CREATE {}INDEX {} ON {} {}").format(
                 sql.SQL(match.group(1) or ""),
                 sql.Identifier(name),
-                _q(schema, table),
+                qualified(schema, table),
                 sql.SQL(match.group(2)),
             )
         )
     return statements
-
-
-def _q(schema: str, table: str) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 
 
 def _lock_live(cur: psycopg.Cursor[Any], live: str) -> int:

@@ -59,6 +59,7 @@ from .api_models import (
     LoggedEvent,
     ProjectionHealth,
     QuarantinedEvent,
+    error_responses,
 )
 from .api_store import SCAN_WINDOW, ReadStore
 
@@ -204,22 +205,10 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
 
 
 def _errors(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the errors a route can answer, all :class:`ErrorBody`. 400 is always
-    among them: any route with a parameter answers a bad one with ``bad_parameter`` (Litestar
-    would otherwise document its own 400 body, which this API never sends)."""
-    text = {
-        400: "A bad parameter (`bad_parameter`) or a rejected event (its rejection code).",
-        404: "Unknown resource (`not_found`).",
-        413: "Body over 64 KiB (`too_large`).",
-        503: "Database or NATS unavailable (`unavailable`).",
-        401: "No valid API key (`unauthorized`): a bad key always, no key where one is needed "
-        "(see README, Authentication).",
-        403: "The API key lacks the route's scope (`forbidden`).",
-    }
-    return {
-        s: ResponseSpec(data_container=ErrorBody, description=text[s], generate_examples=False)
-        for s in sorted({400, 401, 403, *statuses})
-    }
+    """OpenAPI entries for the errors a route can answer. 400 is always among them: any route
+    with a parameter answers a bad one with ``bad_parameter`` (Litestar would otherwise document
+    its own 400 body, which this API never sends)."""
+    return error_responses(400, *statuses)
 
 
 # -- NATS ---------------------------------------------------------------------------------------

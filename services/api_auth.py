@@ -61,7 +61,7 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta, Struct
 from psycopg import sql
 
-from .api_models import ErrorBody
+from .api_models import error_responses
 from .api_store import ReadStore
 
 log = logging.getLogger("arbiter.api.auth")
@@ -252,15 +252,6 @@ async def authorise(
         raise _err(403, "forbidden", f"The API key {key.key_id} lacks the `{scope}` scope.")
 
 
-def auth_errors() -> dict[int, ResponseSpec]:
-    return {
-        401: ResponseSpec(ErrorBody, description="No valid API key (`unauthorized`).",
-                          generate_examples=False),
-        403: ResponseSpec(ErrorBody, description="The key lacks the scope (`forbidden`).",
-                          generate_examples=False),
-    }  # fmt: skip
-
-
 # -- admin routes -------------------------------------------------------------------------------
 
 
@@ -299,20 +290,16 @@ class RebuildReport(Struct):
     seconds: float
 
 
+_ADMIN_ERRORS = {
+    400: "A bad parameter or body (`bad_parameter`).",
+    404: "Unknown key or projection (`not_found`).",
+    500: "The rebuild failed; the live read model is unchanged (`rebuild_failed`).",
+    503: "Database unavailable (`unavailable`).",
+}
+
+
 def _admin_errors(*statuses: int) -> dict[int, ResponseSpec]:
-    text = {
-        400: "A bad parameter or body (`bad_parameter`).",
-        404: "Unknown key or projection (`not_found`).",
-        500: "The rebuild failed; the live read model is unchanged (`rebuild_failed`).",
-        503: "Database unavailable (`unavailable`).",
-    }
-    return {
-        **{
-            s: ResponseSpec(ErrorBody, description=text[s], generate_examples=False)
-            for s in sorted({400, *statuses})
-        },
-        **auth_errors(),
-    }
+    return error_responses(400, *statuses, text=_ADMIN_ERRORS)
 
 
 class AdminController(Controller):

@@ -57,7 +57,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from msgspec import Struct
 
 from .api import ApiError, _not_found
-from .api_models import ErrorBody
+from .api_models import ErrorBody, error_responses
 
 log = logging.getLogger("arbiter.api.evaluations")
 
@@ -509,21 +509,18 @@ class _UploadOperation(Operation):
         )
 
 
+_EVAL_ERRORS = {
+    400: "A bad form field (`bad_parameter`), an empty upload or empty audio.",
+    404: "Unknown or expired job (`not_found`); jobs live in the API process's memory.",
+    413: "Upload over the size limit (`too_large`).",
+    415: "Not multipart, or not decodable audio (`unsupported_media_type`).",
+    503: "Evals extra missing (`evals_unavailable`), Whisper weights missing "
+    "(`whisper_unavailable`) or the queue is full (`busy`).",
+}
+
+
 def _responses(*statuses: int) -> dict[int, ResponseSpec]:
-    text = {
-        400: "A bad form field (`bad_parameter`), an empty upload or empty audio.",
-        404: "Unknown or expired job (`not_found`); jobs live in the API process's memory.",
-        413: "Upload over the size limit (`too_large`).",
-        415: "Not multipart, or not decodable audio (`unsupported_media_type`).",
-        503: "Evals extra missing (`evals_unavailable`), Whisper weights missing "
-        "(`whisper_unavailable`) or the queue is full (`busy`).",
-        401: "No valid API key (`unauthorized`), when keys are enforced.",
-        403: "The API key lacks the scope (`forbidden`).",
-    }
-    return {
-        s: ResponseSpec(data_container=ErrorBody, description=text[s], generate_examples=False)
-        for s in sorted({401, 403, *statuses})
-    }
+    return error_responses(*statuses, text=_EVAL_ERRORS)
 
 
 def _unavailable(missing: list[str]) -> ApiError:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from arbiter.domain.events import Event
+from litestar.openapi import ResponseSpec
 from msgspec import Struct, field
 
 from .api_results_models import HistoryDay
@@ -24,6 +25,30 @@ class ErrorBody(Struct, omit_defaults=True):
     field: str | None = None
     event_id: str | None = None
     type: str | None = None
+
+
+ERRORS = {
+    400: "A bad parameter (`bad_parameter`) or a rejected event (its rejection code).",
+    401: "No valid API key (`unauthorized`): a bad key always, no key where one is needed "
+    "(see README, Authentication).",
+    403: "The API key lacks the route's scope (`forbidden`).",
+    404: "Unknown resource (`not_found`).",
+    413: "Body over 64 KiB (`too_large`).",
+    503: "Database or NATS unavailable (`unavailable`).",
+}
+"""What each error status means on most routes; a route group says it its own way where its
+errors mean more (an upload's 413, an admin route's 404)."""
+
+
+def error_responses(*statuses: int, text: dict[int, str] | None = None) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors a route can answer, all :class:`ErrorBody`: ``statuses``
+    plus 401 and 403, which every route answers when keys are enforced. ``text`` overrides
+    :data:`ERRORS` for a route group."""
+    described = {**ERRORS, **(text or {})}
+    return {
+        s: ResponseSpec(data_container=ErrorBody, description=described[s], generate_examples=False)
+        for s in sorted({401, 403, *statuses})
+    }
 
 
 # -- health -------------------------------------------------------------------------------------

@@ -9,14 +9,16 @@ event of wire format v1, ready to publish; Arbiter's own JSONL of events passes 
 
 Decisions, and why:
 
-* **Deterministic ids.** ``event_id`` is ``import:`` + the first 32 hex digits (128 bits) of a
-  SHA-256 over a canonical form of the row: arena, category, model_a, model_b, winner, the
-  normalised timestamp (or none) and the row's key (its ``battle_id`` / ``question_id`` / ``id``
-  column when it has one, else its row number). Importing the same file twice therefore yields
-  the same events, which the idempotent ingest turns into no-ops: a second import changes
-  nothing. A JSON and a CSV export of the same battles give the same ids when the rows carry an
-  id column. Two byte-identical rows with the same id collapse into one battle, which is what a
-  duplicated export line is. ``battle_id`` is ``import-battle:`` + the same digest.
+* **A row's identity is the whole row.** ``event_id`` is ``import:`` + the first 32 hex digits
+  (128 bits) of a SHA-256 over the arena, the category, every column of the row (name and value;
+  empty cells and absent keys alike left out, scalars in their JSON spelling, so that a JSON and a
+  CSV export of the same rows agree) and the row's occurrence number among identical rows of the
+  file. Two real votes that differ in any column (a ``judge``, a ``turn``, a ``language``) are
+  two battles; N identical rows are N battles (occurrences 1..N), since an arena file records one
+  vote per row and a repeated row is a repeated vote. Importing the same file twice yields the
+  same events, which the idempotent ingest turns into no-ops: a second import changes nothing.
+  The row's position is not in the id, so a file with rows added or reordered keeps the ids of
+  the rows it had. ``battle_id`` is ``import-battle:`` + the same digest.
 * **Judge "human".** Arena verdicts are votes by people comparing two anonymous answers, so the
   battle counts with the human judge weight (1.5 by default, seed 000). The original ``winner``
   string is kept in ``meta.winner`` (``tie (bothbad)`` and ``tie`` both become outcome ``tie``,
@@ -244,6 +246,11 @@ class _Converter:
         self.category = category
         self.default_time = default_time
         self.source = source
+        self._seen_once: set[int] = set()
+        self._repeats: dict[int, int] = {}
+        """Occurrences of each row identity seen so far, keyed by 64 bits of its digest: a set
+        for rows seen once (most), a dict for the repeated ones. A 64-bit collision between two
+        different rows would only give one of them occurrence 2, still a distinct, stable id."""
 
     def __call__(
         self, number: int, record: object, *, events: bool = True
@@ -284,9 +291,9 @@ class _Converter:
         id_column, row_id = next(
             ((c, record[c]) for c in ID_COLUMNS if record.get(c) not in (None, "")), (None, None)
         )
-        key = f"id:{row_id}" if id_column else f"row:{number}"
+        identity = hashlib.sha256(_encode([self.arena, self.category, _row_identity(record)]))
         digest = hashlib.sha256(
-            _encode([self.arena, self.category, model_a, model_b, winner, occurred, key])
+            identity.digest() + self._occurrence(identity.digest()).to_bytes(8, "big")
         ).hexdigest()[:32]
         meta: dict[str, Any] = {"winner": winner}
         if id_column:
@@ -310,6 +317,30 @@ class _Converter:
             meta=meta,
         )
         return event
+
+    def _occurrence(self, identity: bytes) -> int:
+        """1 for the first row with this identity in the file, 2 for the next, and so on."""
+        key = int.from_bytes(identity[:8], "big")
+        if key not in self._seen_once:
+            self._seen_once.add(key)
+            return 1
+        count = self._repeats.get(key, 1) + 1
+        self._repeats[key] = count
+        return count
+
+
+def _row_identity(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """The row as sorted (column, value) pairs: every non-empty column, each value in its JSON
+    spelling (strings as they are), so that key order, absent keys versus empty cells, and the
+    CSV-versus-JSON spelling of numbers do not change a row's identity."""
+    pairs = []
+    for name, value in record.items():
+        if value is None or value == "":
+            continue
+        text = value if isinstance(value, str) else _encode(value).decode()
+        pairs.append((str(name), text))
+    pairs.sort()
+    return pairs
 
 
 class _RowProblem(Exception):

@@ -5,8 +5,13 @@
 * ``ARBITER_REJECTED`` holds every refused event on ``arbiter.rejected.<type>`` with its
   rejection code, a sentence, and the original bytes: nothing is dropped silently.
 
-Every publish sets ``Nats-Msg-Id`` to the event id, so JetStream drops a retry inside its
-duplicate window (two minutes); the event store's idempotent append covers everything after it.
+Every publish sets ``Nats-Msg-Id`` to ``<event_id>:<content digest>`` (:func:`message_id`: the
+SHA-256 of the event's canonical JSON, the digest the event store keeps per id). JetStream drops
+a message whose id it saw inside its duplicate window (two minutes), so only a resend of the same
+content is dropped there; a reused event id with other content always reaches the ingest, which
+rejects it as ``conflict``. With the bare event id as message id, such a changed resend would be
+swallowed by JetStream and acknowledged as a duplicate, and its content would vanish without a
+word. The event store's idempotent append covers everything outside the window.
 Publishing is pipelined (``publish_async`` with bounded in-flight acks): one PubAck round trip per
 message would cap a publisher near 4k messages/s.
 """
@@ -14,14 +19,17 @@ message would cap a publisher near 4k messages/s.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import nats
 from arbiter.domain.events import Event, canonical_json, type_name
+from arbiter.domain.rejections import Rejection
+from arbiter.domain.validation import decode_event
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
@@ -39,6 +47,7 @@ MAX_PAYLOAD = 1024 * 1024
 
 _TOKEN = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$")
 _TYPE = re.compile(rb'"type"\s*:\s*"([^"\\]{1,64})"')
+_ID = re.compile(rb'"event_id"\s*:\s*"([^"\\]{1,128})"')
 
 
 def subject_for(type_: str | None, prefix: str = SUBJECT_PREFIX) -> str:
@@ -88,28 +97,56 @@ async def ensure_streams(js: JetStreamContext) -> None:
             )
 
 
-def encode_event(event: Event | Mapping[str, Any] | bytes) -> tuple[bytes, str | None, str | None]:
-    """``(payload, event_id, type)`` of something to publish; raw bytes are sent as they are."""
-    if isinstance(event, bytes):
-        match = _TYPE.search(event[:2048])
-        type_ = match.group(1).decode() if match else None
-        id_match = re.search(rb'"event_id"\s*:\s*"([^"\\]{1,128})"', event[:4096])
-        return event, (id_match.group(1).decode() if id_match else None), type_
+class Outgoing(NamedTuple):
+    """One message ready to publish: its bytes, what it says it is, and its message id."""
+
+    payload: bytes
+    event_id: str | None
+    type: str | None
+    digest: bytes
+    """SHA-256 of the canonical JSON when the payload is a valid event (so that it equals the
+    digest the event store records), else of the bytes themselves."""
+
+    @property
+    def msg_id(self) -> str | None:
+        return None if self.event_id is None else message_id(self.event_id, self.digest)
+
+
+def message_id(event_id: str, digest: bytes) -> str:
+    """``Nats-Msg-Id`` of an event: its id and its content digest (see the module docstring)."""
+    return f"{event_id}:{digest.hex()}"
+
+
+def encode_event(event: Event | Mapping[str, Any] | bytes) -> Outgoing:
+    """The message to publish for an event, a JSON object, or raw bytes (sent as they are)."""
     if isinstance(event, Mapping):
-        return msgspec.json.encode(event), _str(event.get("event_id")), _str(event.get("type"))
-    return canonical_json(event), event.event_id, type_name(event)
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+        event = msgspec.json.encode(event)
+    if isinstance(event, bytes):
+        decoded = decode_event(event)
+        if not isinstance(decoded, Rejection):
+            digest = hashlib.sha256(canonical_json(decoded)).digest()
+            return Outgoing(event, decoded.event_id, type_name(decoded), digest)
+        # Not a valid event: it goes out anyway (the ingest rejects it with its reason, and the
+        # rejection stream keeps it); its digest is of the bytes.
+        match = _TYPE.search(event[:2048])
+        id_match = _ID.search(event[:4096])
+        return Outgoing(
+            event,
+            id_match.group(1).decode() if id_match else None,
+            match.group(1).decode() if match else None,
+            hashlib.sha256(event).digest(),
+        )
+    payload = canonical_json(event)
+    return Outgoing(payload, event.event_id, type_name(event), hashlib.sha256(payload).digest())
 
 
 class Publisher:
-    """Publishes events to ``ARBITER``, pipelined, with ``Nats-Msg-Id`` = ``event_id``.
+    """Publishes events to ``ARBITER``, pipelined, with ``Nats-Msg-Id`` = :func:`message_id`.
 
     Use from Python (``async with Publisher(url) as p: await p.publish([...])``) or through
     ``arbiter publish``. :meth:`publish` returns once JetStream has acknowledged every message;
-    a PubAck with ``duplicate=True`` means JetStream already had that event id.
+    a PubAck with ``duplicate=True`` means JetStream already had that very event (id and content)
+    in its duplicate window; its ``seq`` is then the first copy's.
     """
 
     def __init__(
@@ -143,16 +180,20 @@ class Publisher:
             self.nc = None
 
     async def publish(
-        self, events: Iterable[Event | Mapping[str, Any] | bytes], *, timeout: float = 30.0
+        self,
+        events: Iterable[Outgoing | Event | Mapping[str, Any] | bytes],
+        *,
+        timeout: float = 30.0,
     ) -> list[PubAck]:
         """Publish many events and wait for all their acks, in order."""
         assert self.js is not None, "use 'async with Publisher(url)' or call open() first"
         futures = []
         for event in events:
-            payload, event_id, type_ = encode_event(event)
-            headers = {"Nats-Msg-Id": event_id} if event_id else None
+            out = event if isinstance(event, Outgoing) else encode_event(event)
+            msg_id = out.msg_id
+            headers = {"Nats-Msg-Id": msg_id} if msg_id else None
             futures.append(
-                await self.js.publish_async(subject_for(type_), payload, headers=headers)
+                await self.js.publish_async(subject_for(out.type), out.payload, headers=headers)
             )
         return list(await asyncio.wait_for(asyncio.gather(*futures), timeout))
 

@@ -23,7 +23,6 @@ What we change, and why (see ../shared/reference/eventsourcing-and-nats.md):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -42,7 +41,8 @@ from arbiter.domain.decisions import (
     facts_needed,
     stream_key,
 )
-from arbiter.domain.events import Event, canonical_json, type_name
+from arbiter.domain.events import Event, type_name
+from arbiter.domain.events import content_digest as digest
 from arbiter.domain.rejections import Rejection
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
@@ -96,11 +96,6 @@ RECORDED_TOPIC = get_topic(Recorded)
 def stream_id(event: Event) -> UUID:
     """The originator id of an event's stream: uuid5 of its natural key."""
     return uuid5(NAMESPACE, stream_key(event))
-
-
-def digest(event: Event) -> bytes:
-    """SHA-256 of the event's canonical JSON: equal exactly when two events mean the same."""
-    return hashlib.sha256(canonical_json(event)).digest()
 
 
 @dataclass

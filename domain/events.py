@@ -16,6 +16,7 @@ Decisions recorded here (DESIGN.md is silent on them):
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -185,6 +186,16 @@ def canonical_json(event: Event) -> bytes:
     spacing, so the idempotency check compares meaning, not bytes.
     """
     return _ENCODER.encode(event)
+
+
+def content_digest(event: Event) -> bytes:
+    """SHA-256 of the event's canonical JSON: equal exactly when two messages mean the same event.
+
+    The event store keeps it per ``event_id`` (a resend with the same digest is a no-op, another
+    digest is a ``conflict``), and publishers put it in the NATS message id, so that JetStream's
+    duplicate window drops only resends of the same content, never a changed one.
+    """
+    return hashlib.sha256(_ENCODER.encode(event)).digest()
 
 
 def to_builtins(event: Event) -> dict[str, Any]:

@@ -26,7 +26,14 @@ import nats.errors
 import psycopg
 import uvicorn
 from arbiter.adapters.bus import Publisher, ensure_streams
-from arbiter.domain.events import EVENT_TYPES, TYPE_NAMES, Event, TrialCompleted, type_name
+from arbiter.domain.events import (
+    EVENT_TYPES,
+    TYPE_NAMES,
+    Event,
+    TrialCompleted,
+    content_digest,
+    type_name,
+)
 from arbiter.domain.rejections import Code, Rejection
 from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
 from litestar import Controller, Litestar, Request, Response, get, post
@@ -556,7 +563,7 @@ class EventController(Controller):
         status_code=202,
         request_max_body_size=MAX_EVENT_BYTES,
         operation_class=_PublishOperation,
-        responses=_errors(400, 413, 503),
+        responses=_errors(400, 409, 413, 503),
         opt={"scope": "publish"},
     )
     async def publish(
@@ -566,8 +573,10 @@ class EventController(Controller):
         reads: NamedDependency[ReadStore],
     ) -> Accepted:
         """Validate the event as the ingest would and publish it to NATS (``Nats-Msg-Id`` =
-        ``event_id``). 202 means JetStream holds it; the ingest appends it to the log shortly
-        (an ingest-time rejection such as a conflict goes to ``ARBITER_REJECTED``).
+        ``<event_id>:<content digest>``). 202 means JetStream holds it; the ingest appends it to
+        the log shortly (an ingest-time rejection goes to ``ARBITER_REJECTED``). An event id the
+        log already holds is answered at once: 409 ``conflict`` when its content differs, 202
+        with ``duplicate: true`` and nothing published when it is the same.
 
         Needs a key with ``publish`` when keys are enforced; the event's ``source`` is then set
         to ``key:<key_id>``. A ``source`` starting with ``key:`` that is not the caller's own key
@@ -604,6 +613,19 @@ class EventController(Controller):
                         field="experiment_id",
                         event_id=result.event_id,
                     )
+        recorded = await reads.recorded_digest(result.event_id)
+        if recorded is not None:
+            if recorded != content_digest(result):
+                raise ApiError(
+                    409,
+                    "conflict",
+                    f"event_id {result.event_id!r} is already in the log with other content; "
+                    "use a new event_id for a new event, or resend the original unchanged.",
+                    field="event_id",
+                    event_id=result.event_id,
+                    type=type_name(result),
+                )
+            return Accepted(event_id=result.event_id, stream_seq=None, duplicate=True)
         return await bus.publish(result)
 
 

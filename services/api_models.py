@@ -33,6 +33,7 @@ ERRORS = {
     "(see README, Authentication).",
     403: "The API key lacks the route's scope (`forbidden`).",
     404: "Unknown resource (`not_found`).",
+    409: "The log already holds this event_id with other content (`conflict`).",
     413: "Body over 64 KiB (`too_large`).",
     503: "Database or NATS unavailable (`unavailable`).",
 }
@@ -267,7 +268,9 @@ class EventPage(Struct):
 
 class Accepted(Struct):
     event_id: str
-    stream_seq: int
-    """Sequence of the message in the ``ARBITER`` stream."""
+    stream_seq: int | None
+    """Sequence of the message in the ``ARBITER`` stream; None when the log already held the
+    event, so nothing was published."""
     duplicate: bool
-    """True when JetStream already held this event id (a retry inside its window)."""
+    """True when the event was already known with this very content: in the log, or in
+    JetStream's duplicate window (a retry of a publish)."""

@@ -346,6 +346,14 @@ class ReadStore:
             return EventPage(events, after, limit, event_type, next_after, head_value)
         return EventPage(events, after, limit, event_type, next_after, int(self._first(head)))
 
+    async def recorded_digest(self, event_id: str) -> bytes | None:
+        """The content digest the log holds for ``event_id``, or None when it holds no such id
+        (what ``POST /events`` compares a publish with, to answer a conflict at once)."""
+        (rows,) = await self.snapshot(
+            (sql.SQL("SELECT digest FROM {} WHERE event_id = %s").format(EVENT_IDS), (event_id,))
+        )
+        return bytes(rows[0][0]) if rows else None
+
     async def event(self, event_id: str) -> LoggedEvent | None:
         (rows,) = await self.snapshot(
             (

@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +20,6 @@ from typing import Annotated, Any
 
 import psycopg
 import typer
-from arbiter.domain.rejections import Rejection
-from arbiter.domain.validation import decode_event
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -178,6 +176,15 @@ def _read_events(source: str | None, file: Path | None) -> list[bytes]:
     return []
 
 
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait/--no-wait",
+        help="Wait for the ingest's verdict on each event (new, refused) while one is running.",
+    ),
+]
+
+
 @app.command()
 def publish(
     event: Annotated[str | None, typer.Argument(help="One event as JSON.")] = None,
@@ -191,11 +198,14 @@ def publish(
     arena: Annotated[str, typer.Option()] = "default",
     category: Annotated[str | None, typer.Option()] = None,
     event_id: Annotated[str | None, typer.Option(help="Default: a new uuid4.")] = None,
+    wait: WaitOption = True,
 ) -> None:
     """Publish events to NATS: from flags (a battle), one JSON event, or JSONL (file or stdin).
 
-    Every event is validated here first with the ingest's own rules; invalid ones are reported
-    and not sent (exit 1).
+    Every event is validated here first with the ingest's own rules and looked up in the log:
+    invalid ones and reused ids with other content (``conflict``) are reported and not sent, ids
+    already recorded with the same content are counted and not sent. While an ingest runs, the
+    command waits for its verdict on each event sent. Exit 1 when anything was refused.
     """
     raws = _read_events(event, file)
     if a or b or outcome:
@@ -213,43 +223,105 @@ def publish(
         raws.append(json.dumps(battle).encode())
     if not raws:
         raise _fail("nothing to publish: give an event as JSON, --file, or battle flags")
-    good, bad = [], 0
-    for line_no, raw in enumerate(raws, 1):
-        result = decode_event(raw)
-        if isinstance(result, Rejection):
-            bad += 1
+    report = _deliver(
+        "publishing",
+        len(raws),
+        lambda d: _feed(d, ((f"event {n}", raw) for n, raw in enumerate(raws, 1))),
+        wait=wait,
+    )
+    _summary(report, f"{report.read} event(s)", "event")
+
+
+async def _feed(delivery: Any, items: Iterable[tuple[str, bytes]]) -> None:
+    for label, raw in items:
+        await delivery.add(label, raw)
+
+
+def _deliver(
+    description: str,
+    total: int | None,
+    feed: Callable[[Any], Awaitable[None]],
+    *,
+    wait: bool = True,
+    max_errors: int = 20,
+) -> Any:
+    """Run a :class:`~arbiter.services.delivery.Delivery` fed by ``feed`` with a progress bar;
+    each refusal is printed as it is found (the first ``max_errors``; all are counted)."""
+    from arbiter.services.delivery import Delivery, Refusal
+
+    shown = 0
+
+    def refused(refusal: Refusal) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= max_errors:
             err.print(
-                f"[yellow]event {line_no} not sent[/yellow] ({result.code}): {result.message}"
+                f"[yellow]{refusal.label}[/yellow] ({refusal.code}): {refusal.message}",
+                soft_wrap=True,
             )
-        else:
-            good.append(raw)
-    if good:
-        acks = _publish(good)
-        dup = sum(1 for ack in acks if ack.duplicate)
-        console.print(f"published {len(acks)} event(s)" + (f", {dup} already known" if dup else ""))
-    if bad:
-        raise typer.Exit(1)
 
-
-def _publish(raws: list[bytes]) -> list[Any]:
-    from arbiter.adapters.bus import Publisher
-
-    async def go(nats_url: str) -> list[Any]:
-        acks: list[Any] = []
-        async with Publisher(nats_url, reconnect_attempts=CLI_CONNECT_ATTEMPTS) as pub:
-            with _progress() as bar:
-                task = bar.add_task("publishing", total=len(raws))
-                for i in range(0, len(raws), 2_000):
-                    chunk = raws[i : i + 2_000]
-                    acks += await pub.publish(chunk)
-                    bar.advance(task, len(chunk))
-        return acks
+    async def go(database_url: str, nats_url: str) -> Any:
+        with _progress() as bar:
+            task = bar.add_task(description, total=total or None)
+            delivery = Delivery(
+                database_url,
+                nats_url,
+                wait=wait,
+                connect_attempts=CLI_CONNECT_ATTEMPTS,
+                on_refused=refused,
+                on_progress=lambda n: bar.update(task, completed=n),
+            )
+            async with delivery:
+                await feed(delivery)
+            return delivery.report
 
     with _servers() as rt:
         try:
-            return asyncio.run(go(rt.nats_url))
+            return asyncio.run(go(rt.database_url, rt.nats_url))
+        except (ValueError, OSError) as exc:
+            raise _fail(str(exc)) from exc
         except Exception as exc:
-            raise _fail(f"publishing to NATS failed: {exc}") from exc
+            raise _fail(f"publishing to NATS failed: {_nats_reason(exc)}") from exc
+
+
+def _nats_reason(exc: BaseException) -> str:
+    """What NATS said, in words: a JetStream refusal names its reason (a full disk is
+    'insufficient resources'), a timeout says so rather than printing nothing."""
+    from nats.js.errors import APIError
+
+    if isinstance(exc, APIError):
+        return (
+            f"the server refused it: {exc.description or 'no reason given'} "
+            f"(code {exc.code}, err_code {exc.err_code})"
+        )
+    if isinstance(exc, TimeoutError):
+        return "NATS did not acknowledge in time (is the server overloaded or its disk full?)"
+    return str(exc) or type(exc).__name__
+
+
+def _summary(report: Any, read: str, noun: str) -> None:
+    """The closing lines of a delivery; exit 1 when anything was refused."""
+    parts = [f"{report.new} new", f"{report.known} already in the log"]
+    parts.append(f"{len(report.refused)} refused")
+    if report.unconfirmed:
+        parts.append(f"{report.unconfirmed} published, not yet recorded")
+    console.print(f"read {read}: " + ", ".join(parts), soft_wrap=True)
+    if report.refused:
+        codes = ", ".join(f"{n} {code}" for code, n in sorted(report.by_code().items()))
+        labels = [r.label.removeprefix(f"{noun} ") for r in report.refused[:50]]
+        more = ", ..." if len(report.refused) > 50 else ""
+        err.print(f"refused: {codes} ({noun}s {', '.join(labels)}{more})", soft_wrap=True)
+    if report.unconfirmed:
+        if not report.ingest_running:
+            err.print(
+                "no ingest is taking events from NATS: they will be recorded (or refused, in "
+                "ARBITER_REJECTED) once `arbiter up` or `arbiter ingest` runs",
+                soft_wrap=True,
+            )
+        else:
+            err.print("the ingest gave no verdict on them in time; `arbiter health` shows its lag")
+    if report.refused:
+        raise typer.Exit(1)
 
 
 @app.command("import")
@@ -258,17 +330,19 @@ def import_(
     arena: Annotated[str, typer.Option(help="Arena for arena battle rows.")] = "default",
     category: Annotated[str | None, typer.Option(help="Category for arena rows.")] = None,
     max_errors: Annotated[int, typer.Option(help="Row errors to print (all are counted).")] = 20,
+    wait: WaitOption = True,
 ) -> None:
     """Bulk-import history: JSONL of Arbiter events, or arena battle files (JSON, JSONL or CSV
     with model_a, model_b, winner, optional tstamp) as public arena leaderboards publish them.
 
-    Rows become events with ids derived from their content, so importing the same file twice
-    changes nothing. Every event is validated here with the ingest's rules and published to
-    NATS in chunks (progress shown); the ingest records them. Rows that cannot become an event
-    are reported (exit 1 if any), the rest are still imported.
+    A row's event id derives from the whole row (and its occurrence among identical rows), so
+    importing the same file twice changes nothing and distinct rows never merge. Every event is
+    validated here with the ingest's rules, looked up in the log, and the new ones published to
+    NATS in chunks (progress shown). The summary says how many rows were read, new, already in
+    the log and refused (with row numbers; exit 1 if any).
     """
     from arbiter.adapters.arena_files import ArenaFileError, RowError, count_rows, iter_import
-    from arbiter.adapters.bus import Publisher, encode_event
+    from arbiter.adapters.bus import encode_event
 
     if not path.is_file():
         raise _fail(f"{path}: no such file")
@@ -278,59 +352,16 @@ def import_(
         first = next(rows, None)
     except (ArenaFileError, OSError, ValueError) as exc:
         raise _fail(f"{path}: {exc}") from exc
-    errors, published, known = 0, 0, 0
 
-    def report(line: int, code: str, message: str) -> None:
-        nonlocal errors
-        errors += 1
-        if errors <= max_errors:
-            err.print(f"[yellow]row {line}[/yellow] ({code}): {message}")
+    async def feed(delivery: Any) -> None:
+        for line, item in itertools.chain([first] if first is not None else [], rows):
+            if isinstance(item, RowError):
+                delivery.refuse(f"row {line}", item.code, item.message)
+            else:
+                await delivery.add(f"row {line}", encode_event(item).payload)
 
-    async def go(nats_url: str) -> None:
-        nonlocal published, known
-        chunk: list[bytes] = []
-        async with Publisher(nats_url, reconnect_attempts=CLI_CONNECT_ATTEMPTS) as pub:
-            with _progress() as bar:
-                task = bar.add_task(f"importing {path.name}", total=total or None)
-
-                async def flush() -> None:
-                    nonlocal published, known
-                    acks = await pub.publish(chunk)
-                    published += len(acks)
-                    known += sum(1 for a in acks if a.duplicate)
-                    chunk.clear()
-
-                stream = [first] if first is not None else []
-                for line, item in itertools.chain(stream, rows):
-                    bar.advance(task)
-                    if isinstance(item, RowError):
-                        report(line, item.code, item.message)
-                        continue
-                    raw = encode_event(item)[0]
-                    result = decode_event(raw)
-                    if isinstance(result, Rejection):
-                        report(line, result.code, result.message)
-                        continue
-                    chunk.append(raw)
-                    if len(chunk) >= 2_000:
-                        await flush()
-                if chunk:
-                    await flush()
-
-    with _servers() as rt:
-        try:
-            asyncio.run(go(rt.nats_url))
-        except (ArenaFileError, ValueError) as exc:
-            raise _fail(f"{path}: {exc}") from exc
-        except Exception as exc:
-            raise _fail(f"publishing to NATS failed: {exc}") from exc
-    console.print(
-        f"published {published} event(s) from {path}"
-        + (f", {known} already known to JetStream" if known else "")
-        + (f"; {errors} row(s) could not be imported" if errors else "")
-    )
-    if errors:
-        raise typer.Exit(1)
+    report = _deliver(f"importing {path.name}", total, feed, wait=wait, max_errors=max_errors)
+    _summary(report, f"{report.read} row(s) of {path}", "row")
 
 
 @app.command()
@@ -343,11 +374,19 @@ def demo(
     from arbiter.services.demo import demo_events
 
     events = [json.dumps(e).encode() for e in demo_events(battles, seed, arena)]
-    acks = _publish(events)
-    console.print(
-        f"published {len(acks)} demo events to arena {arena!r}; "
-        f"try: arbiter leaderboard --arena {arena}"
+    report = _deliver(
+        "publishing the demo",
+        len(events),
+        lambda d: _feed(d, ((f"event {n}", raw) for n, raw in enumerate(events, 1))),
     )
+    if report.known == len(events):
+        console.print(
+            f"added nothing: all {len(events)} demo events (seed {seed}) are already in the "
+            f"log; try: arbiter leaderboard --arena {arena}"
+        )
+        return
+    _summary(report, f"{len(events)} demo events for arena {arena!r}", "event")
+    console.print(f"try: arbiter leaderboard --arena {arena}")
 
 
 @app.command()

@@ -100,3 +100,29 @@ async def rejected_messages(nats_url: str) -> list[dict[str, Any]]:
         return out
     finally:
         await nc.close()
+
+
+@contextmanager
+def running_ingest(database_url: str, nats_url: str) -> Iterator[Ingest]:
+    """The real ingest on its own thread and event loop for the duration of a block (so that a
+    CLI command run in the test sees an ingest taking events, as under ``arbiter up``)."""
+    ingest = Ingest(database_url, nats_url, batch_size=500)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(ingest.run(stop))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while ingest.log is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # its first pull request is out
+        yield ingest
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
+        loop.close()

@@ -133,26 +133,47 @@ def test_tstamp_becomes_occurred_at_in_utc(battle_file: Path) -> None:
 
 
 def test_ids_are_deterministic_across_parses_and_layouts(tmp_path: Path) -> None:
+    columns = ["question_id", "model_a", "model_b", "winner", "tstamp", "language", "judge"]
     paths = [
         write_json(tmp_path / "b.json", BATTLES),
         write_jsonl(tmp_path / "b.jsonl", BATTLES),
-        write_csv(tmp_path / "b.csv", BATTLES),
+        write_csv(tmp_path / "b.csv", BATTLES, columns),
     ]
     first = events(paths[0])
     assert events(paths[0]) == first  # the same file twice: the same events, byte for byte
-    for path in paths[1:]:  # rows with an id column: the same ids whatever the export format
+    for path in paths[1:]:  # the same rows: the same ids whatever the export format
         assert [e["event_id"] for e in events(path)] == [e["event_id"] for e in first]
     # Another arena is another pool: other ids.
     other = events(paths[0], arena="elsewhere")
     assert not {e["event_id"] for e in other} & {e["event_id"] for e in first}
+    # A row's identity is the whole row: dropping a column changes the ids of rows that had it.
+    fewer = events(write_csv(tmp_path / "fewer.csv", BATTLES, columns[:-1]))
+    assert fewer[0]["event_id"] != first[0]["event_id"]
+    assert fewer[1]["event_id"] == first[1]["event_id"]  # row 2 has no judge anyway
 
 
-def test_rows_without_ids_or_times_are_keyed_by_position(tmp_path: Path) -> None:
+def test_rows_differing_in_any_column_are_distinct(tmp_path: Path) -> None:
+    """Several judges' votes on one question are several battles (LLMFAO has 3-5 per task);
+    before, the id hashed a few columns and such votes collapsed into one."""
+    vote = {"question_id": "q1", "model_a": "x", "model_b": "y", "winner": "model_a"}
+    rows = [{**vote, "judge": "ann"}, {**vote, "judge": "bob"}, {**vote, "turn": 2}]
+    got = events(write_jsonl(tmp_path / "votes.jsonl", rows))
+    assert len({e["event_id"] for e in got}) == 3
+    assert len({e["battle_id"] for e in got}) == 3
+
+
+def test_identical_rows_are_counted_by_occurrence(tmp_path: Path) -> None:
     rows = [{"model_a": "x", "model_b": "y", "winner": "model_a"}] * 3
     path = write_csv(tmp_path / "plain.csv", rows, ["model_a", "model_b", "winner"])
     got = events(path)
     assert len({e["event_id"] for e in got}) == 3  # identical rows, three battles
     assert [e["event_id"] for e in events(path)] == [e["event_id"] for e in got]
+    # Position is not identity: a row put in front keeps the ids of the rows behind it.
+    other = {"model_a": "y", "model_b": "z", "winner": "tie"}
+    moved = events(
+        write_csv(tmp_path / "moved.csv", [other, *rows], ["model_a", "model_b", "winner"])
+    )
+    assert [e["event_id"] for e in moved[1:]] == [e["event_id"] for e in got]
     assert {e["occurred_at"] for e in got} == {"1970-01-01T00:00:00Z"}
     assert datetime(1970, 1, 1, tzinfo=UTC) == IMPORT_EPOCH
     when = datetime(2024, 5, 1, 12, tzinfo=UTC)

@@ -33,7 +33,7 @@ from arbiter.domain.validation import decode_event
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError, TooManyStalledMsgsError
 
 log = logging.getLogger("arbiter.bus")
 
@@ -168,8 +168,26 @@ class Publisher:
         await self.close()
 
     async def open(self) -> None:
+        self._refusal: APIError | None = None
+        self._refused = asyncio.Event()
+
+        async def on_error(exc: Exception) -> None:
+            # nats-py raises a JetStream refusal of an async publish (a full disk's "insufficient
+            # resources", a stream limit) inside its reply handler, so the refusal reaches only
+            # this callback and the publish's future never resolves. Keep it: :meth:`publish`
+            # fails at once with the server's reason instead of timing out without one.
+            if isinstance(exc, APIError):
+                if self._refusal is not None:
+                    return  # one line per refused batch, not one per message
+                self._refusal = exc
+                self._refused.set()
+            log.warning("nats (arbiter-publisher): %s", exc or type(exc).__name__)
+
         self.nc = await connect(
-            self.url, name="arbiter-publisher", max_reconnect_attempts=self.reconnect_attempts
+            self.url,
+            name="arbiter-publisher",
+            max_reconnect_attempts=self.reconnect_attempts,
+            error_cb=on_error,
         )
         self.js = self.nc.jetstream(publish_async_max_pending=self.max_in_flight)
         await ensure_streams(self.js)
@@ -185,17 +203,39 @@ class Publisher:
         *,
         timeout: float = 30.0,
     ) -> list[PubAck]:
-        """Publish many events and wait for all their acks, in order."""
+        """Publish many events and wait for all their acks, in order.
+
+        Raises the server's :class:`APIError` as soon as JetStream refuses a message (a full
+        disk, a limit), and :class:`TimeoutError` when acks do not come within ``timeout``."""
         assert self.js is not None, "use 'async with Publisher(url)' or call open() first"
+        self._refusal = None
+        self._refused.clear()
         futures = []
-        for event in events:
-            out = event if isinstance(event, Outgoing) else encode_event(event)
-            msg_id = out.msg_id
-            headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-            futures.append(
-                await self.js.publish_async(subject_for(out.type), out.payload, headers=headers)
-            )
-        return list(await asyncio.wait_for(asyncio.gather(*futures), timeout))
+        try:
+            for event in events:
+                if self._refusal is not None:
+                    raise self._refusal
+                out = event if isinstance(event, Outgoing) else encode_event(event)
+                msg_id = out.msg_id
+                headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+                futures.append(
+                    await self.js.publish_async(subject_for(out.type), out.payload, headers=headers)
+                )
+        except TooManyStalledMsgsError:
+            raise self._refusal or TimeoutError("NATS did not acknowledge in time") from None
+        gathered = asyncio.gather(*futures)
+        refused = asyncio.ensure_future(self._refused.wait())
+        done, _ = await asyncio.wait(
+            {gathered, refused}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        refused.cancel()
+        if gathered in done:
+            return list(gathered.result())
+        gathered.add_done_callback(lambda f: f.cancelled() or f.exception())
+        gathered.cancel()
+        if self._refusal is not None:
+            raise self._refusal
+        raise TimeoutError(f"NATS did not acknowledge {len(futures)} message(s) in {timeout} s")
 
     async def publish_one(self, event: Event | Mapping[str, Any] | bytes) -> PubAck:
         """Publish one event and wait for its ack."""

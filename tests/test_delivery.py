@@ -6,6 +6,7 @@ Real nats-server, real PostgreSQL, the real ingest on a thread, the CLI through 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 from pathlib import Path
@@ -208,3 +209,67 @@ async def test_post_events_answers_a_conflict_at_once(database_url: str, nats_ur
     assert same.status_code == 202, same.text
     assert same.json() == {"event_id": first["event_id"], "stream_seq": None, "duplicate": True}
     assert await _stream_count(nats_url) == 1  # only the first publish reached the stream
+
+
+@pytest.fixture
+def full_disk_nats(tmp_path: Path) -> Any:
+    """A nats-server whose JetStream store is a 3 MiB tmpfs (root can mount one here and in
+    CI), and the URL to reach it."""
+    import shutil
+    import subprocess
+    import time
+
+    from arbiter.adapters.embedded import find_free_port, find_nats_server
+
+    store = tmp_path / "js"
+    store.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(store)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    port = find_free_port()
+    server = subprocess.Popen(
+        [str(find_nats_server()), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+        subprocess.run(["umount", str(store)], check=False)
+        shutil.rmtree(store, ignore_errors=True)
+
+
+async def _fill(nats_url: str) -> str:
+    """Publish padded events until JetStream refuses; the refusal's text."""
+    pad = "z" * 4_000
+    async with Publisher(nats_url) as pub:
+        for i in range(1_000):
+            chunk = [raw(battle(f"{i}-{j}", "x", "y", meta={"pad": pad})) for j in range(50)]
+            try:
+                await pub.publish(chunk, timeout=20)
+            except Exception as exc:
+                return str(exc)
+    raise AssertionError("a 3 MiB store never filled")
+
+
+def test_a_publish_on_a_full_disk_says_the_servers_reason(
+    database_url: str, full_disk_nats: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: nats-py raised JetStream's refusal inside its reply handler, the futures never
+    resolved, and the command printed "publishing to NATS failed: " with nothing after it."""
+    import time
+
+    reason = asyncio.run(_fill(full_disk_nats))
+    assert "insufficient resources" in reason
+    monkeypatch.setenv("ARBITER_DATABASE_URL", database_url)
+    monkeypatch.setenv("ARBITER_NATS_URL", full_disk_nats)
+    started = time.monotonic()
+    result = _cli("publish", "--no-wait", json.dumps(battle("late", "x", "y")))
+    assert result.exit_code == 2, result.output
+    assert "the server refused it: insufficient resources" in result.output
+    assert time.monotonic() - started < 20  # at once, not after the ack timeout

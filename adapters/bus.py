@@ -6,12 +6,14 @@
   rejection code, a sentence, and the original bytes: nothing is dropped silently.
 
 Every publish sets ``Nats-Msg-Id`` to ``<event_id>:<content digest>`` (:func:`message_id`: the
-SHA-256 of the event's canonical JSON, the digest the event store keeps per id). JetStream drops
-a message whose id it saw inside its duplicate window (two minutes), so only a resend of the same
-content is dropped there; a reused event id with other content always reaches the ingest, which
-rejects it as ``conflict``. With the bare event id as message id, such a changed resend would be
-swallowed by JetStream and acknowledged as a duplicate, and its content would vanish without a
-word. The event store's idempotent append covers everything outside the window.
+SHA-256 of the bytes sent, which for an event Arbiter encodes is its canonical JSON, the digest
+the event store keeps per id). JetStream drops a message whose id it saw inside its duplicate
+window (two minutes), so only a byte-identical resend is dropped there; a reused event id with
+other content always reaches the ingest, which rejects it as ``conflict``. With the bare event id
+as message id, such a changed resend would be swallowed by JetStream and acknowledged as a
+duplicate, and its content would vanish without a word. The event store's idempotent append
+covers everything outside the window.
+
 Publishing is pipelined (``publish_async`` with bounded in-flight acks): one PubAck round trip per
 message would cap a publisher near 4k messages/s.
 """
@@ -28,8 +30,6 @@ from typing import Any, NamedTuple
 import msgspec
 import nats
 from arbiter.domain.events import Event, canonical_json, type_name
-from arbiter.domain.rejections import Rejection
-from arbiter.domain.validation import decode_event
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
@@ -98,46 +98,42 @@ async def ensure_streams(js: JetStreamContext) -> None:
 
 
 class Outgoing(NamedTuple):
-    """One message ready to publish: its bytes, what it says it is, and its message id."""
+    """One message ready to publish: its bytes, and the id and type it says it has."""
 
     payload: bytes
     event_id: str | None
     type: str | None
-    digest: bytes
-    """SHA-256 of the canonical JSON when the payload is a valid event (so that it equals the
-    digest the event store records), else of the bytes themselves."""
 
     @property
     def msg_id(self) -> str | None:
-        return None if self.event_id is None else message_id(self.event_id, self.digest)
+        if self.event_id is None:
+            return None
+        return message_id(self.event_id, hashlib.sha256(self.payload).digest())
 
 
 def message_id(event_id: str, digest: bytes) -> str:
-    """``Nats-Msg-Id`` of an event: its id and its content digest (see the module docstring)."""
+    """``Nats-Msg-Id`` of an event: its id and the SHA-256 of the bytes sent (for an event
+    Arbiter encodes, its canonical JSON: the digest the event store records). Only a resend of
+    the very same bytes is dropped by JetStream; the same event spelled with other spacing or key
+    order reaches the ingest, which finds the same canonical digest and treats it as the
+    duplicate it is."""
     return f"{event_id}:{digest.hex()}"
 
 
 def encode_event(event: Event | Mapping[str, Any] | bytes) -> Outgoing:
-    """The message to publish for an event, a JSON object, or raw bytes (sent as they are)."""
+    """The message to publish for an event, a JSON object, or raw bytes (sent as they are, even
+    when they are no valid event: the ingest then rejects them with the reason)."""
     if isinstance(event, Mapping):
         event = msgspec.json.encode(event)
     if isinstance(event, bytes):
-        decoded = decode_event(event)
-        if not isinstance(decoded, Rejection):
-            digest = hashlib.sha256(canonical_json(decoded)).digest()
-            return Outgoing(event, decoded.event_id, type_name(decoded), digest)
-        # Not a valid event: it goes out anyway (the ingest rejects it with its reason, and the
-        # rejection stream keeps it); its digest is of the bytes.
-        match = _TYPE.search(event[:2048])
+        type_match = _TYPE.search(event[:2048])
         id_match = _ID.search(event[:4096])
         return Outgoing(
             event,
             id_match.group(1).decode() if id_match else None,
-            match.group(1).decode() if match else None,
-            hashlib.sha256(event).digest(),
+            type_match.group(1).decode() if type_match else None,
         )
-    payload = canonical_json(event)
-    return Outgoing(payload, event.event_id, type_name(event), hashlib.sha256(payload).digest())
+    return Outgoing(canonical_json(event), event.event_id, type_name(event))
 
 
 class Publisher:

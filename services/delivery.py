@@ -12,7 +12,7 @@ So, chunk by chunk:
    id recorded with other content is refused as ``conflict`` at once, whenever the first one
    came. Within the input, a second event with an id already seen is a repeat (same content) or
    a ``conflict`` (other content).
-3. The rest is published (``Nats-Msg-Id`` = id and content digest, so JetStream drops only
+3. The rest is published (``Nats-Msg-Id`` = id and digest of the bytes, so JetStream drops only
    identical resends) and remembered by its stream sequence.
 4. While an ingest is taking events, their verdicts are collected: an id that shows up in the log
    with our digest is *new*; with another digest, a ``conflict`` (another publisher won a race);
@@ -185,28 +185,28 @@ class Delivery:
         chunk, self._chunk = self._chunk, []
         if not chunk:
             return
-        candidates: list[tuple[str, Outgoing]] = []
+        candidates: list[_Sent] = []
+        outgoing: list[Outgoing] = []
         for label, raw in chunk:
             event = decode_event(raw)
             if isinstance(event, Rejection):
                 self._refused(Refusal(label, event.code, event.message))
                 continue
-            out = Outgoing(raw, event.event_id, type_name(event), content_digest(event))
-            candidates.append((label, out))
-        recorded = await self._recorded({o.event_id for _, o in candidates if o.event_id})
-        to_send: list[tuple[str, Outgoing]] = []
-        for label, out in candidates:
-            assert out.event_id is not None
-            in_log = recorded.get(out.event_id)
-            earlier = self._inflight.get(out.event_id)
+            candidates.append(_Sent(label, event.event_id, content_digest(event)))
+            outgoing.append(Outgoing(raw, event.event_id, type_name(event)))
+        recorded = await self._recorded({c.event_id for c in candidates})
+        to_send: list[tuple[_Sent, Outgoing]] = []
+        for sent, out in zip(candidates, outgoing, strict=True):
+            in_log = recorded.get(sent.event_id)
+            earlier = self._inflight.get(sent.event_id)
             if in_log is None and earlier is None:
-                self._inflight[out.event_id] = out.digest
-                to_send.append((label, out))
-            elif out.digest in (in_log, earlier):
+                self._inflight[sent.event_id] = sent.digest
+                to_send.append((sent, out))
+            elif sent.digest in (in_log, earlier):
                 self.report.known += 1
                 self._progress(1)
             else:
-                self._refused(_conflict(label, out.event_id, in_log is not None))
+                self._refused(_conflict(sent.label, sent.event_id, in_log is not None))
         if not to_send:
             return
         assert self._publisher is not None
@@ -216,9 +216,8 @@ class Delivery:
             self._progress(len(acks))
             self._inflight.clear()
             return
-        for (label, out), ack in zip(to_send, acks, strict=True):
-            assert out.event_id is not None
-            self._pending.setdefault(ack.seq, []).append(_Sent(label, out.event_id, out.digest))
+        for (sent, _), ack in zip(to_send, acks, strict=True):
+            self._pending.setdefault(ack.seq, []).append(sent)
         await self._settle(until=MAX_PENDING)
 
     async def _settle(self, until: int) -> None:

@@ -284,11 +284,12 @@ class Bus:
                 (ack,) = await publisher.publish([event], timeout=self.publish_timeout)
         except (TimeoutError, nats.errors.Error) as exc:
             log.warning("publish of %s failed: %r", event.event_id, exc)
+            reason = getattr(exc, "description", None)
+            said = f"NATS refused the event ({reason})" if reason else "NATS did not acknowledge"
             raise ApiError(
                 503,
                 "unavailable",
-                "NATS did not acknowledge the event; retry it "
-                "with the same event_id (retries are deduplicated).",
+                f"{said}; retry it with the same event_id (retries are deduplicated).",
             ) from exc
         return Accepted(event_id=event.event_id, stream_seq=ack.seq, duplicate=bool(ack.duplicate))
 

@@ -264,6 +264,10 @@ def test_a_publish_on_a_full_disk_says_the_servers_reason(
     resolved, and the command printed "publishing to NATS failed: " with nothing after it."""
     import time
 
+    import httpx
+
+    from .helpers import running_api
+
     reason = asyncio.run(_fill(full_disk_nats))
     assert "insufficient resources" in reason
     monkeypatch.setenv("ARBITER_DATABASE_URL", database_url)
@@ -273,3 +277,7 @@ def test_a_publish_on_a_full_disk_says_the_servers_reason(
     assert result.exit_code == 2, result.output
     assert "the server refused it: insufficient resources" in result.output
     assert time.monotonic() - started < 20  # at once, not after the ack timeout
+    with running_api(database_url, full_disk_nats) as base:
+        r = httpx.post(f"{base}/events", content=raw(battle("api", "x", "y")), timeout=30)
+    assert r.status_code == 503, r.text
+    assert "insufficient resources" in r.json()["message"]

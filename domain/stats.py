@@ -105,13 +105,19 @@ def _aggregate(key: str | None, rows: Sequence[TrialRecord]) -> StatsGroup:
 
 def _not_carried(group_by: str, rows: Sequence[TrialRecord]) -> str:
     carried = sorted({key for r in rows for key in r.dimensions})
-    dimensions = ", ".join(f"`{k}`" for k in carried) if carried else "none"
     hint = ""
     if group_by in SEED_GROUP_NAMES:
         hint = f" (`{group_by}` is the seeds' name for `{SEED_GROUP_NAMES[group_by]}`)"
+    choice = (
+        "group by `competitor` or a dimension they carry ("
+        + ", ".join(f"`{k}`" for k in carried)
+        + ")"
+        if carried
+        else "they carry no dimension at all: group by `competitor`"
+    )
     return (
         f"group_by {group_by!r} is a dimension that none of the {len(rows)} trials in scope "
-        f"carries{hint}; group by `competitor` or a dimension they carry ({dimensions})."
+        f"carries{hint}; {choice}."
     )
 
 

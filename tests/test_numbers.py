@@ -22,15 +22,14 @@ from arbiter.domain.experiments import TrialRecord, experiment_results
 from arbiter.domain.rejections import Rejection
 from arbiter.domain.stats import group_stats
 from arbiter.domain.validation import decode_event
-from arbiter.projections import PROJECTIONS
 from arbiter.services.api import create_app
-from arbiter.services.projector import Projector
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
 from .api_events import assert_error, battle, seed, trial
 from .helpers import ingest_all, rejected_messages
+from .test_hostile import project_all
 
 AT = "2025-01-01T00:00:00Z"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -112,15 +111,6 @@ def test_the_largest_values_and_the_bounds_are_accepted() -> None:
 # -- through the real ingest ----------------------------------------------------------------------
 
 
-def project_both(database_url: str) -> None:
-    for name in ("ratings", "results"):
-        projector = Projector(database_url, PROJECTIONS[name])
-        try:
-            projector.catch_up()
-        finally:
-            projector.close()
-
-
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
     async with AsyncTestClient(app=create_app(database_url, None)) as c:
@@ -163,7 +153,7 @@ async def test_huge_metrics_are_refused_by_the_ingest_and_reads_stay_up(
         "seed-name": ("invalid_value", "metrics.wer_score"),
         "cost": ("invalid_value", "metrics.a.cost_usd"),
     }
-    project_both(database_url)
+    project_all(database_url)
     bodies = await assert_reads_answer(client)
     (group,) = bodies["/stats"]["groups"]
     assert (group["count"], group["avg_latency_ms"]) == (1, 100.0)

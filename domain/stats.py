@@ -108,10 +108,11 @@ def _not_carried(group_by: str, rows: Sequence[TrialRecord]) -> str:
     hint = ""
     if group_by in SEED_GROUP_NAMES:
         hint = f" (`{group_by}` is the seeds' name for `{SEED_GROUP_NAMES[group_by]}`)"
+    shown = ", ".join(f"`{k}`" for k in carried[:20])
+    if len(carried) > 20:
+        shown += f" and {len(carried) - 20} more"
     choice = (
-        "group by `competitor` or a dimension they carry ("
-        + ", ".join(f"`{k}`" for k in carried)
-        + ")"
+        f"group by `competitor` or a dimension they carry ({shown})"
         if carried
         else "they carry no dimension at all: group by `competitor`"
     )

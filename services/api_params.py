@@ -52,11 +52,6 @@ class QueryParameterCheck(ReceiveRoutePlugin):
             names = frozenset(p.field_alias for p in model.expected_query_params)
             self._accepted[handler] = (path, names)
 
-    def accepted(self, handler: BaseRouteHandler) -> frozenset[str] | None:
-        """The query parameters ``handler`` takes; ``None`` for a route this check leaves alone."""
-        found = self._accepted.get(handler)
-        return None if found is None else found[1]
-
     async def guard(
         self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None:

@@ -4,8 +4,9 @@ An experiment runs every competitor on the same numbered prompts; each run is a 
 (``trial.completed``). This module turns the trials of one experiment into the read model behind
 ``GET /experiments/{id}/results``. It is pure: the projector, a rebuild and the API all call it with
 the same trials and must get the same answer, whatever order the trials arrive in. To make that
-hold to the last bit, every sum is ``math.fsum`` (exactly rounded, so independent of order) and
-every tie is broken by competitor id.
+hold to the last bit, every sum is ``math.fsum`` (exactly rounded, so independent of order; see
+:mod:`.aggregates`, which also keeps sums and means from overflowing) and every tie is broken by
+competitor id.
 
 The scoring follows the experiments seed (seed 001, "Task 6: Scoring Service"):
 
@@ -33,6 +34,8 @@ from itertools import combinations
 from typing import Literal
 
 from msgspec import Struct, field
+
+from .aggregates import mean, total
 
 COMPLETED = "completed"
 """The ``trial.completed`` status that makes a trial count; every other status counts as failed."""
@@ -186,11 +189,6 @@ class ExperimentResults(Struct, frozen=True, kw_only=True):
 # --- math ----------------------------------------------------------------------------------------
 
 
-def mean(values: Sequence[float]) -> float | None:
-    """Order-independent average (``math.fsum``), ``None`` for no values."""
-    return math.fsum(values) / len(values) if values else None
-
-
 def _clamp01(value: float) -> float:
     return min(max(value, 0.0), 1.0)
 
@@ -304,7 +302,7 @@ def _summarise(competitor: str, trials: Sequence[TrialRecord]) -> CompetitorSumm
         avg_silence_ratio=avg_silence,
         avg_latency_ms=mean(_metric_values(done, "latency_ms")),
         avg_cost_usd=mean(_metric_values(done, "cost_usd")),
-        total_cost_usd=math.fsum(_metric_values(trials, "cost_usd")),
+        total_cost_usd=total(_metric_values(trials, "cost_usd")),
         metrics={name: value for name, value in averages.items() if value is not None},
         avg_score=sum(t.score_sum for t in trials) / votes if votes else None,
         score_votes=votes,
@@ -344,7 +342,9 @@ def head_to_head(trials: Sequence[TrialRecord], competitors: Sequence[str]) -> l
             latencies.setdefault((t.competitor, t.prompt_index), []).append(h2h_latency(t))
     per_prompt: dict[int, dict[str, float]] = {}
     for (competitor, prompt), values in latencies.items():
-        per_prompt.setdefault(prompt, {})[competitor] = math.fsum(values) / len(values)
+        average = mean(values)  # never None: every list holds at least one latency
+        assert average is not None
+        per_prompt.setdefault(prompt, {})[competitor] = average
 
     table: list[HeadToHead] = []
     for a, b in combinations(sorted(set(competitors)), 2):

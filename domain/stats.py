@@ -11,19 +11,19 @@ Two of the seed's SQL accidents are not reproduced: its ``LEFT JOIN`` on ratings
 once per rating and added its cost once per rating, and its ``if row[x] else None`` turned a true
 0 average into ``None``. Here a trial counts once, its cost once, and every score vote once.
 
-Pure: sums are ``math.fsum`` (exactly rounded), so the same rows in any order give the same
-floats, and groups come out in a fixed order.
+Pure: sums are ``math.fsum`` (exactly rounded, and overflow-safe: :mod:`.aggregates`), so the
+same rows in any order give the same floats, and groups come out in a fixed order.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from msgspec import Struct
 
-from .experiments import TrialRecord, mean
+from .aggregates import mean, total
+from .experiments import TrialRecord
 
 COMPETITOR = "competitor"
 """``group_by`` value that groups by competitor (the seed's ``model``) instead of a dimension."""
@@ -34,6 +34,10 @@ OUTPUT_TOKENS = "output_tokens"
 COST = "cost_usd"
 
 StatsOrder = Literal["key", "avg_score"]
+
+SEED_GROUP_NAMES: dict[str, str] = {"model": COMPETITOR, "model_id": COMPETITOR}
+"""``group_by`` values the seeds used for what Arbiter calls ``competitor`` (seed 004 grouped by
+``model``). Not aliases: named in the refusal when no trial carries such a dimension."""
 
 
 class StatsGroup(Struct, frozen=True, kw_only=True):
@@ -81,7 +85,9 @@ def _aggregate(key: str | None, rows: Sequence[TrialRecord]) -> StatsGroup:
     metrics: dict[str, float] = {}
     for name in names:
         values = _values(done, name)
-        metrics[name] = math.fsum(values) / len(values)
+        average = mean(values)
+        if average is not None:
+            metrics[name] = average
     votes = sum(r.score_votes for r in rows)
     return StatsGroup(
         key=key,
@@ -90,10 +96,29 @@ def _aggregate(key: str | None, rows: Sequence[TrialRecord]) -> StatsGroup:
         avg_latency_ms=mean(_values(done, LATENCY)),
         avg_input_tokens=mean(_values(done, INPUT_TOKENS)),
         avg_output_tokens=mean(_values(done, OUTPUT_TOKENS)),
-        total_cost_usd=math.fsum(_values(rows, COST)),
+        total_cost_usd=total(_values(rows, COST)),
         avg_score=sum(r.score_sum for r in rows) / votes if votes else None,
         score_votes=votes,
         metrics=metrics,
+    )
+
+
+def _not_carried(group_by: str, rows: Sequence[TrialRecord]) -> str:
+    carried = sorted({key for r in rows for key in r.dimensions})
+    hint = ""
+    if group_by in SEED_GROUP_NAMES:
+        hint = f" (`{group_by}` is the seeds' name for `{SEED_GROUP_NAMES[group_by]}`)"
+    shown = ", ".join(f"`{k}`" for k in carried[:20])
+    if len(carried) > 20:
+        shown += f" and {len(carried) - 20} more"
+    choice = (
+        f"group by `competitor` or a dimension they carry ({shown})"
+        if carried
+        else "they carry no dimension at all: group by `competitor`"
+    )
+    return (
+        f"group_by {group_by!r} is a dimension that none of the {len(rows)} trials in scope "
+        f"carries{hint}; {choice}."
     )
 
 
@@ -105,8 +130,12 @@ def group_stats(
     ``group_by`` is ``"competitor"`` or any dimension key (``persona``, ``style``,
     ``input_type``, ...); a dimension named "competitor" is therefore not reachable, which is the
     price of one flat parameter. Trials lacking the dimension form one group with key ``None``
-    rather than vanishing, so the counts always add up to the number of trials; an unknown key
-    simply yields that single ``None`` group.
+    rather than vanishing, so the counts always add up to the number of trials.
+
+    A dimension that none of ``rows`` carries is a ValueError naming the dimensions they do carry:
+    grouping by it would answer one ``None`` group holding every trial, which reads as an answer
+    while it is a typo (``group_by=model``) or a key that was never published. With no rows at all
+    there is nothing to check the key against, and nothing to group: the answer is no groups.
 
     Order: by key, the ``None`` group last (``order="key"``, the default and stable for paging);
     or, as the seed's dashboard did, by ``avg_score`` descending with unrated groups last and ties
@@ -119,6 +148,8 @@ def group_stats(
     groups: dict[str | None, list[TrialRecord]] = {}
     for row in rows:
         groups.setdefault(group_key(row, group_by), []).append(row)
+    if list(groups) == [None]:
+        raise ValueError(_not_carried(group_by, groups[None]))
     result = [_aggregate(key, members) for key, members in groups.items()]
     result.sort(key=lambda g: (g.key is None, g.key or ""))
     if order == "avg_score":

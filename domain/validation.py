@@ -24,6 +24,7 @@ from .events import (
     VoteCast,
     type_name,
 )
+from .metrics import first_problem
 from .rejections import Code, Rejection
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -173,7 +174,8 @@ def check_event(event: Event, *, now: datetime | None = None) -> Event | Rejecti
                 **ids,
             )
         for side, values in (event.metrics or {}).items():
-            bad = _non_finite(values, f"metrics.{side}", ids)
+            where = f"metrics.{side}"
+            bad = _non_finite(values, where, ids) or _out_of_range(values, where, ids)
             if bad is not None:
                 return bad
     elif isinstance(event, GameCompleted):
@@ -196,7 +198,11 @@ def check_event(event: Event, *, now: datetime | None = None) -> Event | Rejecti
                     **ids,
                 )
     elif isinstance(event, TrialCompleted):
-        return _non_finite(event.metrics, "metrics", ids) or event
+        return (
+            _non_finite(event.metrics, "metrics", ids)
+            or _out_of_range(event.metrics, "metrics", ids)
+            or event
+        )
     elif isinstance(event, VoteCast):
         return _check_vote(event, ids) or event
     return event
@@ -213,6 +219,18 @@ def _non_finite(values: dict[str, float], where: str, ids: dict[str, str]) -> Re
                 **ids,
             )
     return None
+
+
+def _out_of_range(values: dict[str, float], where: str, ids: dict[str, str]) -> Rejection | None:
+    """A metric outside its range (:mod:`.metrics`): no read model's sums and averages can be
+    broken, or made meaningless, by one absurd value."""
+    found = first_problem(values)
+    if found is None:
+        return None
+    name, reason = found
+    return Rejection(
+        Code.INVALID_VALUE, f"{where}.{name} {reason}.", field=f"{where}.{name}", **ids
+    )
 
 
 def _check_vote(v: VoteCast, ids: dict[str, str]) -> Rejection | None:

@@ -326,7 +326,10 @@ class HealthController(Controller):
     @get(
         "/",
         summary="Liveness and projection lag",
-        responses={503: ResponseSpec(Health, description="The database is unreachable.")},
+        responses={
+            400: _errors()[400],  # an unknown query parameter (api_params)
+            503: ResponseSpec(Health, description="The database is unreachable."),
+        },
         opt={"scope": "none"},  # always open, like /schema
     )
     async def health(
@@ -666,12 +669,15 @@ def create_app(
         SummaryController,
     )
     from .api_evaluations import Evaluations
+    from .api_params import QueryParameterCheck
     from .api_results import BattleController, ExperimentController, GameController, StatsController
 
     reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
     bus = Bus(nats_url, connect_timeout=nats_timeout)
     evaluations = Evaluations.from_env()
     authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
+    openapi_path = "/schema"
+    parameters = QueryParameterCheck(exempt_prefix=openapi_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -700,7 +706,8 @@ def create_app(
             StatsController,
             AdminController,
         ],
-        guards=[authorise],
+        guards=[authorise, parameters.guard],  # keys first, then the query's parameter names
+        plugins=[parameters],
         dependencies={
             "reads": Provide(_reads, sync_to_thread=False),
             "bus": Provide(_bus, sync_to_thread=False),
@@ -715,7 +722,7 @@ def create_app(
             title="Arbiter",
             version="1",
             description="Event-sourced rating engine: leaderboards, histories and the event log.",
-            path="/schema",
+            path=openapi_path,
         ),
     )
 

@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from arbiter.domain.metrics import METRIC_RANGES
 from arbiter.evals.extra import EXTRA_HINT, missing_modules
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
@@ -491,7 +492,9 @@ class _UploadOperation(Operation):
                 ),
                 "competitor": text("Competitor id (1-128 characters)."),
                 "reference": text("What the clip should say: enables WER/CER (Whisper)."),
-                "latency_ms": text("Latency in ms (a composite component).", OpenAPIType.NUMBER),
+                "latency_ms": text(
+                    "Latency in ms, 0 to 86,400,000 (a composite component).", OpenAPIType.NUMBER
+                ),
                 "semascore": text(
                     "Semantic score 0..1 (a composite component).", OpenAPIType.NUMBER
                 ),
@@ -572,7 +575,7 @@ class EvaluationController(Controller):
         competitor = _text(form, "competitor", required=True)
         assert competitor is not None
         reference = _text(form, "reference", max_length=MAX_REFERENCE_CHARS)
-        latency_ms = _number(form, "latency_ms", 0.0)
+        latency_ms = _number(form, "latency_ms", 0.0, METRIC_RANGES["latency_ms"].high)
         semascore = _number(form, "semascore", 0.0, 1.0)
         arena = _text(form, "arena") or "default"
         category = _text(form, "category")

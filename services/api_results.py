@@ -197,7 +197,8 @@ class StatsController(Controller):
             QueryParameter(
                 min_length=1,
                 max_length=128,
-                description="`competitor` or any dimension key (persona, style, input_type...).",
+                description="`competitor` or a dimension key some trial in scope carries "
+                "(persona, style, input_type...); any other is a 400 naming those they carry.",
             ),
         ] = "competitor",
         order: Annotated[
@@ -213,7 +214,8 @@ class StatsController(Controller):
         """Per group of trials (voided ones excluded): count, failures, average latency and
         tokens (completed trials), total cost, average score vote and votes, every metric's
         average. Trials without the dimension form the group with key null (listed last when
-        ordered by key)."""
+        ordered by key); a dimension no trial in scope carries is a 400 (with no trial in scope,
+        any ``group_by`` answers no groups)."""
         return await q.stats(
             reads,
             group_by=group_by,

@@ -222,7 +222,7 @@ READS = (
     "/competitors",
     "/competitors/alpha",
     "/competitors/alpha/history",
-    "/head-to-head?a=alpha&b=beta",
+    "/head-to-head?competitor=alpha",  # once `?a=alpha&b=beta`, which the API ignored
     "/battles",
     "/games",
     "/summary",

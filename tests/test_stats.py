@@ -96,9 +96,14 @@ def test_group_by_dimension_with_missing_values() -> None:
     assert style[None].count == 2
 
 
-def test_unknown_dimension_is_one_null_group() -> None:
-    (only,) = group_stats(ROWS, "input_type")
-    assert (only.key, only.count, only.failures) == (None, 4, 1)
+def test_a_dimension_no_trial_carries_is_refused() -> None:
+    # It once answered one null group holding every trial, which read like an answer (issue 11).
+    with pytest.raises(ValueError, match=r"'input_type'.*4 trials.*`persona`, `style`"):
+        group_stats(ROWS, "input_type")
+    with pytest.raises(ValueError, match="`model` is the seeds' name for `competitor`"):
+        group_stats(ROWS, "model")
+    # Nothing in scope: nothing to check the key against, and nothing to group.
+    assert group_stats([], "input_type") == []
 
 
 def test_order_by_avg_score() -> None:
@@ -161,6 +166,10 @@ _rows = st.lists(
 def test_stats_invariant_under_permutation(rows: list[TrialRecord], group_by: str, rnd) -> None:
     shuffled = list(rows)
     rnd.shuffle(shuffled)
+    if rows and group_by != "competitor" and not any(group_by in r.dimensions for r in rows):
+        with pytest.raises(ValueError, match="group_by"):
+            group_stats(shuffled, group_by)
+        return
     groups = group_stats(rows, group_by)
     assert group_stats(shuffled, group_by) == groups
     assert sum(g.count for g in groups) == len(rows)

@@ -113,8 +113,8 @@ class Up:
 
 
 @contextmanager
-def running_up(home: Path, **env: str) -> Iterator[Up]:
-    up = Up(home, find_free_port(), find_free_port(), **env).start()
+def running_up(home: Path, nats_port: int | None = None, **env: str) -> Iterator[Up]:
+    up = Up(home, find_free_port(), nats_port or find_free_port(), **env).start()
     children: list[psutil.Process] = []
     try:
         up.wait_healthy()
@@ -211,6 +211,33 @@ def test_one_up_owns_its_home(tmp_path: Path) -> None:
     assert not (home / "runtime.json").exists()
 
 
+def test_a_command_holding_the_home_is_named_and_left_alone(tmp_path: Path) -> None:
+    """While another process holds the home (a command running on its own embedded servers),
+    neither a command nor ``up`` starts servers there: each exits 2 naming the holder."""
+    home = tmp_path / "home"
+    env = _env(home)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, json, os, sys, time\n"
+         "os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)\n"
+         "f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+         "f.write(json.dumps({'pid': os.getpid(), 'command': 'arbiter import'})); f.flush()\n"
+         "print('held', flush=True); time.sleep(60)", str(home / "lock")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        for args in (["leaderboard"], ["up", "--port", str(find_free_port()), "--nats-port",
+                                        str(find_free_port())]):  # fmt: skip
+            result = _cli(*args, env=env)
+            said = " ".join(result.stderr.split())
+            assert result.returncode == 2, result.stdout + said
+            assert f"`arbiter import` (pid {holder.pid})" in said, said
+        assert not (home / "pg").exists() and not (home / "nats").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 # -- supervision --------------------------------------------------------------------------------
 
 
@@ -301,8 +328,10 @@ def test_killed_up_redelivers_promptly_and_health_shows_the_wait(tmp_path: Path)
             up.stop()
         raise
 
-    # Restarted; its ingest holds each batch 3 s, so /health can watch the redeliveries.
-    with running_up(home, ARBITER_FAULT_SLEEP_BEFORE_ACK="3") as again:
+    # Restarted on the same NATS port, which the killed up's orphaned nats-server still holds
+    # (the new up stops it first); its ingest holds each batch 3 s, so /health can watch.
+    with running_up(home, up.nats_port, ARBITER_FAULT_SLEEP_BEFORE_ACK="3") as again:
+        assert again.runtime()["nats_url"] == nats_url
         restarted = time.monotonic()
         database_url = again.runtime()["database_url"]
         views: list[dict[str, Any]] = []

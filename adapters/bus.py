@@ -236,3 +236,37 @@ class Publisher:
     async def publish_one(self, event: Event | Mapping[str, Any] | bytes) -> PubAck:
         """Publish one event and wait for its ack."""
         return (await self.publish([event]))[0]
+
+
+class IngestBacklog(msgspec.Struct, omit_defaults=True):
+    """What waits in NATS for the ingest (its durable consumer): events not in the log yet.
+
+    ``pending`` counts them all: not yet delivered plus delivered and not acknowledged
+    (``ack_pending``: being appended, waiting for their target, or held by an ingest that died
+    and due for redelivery). ``redelivered``: of those unacknowledged, how many were delivered
+    more than once. Before any ingest has made the consumer, every message in the stream waits.
+    """
+
+    pending: int
+    ack_pending: int
+    redelivered: int
+    error: str | None = None
+
+
+async def ingest_backlog(js: JetStreamContext, timeout: float) -> IngestBacklog:
+    """The ingest consumer's backlog (:class:`IngestBacklog`); one JetStream API request."""
+    try:
+        info = await js.consumer_info(STREAM, INGEST_DURABLE, timeout=timeout)
+    except NotFoundError:
+        try:
+            stream = await js.stream_info(STREAM)
+        except NotFoundError:
+            return IngestBacklog(0, 0, 0, f"no stream {STREAM} yet: nothing was published")
+        waiting = int(stream.state.messages)
+        return IngestBacklog(
+            waiting, 0, 0, f"no consumer {INGEST_DURABLE} yet: no ingest has run on {STREAM}"
+        )
+    ack_pending = int(info.num_ack_pending or 0)
+    return IngestBacklog(
+        int(info.num_pending or 0) + ack_pending, ack_pending, int(info.num_redelivered or 0)
+    )

@@ -64,6 +64,7 @@ __all__ = [
     "EmbeddedNats",
     "EmbeddedPostgres",
     "EmbeddedServers",
+    "PortTaken",
     "find_free_port",
     "find_nats_server",
 ]
@@ -89,6 +90,14 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9/._+-]+")
 
 class EmbeddedError(RuntimeError):
     """An embedded server could not be started or stopped; the message includes its log tail."""
+
+
+class PortTaken(EmbeddedError):
+    """nats-server could not listen on the port it was given (another process holds it)."""
+
+    def __init__(self, message: str, port: int) -> None:
+        super().__init__(message)
+        self.port = port
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:
@@ -230,6 +239,14 @@ class _ServerProcess(_Started):
         """Whether the server we started is running."""
         return self.pid is not None
 
+    def exited(self) -> tuple[int, int] | None:
+        """``(pid, exit status)`` when the server we started has died on its own (killed,
+        crashed) and ``stop()`` has not been called since: what a supervisor restarts."""
+        proc = self._proc
+        if proc is None or proc.poll() is None:
+            return None
+        return proc.pid, proc.returncode
+
 
 class EmbeddedPostgres(_ServerProcess):
     """A PostgreSQL server on ``data_dir``, started and stopped by this object.
@@ -303,7 +320,7 @@ class EmbeddedPostgres(_ServerProcess):
             if proc.poll() is None:
                 for sig, wait in (
                     (signal.SIGINT, timeout),
-                    (signal.SIGQUIT, 10.0),
+                    (signal.SIGQUIT, min(10.0, timeout)),
                     (signal.SIGKILL, 10.0),
                 ):
                     with contextlib.suppress(ProcessLookupError):
@@ -603,6 +620,7 @@ class EmbeddedNats(_ServerProcess):
         self.url: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.RLock()
+        self._stop_requested = False
 
     # -- public -----------------------------------------------------------------------------
 
@@ -615,6 +633,7 @@ class EmbeddedNats(_ServerProcess):
         with self._lock:
             if self._proc is not None and self._proc.poll() is None and self.url is not None:
                 return self.url
+            self._stop_requested = False
             self.store_dir.mkdir(parents=True, exist_ok=True)
             self._stop_orphan()
             attempts = 1 if self.port is not None else 5
@@ -624,9 +643,10 @@ class EmbeddedNats(_ServerProcess):
                     self._launch(port, timeout)
                 except _PortTaken:
                     if attempt == attempts - 1:
-                        raise EmbeddedError(
+                        raise PortTaken(
                             f"nats-server could not bind 127.0.0.1:{port}\n"
-                            f"--- {self.log_file} ---\n{_log_tail(self.log_file)}"
+                            f"--- {self.log_file} ---\n{_log_tail(self.log_file)}",
+                            port,
                         ) from None
                     continue
                 self.port = port
@@ -637,8 +657,10 @@ class EmbeddedNats(_ServerProcess):
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM (nats-server shuts down cleanly, flushing JetStream), SIGKILL on timeout.
 
-        Idempotent; safe to call from a signal handler.
+        Idempotent; safe to call from a signal handler, and from another thread while
+        ``start()`` waits for the server (the wait gives up at once).
         """
+        self._stop_requested = True
         with self._lock:
             proc, self._proc = self._proc, None
             self.url = None
@@ -709,6 +731,8 @@ class EmbeddedNats(_ServerProcess):
         deadline = time.monotonic() + timeout
         ps = psutil.Process(proc.pid)
         while True:
+            if self._stop_requested:
+                raise EmbeddedError("stop() was called while nats-server was starting")
             if proc.poll() is not None:
                 with open(self.log_file, "rb") as f:
                     f.seek(log_start)
@@ -815,9 +839,12 @@ class EmbeddedServers(_Started):
             raise
         return database_url, nats_url
 
-    def stop(self) -> None:
-        """Stop both (NATS first: consumers stop receiving before the log goes away)."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop both (NATS first: consumers stop receiving before the log goes away).
+        ``timeout`` bounds each server's graceful stop before it is killed (``arbiter up``
+        must be gone within seconds of Ctrl-C); unset, each waits as long as it usually needs."""
+        bound: dict[str, float] = {} if timeout is None else {"timeout": timeout}
         try:
-            self.nats.stop()
+            self.nats.stop(**bound)
         finally:
-            self.postgres.stop()
+            self.postgres.stop(**bound)

@@ -25,7 +25,7 @@ import msgspec
 import nats.errors
 import psycopg
 import uvicorn
-from arbiter.adapters.bus import Publisher, ensure_streams
+from arbiter.adapters.bus import IngestBacklog, Publisher, ensure_streams, ingest_backlog
 from arbiter.domain.events import (
     EVENT_TYPES,
     TYPE_NAMES,
@@ -36,7 +36,7 @@ from arbiter.domain.events import (
 )
 from arbiter.domain.rejections import Code, Rejection
 from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
-from litestar import Controller, Litestar, Request, Response, get, post
+from litestar import Controller, HttpMethod, Litestar, Request, Response, get, post, route
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
@@ -293,16 +293,21 @@ class Bus:
             ) from exc
         return Accepted(event_id=event.event_id, stream_seq=ack.seq, duplicate=bool(ack.duplicate))
 
-    async def health(self) -> ComponentHealth:
+    async def health(self) -> tuple[ComponentHealth, IngestBacklog | None]:
+        """NATS's health and, when it answers, what waits in it for the ingest."""
         try:
             publisher = await self.publisher()
-            assert publisher.nc is not None
+            assert publisher.nc is not None and publisher.js is not None
             await publisher.nc.flush(timeout=HEALTH_TIMEOUT)
         except ApiError as exc:
-            return ComponentHealth(ok=False, error=exc.body.message)
+            return ComponentHealth(ok=False, error=exc.body.message), None
         except Exception as exc:  # reported, not raised
-            return ComponentHealth(ok=False, error=f"NATS did not answer a ping: {exc!r}")
-        return ComponentHealth(ok=True)
+            return ComponentHealth(ok=False, error=f"NATS did not answer a ping: {exc!r}"), None
+        try:
+            backlog = await ingest_backlog(publisher.js, HEALTH_TIMEOUT)
+        except Exception as exc:  # reported, not raised
+            return ComponentHealth(ok=False, error=f"JetStream did not answer: {exc!r}"), None
+        return ComponentHealth(ok=True), backlog
 
     async def close(self) -> None:
         if self._publisher is not None:
@@ -323,9 +328,10 @@ class HealthController(Controller):
     path = "/health"
     tags = ["health"]  # noqa: RUF012 - Litestar layer attribute
 
-    @get(
+    @route(
         "/",
-        summary="Liveness and projection lag",
+        http_method=[HttpMethod.GET, HttpMethod.HEAD],  # HEAD: a probe's status and headers
+        summary="Liveness, projection lag and the ingest's backlog in NATS",
         responses={
             400: _errors()[400],  # an unknown query parameter (api_params)
             503: ResponseSpec(Health, description="The database is unreachable."),
@@ -336,7 +342,11 @@ class HealthController(Controller):
         self, reads: NamedDependency[ReadStore], bus: NamedDependency[Bus]
     ) -> Response[Health]:
         """200 while the database answers (``status`` is ``degraded`` if NATS does not);
-        503 when it does not. ``lag_events`` is the log head minus the projection's position."""
+        503 when it does not. ``lag_events`` is the log head minus the projection's position;
+        events still in NATS are in ``ingest`` (``pending``: not yet in the log, of which
+        ``ack_pending`` delivered and unacknowledged, ``redelivered`` delivered again), so a
+        lag of 0 with ``ingest.pending`` 0 means everything published is folded. HEAD answers
+        the same status and headers without the body (the server drops it)."""
         database = ComponentHealth(ok=True)
         projections: list[ProjectionHealth] = []
         try:
@@ -355,9 +365,9 @@ class HealthController(Controller):
             ]
         except psycopg.Error as exc:
             database = ComponentHealth(ok=False, error=_first_line(exc))
-        nats_health = await bus.health()
+        nats_health, backlog = await bus.health()
         status = "ok" if database.ok and nats_health.ok else "degraded"
-        body = Health(status, database, nats_health, projections)
+        body = Health(status, database, nats_health, projections, backlog)
         return Response(body, status_code=200 if database.ok else 503)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from arbiter.adapters.bus import IngestBacklog
 from arbiter.domain.events import Event
 from litestar.openapi import ResponseSpec
 from msgspec import Struct, field
@@ -86,6 +87,9 @@ class Health(Struct):
     database: ComponentHealth
     nats: ComponentHealth
     projections: list[ProjectionHealth]
+    ingest: IngestBacklog | None = None
+    """Events waiting in NATS, not in the log yet (``lag_events`` counts only the log's);
+    null while NATS does not answer."""
 
 
 # -- ratings ------------------------------------------------------------------------------------

@@ -51,13 +51,16 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 @contextmanager
-def _servers(owner: bool = False) -> Iterator[Any]:
-    """The servers to use; failing to start or reach them is a configuration error (exit 2)."""
-    from arbiter.services.runtime import servers
+def _servers(owner: bool = False, **up_options: Any) -> Iterator[Any]:
+    """The servers to use; failing to start or reach them is a configuration error (exit 2).
+    ``owner`` and ``up_options``: see :func:`arbiter.services.runtime.servers`."""
+    from arbiter.services.runtime import RuntimeRefusal, servers
 
-    ctx = servers(owner=owner)
+    ctx = servers(owner=owner, **up_options)
     try:
         runtime = ctx.__enter__()
+    except RuntimeRefusal as exc:
+        raise _fail(str(exc)) from exc
     except Exception as exc:
         raise _fail(f"cannot start or reach the servers: {exc}") from exc
     try:
@@ -95,13 +98,21 @@ def _logging(verbose: bool) -> None:
 def up(
     host: Annotated[str, typer.Option(help="API bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    nats_port: Annotated[
+        int, typer.Option(help="Port of the embedded NATS (127.0.0.1), the same on every run.")
+    ] = 4222,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run migrations, ingest, projector and API together (embedded servers by default)."""
-    from arbiter.services.up import run_up
+    from arbiter.services.up import check_port, run_up, stop_on_signals
 
     _logging(verbose)
-    with _servers(owner=True) as runtime:
+    with (
+        stop_on_signals(),
+        _servers(
+            owner=True, nats_port=nats_port, preflight=lambda: check_port(host, port)
+        ) as runtime,
+    ):
         run_up(runtime, host, port, console.print)
     console.print("stopped")
 

@@ -1,21 +1,27 @@
 """``arbiter health``: the service health check for scripts and container orchestrators.
 
 It asks what ``GET /health`` answers, without needing the API: PostgreSQL reachable, NATS
-reachable (with JetStream and the ``ARBITER`` stream), and each projection's position, lag behind
-the log and quarantined events. Exit 0 when healthy, 1 when something is down or a projection
-lags more than ``--max-lag`` events, 2 when the configuration is wrong (as every command). It never
-starts embedded servers: with nothing configured and no ``arbiter up`` running it reports that
-(exit 1).
+reachable (with JetStream and the ``ARBITER`` stream), the events waiting in NATS for the ingest
+(pending, of which unacknowledged and redelivered: a crashed ingest's deliveries are there until
+redelivered), and each projection's position, lag behind the log and quarantined events. A
+projection's lag is never printed alone while events wait in NATS: those are not in the log yet,
+so "lag 0" would hide them; ``--max-lag`` counts them too. Exit 0 when healthy, 1 when
+something is down or a projection lags more than ``--max-lag`` events, 2 when the configuration
+is wrong (as every command). It never starts embedded servers: with nothing configured and no
+``arbiter up`` running it reports that (exit 1).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import psycopg
 import typer
 from psycopg import sql
+
+if TYPE_CHECKING:
+    from arbiter.adapters.bus import IngestBacklog
 
 NATS_TIMEOUT = 3.0
 
@@ -54,16 +60,26 @@ def health_command(
                 quarantined = _quarantined(conn, spec.schema)
                 pos = int(position[0]) if position else 0
                 rows.append((spec.name, pos, head - pos, quarantined))
-                if max_lag is not None and head - pos > max_lag:
-                    problems.append(f"{spec.name} lags {head - pos} events (max {max_lag})")
     except psycopg.Error as exc:
         problems.append(f"PostgreSQL: {str(exc).strip().splitlines()[0]}")
+    waiting = 0
     if not skip_nats:
-        error = asyncio.run(_nats_problem(nats_url))
+        error, backlog = asyncio.run(_nats_problem(nats_url))
         if error:
             problems.append(f"NATS: {error}")
+        if backlog is not None:
+            waiting = backlog.pending
+            console.print(
+                f"ingest: {backlog.pending} waiting in NATS ({backlog.ack_pending} "
+                f"unacknowledged, {backlog.redelivered} redelivered)"
+                + (f"; {backlog.error}" if backlog.error else ""),
+                markup=False,
+            )
+    in_nats = f" (+{waiting} waiting in NATS)" if waiting else ""
     for name, pos, lag, quarantined in rows:
-        console.print(f"{name}: position {pos}, lag {lag}, quarantined {quarantined}")
+        console.print(f"{name}: position {pos}, lag {lag}{in_nats}, quarantined {quarantined}")
+        if max_lag is not None and lag + waiting > max_lag:
+            problems.append(f"{name} lags {lag + waiting} events{in_nats} (max {max_lag})")
     if problems:
         for problem in problems:
             err.print(f"unhealthy: {problem}", markup=False)
@@ -81,20 +97,22 @@ def _quarantined(conn: psycopg.Connection[Any], schema: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def _nats_problem(url: str) -> str | None:
+async def _nats_problem(url: str) -> tuple[str | None, IngestBacklog | None]:
+    """What is wrong with NATS (or None), and the ingest's backlog when it answers."""
     import nats
-    from arbiter.adapters.bus import STREAM
+    from arbiter.adapters.bus import STREAM, ingest_backlog
 
     try:
         nc = await nats.connect(
             url, allow_reconnect=False, max_reconnect_attempts=1, connect_timeout=NATS_TIMEOUT
         )
     except Exception as exc:
-        return str(exc) or type(exc).__name__
+        return str(exc) or type(exc).__name__, None
     try:
-        await nc.jetstream().stream_info(STREAM)
+        js = nc.jetstream()
+        await js.stream_info(STREAM)
+        return None, await ingest_backlog(js, NATS_TIMEOUT)
     except Exception as exc:
-        return f"stream {STREAM}: {exc or type(exc).__name__}"
+        return f"stream {STREAM}: {exc or type(exc).__name__}", None
     finally:
         await nc.close()
-    return None

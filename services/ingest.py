@@ -18,6 +18,17 @@ negatively acknowledged so that the next ingest gets it at once rather than afte
 A vote or a void whose target is not in the log yet is not acked but negatively acknowledged
 with a growing delay, so JetStream redelivers it; after ``target_attempts`` deliveries it is
 rejected ``unknown_target``.
+
+After a crash nothing waits hidden: the consumer's ``ack_wait`` is short (:data:`ACK_WAIT`), so
+the deliveries a killed ingest held (the batch it was appending, and the one it had fetched
+meanwhile) are redelivered seconds later, not a minute later. A short ``ack_wait`` alone would
+also redeliver a batch that a live ingest is merely slow with (a slow append, PostgreSQL
+restarting), to itself or to a second ingest; so every batch held longer than
+:data:`PROGRESS_EVERY` gets a progress ack (``in_progress``) for each message, repeated while it
+is held. Those are fire-and-forget publishes sent only for slow batches, never on the fast path.
+A consumer reset on start was the other way: it cannot tell a dead ingest's deliveries from a
+live second ingest's, and NATS has no "redeliver now" for another client's deliveries.
+``/health`` and ``arbiter health`` report the consumer's pending and redelivered counts.
 """
 
 from __future__ import annotations
@@ -52,6 +63,10 @@ from nats.js.errors import FetchTimeoutError
 log = logging.getLogger("arbiter.ingest")
 
 DEFAULT_BATCH = 1_000
+ACK_WAIT = 5.0
+"""Seconds JetStream waits for an ack before it redelivers: how long a dead ingest's batch hides."""
+PROGRESS_EVERY = 1.5
+"""A batch held this long gets progress acks, this often, so a live ingest keeps it (< ACK_WAIT)."""
 DEFAULT_TARGET_ATTEMPTS = 6
 DEFAULT_TARGET_DELAY = 0.5
 """A vote or void whose target is missing is redelivered after 0.5, 1, 2, 4 and 8 s (JetStream
@@ -103,25 +118,30 @@ class Ingest:
         )
         self.stats = IngestStats()
         self.log: EventLog | None = None
+        self._held: dict[int, tuple[float, list[Msg]]] = {}
+        """Fetched batches not yet settled, by id, with the time they were fetched."""
 
     async def run(self, stop: asyncio.Event) -> None:
         nc = await connect(self.nats_url, name="arbiter-ingest")
         js = nc.jetstream()
         await ensure_streams(js)
         self.log = await asyncio.to_thread(EventLog, self.database_url)
-        sub = await js.pull_subscribe(
-            f"{SUBJECT_PREFIX}.>",
-            durable=INGEST_DURABLE,
-            stream=STREAM,
-            config=ConsumerConfig(
-                durable_name=INGEST_DURABLE,
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=60,
-                max_ack_pending=50_000,
-                max_deliver=-1,
-            ),
+        config = ConsumerConfig(
+            durable_name=INGEST_DURABLE,
+            filter_subject=f"{SUBJECT_PREFIX}.>",
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ACK_WAIT,
+            max_ack_pending=50_000,
+            max_deliver=-1,
         )
+        # Create, or update a consumer an older version made (binding alone keeps its config,
+        # and with it a 60 s ack_wait).
+        await js.add_consumer(STREAM, config)
+        sub = await js.pull_subscribe(
+            f"{SUBJECT_PREFIX}.>", durable=INGEST_DURABLE, stream=STREAM, config=config
+        )
+        keep_alive = asyncio.ensure_future(self._keep_alive())
         # The next batch is fetched while this one is appended and acked: the append waits on
         # PostgreSQL in a thread, and the event loop meanwhile takes in the next messages.
         # Appends stay strictly in turn, so the log keeps the order in which batches arrive.
@@ -136,8 +156,10 @@ class Ingest:
                 fetching = asyncio.ensure_future(self._fetch(sub))
                 if msgs:
                     await self.handle(js, msgs, stop)
+                    self._held.pop(id(msgs), None)
             await self._put_back(nc, sub)
         finally:
+            keep_alive.cancel()
             if not fetching.done():
                 fetching.cancel()
                 with contextlib.suppress(BaseException):
@@ -192,9 +214,22 @@ class Ingest:
     async def _fetch(self, sub: object) -> list[Msg]:
         """The next batch, or nothing after half a second without messages."""
         try:
-            return await sub.fetch(self.batch_size, timeout=0.5)  # type: ignore[attr-defined, no-any-return]
+            msgs: list[Msg] = await sub.fetch(self.batch_size, timeout=0.5)  # type: ignore[attr-defined]
         except (FetchTimeoutError, TimeoutError):
             return []
+        self._held[id(msgs)] = (time.monotonic(), msgs)
+        return msgs
+
+    async def _keep_alive(self) -> None:
+        """Progress-ack every batch held longer than :data:`PROGRESS_EVERY` (module docstring)."""
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY)
+            now = time.monotonic()
+            for fetched, msgs in list(self._held.values()):
+                if now - fetched >= PROGRESS_EVERY:
+                    for msg in msgs:
+                        with contextlib.suppress(Exception):
+                            await msg.in_progress()
 
     @staticmethod
     async def _nak(msgs: list[Msg]) -> None:

@@ -26,7 +26,8 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBITER_")}
     env["ARBITER_HOME"] = str(tmp_path / "home")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "arbiter.services.cli", "up", "--port", str(port)],
+        [sys.executable, "-m", "arbiter.services.cli", "up", "--port", str(port),
+         "--nats-port", str(find_free_port())],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     children: list[psutil.Process] = []

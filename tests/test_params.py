@@ -75,6 +75,9 @@ async def test_an_unknown_parameter_is_refused_on_every_route(
 ) -> None:
     url = re.sub(r"\{\w+\}", "x", path)
     response = await open_client.request(method, url, params={UNKNOWN: "1"})
+    if method == "HEAD":  # the status of the GET, no body
+        assert response.status_code == 400 and not response.content
+        return
     body = assert_error(response, 400, "bad_parameter")
     assert body["field"] == UNKNOWN
     assert f"`{UNKNOWN}` is not accepted by {method} {path};" in body["message"], body

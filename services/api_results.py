@@ -17,14 +17,15 @@ left out of every count, average and ranking.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from . import api_results_queries as q
 from .api import Limit, Offset, _errors
+from .api_privacy import viewer_of
 from .api_results_models import (
     BattleDetail,
     BattlePage,
@@ -191,6 +192,7 @@ class StatsController(Controller):
     @get("/", summary="Trial statistics, grouped", responses=_errors(400, 503))
     async def stats(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[ReadStore],
         group_by: Annotated[
             str,
@@ -213,7 +215,8 @@ class StatsController(Controller):
         """Per group of trials (voided ones excluded): count, failures, average latency and
         tokens (completed trials), total cost, average score vote and votes, every metric's
         average. Trials without the dimension form the group with key null (listed last when
-        ordered by key)."""
+        ordered by key). While keys are enforced, only the trials of experiments the caller may
+        read count (an experiment it may not read looks like one with no trials)."""
         return await q.stats(
             reads,
             group_by=group_by,
@@ -223,4 +226,5 @@ class StatsController(Controller):
             experiment_id=experiment_id,
             limit=limit,
             offset=offset,
+            viewer=viewer_of(request),
         )

@@ -127,7 +127,8 @@ def events(draw: Any) -> list[Event]:
 def _reset(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE arbiter_events, arbiter_event_ids, arbiter_competitors, arbiter_arenas"
+            "TRUNCATE arbiter_events, arbiter_event_ids, arbiter_competitors, arbiter_arenas, "
+            "arbiter_owners"
         )
         conn.execute("ALTER SEQUENCE arbiter_events_notification_id_seq RESTART")
         for table in (

@@ -19,12 +19,13 @@ What we change, and why (see ../shared/reference/eventsourcing-and-nats.md):
   resend with the same content is a no-op, the same id with other content is a ``conflict``.
 * State is msgpack (msgspec), decoded straight into the typed wire structs: no dict round trip on
   the projector's and the audit's hot path.
-* ``arbiter_owners`` maps each owned thing (``experiment:<id>``, ``trial:<id>``, ``arena:<name>``,
-  and key-published ``battle:<id>`` / ``game:<id>``) to the ``source`` of the event that created
-  it, written in the append's transaction; with the events a void names (read from the log) and
-  the admin keys among the batch's writers (``public.arbiter_api_keys``, same database), it is
-  what :func:`arbiter.domain.decisions.decide` needs to rule ``not_owner`` under the lock. The
-  table is filled from the log when it is first created, so an older log gets its owners too.
+* ``arbiter_owners`` maps each shared thing (``experiment:<id>``, ``trial:<id>``,
+  ``arena:<name>``) to the ``source`` of the event that created it, written in the append's
+  transaction. With the events voids name (read from the log: a battle, game or vote is owned
+  by its own ``source``) and the admin keys among the batch's writers (``public.arbiter_api_keys``,
+  same database), it is what :func:`arbiter.domain.decisions.decide` needs to rule ``not_owner``
+  under the lock. The table is filled from the log when it is first created, so an older log
+  gets its owners too.
 """
 
 from __future__ import annotations
@@ -276,7 +277,8 @@ class ArbiterRecorder(PostgresApplicationRecorder):
         return outcome
 
     def _facts(self, curs: Any, needed: Needed) -> Facts:
-        """Look up, in four queries, everything :func:`decide` needs about a batch."""
+        """Look up, in four queries (three more with owners), everything :func:`decide` needs
+        about a batch."""
         facts = Facts()
         curs.execute(
             SQL("SELECT event_id, digest, type FROM {} WHERE event_id = ANY(%s)").format(
@@ -338,7 +340,7 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 (list(things),),
             )
             facts.owners = {r["thing"]: r["owner"] for r in curs.fetchall()}
-        if needed.writers:
+        if needed.writers and (things or needed.targets):  # else no write can be refused
             curs.execute(keys.ADMINS_AMONG, (list(needed.writers),))
             facts.admins = {f"key:{r['key_id']}" for r in curs.fetchall()}
 

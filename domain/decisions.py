@@ -24,17 +24,18 @@ Decisions recorded here (DESIGN.md is silent on them):
   ``invalid_target``.
 
 Ownership (``not_owner``). A thing belongs to the ``source`` of the event that created it, when
-that source is an API key (``key:<key_id>``): an experiment to its first trial's, a battle or a
-game to its own event's, an arena to its first ``arena.configured``'s (:func:`thing_of` names
-the thing each event is about; :func:`own` records owners as events are accepted). A thing
-created without a key source (NATS, or before any key) belongs to nobody. A write about a thing
-that a key owns, namely a trial into its experiment, a score vote on one of its trials, an
-``arena.configured`` of its arena, or a void of its results or of the votes about them, is
-accepted only from that key, from a key with the ``admin`` scope, or from whoever published the
-voided event itself (one may always take back one's own result or vote). Pairwise votes on a
-battle stay open to every voter. A writer whose ``source`` is not a key is the trusted path
-(NATS credentials are full trust, and the API stamps ``key:<id>`` on everything it publishes
-while keys are enforced), so ownership is not checked for it. This is ruled here, under the
+that source is an API key (``key:<key_id>``): an experiment (with its trials and the score votes
+on them) to its first trial's, an arena to its first ``arena.configured``'s, a battle, a game or
+a pairwise vote to its own event's (:func:`thing_of` names the experiment or arena an event is
+about; :func:`own` records their owners as events are accepted). A thing created without a key
+source (NATS, or before any key) belongs to nobody. A write about a thing that a key owns, namely
+a trial into its experiment, a score vote on one of its trials, an ``arena.configured`` of its
+arena, or a void of any of its results or votes, is accepted only from that key, from a key with
+the ``admin`` scope, or from whoever published the voided event itself (one may always take back
+one's own result or vote). Pairwise votes on a battle stay open to every voter. A writer whose
+``source`` is not a key is the trusted path (NATS credentials are full trust, and the API stamps
+``key:<id>`` on everything it publishes while keys are enforced), so ownership is not checked
+for it. This is ruled here, under the
 store's lock and from the log, never from a read model that may lag: a second key that
 publishes right after the owner's first trial is refused every time.
 """
@@ -118,20 +119,15 @@ class CompetitorFacts:
 
 
 def thing_of(event: Event) -> str | None:
-    """The owned thing an event creates or writes about (``experiment:``, ``trial:``,
-    ``battle:``, ``game:`` or ``arena:`` and its id); None when it is about nothing that can be
-    owned. A void is about what its target is about (``Facts.targets``); a score vote is about
-    its trial, which belongs to the trial's experiment's owner."""
+    """The shared thing an event creates or writes about, whose owner the store records
+    (``experiment:``, ``trial:`` or ``arena:`` and its id): a trial is about its experiment, a
+    score vote about its trial (which belongs to the experiment's owner). None for the rest: a
+    battle, a game or a pairwise vote is its own thing, owned by its own ``source``; a void is
+    about what its target is about (``Facts.targets``)."""
     if isinstance(event, TrialCompleted):
         return f"experiment:{event.experiment_id}"
-    if isinstance(event, VoteCast):
-        if event.battle_id is not None:
-            return f"battle:{event.battle_id}"
+    if isinstance(event, VoteCast) and event.trial_id is not None:
         return f"trial:{event.trial_id}"
-    if isinstance(event, BattleCompleted):
-        return f"battle:{event.battle_id}"
-    if isinstance(event, GameCompleted):
-        return f"game:{event.game_id}"
     if isinstance(event, ArenaConfigured):
         return f"arena:{event.arena}"
     return None
@@ -147,9 +143,9 @@ class Target:
     """What a void needs to know about the event it voids."""
 
     thing: str | None
-    """What the target is about (:func:`thing_of`)."""
+    """What the target is about (:func:`thing_of`); None: it is its own thing."""
     source: str
-    """Who published the target ('' for no source)."""
+    """Who published the target ('' for no source): its owner when ``thing`` is None."""
 
 
 @dataclass
@@ -165,7 +161,7 @@ class Facts:
     """arena -> whether unknown competitors are refused"""
     owners: dict[str, str] = field(default_factory=dict)
     """thing (:func:`thing_of`) -> the source of the event that created it ('' for none);
-    absent: not created yet, or (battles and games) created without a key source"""
+    absent: not created yet"""
     targets: dict[str, Target] = field(default_factory=dict)
     """event_id of a void's target -> what it is about and who published it"""
     admins: set[str] = field(default_factory=set)
@@ -372,26 +368,27 @@ def _check_owner(e: Event, stream: str, facts: Facts) -> Decision | None:
     writer = e.source
     if not is_key(writer) or writer in facts.admins:
         return None  # the trusted path (not a key), or an admin key
-    if isinstance(e, VoteCast) and e.battle_id is not None:
-        return None  # pairwise votes are open to every voter
     if isinstance(e, ResultVoided):
         target = facts.targets.get(e.target_event_id)
-        if target is None or target.thing is None or target.source == writer:
+        if target is None or target.source == writer:
             return None  # one's own result or vote may always be voided
         thing = target.thing
+        owner = target.source if thing is None else facts.owners.get(thing, "")
     else:
         thing = thing_of(e)
         if thing is None:
-            return None
-    owner = facts.owners.get(thing, "")
+            return None  # a new battle, game or pairwise vote: its writer's own
+        owner = facts.owners.get(thing, "")
     if not is_key(owner) or owner == writer:
         return None
-    kind, key = thing.split(":", 1)
     if isinstance(e, ResultVoided):
-        what = f"void {e.target_event_id!r}, which is about {kind} {key!r}"
+        what = f"void {e.target_event_id!r}"
+        kind, key = ("event", e.target_event_id) if thing is None else thing.split(":", 1)
         field_name = "target_event_id"
     else:
-        what = f"{_WRITES.get(kind, kind)} {key!r}"
+        assert thing is not None
+        kind, key = thing.split(":", 1)
+        what = f"{_WRITES[kind]} {key!r}"
         field_name = {"experiment": "experiment_id", "trial": "trial_id"}.get(kind, kind)
     return _reject(
         e,
@@ -405,21 +402,15 @@ def _check_owner(e: Event, stream: str, facts: Facts) -> Decision | None:
 
 def own(e: Event, facts: Facts) -> None:
     """Record the owners an accepted event creates: an experiment's and an arena's first
-    writer, a trial's (its experiment's owner), a key-published battle's or game's. Battles
-    and games without a key source are left out: nobody owns them, and the table stays small
-    where keys are not used."""
-    thing = thing_of(e)
-    if thing is None or isinstance(e, VoteCast):
-        return
-    source = e.source or ""
+    writer, a trial's (its experiment's owner, for the score votes on it)."""
     if isinstance(e, TrialCompleted | ArenaConfigured):
+        thing = thing_of(e)
+        assert thing is not None
         if thing not in facts.owners:
-            facts.owners[thing] = facts.new_owners[thing] = source
+            facts.owners[thing] = facts.new_owners[thing] = e.source or ""
         if isinstance(e, TrialCompleted):
             trial = f"trial:{e.trial_id}"
             facts.owners[trial] = facts.new_owners[trial] = facts.owners[thing]
-    elif is_key(source):
-        facts.owners[thing] = facts.new_owners[thing] = source
 
 
 def _check_competitors(e: Event, stream: str, facts: Facts) -> Decision | None:

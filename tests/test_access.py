@@ -209,7 +209,6 @@ def test_owners_are_filled_from_an_older_log(
         == before
         == [
             ("arena:voice", owner),
-            ("battle:b1", owner),
             ("experiment:exp", owner),
             ("experiment:nats-exp", "worker-1"),
             ("trial:t1", owner),

@@ -22,7 +22,6 @@ import msgspec
 import psycopg
 import pytest
 from arbiter.adapters import keys
-from arbiter.adapters.bus import STREAM, connect
 from arbiter.adapters.eventstore import EventLog
 from arbiter.services.api import create_app
 from arbiter.services.api_auth import AuthConfig
@@ -32,7 +31,7 @@ from litestar.testing import AsyncTestClient
 from typer.testing import CliRunner
 
 from .api_events import battle, configured, score_vote, seed, trial, void, vote
-from .helpers import ingest_all, rejected_messages, running_api
+from .helpers import ingest_all, rejected_messages, running_api, stored_source
 
 AUTO = AuthConfig(mode="auto", public_reads=True, cache_ttl=0)
 
@@ -355,19 +354,10 @@ async def test_a_key_created_within_the_cache_ttl_keeps_its_owner(
             "/events", json=wire(trial("t1", "exp", "alpha"), None), headers=bearer(token)
         )
         assert r.status_code == 202, r.text
-        assert await _stored_source(nats_url, r.json()["stream_seq"]) == f"key:{key.key_id}"
+        assert await stored_source(nats_url, r.json()["stream_seq"]) == f"key:{key.key_id}"
         # Now enforced for everyone, at once: no anonymous publish slips in after the key.
         anonymous = await c.post("/events", json=wire(trial("t2", "exp2", "alpha"), None))
         assert anonymous.status_code == 401, anonymous.text
-
-
-async def _stored_source(nats_url: str, seq: int) -> str | None:
-    nc = await connect(nats_url, max_reconnect_attempts=1)
-    try:
-        msg = await nc.jetstream().get_msg(STREAM, seq)
-        return json.loads(msg.data).get("source")  # type: ignore[no-any-return]
-    finally:
-        await nc.close()
 
 
 # -- the 413 of /admin/keys ---------------------------------------------------------------------

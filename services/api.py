@@ -369,6 +369,7 @@ class LeaderboardController(Controller):
     @get("/", summary="Leaderboard of an arena or category", responses=_errors(400, 503))
     async def leaderboard(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[ReadStore],
         arena: ArenaParam = "default",
         category: CategoryParam = "",
@@ -400,11 +401,14 @@ class LeaderboardController(Controller):
         ``as_of``: a position P rebuilds the board from the rating history (each competitor's
         last change at or before P); a time T means the last change in the pool whose producer
         time is at or before T (producer clocks, not arrival order: a late-arriving older
-        result can fall after P). The averages are always current."""
+        result can fall after P). The averages are always current; while keys are enforced
+        they count only the trials of experiments the caller may read."""
         from .api_queries import leaderboard, parse_as_of
 
         when = None if as_of is None else parse_as_of(as_of)
-        return await leaderboard(reads, arena, category, limit, offset, system, when)
+        return await leaderboard(
+            reads, arena, category, limit, offset, system, when, viewer=viewer_of(request)
+        )
 
 
 class CompetitorController(Controller):

@@ -10,8 +10,10 @@ leaves their events out of its pages, and ``/stats`` counts only the trials of e
 caller may see. While keys are not enforced (``ARBITER_AUTH=off``, or ``auto`` before any key
 was created) everyone sees everything, as every other route.
 
-The streams hold nothing of experiments: ``/leaderboard/stream`` sends the Elo board (trials
-rate nothing) and ``/evaluations/{id}/events`` an evaluation job, not log events.
+Trials rate nothing, but their metrics and score votes feed the leaderboard's averages, so
+``/leaderboard`` and ``/leaderboard/stream`` average only the battles and the visible trials (the
+results model keeps trials' metric sums apart per experiment owner). ``/evaluations/{id}/events``
+sends an evaluation job, not log events. ``/summary`` stays a count of the whole log.
 """
 
 from __future__ import annotations

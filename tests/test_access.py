@@ -277,6 +277,91 @@ async def test_private_experiments_leak_through_no_shared_route(
         assert overall["trials"] == (1 if sees_secret else 0) + (1 if sees_open else 0), who
 
 
+def _alpha(body: dict[str, Any]) -> tuple[float | None, int]:
+    (row,) = [r for r in body["rows"] if r["competitor"] == "alpha"]
+    return row["metrics"].get("latency_ms"), row["score_votes"]
+
+
+def _first_board(base: str, headers: dict[str, str]) -> dict[str, Any]:
+    with httpx.stream("GET", f"{base}/leaderboard/stream", headers=headers, timeout=10) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                return json.loads(line.split(":", 1)[1])  # type: ignore[no-any-return]
+    raise AssertionError("no leaderboard event")
+
+
+async def test_leaderboard_and_its_stream_average_only_visible_trials(
+    database_url: str, nats_url: str, made: dict[str, tuple[str, str]]
+) -> None:
+    """The leaderboard's metric averages and score votes mix in a private experiment's trials
+    for its owner and admins only: anonymous callers and other keys get the battles' alone, on
+    ``/leaderboard`` and on ``/leaderboard/stream``."""
+    source = f"key:{made['owner'][0]}"
+    seed(
+        database_url,
+        [
+            battle("b1", "alpha", "beta", metrics={"a": {"latency_ms": 100.0}, "b": {}}),
+            trial("t1", "secret", "alpha", source=source, metrics={"latency_ms": 300.0}),
+            msgspec.structs.replace(score_vote("s1", "t1", 5), source=source),
+        ],
+    )
+    expected = {
+        "anonymous": ((100.0, 0), {}),
+        "other": ((100.0, 0), bearer(made["other"][1])),
+        "owner": ((200.0, 1), bearer(made["owner"][1])),
+        "admin": ((200.0, 1), bearer(made["admin"][1])),
+    }
+    async with AsyncTestClient(app=create_app(database_url, nats_url, auth=AUTO)) as c:
+        for who, (want, headers) in expected.items():
+            for system in ("elo", "bt"):
+                r = await c.get(f"/leaderboard?system={system}", headers=headers)
+                assert r.status_code == 200, r.text
+                assert _alpha(r.json()) == want, (who, system)
+    with running_api(database_url, nats_url) as base:
+        for who, (want, headers) in expected.items():
+            assert _alpha(await asyncio.to_thread(_first_board, base, headers)) == want, who
+
+
+def test_metric_sums_recomputed_by_the_migration_equal_the_fold(
+    database_url: str, made: dict[str, tuple[str, str]]
+) -> None:
+    """Migration 0003 recomputes the sums from the battles and trials tables, split by owner;
+    on a folded log that gives exactly the rows the fold keeps (those that still count)."""
+    from arbiter.adapters.migrations import migration_files
+
+    owner, other = (f"key:{made[r][0]}" for r in ("owner", "other"))
+    seed(
+        database_url,
+        [
+            battle("b1", "alpha", "beta", metrics={"a": {"wer": 0.1}, "b": {"wer": 0.3}}),
+            battle("b2", "alpha", "beta", category="c", metrics={"a": {"wer": 0.2}, "b": {}}),
+            trial("t1", "x", "alpha", source=owner, metrics={"wer": 0.5, "cost_usd": 1.0}),
+            trial("t2", "x", "beta", source=owner, metrics={"wer": 0.7}, category="c"),
+            trial("t3", "y", "alpha", source=other, metrics={"wer": 0.9}),
+            trial("t4", "z", "alpha", metrics={"wer": 0.4}),
+            trial("t5", "y", "alpha", source=other, metrics={"wer": 0.8}),
+            msgspec.structs.replace(void("d1", "t5"), source=other),
+            void("d2", "b2"),
+        ],
+    )
+    (text,) = [t for v, _, t in migration_files("results") if v == 3]
+    recompute = text[text.index("INSERT INTO") :]
+    query = (
+        "SELECT arena, category, competitor, metric, of_trials, owner, total, count "
+        "FROM competitor_metrics WHERE count > 0 ORDER BY 1, 2, 3, 4, 5, 6"
+    )
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET search_path TO arbiter_results")
+        folded = conn.execute(query).fetchall()
+        conn.execute("TRUNCATE competitor_metrics")
+        conn.execute(recompute.encode())
+        assert conn.execute(query).fetchall() == folded
+    assert ("default", "", "alpha", "wer", True, owner, pytest.approx(0.5), 1) in [
+        (*r[:6], float(r[6]), r[7]) for r in folded
+    ]
+
+
 async def test_shared_routes_stay_open_while_keys_are_not_enforced(
     database_url: str, nats_url: str
 ) -> None:

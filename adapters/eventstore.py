@@ -19,6 +19,13 @@ What we change, and why (see ../shared/reference/eventsourcing-and-nats.md):
   resend with the same content is a no-op, the same id with other content is a ``conflict``.
 * State is msgpack (msgspec), decoded straight into the typed wire structs: no dict round trip on
   the projector's and the audit's hot path.
+* ``arbiter_owners`` maps each shared thing (``experiment:<id>``, ``trial:<id>``,
+  ``arena:<name>``) to the ``source`` of the event that created it, written in the append's
+  transaction. With the events voids name (read from the log: a battle, game or vote is owned
+  by its own ``source``) and the admin keys among the batch's writers (``public.arbiter_api_keys``,
+  same database), it is what :func:`arbiter.domain.decisions.decide` needs to rule ``not_owner``
+  under the lock. The table is filled from the log when it is first created, so an older log
+  gets its owners too.
 """
 
 from __future__ import annotations
@@ -32,14 +39,18 @@ from typing import Any
 from uuid import UUID, uuid5
 
 import msgspec
+from arbiter.adapters import keys
 from arbiter.domain.decisions import (
     CompetitorFacts,
     Facts,
     Needed,
+    Target,
     Verdict,
     decide,
     facts_needed,
+    own,
     stream_key,
+    thing_of,
 )
 from arbiter.domain.events import Event, type_name
 from arbiter.domain.events import content_digest as digest
@@ -119,6 +130,7 @@ class ArbiterRecorder(PostgresApplicationRecorder):
         self.competitors_table = SQL("{}.{}").format(schema, Identifier("arbiter_competitors"))
         self.arenas_table = SQL("{}.{}").format(schema, Identifier("arbiter_arenas"))
         self.events_table = SQL("{}.{}").format(schema, Identifier(self.events_table_name))
+        self.owners_table = SQL("{}.{}").format(schema, Identifier("arbiter_owners"))
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (event_id text PRIMARY KEY, "
@@ -136,6 +148,13 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS {} (arena text PRIMARY KEY, strict boolean NOT NULL)"
             ).format(self.arenas_table)
         )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (thing text PRIMARY KEY, owner text NOT NULL)"
+            ).format(self.owners_table)
+        )
+        # The ingest reads which writers are admins from the keys table (same database).
+        self.sql_create_statements.append(SQL(keys.DDL))  # type: ignore[arg-type]
 
     def create_table(self) -> None:
         """The library's table creation, safe when several services start at once: the DDL runs
@@ -152,7 +171,45 @@ class ArbiterRecorder(PostgresApplicationRecorder):
 
     def _create_table(self, curs: Any) -> None:
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_LOCK,))
+        curs.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AS here",
+            (f"{self.datastore.schema or 'public'}.arbiter_owners",),
+        )
+        had_owners = curs.fetchone()["here"]
         super()._create_table(curs)
+        if not had_owners:
+            self._fill_owners(curs)
+
+    def _fill_owners(self, curs: Any) -> None:
+        """Fill a new ``arbiter_owners`` from the log in order (a log written before the table
+        existed), with the same rule the append applies (:func:`own`)."""
+        facts = Facts()
+        position = 0
+        while True:
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, state FROM {} WHERE notification_id > %s "
+                    "ORDER BY notification_id LIMIT 10000"
+                ).format(self.events_table),
+                (position,),
+            )
+            rows = curs.fetchall()
+            if not rows:
+                break
+            for row in rows:
+                own(_STATE_DECODER.decode(row["state"]).body, facts)
+            position = rows[-1]["notification_id"]
+        self._store_owners(curs, facts)
+
+    def _store_owners(self, curs: Any, facts: Facts) -> None:
+        if facts.new_owners:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (thing, owner) SELECT * FROM unnest(%s::text[], %s::text[]) "
+                    "ON CONFLICT (thing) DO NOTHING"
+                ).format(self.owners_table),
+                (list(facts.new_owners), list(facts.new_owners.values())),
+            )
 
     def append_checked(self, events: Sequence[Event], stored: Sequence[Any]) -> AppendOutcome:
         """Append a batch in one transaction, as :func:`arbiter.domain.decisions.decide` rules.
@@ -210,11 +267,13 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 positions = {r["event_id"]: r["notification_id"] for r in curs.fetchall()}
                 outcome.appended = [(e, positions[e.event_id]) for e in accepted]
                 self._store_facts(curs, needed, facts)
+                self._store_owners(curs, facts)
                 self._notify_channel(curs)
         return outcome
 
     def _facts(self, curs: Any, needed: Needed) -> Facts:
-        """Look up, in four queries, everything :func:`decide` needs about a batch."""
+        """Look up, in four queries (three more with owners), everything :func:`decide` needs
+        about a batch."""
         facts = Facts()
         curs.execute(
             SQL("SELECT event_id, digest, type FROM {} WHERE event_id = ANY(%s)").format(
@@ -249,7 +308,36 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 (list(needed.arenas),),
             )
             facts.strict = {r["arena"]: r["strict"] for r in curs.fetchall()}
+        self._owner_facts(curs, needed, facts)
         return facts
+
+    def _owner_facts(self, curs: Any, needed: Needed, facts: Facts) -> None:
+        """The events voids name (from the log), the owners of everything the batch is about,
+        and which of its key writers are admins: at most three queries a batch."""
+        things = set(needed.things)
+        if needed.targets:
+            curs.execute(
+                SQL(
+                    "SELECT i.event_id, e.state FROM {ids} i JOIN {log} e "
+                    "ON e.notification_id = i.notification_id WHERE i.event_id = ANY(%s)"
+                ).format(ids=self.ids_table, log=self.events_table),
+                (list(needed.targets),),
+            )
+            for row in curs.fetchall():
+                target = _STATE_DECODER.decode(row["state"]).body
+                thing = thing_of(target)
+                facts.targets[row["event_id"]] = Target(thing, target.source or "")
+                if thing is not None:
+                    things.add(thing)
+        if things:
+            curs.execute(
+                SQL("SELECT thing, owner FROM {} WHERE thing = ANY(%s)").format(self.owners_table),
+                (list(things),),
+            )
+            facts.owners = {r["thing"]: r["owner"] for r in curs.fetchall()}
+        if needed.writers and (things or needed.targets):  # else no write can be refused
+            curs.execute(keys.ADMINS_AMONG, (list(needed.writers),))
+            facts.admins = {f"key:{r['key_id']}" for r in curs.fetchall()}
 
     def _store_facts(self, curs: Any, needed: Needed, facts: Facts) -> None:
         """Write back what the accepted events changed about competitors and arenas."""

@@ -12,7 +12,8 @@ Keys are credentials, not results, so they are **not events**: they are not in t
 or rebuild never sees them, and ``arbiter backup`` (which saves the event store) does not save
 them. After a restore into a fresh database, create the keys again (or copy this one table).
 Revoking keeps the row (with ``revoked_at``): the key id stays unique, and the ``source`` of the
-events it published (``key:<key_id>``) keeps naming a key that existed.
+events it published (``key:<key_id>``) keeps naming a key that existed. That a row exists at all
+is what keeps ``ARBITER_AUTH=auto`` enforcing once keys were used (:data:`ANY_KEY`).
 
 The table is created by :func:`ensure_table`, which :func:`arbiter.services.setup.prepare_database`
 (``arbiter migrate``, ``up``, the tests' fixtures) calls; it is plain DDL, not a projection
@@ -51,11 +52,20 @@ CREATE TABLE IF NOT EXISTS public.{TABLE} (
 COLUMNS = "key_id, name, scopes, sha256, created_at, revoked_at"
 SELECT_ONE = f"SELECT {COLUMNS} FROM public.{TABLE} WHERE key_id = %s"
 SELECT_ALL = f"SELECT {COLUMNS} FROM public.{TABLE} ORDER BY created_at, key_id"
-ANY_ACTIVE = f"SELECT EXISTS (SELECT 1 FROM public.{TABLE} WHERE revoked_at IS NULL)"
+ANY_KEY = f"SELECT EXISTS (SELECT 1 FROM public.{TABLE})"
+"""Whether a key was ever created (revoked ones count): what turns ``ARBITER_AUTH=auto`` on for
+good, so that revoking the last key never opens the API."""
+ADMINS_AMONG = f"SELECT key_id FROM public.{TABLE} WHERE key_id = ANY(%s) AND 'admin' = ANY(scopes)"
+"""Which of these key ids have the admin scope. Revoked ones count: the ingest judges events
+the API accepted while the key was valid, which may reach it after a revocation."""
 
 
 class BadKeyRequest(ValueError):
     """A bad key request (unknown scope, empty name); the message says what to fix."""
+
+
+class LastAdminKey(Exception):
+    """Revoking this key would leave no active admin key; pass ``force`` to do it anyway."""
 
 
 @dataclass(frozen=True)
@@ -148,13 +158,33 @@ def list_keys(database_url: str) -> list[ApiKey]:
         return [ApiKey.from_row(r) for r in conn.execute(SELECT_ALL).fetchall()]
 
 
-def revoke(database_url: str, key_id: str) -> ApiKey | None:
-    """Mark the key revoked (idempotent: a second revoke keeps the first time); None if unknown."""
+def revoke(database_url: str, key_id: str, *, force: bool = False) -> ApiKey | None:
+    """Mark the key revoked (idempotent: a second revoke keeps the first time); None if unknown.
+
+    Revoking the last active admin key raises :class:`LastAdminKey` unless ``force``: without
+    one, keys can only be managed with ``arbiter keys`` on the database itself. The check and
+    the update run in one transaction under the table's advisory lock, so two revokes at once
+    cannot each leave the other as "the last one" and end with none."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         ensure_table(conn)
-        row = conn.execute(
-            f"UPDATE public.{TABLE} SET revoked_at = coalesce(revoked_at, now()) "
-            f"WHERE key_id = %s RETURNING {COLUMNS}",
-            (key_id,),
-        ).fetchone()
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+            if not force:
+                last = conn.execute(
+                    f"SELECT 'admin' = ANY(scopes) AND revoked_at IS NULL AND NOT EXISTS ("
+                    f"SELECT 1 FROM public.{TABLE} WHERE key_id <> %s AND revoked_at IS NULL "
+                    f"AND 'admin' = ANY(scopes)) FROM public.{TABLE} WHERE key_id = %s",
+                    (key_id, key_id),
+                ).fetchone()
+                if last is not None and last[0]:
+                    raise LastAdminKey(
+                        f"{key_id} is the last active admin key: without one, /admin/... is "
+                        "closed and keys can be managed only with `arbiter keys` on the "
+                        "database. Create another admin key first, or force it."
+                    )
+            row = conn.execute(
+                f"UPDATE public.{TABLE} SET revoked_at = coalesce(revoked_at, now()) "
+                f"WHERE key_id = %s RETURNING {COLUMNS}",
+                (key_id,),
+            ).fetchone()
     return None if row is None else ApiKey.from_row(row)

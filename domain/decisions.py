@@ -22,6 +22,22 @@ Decisions recorded here (DESIGN.md is silent on them):
   ``competitor.registered`` after a retirement brings the competitor back.
 * Only results (battle, game, vote, trial) can be voided; voiding a void or a setting is
   ``invalid_target``.
+
+Ownership (``not_owner``). A thing belongs to the ``source`` of the event that created it, when
+that source is an API key (``key:<key_id>``): an experiment (with its trials and the score votes
+on them) to its first trial's, an arena to its first ``arena.configured``'s, a battle, a game or
+a pairwise vote to its own event's (:func:`thing_of` names the experiment or arena an event is
+about; :func:`own` records their owners as events are accepted). A thing created without a key
+source (NATS, or before any key) belongs to nobody. A write about a thing that a key owns, namely
+a trial into its experiment, a score vote on one of its trials, an ``arena.configured`` of its
+arena, or a void of any of its results or votes, is accepted only from that key, from a key with
+the ``admin`` scope, or from whoever published the voided event itself (one may always take back
+one's own result or vote). Pairwise votes on a battle stay open to every voter. A writer whose
+``source`` is not a key is the trusted path (NATS credentials are full trust, and the API stamps
+``key:<id>`` on everything it publishes while keys are enforced), so ownership is not checked
+for it. This is ruled here, under the
+store's lock and from the log, never from a read model that may lag: a second key that
+publishes right after the owner's first trial is refused every time.
 """
 
 from __future__ import annotations
@@ -102,6 +118,36 @@ class CompetitorFacts:
     retired: bool = False
 
 
+def thing_of(event: Event) -> str | None:
+    """The shared thing an event creates or writes about, whose owner the store records
+    (``experiment:``, ``trial:`` or ``arena:`` and its id): a trial is about its experiment, a
+    score vote about its trial (which belongs to the experiment's owner). None for the rest: a
+    battle, a game or a pairwise vote is its own thing, owned by its own ``source``; a void is
+    about what its target is about (``Facts.targets``)."""
+    if isinstance(event, TrialCompleted):
+        return f"experiment:{event.experiment_id}"
+    if isinstance(event, VoteCast) and event.trial_id is not None:
+        return f"trial:{event.trial_id}"
+    if isinstance(event, ArenaConfigured):
+        return f"arena:{event.arena}"
+    return None
+
+
+def is_key(source: str | None) -> bool:
+    """Whether a ``source`` names an API key (the API stamps ``key:<key_id>``)."""
+    return source is not None and source.startswith("key:")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a void needs to know about the event it voids."""
+
+    thing: str | None
+    """What the target is about (:func:`thing_of`); None: it is its own thing."""
+    source: str
+    """Who published the target ('' for no source): its owner when ``thing`` is None."""
+
+
 @dataclass
 class Facts:
     """What the log says about the keys one batch touches (looked up by the store)."""
@@ -113,6 +159,15 @@ class Facts:
     competitors: dict[str, CompetitorFacts] = field(default_factory=dict)
     strict: dict[str, bool] = field(default_factory=dict)
     """arena -> whether unknown competitors are refused"""
+    owners: dict[str, str] = field(default_factory=dict)
+    """thing (:func:`thing_of`) -> the source of the event that created it ('' for none);
+    absent: not created yet"""
+    targets: dict[str, Target] = field(default_factory=dict)
+    """event_id of a void's target -> what it is about and who published it"""
+    admins: set[str] = field(default_factory=set)
+    """the writers (``key:<key_id>``) of this batch whose key has the admin scope"""
+    new_owners: dict[str, str] = field(default_factory=dict)
+    """owners recorded by this batch's accepted events (for the store to write back)"""
 
 
 @dataclass(frozen=True)
@@ -123,6 +178,13 @@ class Needed:
     streams: frozenset[str]
     competitors: frozenset[str]
     arenas: frozenset[str]
+    things: frozenset[str] = frozenset()
+    """things the batch is about (:func:`thing_of`); a void's target adds its own, which the
+    store finds when it reads the target"""
+    targets: frozenset[str] = frozenset()
+    """event_ids that voids name: the store reads those events"""
+    writers: frozenset[str] = frozenset()
+    """key ids (without ``key:``) that published events of the batch: are they admins?"""
 
 
 def facts_needed(events: Iterable[Event]) -> Needed:
@@ -130,20 +192,36 @@ def facts_needed(events: Iterable[Event]) -> Needed:
     streams: set[str] = set()
     competitors: set[str] = set()
     arenas: set[str] = set()
+    things: set[str] = set()
+    targets: set[str] = set()
+    writers: set[str] = set()
     for e in events:
         ids.add(e.event_id)
         streams.add(stream_key(e))
         if (target := target_stream(e)) is not None:
             streams.add(target)
+        if (thing := thing_of(e)) is not None:
+            things.add(thing)
+        if is_key(e.source):
+            writers.add(e.source.removeprefix("key:"))  # type: ignore[union-attr]
         if isinstance(e, ResultVoided):
             ids.add(e.target_event_id)
+            targets.add(e.target_event_id)
         if isinstance(e, CompetitorRegistered | CompetitorRetired):
             competitors.add(e.competitor)
         named = competitors_of(e)
         if named:
             competitors.update(named)
             arenas.add(e.arena)
-    return Needed(frozenset(ids), frozenset(streams), frozenset(competitors), frozenset(arenas))
+    return Needed(
+        frozenset(ids),
+        frozenset(streams),
+        frozenset(competitors),
+        frozenset(arenas),
+        frozenset(things),
+        frozenset(targets),
+        frozenset(writers),
+    )
 
 
 class Verdict(Enum):
@@ -194,7 +272,11 @@ def _decide_one(e: Event, dig: bytes, facts: Facts) -> Decision:
     head = facts.heads.get(stream, 0)
     if head and stream.startswith(_UNIQUE):
         return _unique_taken(e, stream)
-    problem = _check_references(e, stream, facts) or _check_competitors(e, stream, facts)
+    problem = (
+        _check_references(e, stream, facts)
+        or _check_owner(e, stream, facts)
+        or _check_competitors(e, stream, facts)
+    )
     if problem is not None:
         return problem
     _remember(e, dig, stream, head, facts)
@@ -274,6 +356,63 @@ def _check_references(e: Event, stream: str, facts: Facts) -> Decision | None:
     return None
 
 
+_WRITES = {
+    "experiment": "publish trials into experiment",
+    "trial": "score-vote on trials of the experiment of trial",
+    "arena": "reconfigure arena",
+}
+
+
+def _check_owner(e: Event, stream: str, facts: Facts) -> Decision | None:
+    """``not_owner`` for a key writing about a thing another key owns (module docstring)."""
+    writer = e.source
+    if not is_key(writer) or writer in facts.admins:
+        return None  # the trusted path (not a key), or an admin key
+    if isinstance(e, ResultVoided):
+        target = facts.targets.get(e.target_event_id)
+        if target is None or target.source == writer:
+            return None  # one's own result or vote may always be voided
+        thing = target.thing
+        owner = target.source if thing is None else facts.owners.get(thing, "")
+    else:
+        thing = thing_of(e)
+        if thing is None:
+            return None  # a new battle, game or pairwise vote: its writer's own
+        owner = facts.owners.get(thing, "")
+    if not is_key(owner) or owner == writer:
+        return None
+    if isinstance(e, ResultVoided):
+        what = f"void {e.target_event_id!r}"
+        kind, key = ("event", e.target_event_id) if thing is None else thing.split(":", 1)
+        field_name = "target_event_id"
+    else:
+        assert thing is not None
+        kind, key = thing.split(":", 1)
+        what = f"{_WRITES[kind]} {key!r}"
+        field_name = {"experiment": "experiment_id", "trial": "trial_id"}.get(kind, kind)
+    return _reject(
+        e,
+        stream,
+        Code.NOT_OWNER,
+        f"{kind} {key!r} belongs to {owner}; only that key or a key with the admin scope may "
+        f"{what} ({writer} may not). Use your own {kind} or ask its owner.",
+        field_name,
+    )
+
+
+def own(e: Event, facts: Facts) -> None:
+    """Record the owners an accepted event creates: an experiment's and an arena's first
+    writer, a trial's (its experiment's owner, for the score votes on it)."""
+    if isinstance(e, TrialCompleted | ArenaConfigured):
+        thing = thing_of(e)
+        assert thing is not None
+        if thing not in facts.owners:
+            facts.owners[thing] = facts.new_owners[thing] = e.source or ""
+        if isinstance(e, TrialCompleted):
+            trial = f"trial:{e.trial_id}"
+            facts.owners[trial] = facts.new_owners[trial] = facts.owners[thing]
+
+
 def _check_competitors(e: Event, stream: str, facts: Facts) -> Decision | None:
     if isinstance(e, CompetitorRetired) and e.competitor not in facts.competitors:
         return _reject(
@@ -316,5 +455,8 @@ def _remember(e: Event, dig: bytes, stream: str, head: int, facts: Facts) -> Non
         facts.competitors[e.competitor].retired = True
     elif isinstance(e, ArenaConfigured) and e.strict is not None:
         facts.strict[e.arena] = e.strict
+    own(e, facts)
+    if type_name(e) in RESULT_TYPE_NAMES:
+        facts.targets[e.event_id] = Target(thing_of(e), e.source or "")
     for c in competitors_of(e):
         facts.competitors.setdefault(c, CompetitorFacts())

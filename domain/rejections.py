@@ -37,6 +37,7 @@ class Code(StrEnum):
     UNKNOWN_TARGET = "unknown_target"
     INVALID_TARGET = "invalid_target"
     ALREADY_VOIDED = "already_voided"
+    NOT_OWNER = "not_owner"
 
 
 class Rejection(Struct, frozen=True, omit_defaults=True):

@@ -157,7 +157,9 @@ _COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 """Each table's columns and their types, in the order of the fold's row tuples."""
 
 # Metric sums, per pool, of the battles (each side) and completed trials a selector picks,
-# times a sign: +1 for new rows, -1 for rows just voided.
+# times a sign: +1 for new rows, -1 for rows just voided. Trials' sums are kept apart per
+# experiment owner (the source of the experiment's first trial), so that the API can leave out
+# those of experiments a caller may not read (arbiter.services.api_privacy).
 _BATTLE_METRICS = """
 INSERT INTO {metrics} (arena, category, competitor, metric, total, count)
 SELECT arena, cat, competitor, key, sum(value::numeric) * %(sign)s, count(*) * %(sign)s
@@ -171,21 +173,24 @@ FROM (
     WHERE b.metrics IS NOT NULL AND c.cat IS NOT NULL AND {selector}
 ) x
 GROUP BY arena, cat, competitor, key
-ON CONFLICT (arena, category, competitor, metric) DO UPDATE
+ON CONFLICT (arena, category, competitor, metric, of_trials, owner) DO UPDATE
 SET total = {metrics}.total + EXCLUDED.total, count = {metrics}.count + EXCLUDED.count
 """
 _TRIAL_METRICS = """
-INSERT INTO {metrics} (arena, category, competitor, metric, total, count)
-SELECT arena, cat, competitor, key, sum(value::numeric) * %(sign)s, count(*) * %(sign)s
+INSERT INTO {metrics} (arena, category, competitor, metric, of_trials, owner, total, count)
+SELECT arena, cat, competitor, key, true, owner, sum(value::numeric) * %(sign)s,
+       count(*) * %(sign)s
 FROM (
-    SELECT t.arena, c.cat, t.competitor, m.key, m.value
+    SELECT t.arena, c.cat, t.competitor, m.key, m.value,
+           coalesce((SELECT f.source FROM {trials} f WHERE f.experiment_id = t.experiment_id
+                     ORDER BY f.position LIMIT 1), '') AS owner
     FROM {trials} t
     CROSS JOIN LATERAL jsonb_each_text(t.metrics) AS m
     CROSS JOIN LATERAL (VALUES (''), (t.category)) AS c(cat)
     WHERE t.status = 'completed' AND c.cat IS NOT NULL AND {selector}
 ) x
-GROUP BY arena, cat, competitor, key
-ON CONFLICT (arena, category, competitor, metric) DO UPDATE
+GROUP BY arena, cat, competitor, key, owner
+ON CONFLICT (arena, category, competitor, metric, of_trials, owner) DO UPDATE
 SET total = {metrics}.total + EXCLUDED.total, count = {metrics}.count + EXCLUDED.count
 """
 
@@ -340,7 +345,7 @@ def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, list[tuple[Any, ...]
         ("games", "game_id"),
         ("votes", "event_id"),
         ("trials", "trial_id"),
-        ("competitor_metrics", "arena, category, competitor, metric"),
+        ("competitor_metrics", "arena, category, competitor, metric, of_trials, owner"),
         ("event_counts", "type"),
     ):
         cur.execute(sql.SQL(f"SELECT * FROM {{}} ORDER BY {key}").format(qualified(schema, table)))

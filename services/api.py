@@ -68,6 +68,7 @@ from .api_models import (
     QuarantinedEvent,
     error_responses,
 )
+from .api_privacy import viewer_of, visible
 from .api_store import SCAN_WINDOW, ReadStore
 
 log = logging.getLogger("arbiter.api")
@@ -160,11 +161,17 @@ def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Er
     elif status == 405:
         body = ErrorBody(405, "method_not_allowed", f"{request.method} is not allowed on {path}.")
     elif status == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        hint = (
+            " Send large artefacts by URI (replay_uri, meta) instead of inline."
+            if limit == MAX_EVENT_BYTES
+            else ""
+        )
         body = ErrorBody(
             413,
             str(Code.TOO_LARGE),
-            f"The request body is over the limit of {MAX_EVENT_BYTES} bytes. Send large "
-            "artefacts by URI (replay_uri, meta) instead of inline.",
+            f"The request body is over the limit of {limit} bytes for {request.method} "
+            f"{path}.{hint}",
         )
     elif status >= 500:
         log.error("%s %s: %s", request.method, path, exc.detail)
@@ -383,6 +390,7 @@ class LeaderboardController(Controller):
     @get("/", summary="Leaderboard of an arena or category", responses=_errors(400, 503))
     async def leaderboard(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[ReadStore],
         arena: ArenaParam = "default",
         category: CategoryParam = "",
@@ -414,11 +422,14 @@ class LeaderboardController(Controller):
         ``as_of``: a position P rebuilds the board from the rating history (each competitor's
         last change at or before P); a time T means the last change in the pool whose producer
         time is at or before T (producer clocks, not arrival order: a late-arriving older
-        result can fall after P). The averages are always current."""
+        result can fall after P). The averages are always current; while keys are enforced
+        they count only the trials of experiments the caller may read."""
         from .api_queries import leaderboard, parse_as_of
 
         when = None if as_of is None else parse_as_of(as_of)
-        return await leaderboard(reads, arena, category, limit, offset, system, when)
+        return await leaderboard(
+            reads, arena, category, limit, offset, system, when, viewer=viewer_of(request)
+        )
 
 
 class CompetitorController(Controller):
@@ -534,6 +545,7 @@ class EventController(Controller):
     @get("/", summary="The event log, in order", responses=_errors(400, 503))
     async def list_events(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[ReadStore],
         after: Annotated[
             int, QueryParameter(ge=0, description="Exclusive lower bound on the log position.")
@@ -550,7 +562,9 @@ class EventController(Controller):
     ) -> EventPage:
         """Accepted events after ``after`` in log order. Resume from ``next_after``; with a
         ``type`` a page may be short (even empty) before the log's end, so page until
-        ``next_after`` reaches ``head``."""
+        ``next_after`` reaches ``head``. While keys are enforced, the events of experiments the
+        caller may not read (their trials, score votes and voids) are left out of the page, so
+        a page may be short then too."""
         if event_type is not None and event_type not in TYPE_NAMES:
             raise ApiError(
                 400,
@@ -559,14 +573,22 @@ class EventController(Controller):
                 f"{', '.join(TYPE_NAMES)}.",
                 field="type",
             )
-        return await reads.events(after, limit, event_type)
+        page = await reads.events(after, limit, event_type)
+        page.events = await visible(reads, viewer_of(request), page.events)
+        return page
 
     @get("/{event_id:str}", summary="One event and its log position", responses=_errors(404, 503))
     async def get_event(
-        self, reads: NamedDependency[ReadStore], event_id: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        reads: NamedDependency[ReadStore],
+        event_id: FromPath[str],
     ) -> LoggedEvent:
-        """The accepted event with this ``event_id``, where it sits in the log."""
+        """The accepted event with this ``event_id``, where it sits in the log (404 as for an
+        unknown id when it is about an experiment the caller may not read)."""
         found = await reads.event(event_id)
+        if found is not None and not await visible(reads, viewer_of(request), [found]):
+            found = None
         if found is None:
             raise _not_found(f"No event with event_id {event_id!r} is in the log.")
         return found
@@ -595,6 +617,8 @@ class EventController(Controller):
         Needs a key with ``publish`` when keys are enforced; the event's ``source`` is then set
         to ``key:<key_id>``. A ``source`` starting with ``key:`` that is not the caller's own key
         is refused (400 ``reserved_source``)."""
+        from arbiter.domain.decisions import is_key
+
         from .api_auth import current_key, experiment_owner, owner_source
 
         raw = await request.body()
@@ -618,7 +642,7 @@ class EventController(Controller):
             result = msgspec.structs.replace(result, source=own)
             if isinstance(result, TrialCompleted) and not key.allows("admin"):
                 owner = await experiment_owner(reads, result.experiment_id)
-                if owner is not None and owner != own:
+                if is_key(owner) and owner != own:  # the ingest's rule (not_owner), said early
                     raise ApiError(
                         403,
                         "forbidden",

@@ -5,8 +5,9 @@ How a request is judged (one app-level Litestar guard, :func:`authorise`):
 * The token comes from ``Authorization: Bearer <token>`` or, failing that, ``X-API-Key: <token>``.
   Keys, their scopes and their storage are :mod:`arbiter.adapters.keys` (SHA-256 of the token
   stored, compared with :func:`hmac.compare_digest`).
-* ``ARBITER_AUTH``: ``auto`` (the default) enforces keys once at least one unrevoked key
-  exists, so a fresh local install needs none; ``on`` always enforces; ``off`` never does (every
+* ``ARBITER_AUTH``: ``auto`` (the default) enforces keys once a key has been created (revoked
+  keys count: revoking the last key does not open the API again; only ``ARBITER_AUTH=off``
+  does), so a fresh local install needs none; ``on`` always enforces; ``off`` never does (every
   route open, presented keys ignored). Admin routes are the exception to ``auto``: they need an
   admin key unless ``ARBITER_AUTH=off``, so nobody can mint the first key over HTTP; the first
   key is created with ``arbiter keys create`` (which needs the database itself).
@@ -23,17 +24,23 @@ How a request is judged (one app-level Litestar guard, :func:`authorise`):
 * Ownership: ``POST /events`` with a key stamps the event's ``source`` as ``key:<key_id>``; a
   client may not send a ``source`` starting with ``key:`` other than its own (400
   ``reserved_source``), so no client can impersonate a key. An experiment belongs to the
-  ``source`` of its first trial (log order) in the results read model. Its trials and results
-  are served to that key and to admin keys; any other key, or no key, gets the same 404 as an
-  unknown experiment (as seed 001 does), so ids do not leak. Trials published straight on NATS
-  (a worker's own ``source``, no key) are therefore visible to admins only while enforcing; NATS
-  credentials are full trust (a NATS publisher can write any ``source``). A key that does not
-  own an experiment may not publish trials into it through the API either (403).
+  ``source`` of its first trial (log order, recorded by the event store; see
+  :mod:`.api_privacy`). Its trials and results are served to that key and to admin keys; any
+  other key, or no key, gets the same 404 as an unknown experiment (as seed 001 does), so ids do
+  not leak, and the same rule holds on ``/events``, ``/events/{id}`` and ``/stats``. Trials
+  published straight on NATS (a worker's own ``source``, no key) are therefore visible to admins
+  only while enforcing; NATS credentials are full trust (a NATS publisher can write any
+  ``source``). Writes about a key's things (trials into its experiment, score votes, voids, arena
+  settings) are ruled by the ingest (``not_owner``, :mod:`arbiter.domain.decisions`); ``POST
+  /events`` refuses a foreign trial early (403) as a courtesy.
 * Lookups are cached in memory for ``ARBITER_AUTH_CACHE_TTL`` seconds (default 5): a revoked
   key keeps working for at most that long in an API process that had just seen it (keys created
   or revoked through this process's ``/admin/keys`` take effect at once here). 0 disables the
-  cache. While the database is unreachable the last lookup stands (so ``POST /events``, which
-  needs only NATS, keeps working for keys seen before the outage); with none, it is a 503.
+  cache. Only found keys are cached: a key id that is not found is looked up again on its next
+  request, and a presented token makes ``auto`` check again whether keys exist, so a key created
+  a moment ago is never treated as no key at all (its events keep their owner). While the
+  database is unreachable the last lookup stands (so ``POST /events``, which needs only NATS,
+  keeps working for keys seen before the outage); with none, it is a 503.
 * No secret is logged: failures log the key id (public) and the reason, never the token; the
   error bodies never echo it.
 """
@@ -50,18 +57,18 @@ from typing import Annotated, Any, Literal
 
 import psycopg
 from arbiter.adapters import keys
-from arbiter.adapters.keys import ANY_ACTIVE, SELECT_ONE, ApiKey
+from arbiter.adapters.keys import ANY_KEY, SELECT_ONE, ApiKey
 from arbiter.projections import PROJECTIONS
 from litestar import Controller, delete, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import Meta, Struct
-from psycopg import sql
 
 from .api_models import error_responses
+from .api_privacy import EVERYONE, NOBODY, Viewer, experiment_owner, set_viewer
 from .api_store import ReadStore
 
 log = logging.getLogger("arbiter.api.auth")
@@ -125,12 +132,14 @@ class Authenticator:
             cur = await conn.execute(query, params)
             return await cur.fetchall()
 
-    async def any_active(self) -> bool:
+    async def any_key(self, *, fresh: bool = False) -> bool:
+        """Whether a key was ever created. ``fresh``: ask the database even if a cached "no"
+        is still valid (a token was presented: its key may have just been created)."""
         now = time.monotonic()
-        if self._any is not None and self._any[0] > now:
+        if self._any is not None and self._any[0] > now and (self._any[1] or not fresh):
             return self._any[1]
         try:
-            (row,) = await self._fetch(ANY_ACTIVE, ())
+            (row,) = await self._fetch(ANY_KEY, ())
         except psycopg.OperationalError:
             if self._any is None:
                 raise  # a 503: nothing known to go on
@@ -149,19 +158,21 @@ class Authenticator:
             if cached is None:
                 raise
             return cached[1]  # the database is away: the last lookup stands
-        found = ApiKey.from_row(rows[0]) if rows else None
-        if len(self._keys) > 10_000:  # bounded: garbage ids must not grow it forever
+        if not rows:
+            return None  # a miss is not cached: the key may be created a moment later
+        found = ApiKey.from_row(rows[0])
+        if len(self._keys) > 10_000:  # bounded
             self._keys.clear()
         self._keys[key_id] = (now + self.config.cache_ttl, found)
         return found
 
-    async def enforcing(self, scope: str) -> bool:
+    async def enforcing(self, scope: str, presented: bool) -> bool:
         mode = self.config.mode
         if mode == "off":
             return False
         if mode == "on" or scope == "admin":
             return True
-        return await self.any_active()
+        return await self.any_key(fresh=presented)
 
     async def resolve(self, token: str) -> ApiKey:
         """The active key whose token this is; 401 (never naming the token) otherwise."""
@@ -194,24 +205,6 @@ def current_key(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey | None
     return connection.scope.get(_STATE_KEY)  # type: ignore[return-value]
 
 
-def experiment_owner_query(experiment_id: str) -> tuple[sql.Composable, tuple[str]]:
-    return (
-        sql.SQL(
-            "SELECT coalesce(source, '') FROM {} WHERE experiment_id = %s ORDER BY position LIMIT 1"
-        ).format(sql.Identifier(PROJECTIONS["results"].schema, "trials")),
-        (experiment_id,),
-    )
-
-
-async def experiment_owner(reads: ReadStore, experiment_id: str) -> str | None:
-    """The ``source`` of the experiment's first trial ('' when it had none); None: no trials."""
-    query, params = experiment_owner_query(experiment_id)
-    async with reads.pool.connection(timeout=reads.timeout) as conn:
-        cur = await conn.execute(query, params)
-        row = await cur.fetchone()
-    return None if row is None else str(row[0])
-
-
 def owner_source(key: ApiKey) -> str:
     return f"key:{key.key_id}"
 
@@ -226,11 +219,16 @@ async def authorise(
     if scope == "none":
         return
     auth: Authenticator = connection.app.state.auth
-    if not await auth.enforcing(scope):
-        return
     token = _token(connection)
+    if not await auth.enforcing(scope, token is not None):
+        set_viewer(connection, EVERYONE)
+        return
     key = await auth.resolve(token) if token is not None else None
     connection.scope[_STATE_KEY] = key  # type: ignore[literal-required]
+    if key is None:
+        set_viewer(connection, NOBODY)
+    else:
+        set_viewer(connection, Viewer(key.allows("admin"), owner_source(key)))
     if scope == "owner":
         if key is not None and key.allows("admin"):
             return
@@ -293,6 +291,8 @@ class RebuildReport(Struct):
 _ADMIN_ERRORS = {
     400: "A bad parameter or body (`bad_parameter`).",
     404: "Unknown key or projection (`not_found`).",
+    409: "The last active admin key; repeat with `force=true` to revoke it (`last_admin_key`).",
+    413: "The body is over the route's limit, named in the message (`too_large`).",
     500: "The rebuild failed; the live read model is unchanged (`rebuild_failed`).",
     503: "Database unavailable (`unavailable`).",
 }
@@ -321,7 +321,7 @@ class AdminController(Controller):
         summary="Create an API key",
         status_code=201,
         request_max_body_size=4096,
-        responses=_admin_errors(503),
+        responses=_admin_errors(413, 503),
         opt={"scope": "admin"},
     )
     async def create_key(
@@ -346,7 +346,7 @@ class AdminController(Controller):
         "/keys/{key_id:str}",
         summary="Revoke an API key",
         status_code=200,
-        responses=_admin_errors(404, 503),
+        responses=_admin_errors(404, 409, 503),
         opt={"scope": "admin"},
     )
     async def revoke_key(
@@ -354,10 +354,22 @@ class AdminController(Controller):
         key_id: FromPath[str],
         reads: NamedDependency[ReadStore],
         auth: NamedDependency[Authenticator],
+        force: Annotated[
+            bool,
+            QueryParameter(description="Revoke even the last active admin key (default false)."),
+        ] = False,
     ) -> KeyInfo:
         """Revokes the key (kept, with ``revoked_at``); a second revoke is a no-op. Other API
-        processes stop accepting it within their cache TTL."""
-        key = await asyncio.to_thread(keys.revoke, reads.database_url, key_id)
+        processes stop accepting it within their cache TTL. The last active admin key is
+        revoked only with ``force=true`` (else 409 ``last_admin_key``): without an admin key,
+        keys can be managed only with ``arbiter keys`` on the database. Revoking every key
+        does not open the API: keys stay enforced until ``ARBITER_AUTH=off``."""
+        try:
+            key = await asyncio.to_thread(keys.revoke, reads.database_url, key_id, force=force)
+        except keys.LastAdminKey as exc:
+            raise _err(
+                409, "last_admin_key", f"{exc} Repeat with `?force=true` to revoke it anyway."
+            ) from exc
         if key is None:
             raise _err(404, "not_found", f"No API key {key_id!r}.")
         auth.forget()

@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import psycopg
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -33,6 +33,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from . import api_queries as q
 from .api import ArenaParam, CategoryParam, Limit, Offset, _errors
 from .api_models import ErrorBody, Leaderboard
+from .api_privacy import Viewer, viewer_of
 from .api_results_models import HeadToHeadPage, Matchmaking, Summary
 from .api_store import ReadStore
 
@@ -134,6 +135,7 @@ class LeaderboardStreamController(Controller):
     )
     async def stream(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[ReadStore],
         arena: ArenaParam = "default",
         category: CategoryParam = "",
@@ -144,8 +146,9 @@ class LeaderboardStreamController(Controller):
         """``text/event-stream``: a ``leaderboard`` event now and after every change of the
         ratings projection's position (checked every 0.5 s); data is the JSON body of
         ``GET /leaderboard`` (Elo, top ``limit``), the event id its position."""
-        first = await q.leaderboard(reads, arena, category, limit, 0)  # errors: JSON, not SSE
-        return ServerSentEvent(_board_events(reads, first, arena, category, limit))
+        viewer = viewer_of(request)  # private experiments' trials stay out of the averages
+        first = await q.leaderboard(reads, arena, category, limit, 0, viewer=viewer)
+        return ServerSentEvent(_board_events(reads, first, arena, category, limit, viewer))
 
 
 class _Gauge:
@@ -164,7 +167,7 @@ def _message(board: Leaderboard) -> ServerSentEventMessage:
 
 
 async def _board_events(
-    reads: ReadStore, first: Leaderboard, arena: str, category: str, limit: int
+    reads: ReadStore, first: Leaderboard, arena: str, category: str, limit: int, viewer: Viewer
 ) -> AsyncIterator[ServerSentEventMessage]:
     STREAMS.open += 1
     try:
@@ -176,7 +179,7 @@ async def _board_events(
             try:
                 position = await q.tracking_position(reads)
                 if position != last:
-                    board = await q.leaderboard(reads, arena, category, limit, 0)
+                    board = await q.leaderboard(reads, arena, category, limit, 0, viewer=viewer)
                     last, quiet, failing = board.position, 0.0, False
                     yield _message(board)
                     continue

@@ -45,6 +45,7 @@ from psycopg import AsyncConnection, sql
 
 from .api import ApiError
 from .api_models import Bootstrap, History, Leaderboard, LeaderboardRow
+from .api_privacy import Viewer, visible_trials
 from .api_results_models import (
     HeadToHeadPage,
     HeadToHeadRow,
@@ -298,26 +299,33 @@ def _pairs_at() -> sql.Composable:
 
 
 async def _extras(
-    snap: Snapshot, arena: str, category: str, competitors: list[str]
+    snap: Snapshot, arena: str, category: str, competitors: list[str], viewer: Viewer
 ) -> tuple[dict[str, dict[str, float]], dict[str, tuple[int, int]], dict[str, tuple[Any, Any]]]:
-    """Metric averages, score votes ``(sum, count)`` and ``(name, provider)`` per competitor."""
+    """Metric averages, score votes ``(sum, count)`` and ``(name, provider)`` per competitor,
+    over the battles and the trials of experiments the viewer may read."""
     if not competitors:
         return {}, {}, {}
+    pool = {"arena": arena, "category": category, "competitors": competitors}
+    visible = visible_trials(viewer, pool)
     metrics, scores, names = await snap.many(
         (
             sql.SQL(
-                "SELECT competitor, metric, (total / count)::float8 FROM {} WHERE arena = %s "
-                "AND category = %s AND count > 0 AND competitor = ANY(%s) ORDER BY metric"
+                "SELECT competitor, metric, (sum(total) / sum(count))::float8 FROM {} "
+                "WHERE arena = %(arena)s AND category = %(category)s "
+                "AND competitor = ANY(%(competitors)s) AND (NOT of_trials OR %(everyone)s "
+                "OR owner = %(owner)s) GROUP BY competitor, metric HAVING sum(count) > 0 "
+                "ORDER BY metric"
             ).format(_s("competitor_metrics")),
-            (arena, category, competitors),
+            {**pool, "everyone": viewer.everything, "owner": viewer.source},
         ),
         (
             sql.SQL(
-                "SELECT competitor, sum(score_sum), sum(score_votes) FROM {} WHERE arena = %s "
-                "AND (%s = '' OR category = %s) AND voided_by IS NULL AND competitor = ANY(%s) "
+                "SELECT competitor, sum(score_sum), sum(score_votes) FROM {} "
+                "WHERE arena = %(arena)s AND (%(category)s = '' OR category = %(category)s) "
+                "AND voided_by IS NULL AND competitor = ANY(%(competitors)s) {} "
                 "GROUP BY competitor"
-            ).format(_s("trials")),
-            (arena, category, category, competitors),
+            ).format(_s("trials"), sql.SQL("") if visible is None else sql.SQL("AND ") + visible),
+            pool,
         ),
         (
             sql.SQL("SELECT competitor, name, provider FROM {} WHERE competitor = ANY(%s)").format(
@@ -383,9 +391,12 @@ async def leaderboard(
     offset: int,
     system: str = "elo",
     as_of: int | datetime | None = None,
+    *,
+    viewer: Viewer,
 ) -> Leaderboard:
     """The pool's standings by Elo (the ratings read model) or Bradley-Terry (fitted from the
-    pool's pair counts), now or as they stood at a log position or time."""
+    pool's pair counts), now or as they stood at a log position or time. The averages count the
+    trials of the experiments ``viewer`` may read only."""
     async with snapshot(reads) as snap:
         position, results_position = await snap.positions()
         settings = await snap.settings(arena)
@@ -425,7 +436,9 @@ async def leaderboard(
                     params,
                 ),
             )
-            metrics, scores, names = await _extras(snap, arena, category, [r[0] for r in page])
+            metrics, scores, names = await _extras(
+                snap, arena, category, [r[0] for r in page], viewer
+            )
             rows = [
                 _row(offset + i, r[0], r[1], r[2:6], names, metrics, scores)
                 for i, r in enumerate(page, start=1)
@@ -454,7 +467,7 @@ async def leaderboard(
         pairs, counter_rows = await snap.many((pairs_q, params), (counters_q, params))
         counters = {r[0]: r[1:5] for r in counter_rows}
         members = sorted({*counters, *(r[0] for r in pairs), *(r[1] for r in pairs)})
-        metrics, scores, names = await _extras(snap, arena, category, members)
+        metrics, scores, names = await _extras(snap, arena, category, members, viewer)
 
     key = (reads.database_url, arena, category, params["p"], settings)
     live = (reads.database_url, arena, category, settings)

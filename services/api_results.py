@@ -17,14 +17,15 @@ left out of every count, average and ranking.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from . import api_results_queries as q
 from .api import Limit, Offset, _errors
+from .api_privacy import viewer_of
 from .api_results_models import (
     BattleDetail,
     BattlePage,
@@ -191,6 +192,7 @@ class StatsController(Controller):
     @get("/", summary="Trial statistics, grouped", responses=_errors(400, 503))
     async def stats(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[ReadStore],
         group_by: Annotated[
             str,
@@ -215,7 +217,9 @@ class StatsController(Controller):
         tokens (completed trials), total cost, average score vote and votes, every metric's
         average. Trials without the dimension form the group with key null (listed last when
         ordered by key); a dimension no trial in scope carries is a 400 (with no trial in scope,
-        any ``group_by`` answers no groups)."""
+        any ``group_by`` answers no groups). While keys are enforced, only the trials of
+        experiments the caller may read count (an experiment it may not read looks like one with
+        no trials)."""
         return await q.stats(
             reads,
             group_by=group_by,
@@ -225,4 +229,5 @@ class StatsController(Controller):
             experiment_id=experiment_id,
             limit=limit,
             offset=offset,
+            viewer=viewer_of(request),
         )

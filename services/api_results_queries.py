@@ -11,6 +11,7 @@ from msgspec import structs
 from psycopg import sql
 
 from .api import ApiError
+from .api_privacy import Viewer, visible_trials
 from .api_queries import Rows, Snapshot, _float, _s, _where, bad_parameter, not_found, snapshot
 from .api_results_models import (
     BattleDetail,
@@ -385,9 +386,11 @@ async def stats(
     experiment_id: str | None,
     limit: int,
     offset: int,
+    viewer: Viewer,
 ) -> StatsPage:
-    """:func:`~arbiter.domain.stats.group_stats` over the trials (not voided) the filters pick.
-    Every matching trial is read (the grouping is the domain's, in Python)."""
+    """:func:`~arbiter.domain.stats.group_stats` over the trials (not voided) the filters pick,
+    of experiments the viewer may read. Every matching trial is read (the grouping is the
+    domain's, in Python)."""
     conditions: list[sql.Composable] = [sql.SQL("voided_by IS NULL")]
     params: dict[str, Any] = {}
     for name, value, clause in (
@@ -398,6 +401,8 @@ async def stats(
         if value:
             conditions.append(sql.SQL(clause))
             params[name] = value
+    if (private := visible_trials(viewer, params)) is not None:
+        conditions.append(private)
     async with snapshot(reads) as snap:
         _, results_position = await snap.positions()
         rows = await snap.rows(

@@ -7,11 +7,14 @@
 * ``arbiter keys list`` shows ids, names, scopes, creation and revocation times; never secrets
   (the database holds none to show).
 * ``arbiter keys revoke KEY_ID`` revokes a key; API processes stop accepting it within their
-  cache TTL (``ARBITER_AUTH_CACHE_TTL``, default 5 s).
+  cache TTL (``ARBITER_AUTH_CACHE_TTL``, default 5 s). Revoking the last active admin key is
+  refused (exit 1, with a warning) unless ``--force``. Revoking every key does not open the
+  API: once a key was created, ``ARBITER_AUTH=auto`` keeps enforcing (``off`` opens it).
 
 The commands talk to PostgreSQL directly (``ARBITER_DATABASE_URL``, or the embedded server):
 whoever can run them can already write the database, which is why the first key is made here and
-not over HTTP. Exit codes: 0 ok, 1 unknown key on revoke, 2 usage or configuration error.
+not over HTTP. Exit codes: 0 ok, 1 unknown key on revoke or the last admin key without
+``--force``, 2 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -76,12 +79,21 @@ def list_keys() -> None:
 
 
 @keys_app.command("revoke")
-def revoke_key(key_id: Annotated[str, typer.Argument(help="The key's id (ak_...).")]) -> None:
+def revoke_key(
+    key_id: Annotated[str, typer.Argument(help="The key's id (ak_...).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Revoke it even if it is the last active admin key.")
+    ] = False,
+) -> None:
     """Revoke a key (kept in the list, marked revoked)."""
     from .cli import _servers
 
     with _servers() as rt:
-        key = keys.revoke(rt.database_url, key_id)
+        try:
+            key = keys.revoke(rt.database_url, key_id, force=force)
+        except keys.LastAdminKey as exc:
+            err.print(f"[yellow]warning:[/yellow] {exc} Repeat with --force to revoke it anyway.")
+            raise typer.Exit(1) from exc
     if key is None:
         err.print(f"[red]error:[/red] no API key {key_id!r}")
         raise typer.Exit(1)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from arbiter.adapters.bus import REJECTED_STREAM, Publisher, connect
+from arbiter.adapters.bus import REJECTED_STREAM, STREAM, Publisher, connect
 from arbiter.adapters.embedded import find_free_port
 from arbiter.projections import PROJECTIONS
 from arbiter.services.api import make_server
@@ -126,3 +126,13 @@ def running_ingest(database_url: str, nats_url: str) -> Iterator[Ingest]:
         loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=30)
         loop.close()
+
+
+async def stored_source(nats_url: str, seq: int) -> str | None:
+    """The ``source`` of the message at ``seq`` in ``ARBITER`` (what the ingest will store)."""
+    nc = await connect(nats_url, max_reconnect_attempts=1)
+    try:
+        msg = await nc.jetstream().get_msg(STREAM, seq)
+        return json.loads(msg.data).get("source")  # type: ignore[no-any-return]
+    finally:
+        await nc.close()

@@ -8,7 +8,6 @@ revocation is seen at once).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,7 +15,6 @@ from typing import Any
 import psycopg
 import pytest
 from arbiter.adapters import keys
-from arbiter.adapters.bus import STREAM, connect
 from arbiter.services.api import create_app
 from arbiter.services.api_auth import AuthConfig
 from arbiter.services.cli import app as cli_app
@@ -24,6 +22,7 @@ from litestar.testing import AsyncTestClient
 from typer.testing import CliRunner
 
 from .api_events import T0, battle, registered, seed, trial
+from .helpers import stored_source
 
 AUTO = AuthConfig(mode="auto", public_reads=True, cache_ttl=0)
 
@@ -141,15 +140,6 @@ async def test_admin_keys_bootstrap_when_off(database_url: str, nats_url: str) -
 # -- publishing ---------------------------------------------------------------------------------
 
 
-async def _stored_source(nats_url: str, seq: int) -> str | None:
-    nc = await connect(nats_url, max_reconnect_attempts=1)
-    try:
-        msg = await nc.jetstream().get_msg(STREAM, seq)
-        return json.loads(msg.data).get("source")  # type: ignore[no-any-return]
-    finally:
-        await nc.close()
-
-
 async def test_publish_needs_publish_scope(
     nats_url: str, client: AsyncTestClient[Any], made: dict[str, tuple[str, str]]
 ) -> None:
@@ -162,7 +152,7 @@ async def test_publish_needs_publish_scope(
     key_id, token = made["publisher"]
     r = await client.post("/events", json=event("1", source="worker-7"), headers=bearer(token))
     assert r.status_code == 202, r.text
-    assert await _stored_source(nats_url, r.json()["stream_seq"]) == f"key:{key_id}"
+    assert await stored_source(nats_url, r.json()["stream_seq"]) == f"key:{key_id}"
     # X-API-Key works as well.
     r = await client.post("/events", json=event("2"), headers={"X-API-Key": token})
     assert r.status_code == 202, r.text

@@ -11,6 +11,7 @@ import psutil
 import psycopg
 import pytest
 from arbiter.adapters.eventstore import EventLog
+from arbiter.domain.decisions import Facts, own
 from arbiter.domain.events import (
     ArenaConfigured,
     BattleCompleted,
@@ -34,13 +35,18 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 SPEC = PROJECTIONS["ratings"]
 RESULTS = PROJECTIONS["results"]
 NAMES = [f"m{i}" for i in range(6)]
+ADMIN = "key:ak_000000ad"
+SOURCES = st.sampled_from([None, "worker", "key:ak_0000000a", "key:ak_0000000b", ADMIN])
+"""Writers: the trusted path (no source, a NATS worker), two keys that own things and write
+about each other's (refused ``not_owner``), and an admin key (allowed everywhere)."""
 
 
 @st.composite
 def events(draw: Any) -> list[Event]:
     """Random mixes of every event type the ratings fold reads, voids included. Votes and voids
     point at earlier results (or at ids that never come, which the store defers, or at a setting,
-    which it rejects): the property holds for whatever the store accepts."""
+    which it rejects); every event has a writer (:data:`SOURCES`), so ownership refuses some:
+    the property holds for whatever the store accepts."""
     n = draw(st.integers(1, 60))
     out: list[Event] = []
     results: list[str] = []
@@ -79,7 +85,8 @@ def events(draw: Any) -> list[Event]:
             metric = st.floats(0, 5000, allow_nan=False, width=32)
             out.append(TrialCompleted(
                 event_id=eid, occurred_at=at, arena=arena, category=category,
-                experiment_id="x1", trial_id=f"t{i}", competitor=draw(st.sampled_from(NAMES)),
+                experiment_id=draw(st.sampled_from(["x1", "x2"])), trial_id=f"t{i}",
+                competitor=draw(st.sampled_from(NAMES)),
                 prompt_index=draw(st.integers(0, 3)),
                 status=draw(st.sampled_from(["completed", "completed", "failed"])),
                 metrics=draw(st.dictionaries(st.sampled_from(["ttfb_ms", "cost_usd"]), metric)),
@@ -121,15 +128,23 @@ def events(draw: Any) -> list[Event]:
             out.append(CompetitorRetired(
                 event_id=eid, occurred_at=at, competitor=draw(st.sampled_from(NAMES)),
             ))  # fmt: skip
+        if out and out[-1].event_id == eid:
+            out[-1] = msgspec.structs.replace(out[-1], source=draw(SOURCES))
     return out
 
 
 def _reset(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE arbiter_events, arbiter_event_ids, arbiter_competitors, arbiter_arenas"
+            "TRUNCATE arbiter_events, arbiter_event_ids, arbiter_competitors, arbiter_arenas, "
+            "arbiter_owners"
         )
         conn.execute("ALTER SEQUENCE arbiter_events_notification_id_seq RESTART")
+        conn.execute(
+            "INSERT INTO arbiter_api_keys (key_id, name, scopes, sha256) "
+            "VALUES (%s, 'admin', ARRAY['admin'], %s) ON CONFLICT DO NOTHING",
+            (ADMIN.removeprefix("key:"), bytes(32)),
+        )
         for table in (
             "arenas",
             "competitors",
@@ -188,6 +203,7 @@ def _check(database_url: str, log: EventLog, evs: list[Event], data: Any) -> Non
     projector.catch_up()
     other.catch_up()
     other.close()
+    _check_owners(database_url, log)
     incremental_results = _stored_results(database_url)
     rebuild(database_url, RESULTS, event_log=log)
     assert _stored_results(database_url) == incremental_results
@@ -212,6 +228,21 @@ def _check(database_url: str, log: EventLog, evs: list[Event], data: Any) -> Non
     assert projector.generation == result.generation
     assert verify(database_url, event_log=log).ok
     projector.close()
+
+
+def _check_owners(database_url: str, log: EventLog) -> None:
+    """What the store recorded as owners is what the log says (the fill from the log gives the
+    same rows), and no key wrote a trial into an experiment another key owns."""
+    accepted = [e for _, e in log.store.read_after(0, 10_000)]
+    facts = Facts()
+    for e in accepted:
+        own(e, facts)
+    with psycopg.connect(database_url) as conn:
+        stored = dict(conn.execute("SELECT thing, owner FROM arbiter_owners").fetchall())
+    assert stored == facts.owners
+    for e in accepted:
+        if isinstance(e, TrialCompleted) and e.source not in (None, "worker", ADMIN):
+            assert facts.owners[f"experiment:{e.experiment_id}"] in (e.source, None, "", "worker")
 
 
 def test_audit_names_a_tampered_rating(database_url: str) -> None:

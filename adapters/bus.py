@@ -91,13 +91,35 @@ async def ensure_streams(js: JetStreamContext) -> None:
 def encode_event(event: Event | Mapping[str, Any] | bytes) -> tuple[bytes, str | None, str | None]:
     """``(payload, event_id, type)`` of something to publish; raw bytes are sent as they are."""
     if isinstance(event, bytes):
-        match = _TYPE.search(event[:2048])
-        type_ = match.group(1).decode() if match else None
-        id_match = re.search(rb'"event_id"\s*:\s*"([^"\\]{1,128})"', event[:4096])
-        return event, (id_match.group(1).decode() if id_match else None), type_
+        return event, *_peek(event)
     if isinstance(event, Mapping):
         return msgspec.json.encode(event), _str(event.get("event_id")), _str(event.get("type"))
     return canonical_json(event), event.event_id, type_name(event)
+
+
+class _Head(msgspec.Struct):
+    event_id: Any = None
+    type: Any = None
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+
+
+def _peek(raw: bytes) -> tuple[str | None, str | None]:
+    """The top-level ``event_id`` and ``type`` of raw JSON, read by a decoder (a regex would
+    take a ``"type"`` key inside ``meta`` that sorts first, and the message would go to another
+    type's subject: a ``wrong_subject`` rejection). A message that is not a JSON object gets
+    regex guesses, and its rejection names what is wrong with it."""
+    try:
+        head = _HEAD.decode(raw)
+        return _str(head.event_id), _str(head.type)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        match = _TYPE.search(raw[:2048])
+        id_match = re.search(rb'"event_id"\s*:\s*"([^"\\]{1,128})"', raw[:4096])
+        return (
+            id_match.group(1).decode() if id_match else None,
+            match.group(1).decode() if match else None,
+        )
 
 
 def _str(value: object) -> str | None:

@@ -37,6 +37,7 @@ class Code(StrEnum):
     UNKNOWN_TARGET = "unknown_target"
     INVALID_TARGET = "invalid_target"
     ALREADY_VOIDED = "already_voided"
+    WRONG_SUBJECT = "wrong_subject"
 
 
 class Rejection(Struct, frozen=True, omit_defaults=True):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 from arbiter.adapters.bus import connect, ensure_streams
 from arbiter.domain.events import EVENT_DECODER, canonical_json, to_builtins
@@ -195,17 +196,28 @@ def _has_refused(s: str) -> bool:
     return False
 
 
-@given(st.text(max_size=40))
-@example("a\u200bb")
-@example(" a")
-@example("é")
-@example("e\u0301")
-@example("\u00a0")
-def test_the_rule_over_any_text(s: str) -> None:
+ENCODINGS: dict[str, Callable[[Any], bytes]] = {
+    "json.dumps": raw,  # spaces after ':' and ',': checked field by field
+    "compact": lambda e: json.dumps(e, separators=(",", ":")).encode(),  # the bytes fast path
+    "compact UTF-8": lambda e: json.dumps(e, separators=(",", ":"), ensure_ascii=False).encode(),
+    "msgspec": msgspec.json.encode,  # what Publisher sends for a dict
+}
+
+
+@pytest.mark.parametrize("encode", ENCODINGS.values(), ids=ENCODINGS.keys())
+@given(s=st.text(max_size=40))
+@example(s="a\u200bb")
+@example(s=" a")
+@example(s="a ")
+@example(s="a\x7f")
+@example(s="é")
+@example(s="e\u0301")
+@example(s="\u00a0")
+def test_the_rule_over_any_text(encode: Callable[[Any], bytes], s: str) -> None:
     """Every refused string holds a refused character or edge whitespace (or is blank); every
     accepted one comes back as its NFC form, and decoding its canonical JSON again gives the
-    same event (the log's form is a fixed point)."""
-    result = decoded(battle(1, s, "other-side", judge=s))
+    same event (the log's form is a fixed point). In every JSON spelling of the message."""
+    result = decode_event(encode(battle(1, s, "other-side", judge=s)), now=NOW)
     problem = not s or _has_refused(s) or s != s.strip()
     if isinstance(result, Rejection):
         too_long = len(unicodedata.normalize("NFC", s)) > 128
@@ -218,9 +230,9 @@ def test_the_rule_over_any_text(s: str) -> None:
     assert again == result and canonical_json(again) == canonical_json(result)
 
 
-def test_the_ascii_fast_path_returns_the_event_itself() -> None:
+def test_the_fast_path_copies_nothing() -> None:
     """Nothing is copied for a plain event (the ingest's hot path)."""
-    event = EVENT_DECODER.decode(raw(battle(1, "x", "y", metrics={"a": {"wer": 1.0}})))
+    event = EVENT_DECODER.decode(raw(battle(1, "x  y", "y", metrics={"a": {"wer": 1.0}})))
     assert check_identifiers(event) is event
 
 
@@ -294,3 +306,26 @@ async def test_the_subject_must_name_the_type(database_url: str, nats_url: str) 
     wrong = by_subject["arbiter.events.game.completed"]
     assert (wrong["event_id"], wrong["field"]) == ("ev-3", "type")
     assert "arbiter.events.battle.completed" in wrong["message"]
+
+
+def test_arena_file_rows_become_valid_events_or_refused_rows(tmp_path: Any) -> None:
+    """The importer strips whitespace around model names (so a padded name imports); a name with
+    an invisible character inside is refused by the same rule, and the rows around it import."""
+    from arbiter.adapters.arena_files import RowError, iter_import
+    from arbiter.adapters.bus import encode_event
+
+    path = tmp_path / "battles.csv"
+    path.write_text(
+        "model_a,model_b,winner\n"
+        "  gpt-4 ,claude,model_a\n"
+        "gpt\u200b4,claude,model_b\n"
+        f"{NFD_CAFE},claude,tie\n"
+        "\u00a0x\u00a0,y,model_a\n",
+        encoding="utf-8",
+    )
+    out = []
+    for _, item in iter_import(path):
+        assert not isinstance(item, RowError), item
+        result = decode_event(encode_event(item)[0], now=NOW)
+        out.append(result.code if isinstance(result, Rejection) else (result.a, result.b))
+    assert out == [("gpt-4", "claude"), Code.INVALID_VALUE, (NFC_CAFE, "claude"), ("x", "y")]

@@ -24,7 +24,7 @@ from .events import (
     VoteCast,
     type_name,
 )
-from .identifiers import check_identifiers
+from .identifiers import check_identifiers, plain_bytes
 from .rejections import Code, Rejection
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -78,6 +78,8 @@ def decode_event(
         problem = _structure_problem(event, raw, _metas(event))
     if problem is not None:
         return problem
+    if plain_bytes(raw, event):  # the common case: no identifier to refuse or normalise
+        return check_event(event, now=now)
     named = check_identifiers(event)  # NFC from here on: the log and its digests see one form
     return named if isinstance(named, Rejection) else check_event(named, now=now)
 

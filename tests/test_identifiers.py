@@ -230,6 +230,26 @@ def test_the_rule_over_any_text(encode: Callable[[Any], bytes], s: str) -> None:
     assert again == result and canonical_json(again) == canonical_json(result)
 
 
+@pytest.mark.parametrize("encode", ENCODINGS.values(), ids=ENCODINGS.keys())
+def test_the_byte_scan_lets_nothing_through(encode: Callable[[Any], bytes]) -> None:
+    """Compact ASCII JSON is passed by a scan of its bytes; each thing it must notice is noticed
+    in every spelling of the message."""
+    for event, field in (
+        (_register(name=""), "name"),
+        (_register(provider=""), "provider"),
+        (_trial(dimensions={"persona": ""}), "dimensions.persona"),
+        (battle(1, "x\x7f", "y"), "a"),
+        (battle(1, "x", "y", judge="j "), "judge"),
+        (battle(1, "x", "y", arena="\u200b"), "arena"),
+        (battle(1, "x", "y", metrics={"a": {"w\ter": 1.0}}), "metrics.a"),
+    ):
+        result = decode_event(encode(event), now=NOW)
+        assert isinstance(result, Rejection) and result.field == field, (event, result)
+        assert result.code == Code.INVALID_VALUE
+    nfd = decode_event(encode(battle(1, NFD_CAFE, "y")), now=NOW)
+    assert nfd.a == NFC_CAFE
+
+
 def test_the_fast_path_copies_nothing() -> None:
     """Nothing is copied for a plain event (the ingest's hot path)."""
     event = EVENT_DECODER.decode(raw(battle(1, "x  y", "y", metrics={"a": {"wer": 1.0}})))

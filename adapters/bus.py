@@ -126,14 +126,37 @@ def encode_event(event: Event | Mapping[str, Any] | bytes) -> Outgoing:
     if isinstance(event, Mapping):
         event = msgspec.json.encode(event)
     if isinstance(event, bytes):
-        type_match = _TYPE.search(event[:2048])
-        id_match = _ID.search(event[:4096])
-        return Outgoing(
-            event,
-            id_match.group(1).decode() if id_match else None,
-            type_match.group(1).decode() if type_match else None,
-        )
+        return Outgoing(event, *_peek(event))
     return Outgoing(canonical_json(event), event.event_id, type_name(event))
+
+
+class _Head(msgspec.Struct):
+    event_id: Any = None
+    type: Any = None
+
+
+_HEAD = msgspec.json.Decoder(_Head)
+
+
+def _peek(raw: bytes) -> tuple[str | None, str | None]:
+    """The top-level ``event_id`` and ``type`` of raw JSON, read by a decoder (a regex would
+    take a ``"type"`` key inside ``meta`` that sorts first, and the message would go to another
+    type's subject: a ``wrong_subject`` rejection). A message that is not a JSON object gets
+    regex guesses, and its rejection names what is wrong with it."""
+    try:
+        head = _HEAD.decode(raw)
+        return _str(head.event_id), _str(head.type)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        match = _TYPE.search(raw[:2048])
+        id_match = _ID.search(raw[:4096])
+        return (
+            id_match.group(1).decode() if id_match else None,
+            match.group(1).decode() if match else None,
+        )
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class Publisher:

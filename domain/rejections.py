@@ -38,6 +38,7 @@ class Code(StrEnum):
     INVALID_TARGET = "invalid_target"
     ALREADY_VOIDED = "already_voided"
     NOT_OWNER = "not_owner"
+    WRONG_SUBJECT = "wrong_subject"
 
 
 class Rejection(Struct, frozen=True, omit_defaults=True):

@@ -24,6 +24,7 @@ from .events import (
     VoteCast,
     type_name,
 )
+from .identifiers import check_identifiers, plain_bytes
 from .metrics import first_problem
 from .rejections import Code, Rejection
 
@@ -76,7 +77,12 @@ def decode_event(
         problem = _structure_problem(event, raw, [(event, "", 1)])
     elif raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
         problem = _structure_problem(event, raw, _metas(event))
-    return check_event(event, now=now) if problem is None else problem
+    if problem is not None:
+        return problem
+    if plain_bytes(raw, event):  # the common case: no identifier to refuse or normalise
+        return check_event(event, now=now)
+    named = check_identifiers(event)  # NFC from here on: the log and its digests see one form
+    return named if isinstance(named, Rejection) else check_event(named, now=now)
 
 
 MAX_DEPTH = 64

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -267,7 +268,7 @@ def _deliver(
         shown += 1
         if shown <= max_errors:
             err.print(
-                f"[yellow]{refusal.label}[/yellow] ({refusal.code}): {refusal.message}",
+                f"[yellow]{refusal.label}[/yellow] ({refusal.code}): {escape(refusal.message)}",
                 soft_wrap=True,
             )
 

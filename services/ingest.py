@@ -53,8 +53,8 @@ from arbiter.adapters.bus import (
     subject_for,
 )
 from arbiter.adapters.eventstore import AppendOutcome, EventLog
-from arbiter.domain.events import Event
-from arbiter.domain.rejections import RejectedEvent, Rejection
+from arbiter.domain.events import EVENT_TYPES, Event, type_name
+from arbiter.domain.rejections import Code, RejectedEvent, Rejection
 from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -179,6 +179,8 @@ class Ingest:
         msg_of: dict[int, Msg] = {}
         for msg in msgs:
             result = decode_event(msg.data, now=now, max_bytes=self.max_event_bytes)
+            if not isinstance(result, Rejection) and msg.subject != _SUBJECT[type(result)]:
+                result = _wrong_subject(msg.subject, result)
             if isinstance(result, Rejection):
                 rejections.append((msg, result))
             else:
@@ -301,6 +303,28 @@ class Ingest:
         s.rejected += len(rejections)
         for _msg, rejection in rejections:  # type: ignore[misc]
             s.by_code[rejection.code] = s.by_code.get(rejection.code, 0) + 1
+
+
+_SUBJECT = {cls: subject_for(cls.__struct_config__.tag) for cls in EVENT_TYPES}  # type: ignore[arg-type]
+"""The one subject each event type is accepted on, ``arbiter.events.<type>``."""
+
+
+def _wrong_subject(subject: str, event: Event) -> Rejection:
+    """A decodable event on another type's subject. Anything that selects by subject (a NATS
+    consumer or mirror filtered on ``arbiter.events.battle.completed``, stream limits, access
+    rules) would otherwise see the wrong events, and a producer that mislabels the subject has a
+    bug it should hear about. Only events that decode get this code: a message that does not
+    (on ``arbiter.events.invalid``, where publishers put what has no readable type, or anywhere
+    else) is rejected for what is wrong with it, as before."""
+    name = type_name(event)
+    return Rejection(
+        Code.WRONG_SUBJECT,
+        f"A {name} event was published on {subject}; publish it on {_SUBJECT[type(event)]} "
+        "(the subject must name the event's type).",
+        field="type",
+        event_id=event.event_id,
+        type=name,
+    )
 
 
 def _b64_if_binary(data: bytes, limit: int) -> str | None:

@@ -26,6 +26,7 @@ import nats.errors
 import psycopg
 import uvicorn
 from arbiter.adapters.bus import IngestBacklog, Publisher, ensure_streams, ingest_backlog
+from arbiter.adapters.urls import redact
 from arbiter.domain.events import (
     EVENT_TYPES,
     TYPE_NAMES,
@@ -273,9 +274,7 @@ class Bus:
                 with contextlib.suppress(Exception):
                     await publisher.nc.close()
             self._retry_at = asyncio.get_running_loop().time() + self.RETRY_AFTER
-            from .up import _redact  # never log a password in the URL
-
-            log.warning("NATS at %s unavailable: %r", _redact(self.url), exc)
+            log.warning("NATS at %s unavailable: %r", redact(self.url), exc)
             raise ApiError(503, "unavailable", "NATS is unavailable; try again shortly.") from exc
         return publisher
 

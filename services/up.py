@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import uvicorn
 from arbiter.adapters.embedded import EmbeddedServers
+from arbiter.adapters.urls import redact
 from arbiter.services.ingest import run_ingest
 from arbiter.services.projector import run_projectors
 from arbiter.services.runtime import Runtime, RuntimeRefusal
@@ -204,8 +205,8 @@ def run_up(runtime: Runtime, host: str, port: int, echo: Callable[[str], None]) 
         services = Services(runtime, host, port)
         services.start()
         where = "embedded" if runtime.embedded else "external"
-        echo(f"PostgreSQL ({where}): {_redact(runtime.database_url)}")
-        echo(f"NATS ({where}):       {_redact(runtime.nats_url)}")
+        echo(f"PostgreSQL ({where}): {redact(runtime.database_url)}")
+        echo(f"NATS ({where}):       {redact(runtime.nats_url)}")
         echo(f"API:                 http://{host}:{port}  (OpenAPI at /schema)")
         echo("ingest and projector running; Ctrl-C or SIGTERM stops everything")
         while not done.wait(0.5):
@@ -240,10 +241,3 @@ def _migrate(database_url: str, done: threading.Event) -> list[str]:
                 return []
             log.warning("migrations failed (%s); retrying in %.1fs", exc, delay)
             delay = min(delay * 2, 5.0)
-
-
-def _redact(url: str) -> str:
-    """Hide a password in a URL before printing it."""
-    import re
-
-    return re.sub(r"(//[^:/@]+:)[^@/]+@", r"\1***@", url)

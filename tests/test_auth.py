@@ -330,10 +330,10 @@ async def test_admin_rebuild_that_fails_says_so_and_keeps_the_board(
 
 
 async def test_nats_password_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from arbiter.adapters.urls import redact
     from arbiter.services.api import ApiError, Bus
-    from arbiter.services.up import _redact
 
-    assert _redact("nats://arbiter:s3cret-pw@nats:4222") == "nats://arbiter:***@nats:4222"
+    assert redact("nats://arbiter:s3cret-pw@nats:4222") == "nats://arbiter:***@nats:4222"
     caplog.set_level(logging.DEBUG)
     bus = Bus(f"nats://arbiter:s3cret-pw@127.0.0.1:{closed_port()}", connect_timeout=0.5)
     with pytest.raises(ApiError):

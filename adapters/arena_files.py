@@ -51,6 +51,24 @@ from typing import Any, Literal
 
 import msgspec
 
+__all__ = [
+    "ID_COLUMNS",
+    "IMPORT_EPOCH",
+    "IMPORT_SOURCE",
+    "JUDGE",
+    "MAX_ID",
+    "REQUIRED",
+    "WINNERS",
+    "ArenaFileError",
+    "Format",
+    "PathLike",
+    "RowError",
+    "count_rows",
+    "detect_format",
+    "iter_import",
+]
+
+
 Format = Literal["jsonl-events", "arena-json", "arena-jsonl", "arena-csv"]
 PathLike = str | os.PathLike[str]
 

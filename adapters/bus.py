@@ -35,6 +35,25 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError, NotFoundError, TooManyStalledMsgsError
 
+__all__ = [
+    "INGEST_DURABLE",
+    "MAX_PAYLOAD",
+    "REJECTED_PREFIX",
+    "REJECTED_STREAM",
+    "STREAM",
+    "SUBJECT_PREFIX",
+    "IngestBacklog",
+    "Outgoing",
+    "Publisher",
+    "connect",
+    "encode_event",
+    "ensure_streams",
+    "ingest_backlog",
+    "message_id",
+    "subject_for",
+]
+
+
 log = logging.getLogger("arbiter.bus")
 
 STREAM = "ARBITER"

@@ -64,6 +64,21 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+__all__ = [
+    "CREATE_LOCK",
+    "NAMESPACE",
+    "RECORDED_TOPIC",
+    "AppendOutcome",
+    "ArbiterRecorder",
+    "EventLog",
+    "MsgspecTranscoder",
+    "Recorded",
+    "StoredState",
+    "postgres_env",
+    "stream_id",
+]
+
+
 CREATE_LOCK = 0x4172_6269_7465_72
 """Advisory lock id held while the store's tables and functions are created."""
 NAMESPACE = UUID("5b0f6c1e-3d44-4c0e-9a53-6a1f1e0d7a11")

@@ -34,6 +34,29 @@ from typing import Any
 
 import psycopg
 
+__all__ = [
+    "ADMINS_AMONG",
+    "ANY_KEY",
+    "COLUMNS",
+    "DDL",
+    "SCOPES",
+    "SELECT_ALL",
+    "SELECT_ONE",
+    "TABLE",
+    "ApiKey",
+    "BadKeyRequest",
+    "LastAdminKey",
+    "check_scopes",
+    "create",
+    "digest",
+    "ensure_table",
+    "key_id_of",
+    "list_keys",
+    "new_token",
+    "revoke",
+]
+
+
 TABLE = "arbiter_api_keys"
 SCOPES = ("read", "publish", "admin")
 _LOCK = zlib.crc32(TABLE.encode())

@@ -16,6 +16,9 @@ from typing import Any
 
 from psycopg import Connection, sql
 
+__all__ = ["migrate", "migration_files"]
+
+
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 

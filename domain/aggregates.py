@@ -14,6 +14,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+__all__ = ["mean", "total"]
+
+
 _SHIFT = 64
 """Scaling exponent of the fallback: 2^64 values of the largest float still sum in range."""
 

@@ -62,6 +62,25 @@ from .events import (
 )
 from .rejections import Code, Rejection
 
+__all__ = [
+    "RESULT_TYPE_NAMES",
+    "CompetitorFacts",
+    "Decision",
+    "Facts",
+    "Needed",
+    "Target",
+    "Verdict",
+    "competitors_of",
+    "decide",
+    "facts_needed",
+    "is_key",
+    "own",
+    "stream_key",
+    "target_stream",
+    "thing_of",
+]
+
+
 RESULT_TYPE_NAMES = frozenset(t.__struct_config__.tag for t in RESULT_TYPES)  # type: ignore[misc]
 _SEP = "\x1f"
 

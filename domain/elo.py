@@ -10,6 +10,22 @@ from __future__ import annotations
 
 from msgspec import Struct, field, structs
 
+__all__ = [
+    "DEFAULT_BASE",
+    "DEFAULT_INITIAL",
+    "DEFAULT_K",
+    "DEFAULT_SCALE",
+    "DEFAULT_SETTINGS",
+    "DEFAULT_WEIGHTS",
+    "SCORES",
+    "ArenaSettings",
+    "expected_score",
+    "game_update",
+    "pair_update",
+    "rank_score",
+]
+
+
 DEFAULT_K = 32.0
 DEFAULT_INITIAL = 1500.0
 DEFAULT_SCALE = 400.0

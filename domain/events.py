@@ -23,6 +23,35 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+__all__ = [
+    "DEFAULT_ARENA",
+    "EVENT_DECODER",
+    "EVENT_TYPES",
+    "MAX_INT32",
+    "MAX_PARTICIPANTS",
+    "RESULT_TYPES",
+    "TYPE_NAMES",
+    "ArenaConfigured",
+    "BattleCompleted",
+    "CompetitorRegistered",
+    "CompetitorRetired",
+    "Event",
+    "GameCompleted",
+    "Id",
+    "Participant",
+    "PositiveFloat",
+    "ResultVoided",
+    "Text",
+    "Timestamp",
+    "TrialCompleted",
+    "VoteCast",
+    "canonical_json",
+    "content_digest",
+    "to_builtins",
+    "type_name",
+]
+
+
 Id = Annotated[str, Meta(min_length=1, max_length=128)]
 Text = Annotated[str, Meta(max_length=1024)]
 Timestamp = Annotated[datetime, Meta(tz=True)]

@@ -37,6 +37,42 @@ from msgspec import Struct, field
 
 from .aggregates import mean, total
 
+__all__ = [
+    "COMPLETED",
+    "COMPOSITE_DECIMALS",
+    "CONFIDENCE_BANDS",
+    "DEFAULT_GEN_TIME_MS",
+    "DEFAULT_SILENCE_RATIO",
+    "DEFAULT_TTFB_MS",
+    "DURATION",
+    "GEN_TIME",
+    "GEN_TIME_SCALE_MS",
+    "MISSING_LATENCY_MS",
+    "SILENCE",
+    "TIE_THRESHOLD_MS",
+    "TTFB",
+    "TTFB_SCALE_MS",
+    "WEIGHT_DURATION",
+    "WEIGHT_GEN_TIME",
+    "WEIGHT_SILENCE",
+    "WEIGHT_TTFB",
+    "CompetitorSummary",
+    "Confidence",
+    "ExperimentResults",
+    "HeadToHead",
+    "Ranking",
+    "ScoreComponents",
+    "TrialRecord",
+    "compare_latency",
+    "composite_score",
+    "confidence_for_gap",
+    "experiment_results",
+    "h2h_latency",
+    "head_to_head",
+    "score_components",
+]
+
+
 COMPLETED = "completed"
 """The ``trial.completed`` status that makes a trial count; every other status counts as failed."""
 

@@ -46,6 +46,20 @@ from .events import (
 )
 from .rejections import Code, Rejection
 
+__all__ = [
+    "DIMENSION_VALUE_MAX",
+    "FIELDS",
+    "ID_MAX",
+    "TEXT_MAX",
+    "check_identifiers",
+    "identifier_problem",
+    "normal",
+    "plain_bytes",
+    "refused_char",
+    "shown",
+]
+
+
 ID_MAX = 128
 TEXT_MAX = 1024
 DIMENSION_VALUE_MAX = 256

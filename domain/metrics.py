@@ -25,6 +25,19 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
+__all__ = [
+    "DAY_MS",
+    "DAY_S",
+    "FREE_LIMIT",
+    "MAX_TOKENS",
+    "METRIC_RANGES",
+    "SEED_METRIC_NAMES",
+    "MetricRange",
+    "first_problem",
+    "metric_problem",
+]
+
+
 FREE_LIMIT = 1e15
 """Largest magnitude of a metric Arbiter does not know by name."""
 

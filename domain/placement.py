@@ -25,6 +25,19 @@ from msgspec import Struct
 
 from .elo import expected_score
 
+__all__ = [
+    "FIRST_STEP_FRACTION",
+    "PLACEMENT_GAMES",
+    "PRIOR_GAMES",
+    "STATUSES",
+    "Proposal",
+    "most_informative_pair",
+    "next_opponent",
+    "placement_target",
+    "registry_status",
+]
+
+
 PLACEMENT_GAMES = 10
 """Rated results after which a competitor leaves ``testing`` and is ``ranked`` (seed 003)."""
 

@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from msgspec import Struct
 
+__all__ = ["Code", "RejectedEvent", "Rejection"]
+
 
 class Code(StrEnum):
     """Stable rejection codes. Never renumber or rename: producers match on them."""

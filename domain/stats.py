@@ -25,6 +25,20 @@ from msgspec import Struct
 from .aggregates import mean, total
 from .experiments import TrialRecord
 
+__all__ = [
+    "COMPETITOR",
+    "COST",
+    "INPUT_TOKENS",
+    "LATENCY",
+    "OUTPUT_TOKENS",
+    "SEED_GROUP_NAMES",
+    "StatsGroup",
+    "StatsOrder",
+    "group_key",
+    "group_stats",
+]
+
+
 COMPETITOR = "competitor"
 """``group_by`` value that groups by competitor (the seed's ``model``) instead of a dimension."""
 

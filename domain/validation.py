@@ -28,6 +28,9 @@ from .identifiers import check_identifiers, plain_bytes
 from .metrics import first_problem
 from .rejections import Code, Rejection
 
+__all__ = ["CLOCK_SKEW", "EARLIEST", "MAX_DEPTH", "MAX_EVENT_BYTES", "check_event", "decode_event"]
+
+
 MAX_EVENT_BYTES = 64 * 1024
 """Largest accepted message. Results are small; anything bigger is a bug or an attack."""
 

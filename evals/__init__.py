@@ -18,3 +18,5 @@ Nothing here is imported eagerly, so ``import arbiter.evals`` is cheap and does 
 extra installed; the modules that need librosa, soundfile, torch or whisper import them when
 first used.
 """
+
+__all__: list[str] = []

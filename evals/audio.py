@@ -18,6 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "CLIP_LEVEL",
+    "TARGET_SR",
+    "Audio",
+    "AudioLoadError",
+    "clipping_ratio",
+    "load_audio",
+    "sha256_file",
+]
+
+
 #: The rate every clip is converted to (Whisper's input rate).
 TARGET_SR = 16_000
 

@@ -23,6 +23,19 @@ from typing import Literal
 
 import msgspec
 
+__all__ = [
+    "SOURCES",
+    "TIE_THRESHOLD",
+    "WEIGHTS",
+    "Composite",
+    "Outcome",
+    "Verdict",
+    "auto_winner",
+    "component_values",
+    "composite",
+]
+
+
 #: Component -> weight, as the arena's scoring has always weighed them.
 WEIGHTS: dict[str, float] = {
     "semascore": 0.30,

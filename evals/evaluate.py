@@ -50,6 +50,9 @@ from arbiter.evals.scores import prosody_score, quality_score
 from arbiter.evals.text import normalize_text
 from arbiter.evals.wer import align
 
+__all__ = ["DECIMALS", "EvalResult", "Transcriber", "clean_metrics", "evaluate", "signal_metrics"]
+
+
 Transcriber = Callable[[np.ndarray], str]
 DECIMALS = 6
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+__all__ = ["EXTRA_HINT", "missing_modules"]
+
+
 EXTRA_HINT = "pip install -e '.[evals]'"
 
 

@@ -24,6 +24,18 @@ from typing import Any
 
 from arbiter.evals.composite import TIE_THRESHOLD, auto_winner
 
+__all__ = [
+    "JUDGE",
+    "SOURCE",
+    "battle_event",
+    "battle_event_id",
+    "derived_battle_id",
+    "rfc3339",
+    "trial_event",
+    "trial_event_id",
+]
+
+
 SOURCE = "arbiter.evals"
 JUDGE = "auto"
 

@@ -16,6 +16,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = [
+    "ABSOLUTE_SILENCE_DBFS",
+    "FRAME_S",
+    "HOP_S",
+    "LEVEL_FLOOR_DB",
+    "MAX_MARGIN_DB",
+    "MIN_CONTRAST_DB",
+    "MIN_PAUSE_S",
+    "RELATIVE_MARGIN",
+    "SNR_RANGE_DB",
+    "FrameAnalysis",
+    "analyse_frames",
+    "frame_power",
+    "loudness_metrics",
+    "silence_metrics",
+    "snr_db",
+    "speaking_rate",
+]
+
+
 #: Analysis frame and hop (seconds): silence edges are found to within about +-10 ms.
 FRAME_S = 0.020
 HOP_S = 0.010

@@ -10,6 +10,17 @@ from __future__ import annotations
 import numpy as np
 from arbiter.evals.metrics import FrameAnalysis
 
+__all__ = [
+    "FMAX_HZ",
+    "FMIN_HZ",
+    "FRAME_LENGTH",
+    "MIN_VOICED_FRAMES",
+    "PITCH_HOP_S",
+    "RESOLUTION_ST",
+    "pitch_metrics",
+]
+
+
 #: Search range (Hz): below a deep male voice to above a child's.
 FMIN_HZ = 50.0
 FMAX_HZ = 600.0

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+__all__ = ["INF", "PROSODY_PARTS", "prosody_score", "quality_score", "trapezoid"]
+
 
 def trapezoid(x: float, zero_lo: float, one_lo: float, one_hi: float, zero_hi: float) -> float:
     """Piecewise-linear membership: 0 at or below zero_lo, rising to 1 at one_lo, flat to

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["SR", "silence", "speechlike", "tone"]
+
+
 SR = 16_000
 
 

@@ -18,6 +18,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+__all__ = ["normalize_text", "number_to_words", "ordinal_words", "word_count"]
+
+
 # fmt: off
 _ONES = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",

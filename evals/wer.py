@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from arbiter.evals.text import normalize_text
 
+__all__ = ["Alignment", "align", "cer", "wer", "word_alignment"]
+
 
 @dataclass(frozen=True, slots=True)
 class Alignment:

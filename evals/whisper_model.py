@@ -26,6 +26,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+__all__ = [
+    "CACHE_ENV",
+    "DEFAULT_MODEL",
+    "LANGUAGE_ENV",
+    "MODEL_ENV",
+    "ModelSpec",
+    "WhisperWeightsMissing",
+    "cache_dir",
+    "clear_cache",
+    "default_device",
+    "get_model",
+    "resolve_model",
+    "transcribe",
+]
+
+
 if TYPE_CHECKING:
     import whisper
 

@@ -11,7 +11,6 @@ import pytest
 
 pytest.importorskip("librosa")
 
-from arbiter.evals import manifest as manifest_module
 from arbiter.evals.manifest import (
     BattleRow,
     DoneState,
@@ -22,6 +21,7 @@ from arbiter.evals.manifest import (
     row_event_id,
     run_manifest,
 )
+from arbiter.evals.manifest import runner as manifest_module
 from arbiter.evals.synthetic import speechlike
 from arbiter.evals.whisper_model import MODEL_ENV, WhisperWeightsMissing
 

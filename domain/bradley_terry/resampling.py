@@ -1,0 +1,134 @@
+"""The bootstrap: resampled fits, their percentile intervals, and ranks from intervals. Pure.
+
+Resampling the battles is one multinomial draw over the distinct (pair, outcome) cells, seeded,
+so a seed gives the same intervals on every run; each resample is fitted by
+:func:`.solver.solve`, warm-started from the point estimate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..elo import DEFAULT_BASE, DEFAULT_INITIAL, DEFAULT_SCALE
+from .pair_counts import FloatArray, IntArray, PairCounts
+from .solver import (
+    DEFAULT_MAX_ITER,
+    DEFAULT_RIDGE,
+    DEFAULT_TOL,
+    check_settings,
+    fit,
+    solve,
+    to_elo,
+    to_logit,
+)
+
+__all__ = [
+    "DEFAULT_LEVEL",
+    "DEFAULT_ROUNDS",
+    "bootstrap",
+    "bootstrap_samples",
+    "intervals",
+    "rank_with_intervals",
+]
+
+DEFAULT_ROUNDS = 100
+DEFAULT_LEVEL = 0.95
+
+
+def bootstrap_samples(
+    counts: PairCounts,
+    rounds: int = DEFAULT_ROUNDS,
+    seed: int = 0,
+    *,
+    scale: float = DEFAULT_SCALE,
+    base: float = DEFAULT_BASE,
+    initial: float = DEFAULT_INITIAL,
+    ridge: float = DEFAULT_RIDGE,
+    point: FloatArray | None = None,
+    tol: float = DEFAULT_TOL,
+    max_iter: int = DEFAULT_MAX_ITER,
+) -> FloatArray:
+    """Ratings fitted on ``rounds`` resamples of the battles: an array ``(rounds, n)``.
+
+    Resampling N battles with replacement is one multinomial draw of N over the distinct
+    (pair, outcome) cells with probabilities ``count / N``; all rounds are drawn at once from
+    ``numpy.random.default_rng(seed)``, so a seed gives the same samples on every run. Each
+    round is fitted warm-started from ``point`` (the full-data fit; computed when not given).
+    N is the rounded total count; with non-integer counts (weights) the resample is of that
+    many battles in the counts' proportions. Raises ValueError when ``rounds < 1``.
+    """
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
+    check_settings(scale, base, ridge)
+    n = len(counts.competitors)
+    if point is None:
+        point = fit(counts, scale=scale, base=base, initial=initial, ridge=ridge, tol=tol)
+    theta0 = to_logit(point, scale, base, initial)
+    cells = np.stack([counts.wins_i, counts.wins_j, counts.ties], axis=1).reshape(-1)
+    nonzero = np.flatnonzero(cells > 0)
+    total = float(cells.sum())
+    n_draw = round(total)
+    if nonzero.size == 0 or n_draw == 0:
+        return np.broadcast_to(np.asarray(point, dtype=np.float64), (rounds, n)).copy()
+    rng = np.random.default_rng(seed)
+    probs = cells[nonzero] / total
+    probs /= probs.sum()
+    draws = rng.multinomial(n_draw, probs, size=rounds).astype(np.float64)
+    dense = np.zeros((rounds, cells.size))
+    dense[:, nonzero] = draws
+    dense = dense.reshape(rounds, -1, 3)
+    w_ij = dense[:, :, 0] + 0.5 * dense[:, :, 2]
+    w_ji = dense[:, :, 1] + 0.5 * dense[:, :, 2]
+    out = np.empty((rounds, n))
+    for k in range(rounds):
+        theta = solve(n, counts.i, counts.j, w_ij[k], w_ji[k], ridge, theta0, tol, max_iter)
+        out[k] = to_elo(theta, scale, base, initial)
+    return out
+
+
+def intervals(samples: FloatArray, level: float = DEFAULT_LEVEL) -> tuple[FloatArray, FloatArray]:
+    """Percentile interval per competitor (column) of bootstrap ``samples``."""
+    if not 0 < level < 1:
+        raise ValueError("level must be between 0 and 1")
+    q = 50 * (1 - level)
+    lower, upper = np.percentile(samples, [q, 100 - q], axis=0)
+    return lower, upper
+
+
+def bootstrap(
+    counts: PairCounts,
+    rounds: int = DEFAULT_ROUNDS,
+    seed: int = 0,
+    *,
+    level: float = DEFAULT_LEVEL,
+    scale: float = DEFAULT_SCALE,
+    base: float = DEFAULT_BASE,
+    initial: float = DEFAULT_INITIAL,
+    ridge: float = DEFAULT_RIDGE,
+    point: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """``(lower, upper)``: the 2.5 and 97.5 percentiles (``level`` 0.95) of the bootstrap.
+
+    See :func:`bootstrap_samples`. Percentile intervals usually contain the point estimate, but
+    nothing forces them to on very skewed data (e.g. a competitor with two battles).
+    """
+    samples = bootstrap_samples(
+        counts, rounds, seed, scale=scale, base=base, initial=initial, ridge=ridge, point=point
+    )
+    return intervals(samples, level)
+
+
+def rank_with_intervals(rating: FloatArray, lower: FloatArray, upper: FloatArray) -> IntArray:
+    """Rank = 1 + the number of competitors whose lower bound is strictly above this upper bound.
+
+    The rule of public arena leaderboards: a competitor is ranked below only those that are
+    better beyond doubt, so several may share a rank and ranks may skip. ``rating`` is not used
+    by the rule; it is taken so that callers pass the three aligned arrays (their lengths are
+    checked). O(n log n).
+    """
+    rating, lower, upper = (np.asarray(x, dtype=np.float64) for x in (rating, lower, upper))
+    if not (rating.shape == lower.shape == upper.shape) or rating.ndim != 1:
+        raise ValueError("rating, lower and upper must be one-dimensional and of equal length")
+    ordered = np.sort(lower)
+    above = ordered.size - np.searchsorted(ordered, upper, side="right")
+    return 1 + above.astype(np.int64)

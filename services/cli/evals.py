@@ -21,6 +21,9 @@ imported inside the commands, so ``arbiter`` itself works without it; a command 
 exits 2 naming what to install. Exit codes: 0 ok, 1 a failure (rows that could not be
 evaluated, events refused), 2 usage or configuration error (missing file, missing extra,
 missing Whisper weights).
+
+This module holds the group and ``battle`` / ``trial``; ``run`` is :mod:`.evals_run`, the pieces
+they share are :mod:`.evals_shared` (options, checks, evaluation) and :mod:`.evals_publish`.
 """
 
 from __future__ import annotations

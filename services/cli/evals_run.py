@@ -1,8 +1,9 @@
 """``arbiter evals run MANIFEST``: judge every row of a manifest in worker processes and publish
 the results, resumably (a progress bar, a line per row that could not be evaluated, a summary).
 
-Its own room because it is the one evals command that drives :func:`arbiter.evals.manifest.
-run_manifest` (batches, a state file, the event store's known ids) rather than one clip.
+Its own room because it is the one evals command that drives
+:func:`arbiter.evals.manifest.run_manifest` (batches, a state file, the event store's known ids)
+rather than one clip.
 """
 
 from __future__ import annotations

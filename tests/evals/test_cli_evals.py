@@ -207,7 +207,7 @@ def test_missing_extra_is_a_clear_exit_2(env, clips):
 def test_core_cli_imports_without_the_extra():
     code = (
         "import sys\n"
-        "import arbiter.services.cli, arbiter.services.cli_evals, arbiter.services.api\n"
+        "import arbiter.services.cli, arbiter.services.cli.evals, arbiter.services.api\n"
         "heavy = {'librosa', 'torch', 'whisper', 'soundfile'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -9,9 +9,11 @@
   projection from the log and prints the audit digest, which equals the one ``arbiter audit
   verify`` printed on the source database.
 
-Format and the reasons for it: :mod:`arbiter.services.backup`. Exit codes: 0 ok; 1 a failure found
-(a corrupt file, an audit mismatch after the rebuild); 2 usage or configuration error (no such
-file, not a backup, a non-empty store without ``--force``, unreachable servers).
+Format and the reasons for it: :mod:`arbiter.services.backup`, which stays a plain module of
+``services/`` (it holds the file format and the restore, not presentation; this room only shows
+its progress and results). Exit codes: 0 ok; 1 a failure found (a corrupt file, an audit
+mismatch after the rebuild); 2 usage or configuration error (no such file, not a backup, a
+non-empty store without ``--force``, unreachable servers).
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from .common import console, err, fail, progress_bar, servers
+
+__all__ = ["backup_command", "restore_command"]
+
 
 @contextmanager
 def _bytes_progress() -> Iterator[Any]:
     """A byte-counting progress display; yields the callback the backup module calls."""
-    from arbiter.services.cli import err
-
     tasks: dict[str, Any] = {}
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -62,10 +66,9 @@ def backup_command(
 
     Read models are not saved: restore rebuilds them from the log. Safe while services run.
     """
-    from arbiter.services.backup import BackupError, backup
-    from arbiter.services.cli import _fail, _servers, console
+    from arbiter.services.backup import BackupError, backup  # lazy: loads eventsourcing
 
-    with _servers() as rt:
+    with servers() as rt:
         try:
             with _bytes_progress() as progress:
                 manifest = backup(
@@ -73,7 +76,7 @@ def backup_command(
                     progress=progress,
                 )  # fmt: skip
         except BackupError as exc:
-            raise _fail(str(exc), exc.exit_code) from exc
+            raise fail(str(exc), exc.exit_code) from exc
     console.print(f"backed up {manifest.events} events (head {manifest.head}) to {file}")
     console.print("rows: " + ", ".join(f"{t.name} {t.rows}" for t in manifest.tables))
     console.print(f"sha256 {Path(f'{file}.sha256').read_text().split()[0]}, also in {file}.sha256")
@@ -89,23 +92,24 @@ def restore_command(
 
     The event store must be empty (or pass --force). Stop ingest and projectors first.
     """
+    # Lazy: these load eventsourcing and the folds (tenths of a second), which `arbiter --help`
+    # and every other command need not pay.
     from arbiter.projections import PROJECTIONS
     from arbiter.services.audit import verify
     from arbiter.services.backup import BackupError, read_manifest, restore
-    from arbiter.services.cli import _fail, _progress, _servers, console
     from arbiter.services.rebuild import rebuild
     from arbiter.services.setup import prepare_database
 
     try:
         read_manifest(file)  # a usage error is reported before any server is started
     except BackupError as exc:
-        raise _fail(str(exc), exc.exit_code) from exc
-    with _servers() as rt:
+        raise fail(str(exc), exc.exit_code) from exc
+    with servers() as rt:
         try:
             with _bytes_progress() as progress:
                 manifest = restore(rt.database_url, file, force=force, progress=progress)
         except BackupError as exc:
-            raise _fail(str(exc), exc.exit_code) from exc
+            raise fail(str(exc), exc.exit_code) from exc
         console.print(
             f"restored {manifest.events} events (head {manifest.head}) from {file}, backed up "
             f"{manifest.created_at.isoformat(timespec='seconds')}"
@@ -113,7 +117,7 @@ def restore_command(
         for name in prepare_database(rt.database_url):
             console.print(f"migrated {name}")
         for name, spec in PROJECTIONS.items():
-            with _progress() as bar:
+            with progress_bar() as bar:
                 task = bar.add_task(f"rebuilding {name}", total=manifest.head or None)
 
                 def step(done: int, total: int, task: Any = task, bar: Any = bar) -> None:
@@ -123,7 +127,7 @@ def restore_command(
             console.print(
                 f"{name}: rebuilt from {result.events} events to position {result.position}"
             )
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task("auditing", total=manifest.head or None)
             report = verify(
                 rt.database_url,

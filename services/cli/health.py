@@ -20,8 +20,12 @@ import psycopg
 import typer
 from psycopg import sql
 
+from .common import console, err
+
 if TYPE_CHECKING:
     from arbiter.adapters.bus import IngestBacklog
+
+__all__ = ["NATS_TIMEOUT", "health_command"]
 
 NATS_TIMEOUT = 3.0
 
@@ -34,10 +38,9 @@ def health_command(
     skip_nats: Annotated[bool, typer.Option("--skip-nats", help="Do not check NATS.")] = False,
 ) -> None:
     """Check PostgreSQL, NATS and every projection's lag; exit 0 healthy, 1 not."""
+    # Lazy: the projections load eventsourcing, which `arbiter --help` need not pay.
     from arbiter.projections import PROJECTIONS
     from arbiter.services.runtime import configured_urls
-
-    from .cli import console, err
 
     try:
         database_url, nats_url = configured_urls()
@@ -99,7 +102,7 @@ def _quarantined(conn: psycopg.Connection[Any], schema: str) -> int:
 
 async def _nats_problem(url: str) -> tuple[str | None, IngestBacklog | None]:
     """What is wrong with NATS (or None), and the ingest's backlog when it answers."""
-    import nats
+    import nats  # lazy: NATS is loaded only by the commands that talk to it
     from arbiter.adapters.bus import STREAM, ingest_backlog
 
     try:

@@ -23,14 +23,15 @@ from typing import Annotated
 
 import typer
 from arbiter.adapters import keys
-from rich.console import Console
 from rich.table import Table
+
+from .common import console, err, fail, servers
+
+__all__ = ["create_key", "keys_app", "list_keys", "revoke_key"]
 
 keys_app = typer.Typer(
     help="Manage API keys (shown once, stored as SHA-256).", no_args_is_help=True
 )
-console = Console()
-err = Console(stderr=True)
 
 
 @keys_app.command("create")
@@ -42,14 +43,11 @@ def create_key(
     ],
 ) -> None:
     """Create a key and print its token once."""
-    from .cli import _servers
-
-    with _servers() as rt:
+    with servers() as rt:
         try:
             key, token = keys.create(rt.database_url, name, scope)
         except keys.BadKeyRequest as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
+            raise fail(str(exc)) from exc
     console.print(f"created {key.key_id} ({key.name}; scopes: {', '.join(key.scopes)})")
     console.print("The token below is shown this once; only its SHA-256 is stored:")
     # Plain print: no Rich wrapping or markup may alter the secret.
@@ -59,9 +57,7 @@ def create_key(
 @keys_app.command("list")
 def list_keys() -> None:
     """List keys (ids, names, scopes; never secrets)."""
-    from .cli import _servers
-
-    with _servers() as rt:
+    with servers() as rt:
         found = keys.list_keys(rt.database_url)
     if not found:
         console.print("no API keys (the API is open while ARBITER_AUTH is auto)")
@@ -86,15 +82,12 @@ def revoke_key(
     ] = False,
 ) -> None:
     """Revoke a key (kept in the list, marked revoked)."""
-    from .cli import _servers
-
-    with _servers() as rt:
+    with servers() as rt:
         try:
             key = keys.revoke(rt.database_url, key_id, force=force)
         except keys.LastAdminKey as exc:
             err.print(f"[yellow]warning:[/yellow] {exc} Repeat with --force to revoke it anyway.")
             raise typer.Exit(1) from exc
     if key is None:
-        err.print(f"[red]error:[/red] no API key {key_id!r}")
-        raise typer.Exit(1)
+        raise fail(f"no API key {key_id!r}", 1)
     console.print(f"revoked {key.key_id} ({key.name})")

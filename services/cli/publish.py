@@ -1,0 +1,238 @@
+"""The commands that send events: ``publish`` (flags, one JSON event or JSONL), ``import``
+(history files) and ``demo`` (a synthetic tournament), and how a delivery is shown: a progress
+bar, each refusal as it is found, and the closing summary with its exit code.
+
+Its own room because the three commands share exactly this presentation of a
+:class:`~arbiter.services.delivery.Delivery` (validation, lookup, publishing and verdicts live
+there, not here). Exit 1 when anything was refused, 2 on a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from arbiter.adapters.arena_files import ArenaFileError, RowError, count_rows, iter_import
+from arbiter.services.demo import demo_events
+from rich.markup import escape
+
+from .common import CLI_CONNECT_ATTEMPTS, WaitOption, console, err, fail, progress_bar, servers
+
+__all__ = ["demo", "import_", "publish"]
+
+
+def _read_events(source: str | None, file: Path | None) -> list[bytes]:
+    """Events to publish: one JSON argument, a JSONL file, or JSONL on stdin (``-``)."""
+    if file is not None:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text()
+        return [line.strip().encode() for line in text.splitlines() if line.strip()]
+    if source is not None:
+        return [source.encode()]
+    return []
+
+
+def publish(
+    event: Annotated[str | None, typer.Argument(help="One event as JSON.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="JSONL file of events, or - for stdin.")
+    ] = None,
+    a: Annotated[str | None, typer.Option(help="Battle: competitor a.")] = None,
+    b: Annotated[str | None, typer.Option(help="Battle: competitor b.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="Battle: a, b, tie or none.")] = None,
+    judge: Annotated[str, typer.Option(help="Battle: auto, human or a judge name.")] = "auto",
+    arena: Annotated[str, typer.Option()] = "default",
+    category: Annotated[str | None, typer.Option()] = None,
+    event_id: Annotated[str | None, typer.Option(help="Default: a new uuid4.")] = None,
+    wait: WaitOption = True,
+) -> None:
+    """Publish events to NATS: from flags (a battle), one JSON event, or JSONL (file or stdin).
+
+    Every event is validated here first with the ingest's own rules and looked up in the log:
+    invalid ones and reused ids with other content (``conflict``) are reported and not sent, ids
+    already recorded with the same content are counted and not sent. While an ingest runs, the
+    command waits for its verdict on each event sent. Exit 1 when anything was refused.
+    """
+    raws = _read_events(event, file)
+    if a or b or outcome:
+        if not (a and b and outcome):
+            raise fail("a battle from flags needs --a, --b and --outcome")
+        battle: dict[str, Any] = {
+            "type": "battle.completed", "event_id": event_id or str(uuid.uuid4()),
+            "occurred_at": datetime.now(UTC).isoformat(), "arena": arena,
+            "battle_id": str(uuid.uuid4()), "a": a, "b": b,
+            "outcome": None if outcome == "none" else outcome, "judge": judge,
+            "source": "arbiter-cli",
+        }  # fmt: skip
+        if category:
+            battle["category"] = category
+        raws.append(json.dumps(battle).encode())
+    if not raws:
+        raise fail("nothing to publish: give an event as JSON, --file, or battle flags")
+    report = _deliver(
+        "publishing",
+        len(raws),
+        lambda d: _feed(d, ((f"event {n}", raw) for n, raw in enumerate(raws, 1))),
+        wait=wait,
+    )
+    _summary(report, f"{report.read} event(s)", "event")
+
+
+async def _feed(delivery: Any, items: Iterable[tuple[str, bytes]]) -> None:
+    for label, raw in items:
+        await delivery.add(label, raw)
+
+
+def _deliver(
+    description: str,
+    total: int | None,
+    feed: Callable[[Any], Awaitable[None]],
+    *,
+    wait: bool = True,
+    max_errors: int = 20,
+) -> Any:
+    """Run a :class:`~arbiter.services.delivery.Delivery` fed by ``feed`` with a progress bar;
+    each refusal is printed as it is found (the first ``max_errors``; all are counted)."""
+    # Lazy: the delivery loads NATS (about 40 ms), which `arbiter --help` need not pay.
+    from arbiter.services.delivery import Delivery, Refusal
+
+    shown = 0
+
+    def refused(refusal: Refusal) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= max_errors:
+            err.print(
+                f"[yellow]{refusal.label}[/yellow] ({refusal.code}): {escape(refusal.message)}",
+                soft_wrap=True,
+            )
+
+    async def go(database_url: str, nats_url: str) -> Any:
+        with progress_bar() as bar:
+            task = bar.add_task(description, total=total or None)
+            delivery = Delivery(
+                database_url,
+                nats_url,
+                wait=wait,
+                connect_attempts=CLI_CONNECT_ATTEMPTS,
+                on_refused=refused,
+                on_progress=lambda n: bar.update(task, completed=n),
+            )
+            async with delivery:
+                await feed(delivery)
+            return delivery.report
+
+    with servers() as rt:
+        try:
+            return asyncio.run(go(rt.database_url, rt.nats_url))
+        except (ValueError, OSError) as exc:
+            raise fail(str(exc)) from exc
+        except Exception as exc:
+            raise fail(f"publishing to NATS failed: {_nats_reason(exc)}") from exc
+
+
+def _nats_reason(exc: BaseException) -> str:
+    """What NATS said, in words: a JetStream refusal names its reason (a full disk is
+    'insufficient resources'), a timeout says so rather than printing nothing."""
+    from nats.js.errors import APIError  # lazy: NATS is loaded only once something is sent
+
+    if isinstance(exc, APIError):
+        return (
+            f"the server refused it: {exc.description or 'no reason given'} "
+            f"(code {exc.code}, err_code {exc.err_code})"
+        )
+    if isinstance(exc, TimeoutError):
+        return "NATS did not acknowledge in time (is the server overloaded or its disk full?)"
+    return str(exc) or type(exc).__name__
+
+
+def _summary(report: Any, read: str, noun: str) -> None:
+    """The closing lines of a delivery; exit 1 when anything was refused."""
+    parts = [f"{report.new} new", f"{report.known} already in the log"]
+    parts.append(f"{len(report.refused)} refused")
+    if report.unconfirmed:
+        parts.append(f"{report.unconfirmed} published, not yet recorded")
+    console.print(f"read {read}: " + ", ".join(parts), soft_wrap=True)
+    if report.refused:
+        codes = ", ".join(f"{n} {code}" for code, n in sorted(report.by_code().items()))
+        labels = [r.label.removeprefix(f"{noun} ") for r in report.refused[:50]]
+        more = ", ..." if len(report.refused) > 50 else ""
+        err.print(f"refused: {codes} ({noun}s {', '.join(labels)}{more})", soft_wrap=True)
+    if report.unconfirmed:
+        if not report.ingest_running:
+            err.print(
+                "no ingest is taking events from NATS: they will be recorded (or refused, in "
+                "ARBITER_REJECTED) once `arbiter up` or `arbiter ingest` runs",
+                soft_wrap=True,
+            )
+        else:
+            err.print("the ingest gave no verdict on them in time; `arbiter health` shows its lag")
+    if report.refused:
+        raise typer.Exit(1)
+
+
+def import_(
+    path: Annotated[Path, typer.Argument(help="JSONL of events, or an arena battles file.")],
+    arena: Annotated[str, typer.Option(help="Arena for arena battle rows.")] = "default",
+    category: Annotated[str | None, typer.Option(help="Category for arena rows.")] = None,
+    max_errors: Annotated[int, typer.Option(help="Row errors to print (all are counted).")] = 20,
+    wait: WaitOption = True,
+) -> None:
+    """Bulk-import history: JSONL of Arbiter events, or arena battle files (JSON, JSONL or CSV
+    with model_a, model_b, winner, optional tstamp) as public arena leaderboards publish them.
+
+    A row's event id derives from the whole row (and its occurrence among identical rows), so
+    importing the same file twice changes nothing and distinct rows never merge. Every event is
+    validated here with the ingest's rules, looked up in the log, and the new ones published to
+    NATS in chunks (progress shown). The summary says how many rows were read, new, already in
+    the log and refused (with row numbers; exit 1 if any).
+    """
+    from arbiter.adapters.bus import encode_event  # lazy: loads NATS, which --help need not pay
+
+    if not path.is_file():
+        raise fail(f"{path}: no such file")
+    try:
+        total = count_rows(path)
+        rows = iter_import(path, arena=arena, category=category)
+        first = next(rows, None)
+    except (ArenaFileError, OSError, ValueError) as exc:
+        raise fail(f"{path}: {exc}") from exc
+
+    async def feed(delivery: Any) -> None:
+        for line, item in itertools.chain([first] if first is not None else [], rows):
+            if isinstance(item, RowError):
+                delivery.refuse(f"row {line}", item.code, item.message)
+            else:
+                await delivery.add(f"row {line}", encode_event(item).payload)
+
+    report = _deliver(f"importing {path.name}", total, feed, wait=wait, max_errors=max_errors)
+    _summary(report, f"{report.read} row(s) of {path}", "row")
+
+
+def demo(
+    battles: Annotated[int, typer.Option(min=1, max=1_000_000)] = 2_000,
+    seed: Annotated[int, typer.Option()] = 7,
+    arena: Annotated[str, typer.Option()] = "demo",
+) -> None:
+    """Publish a synthetic tournament (seeded; rerunning it adds nothing)."""
+    events = [json.dumps(e).encode() for e in demo_events(battles, seed, arena)]
+    report = _deliver(
+        "publishing the demo",
+        len(events),
+        lambda d: _feed(d, ((f"event {n}", raw) for n, raw in enumerate(events, 1))),
+    )
+    if report.known == len(events):
+        console.print(
+            f"added nothing: all {len(events)} demo events (seed {seed}) are already in the "
+            f"log; try: arbiter leaderboard --arena {arena}"
+        )
+        return
+    _summary(report, f"{len(events)} demo events for arena {arena!r}", "event")
+    console.print(f"try: arbiter leaderboard --arena {arena}")

@@ -1,0 +1,94 @@
+"""The commands that run Arbiter's long-running processes: ``up`` (all of them together), and
+``ingest``, ``project``, ``api`` alone, plus ``migrate`` which prepares the database they use.
+
+Its own room because these commands only start and stop processes whose code lives elsewhere
+(:mod:`arbiter.services.up`, :mod:`~arbiter.services.ingest`, ...); they print almost nothing.
+Each imports its process inside the command: those modules load eventsourcing, NATS, uvicorn and
+Litestar (0.05 to 0.4 s each), which ``arbiter --help`` and every other command need not pay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from .common import console, servers, setup_logging
+
+__all__ = ["api", "ingest", "migrate", "project", "up"]
+
+
+def up(
+    host: Annotated[str, typer.Option(help="API bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    nats_port: Annotated[
+        int, typer.Option(help="Port of the embedded NATS (127.0.0.1), the same on every run.")
+    ] = 4222,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run migrations, ingest, projector and API together (embedded servers by default)."""
+    from arbiter.services.up import check_port, run_up, stop_on_signals  # lazy: see above
+
+    setup_logging(verbose)
+    with (
+        stop_on_signals(),
+        servers(
+            owner=True, nats_port=nats_port, preflight=lambda: check_port(host, port)
+        ) as runtime,
+    ):
+        run_up(runtime, host, port, console.print)
+    console.print("stopped")
+
+
+def migrate() -> None:
+    """Create the event store and apply pending read-model migrations."""
+    from arbiter.services.setup import prepare_database  # lazy: see above
+
+    with servers() as rt:
+        applied = prepare_database(rt.database_url)
+    console.print("\n".join(applied) if applied else "schema is up to date")
+
+
+def ingest(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run the ingest service alone (NATS -> event store)."""
+    from arbiter.services.ingest import run_ingest  # lazy: see above
+
+    setup_logging(verbose)
+    with servers() as rt:
+        asyncio.run(_until_signal(lambda stop: run_ingest(rt.database_url, rt.nats_url, stop)))
+
+
+def project(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run the projector alone (event store -> read models)."""
+    from arbiter.services.projector import run_projectors  # lazy: see above
+    from arbiter.services.setup import prepare_database
+
+    setup_logging(verbose)
+    with servers() as rt:
+        prepare_database(rt.database_url)
+        stop = threading.Event()
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, lambda *_: stop.set())
+        run_projectors(rt.database_url, stop)
+
+
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run the HTTP API alone."""
+    from arbiter.services.api import serve  # lazy: see above
+
+    with servers() as rt:
+        serve(rt.database_url, rt.nats_url, host, port)
+
+
+async def _until_signal(factory: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(s, stop.set)
+    await factory(stop)

@@ -25,8 +25,12 @@ def up(
     host: Annotated[str, typer.Option(help="API bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
     nats_port: Annotated[
-        int, typer.Option(help="Port of the embedded NATS (127.0.0.1), the same on every run.")
-    ] = 4222,
+        int,
+        typer.Option(
+            help="Port of the embedded NATS (127.0.0.1), the same on every run; not NATS's "
+            "usual 4222, which a NATS already running on the machine may hold."
+        ),
+    ] = 14222,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run migrations, ingest, projector and API together (embedded servers by default)."""

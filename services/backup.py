@@ -55,6 +55,24 @@ import psycopg
 from arbiter.adapters.eventstore import EventLog
 from psycopg import sql
 
+__all__ = [
+    "COPY_FORMATS",
+    "EVENTS_TABLE",
+    "FORMAT",
+    "MANIFEST",
+    "STORE_TABLES",
+    "VERSION",
+    "BackupError",
+    "CorruptBackup",
+    "Manifest",
+    "TableDump",
+    "backup",
+    "read_manifest",
+    "restore",
+    "store_counts",
+    "verify_file",
+]
+
 FORMAT = "arbiter-backup"
 VERSION = 1
 SCHEMA = "public"

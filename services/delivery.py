@@ -52,6 +52,8 @@ from arbiter.domain.validation import decode_event
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+__all__ = ["CHUNK", "DEFAULT_STALL", "MAX_PENDING", "Delivery", "DeliveryReport", "Refusal"]
+
 CHUNK = 2_000
 """Events validated, looked up and published together."""
 MAX_PENDING = 20_000

@@ -12,6 +12,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+__all__ = ["DEMO_COMPETITORS", "demo_events"]
+
 DEMO_COMPETITORS = [
     ("gpt-voice", "OpenAI"), ("claude-voice", "Anthropic"), ("gemini-live", "Google"),
     ("llama-speak", "Meta"), ("mistral-talk", "Mistral"), ("qwen-audio", "Alibaba"),

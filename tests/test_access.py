@@ -24,7 +24,7 @@ import pytest
 from arbiter.adapters import keys
 from arbiter.adapters.eventstore import EventLog
 from arbiter.services.api import create_app
-from arbiter.services.api_auth import AuthConfig
+from arbiter.services.api.auth import AuthConfig
 from arbiter.services.cli import app as cli_app
 from arbiter.services.ingest import Ingest
 from litestar.testing import AsyncTestClient

@@ -23,8 +23,8 @@ from arbiter.adapters.embedded import EmbeddedNats
 from arbiter.adapters.eventstore import EventLog
 from arbiter.domain.events import BattleCompleted, CompetitorRegistered, Event
 from arbiter.projections import PROJECTIONS
-from arbiter.services import api_store
 from arbiter.services.api import create_app
+from arbiter.services.api import store as api_store
 from arbiter.services.projector import Projector
 from litestar.testing import AsyncTestClient
 

@@ -19,8 +19,9 @@ import pytest
 from arbiter.domain import bradley_terry as bt
 from arbiter.domain.elo import expected_score
 from arbiter.domain.placement import most_informative_pair, next_opponent
-from arbiter.services import api_boards, api_queries
 from arbiter.services.api import create_app
+from arbiter.services.api.queries import leaderboard as api_queries
+from arbiter.services.api.routes import leaderboard as api_boards
 from litestar.testing import AsyncTestClient
 
 from .api_events import (

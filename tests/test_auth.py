@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from arbiter.adapters import keys
 from arbiter.services.api import create_app
-from arbiter.services.api_auth import AuthConfig
+from arbiter.services.api.auth import AuthConfig
 from arbiter.services.cli import app as cli_app
 from litestar.testing import AsyncTestClient
 from typer.testing import CliRunner
@@ -331,7 +331,8 @@ async def test_admin_rebuild_that_fails_says_so_and_keeps_the_board(
 
 async def test_nats_password_never_logged(caplog: pytest.LogCaptureFixture) -> None:
     from arbiter.adapters.urls import redact
-    from arbiter.services.api import ApiError, Bus
+    from arbiter.services.api.bus import Bus
+    from arbiter.services.api.errors import ApiError
 
     assert redact("nats://arbiter:s3cret-pw@nats:4222") == "nats://arbiter:***@nats:4222"
     caplog.set_level(logging.DEBUG)

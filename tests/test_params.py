@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from arbiter.services.api import create_app
-from arbiter.services.api_auth import AuthConfig
+from arbiter.services.api.auth import AuthConfig
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 

@@ -1,4 +1,10 @@
-"""Unknown query parameters are a 400 on every route, never silently ignored.
+"""Query parameters: the ones every route shares, how ``as_of`` is read, and the check that
+refuses the ones a route does not take.
+
+Shared annotations (:data:`Limit`, :data:`Offset`, :data:`ArenaParam`, the optional filters of
+the results lists...) live here so every route documents and bounds a parameter the same way.
+
+Unknown query parameters are a 400 on every route, never silently ignored.
 
 Litestar hands a handler the query parameters it declares and drops the rest without a word, so
 ``/events?source=x`` answered the whole log and ``/competitors?provider=x`` every competitor: a
@@ -15,14 +21,88 @@ the refusal says so; there are no silent aliases. Litestar's own ``/schema`` pag
 from __future__ import annotations
 
 import re
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import QueryParameter
 from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import BaseRoute, HTTPRoute
 
-from .api import ApiError
+from .errors import ApiError, bad_parameter
+
+__all__ = [
+    "MAX_LIMIT",
+    "MAX_POSITION",
+    "SEED_PARAMETER_NAMES",
+    "ArenaFilter",
+    "ArenaParam",
+    "CategoryFilter",
+    "CategoryParam",
+    "CompetitorFilter",
+    "Limit",
+    "Offset",
+    "QueryParameterCheck",
+    "VoidedFilter",
+    "parse_as_of",
+    "text_filter",
+]
+
+MAX_LIMIT = 1000
+
+Limit = Annotated[
+    int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}.")
+]
+Offset = Annotated[int, QueryParameter(ge=0, description="Rows to skip.")]
+ArenaParam = Annotated[str, QueryParameter(min_length=1, max_length=128, description="Arena name.")]
+CategoryParam = Annotated[
+    str,
+    QueryParameter(max_length=128, description="Category; empty or absent: the arena-wide pool."),
+]
+
+
+def text_filter(description: str) -> object:
+    """An optional text filter of a results list: 1 to 128 characters."""
+    return QueryParameter(min_length=1, max_length=128, description=description)
+
+
+ArenaFilter = Annotated[str | None, text_filter("Only this arena.")]
+CategoryFilter = Annotated[str | None, text_filter("Only this category.")]
+CompetitorFilter = Annotated[str | None, text_filter("Only results this competitor took part in.")]
+VoidedFilter = Annotated[
+    bool | None,
+    QueryParameter(
+        description="true: only voided results; false: only results that count; absent: both."
+    ),
+]
+
+_DIGITS = re.compile(r"[0-9]+")
+MAX_POSITION = 2**63 - 1
+
+
+def parse_as_of(text: str) -> int | datetime:
+    """A log position (a non-negative integer) or an RFC 3339 time with its offset."""
+    value = text.strip()
+    if _DIGITS.fullmatch(value):
+        position = int(value)
+        if position > MAX_POSITION:
+            raise bad_parameter("as_of", f"Query parameter `as_of` ({text[:64]!r}) is too large.")
+        return position
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None or "T" not in value.upper():
+        raise bad_parameter(
+            "as_of",
+            f"Query parameter `as_of` ({text[:64]!r}) is invalid: give a log position (an "
+            "integer >= 0) or an RFC 3339 time with its offset, e.g. 2025-01-01T12:00:00Z.",
+        )
+    return when
+
+
+# -- unknown parameters -------------------------------------------------------------------------
 
 SEED_PARAMETER_NAMES: dict[str, str] = {
     "model": "competitor",  # seeds 003 and 004

@@ -1,98 +1,32 @@
-"""Response bodies of the HTTP API, as msgspec structs (Litestar documents them in OpenAPI)."""
+"""The bodies of the routes over the ratings read model: the leaderboard, the competitor registry
+and its standings, rating history (per change and per day), head-to-head and matchmaking.
+
+As msgspec structs, so Litestar documents them in OpenAPI. Every list carries ``total``,
+``limit``, ``offset`` and the position of the read model it was read from."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
-from arbiter.adapters.bus import IngestBacklog
-from arbiter.domain.events import Event
-from litestar.openapi import ResponseSpec
+from arbiter.domain.placement import Proposal
 from msgspec import Struct, field
 
-from .api_results_models import HistoryDay
-
-
-class ErrorBody(Struct, omit_defaults=True):
-    """Every error: an HTTP status, a stable machine-readable code and a sentence for people.
-
-    ``field`` names the offending query parameter or event field; ``event_id`` and ``type`` are
-    echoed from a rejected event when they could be read from it.
-    """
-
-    status: int
-    code: str
-    message: str
-    field: str | None = None
-    event_id: str | None = None
-    type: str | None = None
-
-
-ERRORS = {
-    400: "A bad parameter (`bad_parameter`) or a rejected event (its rejection code).",
-    401: "No valid API key (`unauthorized`): a bad key always, no key where one is needed "
-    "(see README, Authentication).",
-    403: "The API key lacks the route's scope (`forbidden`).",
-    404: "Unknown resource (`not_found`).",
-    409: "The log already holds this event_id with other content (`conflict`).",
-    413: "Body over 64 KiB (`too_large`).",
-    503: "Database or NATS unavailable (`unavailable`).",
-}
-"""What each error status means on most routes; a route group says it its own way where its
-errors mean more (an upload's 413, an admin route's 404)."""
-
-
-def error_responses(*statuses: int, text: dict[int, str] | None = None) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the errors a route can answer, all :class:`ErrorBody`: ``statuses``
-    plus 401 and 403, which every route answers when keys are enforced. ``text`` overrides
-    :data:`ERRORS` for a route group."""
-    described = {**ERRORS, **(text or {})}
-    return {
-        s: ResponseSpec(data_container=ErrorBody, description=described[s], generate_examples=False)
-        for s in sorted({401, 403, *statuses})
-    }
-
-
-# -- health -------------------------------------------------------------------------------------
-
-
-class ComponentHealth(Struct, omit_defaults=True):
-    ok: bool
-    error: str | None = None
-
-
-class ProjectionHealth(Struct):
-    name: str
-    position: int
-    """Log position the projection has folded up to."""
-    head: int
-    """Highest position in the log."""
-    lag_events: int
-    """``head - position``: events recorded but not yet folded."""
-    updated_at: datetime
-    quarantined: int = 0
-    """Poison events this projection skipped because its fold raised on them."""
-    quarantine: list[QuarantinedEvent] = []
-    """The first few of them, in log order, with the fold's error."""
-
-
-class QuarantinedEvent(Struct):
-    position: int
-    event_id: str
-    error: str
-
-
-class Health(Struct):
-    status: Literal["ok", "degraded"]
-    database: ComponentHealth
-    nats: ComponentHealth
-    projections: list[ProjectionHealth]
-    ingest: IngestBacklog | None = None
-    """Events waiting in NATS, not in the log yet (``lag_events`` counts only the log's);
-    null while NATS does not answer."""
-
-
-# -- ratings ------------------------------------------------------------------------------------
+__all__ = [
+    "Bootstrap",
+    "CompetitorDetail",
+    "CompetitorInfo",
+    "CompetitorList",
+    "HeadToHeadPage",
+    "HeadToHeadRow",
+    "History",
+    "HistoryDay",
+    "HistoryEntry",
+    "Leaderboard",
+    "LeaderboardRow",
+    "Matchmaking",
+    "Standing",
+]
 
 
 class LeaderboardRow(Struct):
@@ -248,33 +182,84 @@ class History(Struct):
     ``total``, ``limit`` and ``offset`` count days)."""
 
 
-# -- the log ------------------------------------------------------------------------------------
+# -- history per day -------------------------------------------------------------------------------
 
 
-class LoggedEvent(Struct):
+class HistoryDay(Struct, kw_only=True):
+    """One UTC day of a competitor's rating in one pool (by the producers' ``occurred_at``)."""
+
+    day: date
+    rating: float | None
+    """Rating after the day's last change (in log order); null if a void removed the competitor
+    from the pool that day."""
+    low: float | None
+    high: float | None
+    """Lowest and highest rating after any change that day."""
+    games: int
+    """Rated results that day (void rows not counted)."""
+    total_games: int
+    wins: int
+    losses: int
+    ties: int
+    """Counters after the day's last change."""
     position: int
-    """The event's position in the log (its notification id): the one global order."""
-    recorded_at: datetime
-    event: Event
-    """The wire event, as accepted."""
+    """Log position of the day's last change."""
+    occurred_at: datetime
+    """Producer time of the day's last change."""
 
 
-class EventPage(Struct):
-    events: list[LoggedEvent]
-    after: int
+# -- head-to-head -------------------------------------------------------------------------------
+
+
+class HeadToHeadRow(Struct, kw_only=True):
+    """One pair in one pool, from ``competitor``'s side (``wins`` are its wins over
+    ``opponent``). Without a ``competitor`` filter the pair is listed once, lower id first."""
+
+    competitor: str
+    opponent: str
+    games: int
+    wins: int
+    losses: int
+    ties: int
+    win_rate: float
+    """Observed: ``(wins + ties / 2) / games``."""
+    expected_win_rate: float | None
+    """Elo-expected score of ``competitor`` against ``opponent`` from their current ratings
+    (the arena's scale and base); null when either is not rated in the pool (any more)."""
+    competitor_rating: float | None
+    opponent_rating: float | None
+
+
+class HeadToHeadPage(Struct, kw_only=True):
+    arena: str
+    category: str
+    competitor: str | None
+    total: int
     limit: int
-    type: str | None
-    next_after: int
-    """Pass as ``after`` to get the next page; nothing is skipped or repeated."""
-    head: int
-    """Highest position in the log when this page was read."""
+    offset: int
+    position: int
+    """Log position of the ratings read model this page was read from."""
+    rows: list[HeadToHeadRow]
 
 
-class Accepted(Struct):
-    event_id: str
-    stream_seq: int | None
-    """Sequence of the message in the ``ARBITER`` stream; None when the log already held the
-    event, so nothing was published."""
-    duplicate: bool
-    """True when the event was already known with this very content: in the log, or in
-    JetStream's duplicate window (a retry of a publish)."""
+# -- matchmaking --------------------------------------------------------------------------------
+
+
+class Matchmaking(Struct, kw_only=True):
+    """The next game to play. ``proposal`` is null when nobody is available (fewer than two
+    active rated competitors, or no active opponent for ``competitor``); ``reason`` says why."""
+
+    arena: str
+    category: str
+    mode: str
+    """``placement`` (a competitor was named) or ``pair`` (the most informative pair)."""
+    competitor: str | None
+    status: str | None
+    """Registry status of ``competitor`` in the arena (untested, testing, ranked, retired)."""
+    placement_results: int | None
+    """Rated results of ``competitor`` used to replay its placement walk (at most 10)."""
+    candidates: int
+    """Active rated competitors the proposal was chosen from."""
+    proposal: Proposal | None
+    reason: str
+    position: int

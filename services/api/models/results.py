@@ -1,53 +1,35 @@
-"""Response bodies of the boards and results routes (head-to-head, battles, games, experiments,
-stats, summary, matchmaking, the leaderboard stream), as msgspec structs for Litestar's OpenAPI.
+"""The bodies of the routes over the results read model: battles, games, experiments, grouped
+stats and the summary counts.
 
-The leaderboard, competitor and history bodies themselves live in :mod:`.api_models`; these are
-the bodies of the routes added with issue 3. Every list carries ``total``, ``limit``, ``offset``
-and the position of the read model it was read from.
-"""
+As msgspec structs, so Litestar documents them in OpenAPI. Every list carries ``total``,
+``limit``, ``offset`` and the position of the read model it was read from."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from arbiter.domain.experiments import ExperimentResults
-from arbiter.domain.placement import Proposal
 from arbiter.domain.stats import StatsGroup
 from msgspec import Struct
 
-# -- head-to-head -------------------------------------------------------------------------------
-
-
-class HeadToHeadRow(Struct, kw_only=True):
-    """One pair in one pool, from ``competitor``'s side (``wins`` are its wins over
-    ``opponent``). Without a ``competitor`` filter the pair is listed once, lower id first."""
-
-    competitor: str
-    opponent: str
-    games: int
-    wins: int
-    losses: int
-    ties: int
-    win_rate: float
-    """Observed: ``(wins + ties / 2) / games``."""
-    expected_win_rate: float | None
-    """Elo-expected score of ``competitor`` against ``opponent`` from their current ratings
-    (the arena's scale and base); null when either is not rated in the pool (any more)."""
-    competitor_rating: float | None
-    opponent_rating: float | None
-
-
-class HeadToHeadPage(Struct, kw_only=True):
-    arena: str
-    category: str
-    competitor: str | None
-    total: int
-    limit: int
-    offset: int
-    position: int
-    """Log position of the ratings read model this page was read from."""
-    rows: list[HeadToHeadRow]
+__all__ = [
+    "BattleDetail",
+    "BattlePage",
+    "BattleSummary",
+    "BattleVote",
+    "ExperimentReport",
+    "GameDetail",
+    "GamePage",
+    "GameParticipant",
+    "GameSummary",
+    "StatsPage",
+    "Summary",
+    "Trial",
+    "TrialPage",
+    "Voided",
+    "VoteCounts",
+]
 
 
 # -- battles ------------------------------------------------------------------------------------
@@ -240,52 +222,3 @@ class Summary(Struct, kw_only=True):
     events_total: int
     position: int
     results_position: int
-
-
-# -- matchmaking --------------------------------------------------------------------------------
-
-
-class Matchmaking(Struct, kw_only=True):
-    """The next game to play. ``proposal`` is null when nobody is available (fewer than two
-    active rated competitors, or no active opponent for ``competitor``); ``reason`` says why."""
-
-    arena: str
-    category: str
-    mode: str
-    """``placement`` (a competitor was named) or ``pair`` (the most informative pair)."""
-    competitor: str | None
-    status: str | None
-    """Registry status of ``competitor`` in the arena (untested, testing, ranked, retired)."""
-    placement_results: int | None
-    """Rated results of ``competitor`` used to replay its placement walk (at most 10)."""
-    candidates: int
-    """Active rated competitors the proposal was chosen from."""
-    proposal: Proposal | None
-    reason: str
-    position: int
-
-
-# -- history ------------------------------------------------------------------------------------
-
-
-class HistoryDay(Struct, kw_only=True):
-    """One UTC day of a competitor's rating in one pool (by the producers' ``occurred_at``)."""
-
-    day: date
-    rating: float | None
-    """Rating after the day's last change (in log order); null if a void removed the competitor
-    from the pool that day."""
-    low: float | None
-    high: float | None
-    """Lowest and highest rating after any change that day."""
-    games: int
-    """Rated results that day (void rows not counted)."""
-    total_games: int
-    wins: int
-    losses: int
-    ties: int
-    """Counters after the day's last change."""
-    position: int
-    """Log position of the day's last change."""
-    occurred_at: datetime
-    """Producer time of the day's last change."""

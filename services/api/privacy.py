@@ -28,8 +28,20 @@ from arbiter.domain.events import ResultVoided
 from litestar.connection import ASGIConnection
 from psycopg import sql
 
-from .api_models import LoggedEvent
-from .api_store import EVENT_IDS, LOG, ReadStore
+from .models.log import LoggedEvent
+from .store import EVENT_IDS, LOG, ReadStore
+
+__all__ = [
+    "EVERYONE",
+    "NOBODY",
+    "OWNERS",
+    "Viewer",
+    "experiment_owner",
+    "set_viewer",
+    "viewer_of",
+    "visible",
+    "visible_trials",
+]
 
 OWNERS = sql.Identifier("public", "arbiter_owners")
 _VIEWER_KEY = "arbiter_viewer"

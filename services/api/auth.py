@@ -1,5 +1,8 @@
 """Authentication and authorisation for the HTTP API: API keys, scopes, experiment ownership.
 
+This module holds the key guard and its cache; the ``/admin`` routes that manage keys are
+:mod:`.routes.admin`, and who may see a private experiment is :mod:`.privacy`.
+
 How a request is judged (one app-level Litestar guard, :func:`authorise`):
 
 * The token comes from ``Authorization: Bearer <token>`` or, failing that, ``X-API-Key: <token>``.
@@ -25,7 +28,7 @@ How a request is judged (one app-level Litestar guard, :func:`authorise`):
   client may not send a ``source`` starting with ``key:`` other than its own (400
   ``reserved_source``), so no client can impersonate a key. An experiment belongs to the
   ``source`` of its first trial (log order, recorded by the event store; see
-  :mod:`.api_privacy`). Its trials and results are served to that key and to admin keys; any
+  :mod:`.privacy`). Its trials and results are served to that key and to admin keys; any
   other key, or no key, gets the same 404 as an unknown experiment (as seed 001 does), so ids do
   not leak, and the same rule holds on ``/events``, ``/events/{id}`` and ``/stats``. Trials
   published straight on NATS (a worker's own ``source``, no key) are therefore visible to admins
@@ -52,24 +55,28 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import psycopg
 from arbiter.adapters import keys
 from arbiter.adapters.keys import ANY_KEY, SELECT_ONE, ApiKey
-from arbiter.projections import PROJECTIONS
-from litestar import Controller, delete, get, post
 from litestar.connection import ASGIConnection
-from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
-from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
-from msgspec import Meta, Struct
 
-from .api_models import error_responses
-from .api_privacy import EVERYONE, NOBODY, Viewer, experiment_owner, set_viewer
-from .api_store import ReadStore
+from .errors import ApiError
+from .privacy import EVERYONE, NOBODY, Viewer, experiment_owner, set_viewer
+from .store import ReadStore
+
+__all__ = [
+    "AuthConfig",
+    "Authenticator",
+    "Mode",
+    "Scope",
+    "authorise",
+    "current_key",
+    "owner_source",
+    "unauthorized",
+]
 
 log = logging.getLogger("arbiter.api.auth")
 
@@ -102,14 +109,8 @@ class AuthConfig:
         return cls(mode=mode, public_reads=public, cache_ttl=ttl)  # type: ignore[arg-type]
 
 
-def _err(status: int, code: str, message: str) -> Exception:
-    from .api import ApiError
-
-    return ApiError(status, code, message)
-
-
-def unauthorized(message: str) -> Exception:
-    return _err(401, "unauthorized", message)
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message)
 
 
 class Authenticator:
@@ -236,7 +237,7 @@ async def authorise(
         owner = await experiment_owner(auth.reads, experiment_id)
         if key is None or owner != owner_source(key):
             # The same answer as an unknown experiment: no key learns another's ids.
-            raise _err(404, "not_found", f"Experiment {experiment_id!r} has no trials.")
+            raise ApiError(404, "not_found", f"Experiment {experiment_id!r} has no trials.")
         return
     if scope == "read" and auth.config.public_reads:
         return
@@ -247,170 +248,4 @@ async def authorise(
         )
     if not key.allows(scope):
         log.info("API key %s lacks scope %s for %s", key.key_id, scope, connection.url.path)
-        raise _err(403, "forbidden", f"The API key {key.key_id} lacks the `{scope}` scope.")
-
-
-# -- admin routes -------------------------------------------------------------------------------
-
-
-class KeyInfo(Struct):
-    key_id: str
-    name: str
-    scopes: list[str]
-    created_at: datetime
-    revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, key: ApiKey) -> KeyInfo:
-        return cls(key.key_id, key.name, list(key.scopes), key.created_at, key.revoked_at)
-
-
-class KeyList(Struct):
-    keys: list[KeyInfo]
-
-
-class CreatedKey(Struct):
-    key: KeyInfo
-    token: str
-    """The secret, shown this once; only its SHA-256 is stored."""
-
-
-class NewKey(Struct, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=128)]
-    scopes: Annotated[list[Literal["read", "publish", "admin"]], Meta(min_length=1, max_length=3)]
-
-
-class RebuildReport(Struct):
-    projection: str
-    events: int
-    position: int
-    generation: int
-    seconds: float
-
-
-_ADMIN_ERRORS = {
-    400: "A bad parameter or body (`bad_parameter`).",
-    404: "Unknown key or projection (`not_found`).",
-    409: "The last active admin key; repeat with `force=true` to revoke it (`last_admin_key`).",
-    413: "The body is over the route's limit, named in the message (`too_large`).",
-    500: "The rebuild failed; the live read model is unchanged (`rebuild_failed`).",
-    503: "Database unavailable (`unavailable`).",
-}
-
-
-def _admin_errors(*statuses: int) -> dict[int, ResponseSpec]:
-    return error_responses(400, *statuses, text=_ADMIN_ERRORS)
-
-
-class AdminController(Controller):
-    """``/admin``: key management and rebuilds; every route needs an ``admin`` key (unless
-    ``ARBITER_AUTH=off``)."""
-
-    path = "/admin"
-    tags = ["admin"]  # noqa: RUF012
-    opt = {"scope": "admin"}  # noqa: RUF012
-
-    @get("/keys", summary="List API keys", responses=_admin_errors(503), opt={"scope": "admin"})
-    async def list_keys(self, reads: NamedDependency[ReadStore]) -> KeyList:
-        """Every key, revoked ones included, without secrets (only ids, names and scopes)."""
-        found = await asyncio.to_thread(keys.list_keys, reads.database_url)
-        return KeyList([KeyInfo.of(k) for k in found])
-
-    @post(
-        "/keys",
-        summary="Create an API key",
-        status_code=201,
-        request_max_body_size=4096,
-        responses=_admin_errors(413, 503),
-        opt={"scope": "admin"},
-    )
-    async def create_key(
-        self,
-        data: JSONBody[NewKey],
-        reads: NamedDependency[ReadStore],
-        auth: NamedDependency[Authenticator],
-    ) -> CreatedKey:
-        """Creates a key and returns its token: this answer is the only place it ever appears
-        (only its SHA-256 is stored). Keep it secret."""
-        try:
-            key, token = await asyncio.to_thread(
-                keys.create, reads.database_url, data.name, data.scopes
-            )
-        except keys.BadKeyRequest as exc:
-            raise _err(400, "bad_parameter", str(exc)) from exc
-        auth.forget()
-        log.info("created API key %s (%s)", key.key_id, ",".join(key.scopes))
-        return CreatedKey(KeyInfo.of(key), token)
-
-    @delete(
-        "/keys/{key_id:str}",
-        summary="Revoke an API key",
-        status_code=200,
-        responses=_admin_errors(404, 409, 503),
-        opt={"scope": "admin"},
-    )
-    async def revoke_key(
-        self,
-        key_id: FromPath[str],
-        reads: NamedDependency[ReadStore],
-        auth: NamedDependency[Authenticator],
-        force: Annotated[
-            bool,
-            QueryParameter(description="Revoke even the last active admin key (default false)."),
-        ] = False,
-    ) -> KeyInfo:
-        """Revokes the key (kept, with ``revoked_at``); a second revoke is a no-op. Other API
-        processes stop accepting it within their cache TTL. The last active admin key is
-        revoked only with ``force=true`` (else 409 ``last_admin_key``): without an admin key,
-        keys can be managed only with ``arbiter keys`` on the database. Revoking every key
-        does not open the API: keys stay enforced until ``ARBITER_AUTH=off``."""
-        try:
-            key = await asyncio.to_thread(keys.revoke, reads.database_url, key_id, force=force)
-        except keys.LastAdminKey as exc:
-            raise _err(
-                409, "last_admin_key", f"{exc} Repeat with `?force=true` to revoke it anyway."
-            ) from exc
-        if key is None:
-            raise _err(404, "not_found", f"No API key {key_id!r}.")
-        auth.forget()
-        log.info("revoked API key %s", key_id)
-        return KeyInfo.of(key)
-
-    @post(
-        "/rebuild/{projection:str}",
-        summary="Rebuild a projection",
-        status_code=200,
-        responses=_admin_errors(404, 500, 503),
-        opt={"scope": "admin"},
-    )
-    async def rebuild(
-        self,
-        projection: FromPath[str],
-        reads: NamedDependency[ReadStore],
-        auth: NamedDependency[Authenticator],
-    ) -> RebuildReport:
-        """Rebuilds the projection from position 0 into fresh tables and swaps them in
-        atomically (as ``arbiter rebuild``), in a worker thread; answers when it is done."""
-        from arbiter.services.rebuild import RebuildError, rebuild
-
-        spec = PROJECTIONS.get(projection)
-        if spec is None:
-            raise _err(
-                404,
-                "not_found",
-                f"No projection {projection!r}; one of {', '.join(sorted(PROJECTIONS))}.",
-            )
-        async with auth.rebuild_lock:  # one rebuild at a time from this process
-            try:
-                result = await asyncio.to_thread(rebuild, reads.database_url, spec)
-            except RebuildError as exc:
-                log.error("rebuild of %s failed: %s", projection, exc)
-                raise _err(
-                    500, "rebuild_failed",
-                    f"The rebuild of {projection!r} failed and the live read model is "
-                    f"unchanged: {str(exc).splitlines()[0]} (the API's log has the details).",
-                ) from exc  # fmt: skip
-        log.info("rebuilt %s: %d events", projection, result.events)
-        return RebuildReport(
-            result.projection, result.events, result.position, result.generation, result.seconds
-        )
+        raise ApiError(403, "forbidden", f"The API key {key.key_id} lacks the `{scope}` scope.")

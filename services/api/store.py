@@ -1,4 +1,6 @@
-"""The API's reads: plain SQL over an async connection pool, one snapshot per request.
+"""The API's read store: its async connection pool and the reads of the competitor registry, a
+competitor's rating history and the log (the other routes' SQL is in :mod:`.queries`, on this
+same pool).
 
 Every request that needs more than one query runs them in a single ``REPEATABLE READ, READ ONLY``
 transaction, pipelined (one round trip), so a page, its total and the projection position it
@@ -22,16 +24,17 @@ from arbiter.projections import PROJECTIONS
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
-from .api_models import (
+from .models.log import EventPage, LoggedEvent
+from .models.ratings import (
     CompetitorDetail,
     CompetitorInfo,
     CompetitorList,
-    EventPage,
     History,
     HistoryEntry,
-    LoggedEvent,
     Standing,
 )
+
+__all__ = ["EVENT_IDS", "LOG", "SCAN_WINDOW", "Query", "ReadStore", "Rows"]
 
 LOG = sql.Identifier("public", "arbiter_events")
 EVENT_IDS = sql.Identifier("public", "arbiter_event_ids")

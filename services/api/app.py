@@ -1,0 +1,141 @@
+"""The API as an app: :func:`create_app` wires the routes, guards, dependencies, exception
+handlers, lifespan and OpenAPI together; :func:`make_server` and :func:`serve` run it.
+
+* Reads are plain SQL on an async pool (:mod:`.store`, :mod:`.queries`), one snapshot per request.
+* ``POST /events`` validates exactly as a worker's message is validated and publishes to
+  JetStream (:mod:`.bus`); the ingest appends it to the log.
+* Every error is JSON ``{status, code, message}`` (:mod:`.errors`).
+
+OpenAPI is served at ``/schema`` (``/schema/openapi.json``). This module is the only one that
+imports the route modules; none of them imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import uvicorn
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from .auth import AuthConfig, Authenticator, authorise
+from .bus import Bus
+from .errors import EXCEPTION_HANDLERS
+from .evaluation_jobs import Evaluations
+from .parameters import QueryParameterCheck
+from .routes.admin import AdminController
+from .routes.competitors import CompetitorController
+from .routes.evaluations import evaluation_controller
+from .routes.events import EventController
+from .routes.experiments import ExperimentController, StatsController
+from .routes.health import HealthController
+from .routes.leaderboard import LeaderboardController, LeaderboardStreamController
+from .routes.matchups import HeadToHeadController, MatchmakingController
+from .routes.results import BattleController, GameController, SummaryController
+from .store import ReadStore
+
+__all__ = ["create_app", "make_server", "serve"]
+
+
+def _reads(state: State) -> ReadStore:
+    return state.reads  # type: ignore[no-any-return]
+
+
+def _bus(state: State) -> Bus:
+    return state.bus  # type: ignore[no-any-return]
+
+
+def _auth(state: State) -> Authenticator:
+    return state.auth  # type: ignore[no-any-return]
+
+
+def create_app(
+    database_url: str,
+    nats_url: str | None,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 5.0,
+    nats_timeout: float = 3.0,
+    auth: AuthConfig | None = None,
+) -> Litestar:
+    """The API as an ASGI app. The database pool opens at startup (without waiting: a database
+    that is down yields 503s, not a failed start); NATS connects on first use. ``auth``
+    (default: from ``ARBITER_AUTH``, ``ARBITER_PUBLIC_READS``, ``ARBITER_AUTH_CACHE_TTL``) says
+    how API keys are enforced (:mod:`.auth`)."""
+    reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
+    bus = Bus(nats_url, connect_timeout=nats_timeout)
+    evaluations = Evaluations.from_env()
+    authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
+    openapi_path = "/schema"
+    parameters = QueryParameterCheck(exempt_prefix=openapi_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await reads.open()
+        try:
+            yield
+        finally:
+            evaluations.close()
+            await bus.close()
+            await reads.close()
+
+    return Litestar(
+        route_handlers=[
+            HealthController,
+            LeaderboardController,
+            CompetitorController,
+            EventController,
+            evaluation_controller(evaluations.config),
+            LeaderboardStreamController,
+            HeadToHeadController,
+            MatchmakingController,
+            SummaryController,
+            BattleController,
+            GameController,
+            ExperimentController,
+            StatsController,
+            AdminController,
+        ],
+        guards=[authorise, parameters.guard],  # keys first, then the query's parameter names
+        plugins=[parameters],
+        dependencies={
+            "reads": Provide(_reads, sync_to_thread=False),
+            "bus": Provide(_bus, sync_to_thread=False),
+            "auth": Provide(_auth, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        state=State(
+            {"reads": reads, "bus": bus, "evaluations": evaluations, "auth": authenticator}
+        ),
+        openapi_config=OpenAPIConfig(
+            title="Arbiter",
+            version="1",
+            description="Event-sourced rating engine: leaderboards, histories and the event log.",
+            path=openapi_path,
+        ),
+    )
+
+
+def make_server(
+    database_url: str, nats_url: str | None, host: str = "127.0.0.1", port: int = 8000
+) -> uvicorn.Server:
+    """A uvicorn server for the API; ``server.run()`` blocks, ``server.should_exit = True``
+    stops it (from another thread too)."""
+    config = uvicorn.Config(
+        create_app(database_url, nats_url),
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+    )
+    return uvicorn.Server(config)
+
+
+def serve(database_url: str, nats_url: str | None, host: str, port: int) -> None:
+    """Run the API until interrupted (in the calling thread or process)."""
+    make_server(database_url, nats_url, host, port).run()

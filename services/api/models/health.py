@@ -1,0 +1,54 @@
+"""The body of ``GET /health``: the database, NATS, every projection's lag and quarantine, and
+the ingest's backlog in NATS. Its own room: it is the one body that reports on the processes,
+not on a read model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from arbiter.adapters.bus import IngestBacklog
+from msgspec import Struct
+
+__all__ = [
+    "ComponentHealth",
+    "Health",
+    "ProjectionHealth",
+    "QuarantinedEvent",
+]
+
+
+class ComponentHealth(Struct, omit_defaults=True):
+    ok: bool
+    error: str | None = None
+
+
+class ProjectionHealth(Struct):
+    name: str
+    position: int
+    """Log position the projection has folded up to."""
+    head: int
+    """Highest position in the log."""
+    lag_events: int
+    """``head - position``: events recorded but not yet folded."""
+    updated_at: datetime
+    quarantined: int = 0
+    """Poison events this projection skipped because its fold raised on them."""
+    quarantine: list[QuarantinedEvent] = []
+    """The first few of them, in log order, with the fold's error."""
+
+
+class QuarantinedEvent(Struct):
+    position: int
+    event_id: str
+    error: str
+
+
+class Health(Struct):
+    status: Literal["ok", "degraded"]
+    database: ComponentHealth
+    nats: ComponentHealth
+    projections: list[ProjectionHealth]
+    ingest: IngestBacklog | None = None
+    """Events waiting in NATS, not in the log yet (``lag_events`` counts only the log's);
+    null while NATS does not answer."""

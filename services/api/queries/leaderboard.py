@@ -1,0 +1,357 @@
+"""The leaderboard's SQL and the assembly of its body: Elo standings from the ratings read model,
+Bradley-Terry fitted from the pool's pair counts (cached in process memory), either now or as the
+board stood at a log position or time, with each row's metric and score-vote averages.
+
+The domain does the math (:mod:`arbiter.domain.bradley_terry`); this module only feeds it rows.
+Voids: a voided result is out of every rating, pair count and average.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from arbiter.domain import bradley_terry as bt
+from psycopg import sql
+
+from ..models.ratings import Bootstrap, Leaderboard, LeaderboardRow
+from ..privacy import Viewer, visible_trials
+from ..store import ReadStore
+from .ratings import voided_at
+from .snapshot import RATINGS, Rows, Snapshot, snapshot
+from .snapshot import ratings_table as _r
+from .snapshot import results_table as _s
+
+__all__ = [
+    "BT_CACHE_SIZE",
+    "BT_REFRESH_S",
+    "BT_ROUNDS",
+    "BT_SEED",
+    "NAMED_METRICS",
+    "clear_bt_cache",
+    "leaderboard",
+    "tracking_position",
+]
+
+BT_ROUNDS = 100
+BT_SEED = 0
+BT_CACHE_SIZE = 64
+"""Bradley-Terry fits kept in process memory, least recently used evicted."""
+BT_REFRESH_S = 2.0
+"""While the log moves, a pool's live Bradley-Terry board is refitted at most this often: a fit
+with 100 bootstrap rounds costs up to a second of CPU, and refitting for every new position made
+``system=bt`` fall to about one request a second under a stream of 1,000 events/s (measured with
+benchmarks/api_load.py). The body's ``bootstrap.position`` says which position the fit reflects."""
+
+NAMED_METRICS: dict[str, tuple[str, ...]] = {
+    "wer": ("wer",),
+    "semascore": ("semascore",),
+    "prosody": ("prosody_score", "prosody"),
+    "quality": ("quality_score", "quality"),
+    "latency_ms": ("latency_ms",),
+    "cost_usd": ("cost_usd",),
+    "input_tokens": ("input_tokens",),
+    "output_tokens": ("output_tokens",),
+}
+"""Leaderboard field -> the metric keys it is read from, first present wins (the evals publish
+``prosody_score`` and ``quality_score``)."""
+
+
+# -- the leaderboard ----------------------------------------------------------------------------
+
+_BT_CACHE: OrderedDict[tuple[Any, ...], bt.BTResult] = OrderedDict()
+_BT_PENDING: dict[tuple[Any, ...], asyncio.Task[bt.BTResult]] = {}
+_BT_LATEST: dict[tuple[Any, ...], tuple[int, float, bt.BTResult]] = {}
+"""(database, arena, category, settings) -> (position, monotonic time, fit) of the latest live
+fit of a pool: what :data:`BT_REFRESH_S` reuses."""
+
+
+def _fit(rows: Rows, settings: tuple[float, float, float]) -> bt.BTResult:
+    scale, base, initial = settings
+    counts = bt.PairCounts.from_rows((x, y, float(a), float(b), float(t)) for x, y, a, b, t in rows)
+    return bt.leaderboard(
+        counts, rounds=BT_ROUNDS, seed=BT_SEED, scale=scale, base=base, initial=initial
+    )
+
+
+async def _bt_fit(
+    key: tuple[Any, ...], rows: Rows, settings: tuple[float, float, float]
+) -> bt.BTResult:
+    """The Bradley-Terry leaderboard for pair rows, cached by ``key`` (database, pool, log
+    position, settings): the pairs at a position never change, so neither does the fit.
+
+    The fit runs in a worker thread, as a task of its own: concurrent requests for the same key
+    share it, and a request that goes away does not cancel it (its result is cached for the
+    next). Tasks are per event loop; results are plain data, shared by all."""
+    cached = _BT_CACHE.get(key)
+    if cached is not None:
+        _BT_CACHE.move_to_end(key)
+        return cached
+    pending_key = (id(asyncio.get_running_loop()), key)
+    task = _BT_PENDING.get(pending_key)
+    if task is None:
+
+        async def run() -> bt.BTResult:
+            try:
+                result = await asyncio.to_thread(_fit, rows, settings)
+            finally:
+                _BT_PENDING.pop(pending_key, None)
+            _BT_CACHE[key] = result
+            while len(_BT_CACHE) > BT_CACHE_SIZE:
+                _BT_CACHE.popitem(last=False)
+            return result
+
+        task = asyncio.create_task(run())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # always retrieved
+        _BT_PENDING[pending_key] = task
+    return await asyncio.shield(task)
+
+
+def clear_bt_cache() -> None:
+    _BT_CACHE.clear()
+    _BT_LATEST.clear()
+
+
+def _board_at() -> sql.Composable:
+    """The pool's standings at log position ``%(p)s``: each competitor's latest history row at
+    or before it (one primary-key lookup per registry entry; everyone with history is in the
+    registry). A competitor whose latest row is a void that left it unrated is not on the
+    board: skipping only that row would show a standing it no longer had."""
+    return sql.SQL(
+        "SELECT c.competitor, h.rating_after AS rating, h.games, h.wins, h.losses, h.ties "
+        "FROM {competitors} c CROSS JOIN LATERAL ("
+        "SELECT rating_after, games, wins, losses, ties FROM {history} h "
+        "WHERE h.competitor = c.competitor AND h.arena = %(arena)s "
+        "AND h.category = %(category)s AND h.position <= %(p)s "
+        "ORDER BY h.position DESC LIMIT 1) h WHERE h.rating_after IS NOT NULL"
+    ).format(competitors=_r("competitors"), history=_r("rating_history"))
+
+
+def _pairs_at() -> sql.Composable:
+    """Pairwise counts of the pool as they stood at ``%(p)s``, rebuilt from the history rows of
+    the results that were live then (a game's pairs are recovered from its players' summed
+    scores: a better rank always has a strictly higher sum, equal ranks equal sums)."""
+    return sql.SQL(
+        "WITH h AS (SELECT h.* FROM {history} h WHERE h.arena = %(arena)s "
+        "AND h.category = %(category)s AND h.position <= %(p)s "
+        "AND h.kind IN ('battle', 'vote', 'game') AND NOT {voided}), "
+        "p AS ("
+        "SELECT competitor AS x, opponent AS y, score AS s FROM h "
+        "WHERE h.kind <> 'game' AND competitor < opponent "
+        "UNION ALL "
+        "SELECT g1.competitor, g2.competitor, CASE WHEN g1.score > g2.score THEN 1.0 "
+        "WHEN g1.score = g2.score THEN 0.5 ELSE 0.0 END "
+        "FROM h g1 JOIN h g2 ON g1.event_id = g2.event_id AND g1.competitor < g2.competitor "
+        "WHERE g1.kind = 'game' AND g2.kind = 'game') "
+        "SELECT x, y, count(*) FILTER (WHERE s = 1.0), count(*) FILTER (WHERE s = 0.0), "
+        "count(*) FILTER (WHERE s = 0.5) FROM p GROUP BY x, y ORDER BY x, y"
+    ).format(history=_r("rating_history"), voided=voided_at())
+
+
+async def _extras(
+    snap: Snapshot, arena: str, category: str, competitors: list[str], viewer: Viewer
+) -> tuple[dict[str, dict[str, float]], dict[str, tuple[int, int]], dict[str, tuple[Any, Any]]]:
+    """Metric averages, score votes ``(sum, count)`` and ``(name, provider)`` per competitor,
+    over the battles and the trials of experiments the viewer may read."""
+    if not competitors:
+        return {}, {}, {}
+    pool = {"arena": arena, "category": category, "competitors": competitors}
+    visible = visible_trials(viewer, pool)
+    metrics, scores, names = await snap.many(
+        (
+            sql.SQL(
+                "SELECT competitor, metric, (sum(total) / sum(count))::float8 FROM {} "
+                "WHERE arena = %(arena)s AND category = %(category)s "
+                "AND competitor = ANY(%(competitors)s) AND (NOT of_trials OR %(everyone)s "
+                "OR owner = %(owner)s) GROUP BY competitor, metric HAVING sum(count) > 0 "
+                "ORDER BY metric"
+            ).format(_s("competitor_metrics")),
+            {**pool, "everyone": viewer.everything, "owner": viewer.source},
+        ),
+        (
+            sql.SQL(
+                "SELECT competitor, sum(score_sum), sum(score_votes) FROM {} "
+                "WHERE arena = %(arena)s AND (%(category)s = '' OR category = %(category)s) "
+                "AND voided_by IS NULL AND competitor = ANY(%(competitors)s) {} "
+                "GROUP BY competitor"
+            ).format(_s("trials"), sql.SQL("") if visible is None else sql.SQL("AND ") + visible),
+            pool,
+        ),
+        (
+            sql.SQL("SELECT competitor, name, provider FROM {} WHERE competitor = ANY(%s)").format(
+                _r("competitors")
+            ),
+            (competitors,),
+        ),
+    )
+    by_metric: dict[str, dict[str, float]] = {}
+    for competitor, metric, value in metrics:
+        by_metric.setdefault(competitor, {})[metric] = float(value)
+    return (
+        by_metric,
+        {c: (int(s or 0), int(n or 0)) for c, s, n in scores},
+        {c: (name, provider) for c, name, provider in names},
+    )
+
+
+def _row(
+    rank: int,
+    competitor: str,
+    rating: float,
+    counters: Sequence[int],
+    names: dict[str, tuple[Any, Any]],
+    metrics: dict[str, dict[str, float]],
+    scores: dict[str, tuple[int, int]],
+    lower: float | None = None,
+    upper: float | None = None,
+) -> LeaderboardRow:
+    games, wins, losses, ties = (int(v) for v in counters)
+    name, provider = names.get(competitor, (None, None))
+    averages = metrics.get(competitor, {})
+    named = {
+        field: next((averages[k] for k in keys if k in averages), None)
+        for field, keys in NAMED_METRICS.items()
+    }
+    score_sum, votes = scores.get(competitor, (0, 0))
+    return LeaderboardRow(
+        rank,
+        competitor,
+        name,
+        provider,
+        float(rating),
+        games,
+        wins,
+        losses,
+        ties,
+        wins / games if games else 0.0,
+        lower=lower,
+        upper=upper,
+        metrics=averages,
+        avg_score=score_sum / votes if votes else None,
+        score_votes=votes,
+        **named,
+    )
+
+
+async def leaderboard(
+    reads: ReadStore,
+    arena: str,
+    category: str,
+    limit: int,
+    offset: int,
+    system: str = "elo",
+    as_of: int | datetime | None = None,
+    *,
+    viewer: Viewer,
+) -> Leaderboard:
+    """The pool's standings by Elo (the ratings read model) or Bradley-Terry (fitted from the
+    pool's pair counts), now or as they stood at a log position or time. The averages count the
+    trials of the experiments ``viewer`` may read only."""
+    async with snapshot(reads) as snap:
+        position, results_position = await snap.positions()
+        settings = await snap.settings(arena)
+        pool = {"arena": arena, "category": category}
+        at: int | None = None
+        if isinstance(as_of, datetime):
+            at = int(
+                await snap.value(
+                    sql.SQL(
+                        "SELECT max(position) FROM {} WHERE arena = %(arena)s "
+                        "AND category = %(category)s AND occurred_at <= %(t)s"
+                    ).format(_r("rating_history")),
+                    {**pool, "t": as_of},
+                )
+            )
+        elif as_of is not None:
+            at = as_of
+        if at is not None:
+            at = min(at, position)
+        params = {**pool, "p": position if at is None else at, "limit": limit, "offset": offset}
+
+        if system == "elo":
+            if at is None:
+                source = sql.SQL(
+                    "SELECT competitor, rating, games, wins, losses, ties FROM {} "
+                    "WHERE arena = %(arena)s AND category = %(category)s"
+                ).format(_r("ratings"))
+            else:
+                source = _board_at()
+            total, page = await snap.many(
+                (sql.SQL("SELECT count(*) FROM ({}) b").format(source), params),
+                (
+                    sql.SQL(
+                        "SELECT * FROM ({}) b ORDER BY rating DESC, competitor "
+                        "LIMIT %(limit)s OFFSET %(offset)s"
+                    ).format(source),
+                    params,
+                ),
+            )
+            metrics, scores, names = await _extras(
+                snap, arena, category, [r[0] for r in page], viewer
+            )
+            rows = [
+                _row(offset + i, r[0], r[1], r[2:6], names, metrics, scores)
+                for i, r in enumerate(page, start=1)
+            ]
+            return Leaderboard(
+                arena, category, int(total[0][0]), limit, offset, position, rows,
+                system="elo", as_of=at, results_position=results_position,
+            )  # fmt: skip
+
+        # Bradley-Terry: everything the page could need is read now, in this snapshot; the fit
+        # runs after the transaction is closed (it may take a while on a cold cache).
+        if at is None:
+            pairs_q: sql.Composable = sql.SQL(
+                "SELECT x, y, x_wins, y_wins, ties FROM {} WHERE arena = %(arena)s "
+                "AND category = %(category)s AND x_wins + y_wins + ties > 0 ORDER BY x, y"
+            ).format(_r("pairs"))
+            counters_q: sql.Composable = sql.SQL(
+                "SELECT competitor, games, wins, losses, ties FROM {} "
+                "WHERE arena = %(arena)s AND category = %(category)s"
+            ).format(_r("ratings"))
+        else:
+            pairs_q = _pairs_at()
+            counters_q = sql.SQL("SELECT competitor, games, wins, losses, ties FROM ({}) b").format(
+                _board_at()
+            )
+        pairs, counter_rows = await snap.many((pairs_q, params), (counters_q, params))
+        counters = {r[0]: r[1:5] for r in counter_rows}
+        members = sorted({*counters, *(r[0] for r in pairs), *(r[1] for r in pairs)})
+        metrics, scores, names = await _extras(snap, arena, category, members, viewer)
+
+    key = (reads.database_url, arena, category, params["p"], settings)
+    live = (reads.database_url, arena, category, settings)
+    recent = _BT_LATEST.get(live) if at is None else None
+    if recent is not None and time.monotonic() - recent[1] < BT_REFRESH_S:
+        fitted_at, result = recent[0], recent[2]
+    else:
+        result = await _bt_fit(key, pairs, settings)
+        fitted_at = params["p"]
+        if at is None:
+            _BT_LATEST[live] = (fitted_at, time.monotonic(), result)
+    lines = list(result.rows())
+    rows = [
+        _row(rank, competitor, rating, counters.get(competitor, (0, 0, 0, 0)), names, metrics,
+             scores, lower=lower, upper=upper)
+        for rank, competitor, rating, lower, upper in lines[offset : offset + limit]
+    ]  # fmt: skip
+    return Leaderboard(
+        arena, category, len(lines), limit, offset, position, rows,
+        system="bt", as_of=at, results_position=results_position,
+        bootstrap=Bootstrap(result.rounds, result.seed, result.level, result.battles, fitted_at),
+    )  # fmt: skip
+
+
+async def tracking_position(reads: ReadStore) -> int:
+    """The ratings projection's position (one cheap query; the stream polls it)."""
+    async with reads.pool.connection() as conn:
+        cur = await conn.execute(
+            sql.SQL("SELECT position FROM {} WHERE projection = %s").format(_r("tracking")),
+            (RATINGS.name,),
+        )
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,102 @@
+"""``/competitors``: the registry (each competitor's status in an arena), one competitor with its
+standings in every pool, and its rating history (per change, or per UTC day for charts)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+
+from ..errors import not_found, route_errors
+from ..models.ratings import CompetitorDetail, CompetitorList, History
+from ..parameters import ArenaParam, Limit, Offset
+from ..queries.ratings import history_days
+from ..store import ReadStore
+
+__all__ = ["CompetitorController"]
+
+
+class CompetitorController(Controller):
+    path = "/competitors"
+    tags = ["competitors"]  # noqa: RUF012
+
+    @get("/", summary="The competitor registry", responses=route_errors(400, 503))
+    async def list_competitors(
+        self,
+        reads: NamedDependency[ReadStore],
+        limit: Limit = 100,
+        offset: Offset = 0,
+        arena: ArenaParam = "default",
+        status: Annotated[
+            Literal["untested", "testing", "ranked", "retired"] | None,
+            QueryParameter(description="Only competitors with this status in `arena`."),
+        ] = None,
+    ) -> CompetitorList:
+        """Every competitor registered or seen in a result, by id, with its status in
+        ``arena``: untested (no rated result in its arena-wide pool), testing (1 to 9), ranked
+        (10 or more), retired."""
+        return await reads.competitors(limit, offset, arena, status)
+
+    @get(
+        "/{competitor_id:str}",
+        summary="One competitor and its standings",
+        responses=route_errors(404, 503),
+    )
+    async def get_competitor(
+        self,
+        reads: NamedDependency[ReadStore],
+        competitor_id: FromPath[str],
+        arena: ArenaParam = "default",
+    ) -> CompetitorDetail:
+        """Registry entry (``status`` in ``arena``) plus its standing (with rank) in every
+        arena and category."""
+        found = await reads.competitor(competitor_id, arena)
+        if found is None:
+            raise not_found(f"Unknown competitor {competitor_id!r}.")
+        return found
+
+    @get(
+        "/{competitor_id:str}/history",
+        summary="A competitor's rating history",
+        responses=route_errors(400, 404, 503),
+    )
+    async def history(
+        self,
+        reads: NamedDependency[ReadStore],
+        competitor_id: FromPath[str],
+        arena: Annotated[
+            str | None, QueryParameter(max_length=128, description="Only this arena.")
+        ] = None,
+        category: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=128, description="Only this category ('' = arena-wide pool)."
+            ),
+        ] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+        bucket: Annotated[
+            Literal["day"] | None,
+            QueryParameter(description="`day`: one point per UTC day of one pool."),
+        ] = None,
+    ) -> History:
+        """Every rating change in log order (a battle with a category moves two pools, so it
+        appears twice unless ``category`` is given); ``kind`` says what caused it, a ``void``
+        row being the recomputation after a voided result (no opponent, score or K; a null
+        ``rating_after`` when it left the competitor unrated in the pool).
+
+        ``bucket=day``: a series for charts in one pool (``arena`` default ``default``,
+        ``category`` default the arena-wide pool): per UTC day of the producers'
+        ``occurred_at``, the rating after the day's last change, its low and high, the rated
+        results that day and the counters after it; paginated by day."""
+        if bucket is not None:
+            found = await history_days(
+                reads, competitor_id, arena or "default", category or "", limit, offset
+            )
+        else:
+            found = await reads.history(competitor_id, arena, category, limit, offset)
+        if found is None:
+            raise not_found(f"Unknown competitor {competitor_id!r}.")
+        return found

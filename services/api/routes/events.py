@@ -1,0 +1,187 @@
+"""``/events``: read the log in order, read one event, and publish one.
+
+``POST /events`` validates exactly as a worker's message is validated (:func:`decode_event`) and
+publishes to JetStream (``Nats-Msg-Id`` = ``<event_id>:<content digest>``); the ingest appends it
+to the log. Reads leave out the events of experiments the caller may not see (:mod:`..privacy`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+from arbiter.domain.decisions import is_key
+from arbiter.domain.events import EVENT_TYPES, TYPE_NAMES, TrialCompleted, content_digest, type_name
+from arbiter.domain.rejections import Rejection
+from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.openapi.spec import (
+    Discriminator,
+    OpenAPIMediaType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
+from litestar.params import FromPath, QueryParameter
+
+from ..auth import current_key, owner_source
+from ..bus import Bus
+from ..errors import ApiError, not_found, route_errors
+from ..models.log import Accepted, EventPage, LoggedEvent
+from ..parameters import Limit
+from ..privacy import experiment_owner, viewer_of, visible
+from ..store import SCAN_WINDOW, ReadStore
+
+__all__ = ["EventController"]
+
+
+@dataclass
+class _PublishOperation(Operation):
+    """Documents ``POST /events``' body, which the handler reads raw (not parsed by Litestar)."""
+
+    def __post_init__(self) -> None:
+        refs = {t.__struct_config__.tag: f"#/components/schemas/{t.__name__}" for t in EVENT_TYPES}
+        self.request_body = RequestBody(
+            required=True,
+            description="One wire event (v1) as a JSON object, at most 64 KiB.",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(
+                        one_of=[Reference(ref) for ref in refs.values()],
+                        discriminator=Discriminator(property_name="type", mapping=refs),
+                    )
+                )
+            },
+        )
+
+
+class EventController(Controller):
+    path = "/events"
+    tags = ["events"]  # noqa: RUF012
+
+    @get("/", summary="The event log, in order", responses=route_errors(400, 503))
+    async def list_events(
+        self,
+        request: Request[Any, Any, Any],
+        reads: NamedDependency[ReadStore],
+        after: Annotated[
+            int, QueryParameter(ge=0, description="Exclusive lower bound on the log position.")
+        ] = 0,
+        limit: Limit = 100,
+        event_type: Annotated[
+            str | None,
+            QueryParameter(
+                name="type",
+                description=f"Only events of this type; looks through at most {SCAN_WINDOW} "
+                "positions per request (follow `next_after`).",
+            ),
+        ] = None,
+    ) -> EventPage:
+        """Accepted events after ``after`` in log order. Resume from ``next_after``; with a
+        ``type`` a page may be short (even empty) before the log's end, so page until
+        ``next_after`` reaches ``head``. While keys are enforced, the events of experiments the
+        caller may not read (their trials, score votes and voids) are left out of the page, so
+        a page may be short then too."""
+        if event_type is not None and event_type not in TYPE_NAMES:
+            raise ApiError(
+                400,
+                "bad_parameter",
+                f"Query parameter `type` is invalid: {event_type!r} is not one of "
+                f"{', '.join(TYPE_NAMES)}.",
+                field="type",
+            )
+        page = await reads.events(after, limit, event_type)
+        page.events = await visible(reads, viewer_of(request), page.events)
+        return page
+
+    @get(
+        "/{event_id:str}",
+        summary="One event and its log position",
+        responses=route_errors(404, 503),
+    )
+    async def get_event(
+        self,
+        request: Request[Any, Any, Any],
+        reads: NamedDependency[ReadStore],
+        event_id: FromPath[str],
+    ) -> LoggedEvent:
+        """The accepted event with this ``event_id``, where it sits in the log (404 as for an
+        unknown id when it is about an experiment the caller may not read)."""
+        found = await reads.event(event_id)
+        if found is not None and not await visible(reads, viewer_of(request), [found]):
+            found = None
+        if found is None:
+            raise not_found(f"No event with event_id {event_id!r} is in the log.")
+        return found
+
+    @post(
+        "/",
+        summary="Publish an event",
+        status_code=202,
+        request_max_body_size=MAX_EVENT_BYTES,
+        operation_class=_PublishOperation,
+        responses=route_errors(400, 409, 413, 503),
+        opt={"scope": "publish"},
+    )
+    async def publish(
+        self,
+        request: Request[Any, Any, Any],
+        bus: NamedDependency[Bus],
+        reads: NamedDependency[ReadStore],
+    ) -> Accepted:
+        """Validate the event as the ingest would and publish it to NATS (``Nats-Msg-Id`` =
+        ``<event_id>:<content digest>``). 202 means JetStream holds it; the ingest appends it to
+        the log shortly (an ingest-time rejection goes to ``ARBITER_REJECTED``). An event id the
+        log already holds is answered at once: 409 ``conflict`` when its content differs, 202
+        with ``duplicate: true`` and nothing published when it is the same.
+
+        Needs a key with ``publish`` when keys are enforced; the event's ``source`` is then set
+        to ``key:<key_id>``. A ``source`` starting with ``key:`` that is not the caller's own key
+        is refused (400 ``reserved_source``)."""
+        raw = await request.body()
+        result = decode_event(raw)
+        if isinstance(result, Rejection):
+            raise ApiError.rejected(result)
+        key = current_key(request)
+        own = None if key is None else owner_source(key)
+        if result.source is not None and result.source.startswith("key:") and result.source != own:
+            raise ApiError(
+                400,
+                "reserved_source",
+                "`source` values starting with `key:` are set by the API from the API key that "
+                "published the event; leave `source` out or use another value.",
+                field="source",
+                event_id=result.event_id,
+                type=type_name(result),
+            )
+        if own is not None:
+            assert key is not None
+            result = msgspec.structs.replace(result, source=own)
+            if isinstance(result, TrialCompleted) and not key.allows("admin"):
+                owner = await experiment_owner(reads, result.experiment_id)
+                if is_key(owner) and owner != own:  # the ingest's rule (not_owner), said early
+                    raise ApiError(
+                        403,
+                        "forbidden",
+                        f"Experiment {result.experiment_id!r} belongs to another publisher; "
+                        "use another experiment_id.",
+                        field="experiment_id",
+                        event_id=result.event_id,
+                    )
+        recorded = await reads.recorded_digest(result.event_id)
+        if recorded is not None:
+            if recorded != content_digest(result):
+                raise ApiError(
+                    409,
+                    "conflict",
+                    f"event_id {result.event_id!r} is already in the log with other content; "
+                    "use a new event_id for a new event, or resend the original unchanged.",
+                    field="event_id",
+                    event_id=result.event_id,
+                    type=type_name(result),
+                )
+            return Accepted(event_id=result.event_id, stream_seq=None, duplicate=True)
+        return await bus.publish(result)

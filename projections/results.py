@@ -38,6 +38,7 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor, sql
 
+from . import tracking
 from .copy import copy_rows, qualified
 
 NAME = "results"
@@ -124,9 +125,8 @@ class ResultsFold:
 
 
 def load(cur: Cursor[Any], schema: str) -> ResultsFold:
-    cur.execute(sql.SQL("SELECT position, events FROM {}").format(qualified(schema, "tracking")))
-    row = cur.fetchone()
-    return ResultsFold(int(row[0]), int(row[1])) if row else ResultsFold()
+    stored = tracking.read(cur, schema, NAME)
+    return ResultsFold(*stored) if stored else ResultsFold()
 
 
 _COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -261,14 +261,7 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
             ).format(t["event_counts"], t["event_counts"]),
             (types, [batch.counts[k] for k in types]),
         )
-    cur.execute(
-        sql.SQL(
-            "INSERT INTO {} (projection, position, events, updated_at) VALUES (%s, %s, %s, now()) "
-            "ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position, "
-            "events = EXCLUDED.events, updated_at = now()"
-        ).format(qualified(schema, "tracking")),
-        (NAME, batch.position, batch.total),
-    )
+    tracking.write(cur, schema, NAME, batch.position, batch.total)
 
 
 def _sums(

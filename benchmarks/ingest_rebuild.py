@@ -26,12 +26,12 @@ What is measured
 
    The poll interval bounds the resolution of the last ones (about 0.1 s).
 2. **Rebuild.** The services are stopped (SIGTERM, then waited for) and
-   :func:`arbiter.services.rebuild.rebuild` rebuilds each projection in turn from position 0 in
-   this process; each one's ``events / seconds`` is reported. Then
-   :func:`arbiter.services.audit.verify` replays the log in memory and compares every row with
-   the ratings read model; its rate and verdict are reported. Every table of every projection
-   is digested in PostgreSQL before and after the rebuilds: equal digests mean the incremental
-   projector and the rebuild stored the same rows.
+   :func:`arbiter.services.processes.rebuild.rebuild` rebuilds each projection in turn from
+   position 0 in this process; each one's ``events / seconds`` is reported. Then
+   :func:`arbiter.services.processes.audit.verify` replays the log in memory and compares every
+   row with the ratings read model; its rate and verdict are reported. Every table of every
+   projection is digested in PostgreSQL before and after the rebuilds: equal digests mean the
+   incremental projector and the rebuild stored the same rows.
 3. **Memory.** A sampler thread reads, every 0.2 s, the RSS and CPU time of the ingest, the
    projector, nats-server, every PostgreSQL process (embedded servers only) and this process.
    Reported: the peak RSS of each service subprocess, of nats-server, and of this process during
@@ -97,8 +97,8 @@ import psycopg
 from arbiter.adapters.bus import INGEST_DURABLE, REJECTED_STREAM, STREAM, Publisher
 from arbiter.adapters.embedded import EmbeddedServers
 from arbiter.projections import PROJECTIONS
-from arbiter.services.audit import verify
-from arbiter.services.rebuild import rebuild
+from arbiter.services.processes.audit import verify
+from arbiter.services.processes.rebuild import rebuild
 from arbiter.services.setup import prepare_database
 from psycopg import sql
 

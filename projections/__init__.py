@@ -1,6 +1,8 @@
-"""Read models: one module per projection, each a pure fold over events plus its SQL.
+"""Read models: one module (or package) per projection, each a pure fold over events plus its SQL.
 
 :data:`PROJECTIONS` is the registry the projector, ``arbiter rebuild`` and the audit iterate.
+Shared by all of them: :mod:`.tracking` (the table that records where each projection stands)
+and :mod:`.copy` (binary COPY and upserts).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from arbiter.domain.events import Event
 from psycopg import Cursor
 
 from . import ratings, results
+
+__all__ = ["PROJECTIONS", "Fold", "ProjectionSpec"]
 
 
 class Fold(Protocol):

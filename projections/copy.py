@@ -22,6 +22,8 @@ from psycopg.adapt import Dumper
 from psycopg.postgres import types as pg_types
 from psycopg.pq import Format
 
+__all__ = ["EncodedJsonDumper", "copy_rows", "qualified", "upsert_rows"]
+
 
 class EncodedJsonDumper(Dumper):
     """Dump JSON already encoded (UTF-8 bytes) into a binary jsonb field, unchanged."""

@@ -38,7 +38,20 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor, sql
 
+from . import tracking
 from .copy import copy_rows, qualified
+
+__all__ = [
+    "DEFERRED_INDEXES",
+    "NAME",
+    "Batch",
+    "ResultsFold",
+    "load",
+    "prepare",
+    "store",
+    "stored_rows",
+    "write",
+]
 
 NAME = "results"
 _JSON = msgspec.json.Encoder(order="sorted")
@@ -124,9 +137,8 @@ class ResultsFold:
 
 
 def load(cur: Cursor[Any], schema: str) -> ResultsFold:
-    cur.execute(sql.SQL("SELECT position, events FROM {}").format(qualified(schema, "tracking")))
-    row = cur.fetchone()
-    return ResultsFold(int(row[0]), int(row[1])) if row else ResultsFold()
+    stored = tracking.read(cur, schema, NAME)
+    return ResultsFold(*stored) if stored else ResultsFold()
 
 
 _COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -159,7 +171,7 @@ _COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # Metric sums, per pool, of the battles (each side) and completed trials a selector picks,
 # times a sign: +1 for new rows, -1 for rows just voided. Trials' sums are kept apart per
 # experiment owner (the source of the experiment's first trial), so that the API can leave out
-# those of experiments a caller may not read (arbiter.services.api_privacy).
+# those of experiments a caller may not read (arbiter.services.api.privacy).
 _BATTLE_METRICS = """
 INSERT INTO {metrics} (arena, category, competitor, metric, total, count)
 SELECT arena, cat, competitor, key, sum(value::numeric) * %(sign)s, count(*) * %(sign)s
@@ -261,14 +273,7 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
             ).format(t["event_counts"], t["event_counts"]),
             (types, [batch.counts[k] for k in types]),
         )
-    cur.execute(
-        sql.SQL(
-            "INSERT INTO {} (projection, position, events, updated_at) VALUES (%s, %s, %s, now()) "
-            "ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position, "
-            "events = EXCLUDED.events, updated_at = now()"
-        ).format(qualified(schema, "tracking")),
-        (NAME, batch.position, batch.total),
-    )
+    tracking.write(cur, schema, NAME, batch.position, batch.total)
 
 
 def _sums(

@@ -8,6 +8,8 @@ from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import PROJECTIONS
 
+__all__ = ["prepare_database"]
+
 
 def prepare_database(database_url: str) -> list[str]:
     """Create the event store (the library creates its tables) and apply pending migrations.

@@ -26,7 +26,7 @@ from arbiter.domain.events import (
     VoteCast,
 )
 from arbiter.projections import PROJECTIONS
-from arbiter.services.projector import Projector
+from arbiter.services.processes.projector import Projector
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -15,8 +15,8 @@ from arbiter.adapters.bus import REJECTED_STREAM, STREAM, Publisher, connect
 from arbiter.adapters.embedded import find_free_port
 from arbiter.projections import PROJECTIONS
 from arbiter.services.api import make_server
-from arbiter.services.ingest import Ingest
-from arbiter.services.projector import Projector
+from arbiter.services.processes.ingest import Ingest
+from arbiter.services.processes.projector import Projector
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -26,7 +26,7 @@ from arbiter.adapters.eventstore import EventLog
 from arbiter.services.api import create_app
 from arbiter.services.api.auth import AuthConfig
 from arbiter.services.cli import app as cli_app
-from arbiter.services.ingest import Ingest
+from arbiter.services.processes.ingest import Ingest
 from litestar.testing import AsyncTestClient
 from typer.testing import CliRunner
 

@@ -25,7 +25,7 @@ from arbiter.domain.events import BattleCompleted, CompetitorRegistered, Event
 from arbiter.projections import PROJECTIONS
 from arbiter.services.api import create_app
 from arbiter.services.api import store as api_store
-from arbiter.services.projector import Projector
+from arbiter.services.processes.projector import Projector
 from litestar.testing import AsyncTestClient
 
 from .helpers import running_api

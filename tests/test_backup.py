@@ -19,9 +19,9 @@ import pytest
 from arbiter.adapters.eventstore import EventLog
 from arbiter.domain.events import BattleCompleted
 from arbiter.projections import PROJECTIONS, ratings, results
-from arbiter.services.audit import verify
 from arbiter.services.backup import STORE_TABLES, read_manifest, store_counts
-from arbiter.services.projector import Projector
+from arbiter.services.processes.audit import verify
+from arbiter.services.processes.projector import Projector
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 

@@ -14,8 +14,8 @@ import psycopg
 from arbiter.adapters.eventstore import EventLog
 from arbiter.domain.events import BattleCompleted
 from arbiter.projections import PROJECTIONS, ratings
-from arbiter.services.audit import verify
-from arbiter.services.rebuild import rebuild
+from arbiter.services.processes.audit import verify
+from arbiter.services.processes.rebuild import rebuild
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from arbiter.projections import PROJECTIONS
-from arbiter.services.projector import Projector
+from arbiter.services.processes.projector import Projector
 
 from .helpers import T0, battle, ingest_all, rejected_messages
 

@@ -38,8 +38,9 @@ from arbiter.adapters.embedded import EmbeddedServers, find_free_port
 from arbiter.adapters.eventstore import EventLog
 from arbiter.domain.events import BattleCompleted
 from arbiter.projections import PROJECTIONS, ratings, results
-from arbiter.services.audit import replay, verify
-from arbiter.services.rebuild import rebuild
+from arbiter.services.processes.audit import verify
+from arbiter.services.processes.paging import replay
+from arbiter.services.processes.rebuild import rebuild
 from arbiter.services.setup import prepare_database
 
 from .helpers import T0, battle, rejected_messages

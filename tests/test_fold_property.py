@@ -25,9 +25,9 @@ from arbiter.domain.events import (
     VoteCast,
 )
 from arbiter.projections import PROJECTIONS, ratings, results
-from arbiter.services.audit import verify
-from arbiter.services.projector import Projector
-from arbiter.services.rebuild import FAULT_WORKER, RebuildError, rebuild
+from arbiter.services.processes.audit import verify
+from arbiter.services.processes.projector import Projector
+from arbiter.services.processes.rebuild import FAULT_WORKER, RebuildError, rebuild
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -381,4 +381,4 @@ def test_a_failing_rebuild_worker_fails_the_rebuild_and_leaves_the_live_model(
         assert _stored(database_url) == before
         assert verify(database_url, event_log=log).ok
         children = psutil.Process().children(recursive=True)
-        assert not [p for p in children if "arbiter.services.rebuild" in " ".join(p.cmdline())]
+        assert not [p for p in children if "processes.rebuild_worker" in " ".join(p.cmdline())]

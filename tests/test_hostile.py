@@ -23,7 +23,7 @@ from arbiter.domain.events import EVENT_DECODER
 from arbiter.domain.validation import MAX_EVENT_BYTES
 from arbiter.projections import PROJECTIONS
 from arbiter.services.api import create_app
-from arbiter.services.projector import Projector
+from arbiter.services.processes.projector import Projector
 from litestar.testing import AsyncTestClient
 from nats.errors import MaxPayloadError
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from arbiter.adapters.bus import INGEST_DURABLE, STREAM, SUBJECT_PREFIX, Publisher, connect
 from arbiter.services.cli import app
-from arbiter.services.ingest import ACK_WAIT, Ingest
+from arbiter.services.processes.ingest import ACK_WAIT, Ingest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from typer.testing import CliRunner
 

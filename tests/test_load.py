@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import psycopg
 from arbiter.adapters.bus import Publisher
-from arbiter.services.ingest import Ingest
-from arbiter.services.projector import run_projectors
+from arbiter.services.processes.ingest import Ingest
+from arbiter.services.processes.projector import run_projectors
 
 from .helpers import running_api
 

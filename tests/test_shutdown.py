@@ -20,8 +20,8 @@ from arbiter.adapters.bus import INGEST_DURABLE, REJECTED_STREAM, STREAM, Publis
 from arbiter.adapters.eventstore import EventLog
 from arbiter.domain.events import BattleCompleted
 from arbiter.projections import PROJECTIONS, ratings, results
-from arbiter.services.audit import verify
-from arbiter.services.rebuild import rebuild
+from arbiter.services.processes.audit import verify
+from arbiter.services.processes.rebuild import rebuild
 from nats.js.errors import NotFoundError
 
 from .helpers import battle, raw

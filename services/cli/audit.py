@@ -1,9 +1,9 @@
 """``arbiter audit``: replay the log and check the read models (``verify``), or show how one
 competitor's rating came to be (``explain``).
 
-Its own room: the command group presents what :mod:`arbiter.services.audit` computes (tables,
-OK / MISMATCH / QUARANTINED lines, the digest). ``verify`` exits 1 on a mismatch; ``explain``
-exits 1 when the competitor has no rating changes.
+Its own room: the command group presents what :mod:`arbiter.services.processes.audit`
+computes (tables, OK / MISMATCH / QUARANTINED lines, the digest). ``verify`` exits 1 on a
+mismatch; ``explain`` exits 1 when the competitor has no rating changes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ audit_app = typer.Typer(help="Replay the log and check the read models.", no_arg
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Replay the whole log in memory and compare every rating and counter (exit 1 on mismatch)."""
-    from arbiter.services.audit import verify  # lazy: loads the folds (0.2 s); --help need not
+    from arbiter.services.processes.audit import (
+        verify,
+    )  # lazy: loads the folds (0.2 s); --help need not
 
     with servers() as rt, progress_bar() as bar:
         task = bar.add_task("replaying", total=None)
@@ -57,7 +59,9 @@ def audit_explain(
     category: Annotated[str | None, typer.Option(help="'' for the arena-wide pool.")] = None,
 ) -> None:
     """Print each change of a competitor's rating with the event that caused it."""
-    from arbiter.services.audit import explain  # lazy: loads the folds (0.2 s); --help need not
+    from arbiter.services.processes.audit import (
+        explain,
+    )  # lazy: loads the folds (0.2 s); --help need not
 
     with servers() as rt:
         changes, finals = explain(rt.database_url, competitor)

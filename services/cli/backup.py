@@ -95,9 +95,9 @@ def restore_command(
     # Lazy: these load eventsourcing and the folds (tenths of a second), which `arbiter --help`
     # and every other command need not pay.
     from arbiter.projections import PROJECTIONS
-    from arbiter.services.audit import verify
     from arbiter.services.backup import BackupError, read_manifest, restore
-    from arbiter.services.rebuild import rebuild
+    from arbiter.services.processes.audit import verify
+    from arbiter.services.processes.rebuild import rebuild
     from arbiter.services.setup import prepare_database
 
     try:

@@ -54,10 +54,10 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 @contextmanager
 def servers(owner: bool = False, **up_options: Any) -> Iterator[Any]:
     """The servers to use; failing to start or reach them is a configuration error (exit 2).
-    ``owner`` and ``up_options``: see :func:`arbiter.services.runtime.servers`."""
+    ``owner`` and ``up_options``: see :func:`arbiter.services.processes.runtime.servers`."""
     # Lazy: the runtime loads the embedded-server runners, which `arbiter --help` need not pay.
-    from arbiter.services.runtime import RuntimeRefusal
-    from arbiter.services.runtime import servers as runtime_servers
+    from arbiter.services.processes.runtime import RuntimeRefusal
+    from arbiter.services.processes.runtime import servers as runtime_servers
 
     ctx = runtime_servers(owner=owner, **up_options)
     try:

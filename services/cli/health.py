@@ -40,7 +40,7 @@ def health_command(
     """Check PostgreSQL, NATS and every projection's lag; exit 0 healthy, 1 not."""
     # Lazy: the projections load eventsourcing, which `arbiter --help` need not pay.
     from arbiter.projections import PROJECTIONS
-    from arbiter.services.runtime import configured_urls
+    from arbiter.services.processes.runtime import configured_urls
 
     try:
         database_url, nats_url = configured_urls()

@@ -1,8 +1,8 @@
 """``arbiter rebuild [PROJECTION]``: rebuild read models from position 0 and swap them in.
 
 Its own room: the command is presentation only (a progress bar and a closing line per
-projection); the rebuild itself is :mod:`arbiter.services.rebuild`. A failed rebuild leaves the
-live read model unchanged and exits 1; an unknown projection name exits 2.
+projection); the rebuild itself is :mod:`arbiter.services.processes.rebuild`. A failed
+rebuild leaves the live read model unchanged and exits 1; an unknown projection name exits 2.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ def rebuild(
     # Lazy: the projections and the rebuild load eventsourcing (tenths of a second), which
     # `arbiter --help` need not pay.
     from arbiter.projections import PROJECTIONS
-    from arbiter.services.rebuild import RebuildError
-    from arbiter.services.rebuild import rebuild as do_rebuild
+    from arbiter.services.processes.rebuild import RebuildError
+    from arbiter.services.processes.rebuild import rebuild as do_rebuild
     from arbiter.services.setup import prepare_database
 
     names = [projection] if projection else list(PROJECTIONS)

@@ -2,7 +2,8 @@
 ``ingest``, ``project``, ``api`` alone, plus ``migrate`` which prepares the database they use.
 
 Its own room because these commands only start and stop processes whose code lives elsewhere
-(:mod:`arbiter.services.up`, :mod:`~arbiter.services.ingest`, ...); they print almost nothing.
+(:mod:`arbiter.services.processes.up`, :mod:`~arbiter.services.processes.ingest`, ...); they
+print almost nothing.
 Each imports its process inside the command: those modules load eventsourcing, NATS, uvicorn and
 Litestar (0.05 to 0.4 s each), which ``arbiter --help`` and every other command need not pay.
 """
@@ -34,7 +35,7 @@ def up(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run migrations, ingest, projector and API together (embedded servers by default)."""
-    from arbiter.services.up import check_port, run_up, stop_on_signals  # lazy: see above
+    from arbiter.services.processes.up import check_port, run_up, stop_on_signals  # lazy: see above
 
     setup_logging(verbose)
     with (
@@ -58,7 +59,7 @@ def migrate() -> None:
 
 def ingest(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Run the ingest service alone (NATS -> event store)."""
-    from arbiter.services.ingest import run_ingest  # lazy: see above
+    from arbiter.services.processes.ingest import run_ingest  # lazy: see above
 
     setup_logging(verbose)
     with servers() as rt:
@@ -67,7 +68,7 @@ def ingest(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) ->
 
 def project(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Run the projector alone (event store -> read models)."""
-    from arbiter.services.projector import run_projectors  # lazy: see above
+    from arbiter.services.processes.projector import run_projectors  # lazy: see above
     from arbiter.services.setup import prepare_database
 
     setup_logging(verbose)

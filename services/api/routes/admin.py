@@ -9,8 +9,8 @@ from typing import Annotated
 
 from arbiter.adapters import keys
 from arbiter.projections import PROJECTIONS
-from arbiter.services.rebuild import RebuildError
-from arbiter.services.rebuild import rebuild as rebuild_projection
+from arbiter.services.processes.rebuild import RebuildError
+from arbiter.services.processes.rebuild import rebuild as rebuild_projection
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec

@@ -60,6 +60,18 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 
+__all__ = [
+    "ACK_WAIT",
+    "DEFAULT_BATCH",
+    "DEFAULT_TARGET_ATTEMPTS",
+    "DEFAULT_TARGET_DELAY",
+    "FAULT_SLEEP_ENV",
+    "PROGRESS_EVERY",
+    "Ingest",
+    "IngestStats",
+    "run_ingest",
+]
+
 log = logging.getLogger("arbiter.ingest")
 
 DEFAULT_BATCH = 1_000

@@ -12,7 +12,8 @@ rows and the new position, and commits. Hence:
   and reloads instead of writing stale state.
 
 The projector waits for new events with LISTEN on the log's NOTIFY channel, with a one-second
-timeout as a safety net only (a missed notification costs latency, never events).
+timeout as a safety net only (a missed notification costs latency, never events). It reads
+the log a page at a time on the loop the rebuild and the audit share (:mod:`.paging`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,21 @@ from typing import Any
 
 import psycopg
 from arbiter.adapters.eventstore import EventLog
-from arbiter.projections import PROJECTIONS, Fold, ProjectionSpec
+from arbiter.projections import PROJECTIONS, Fold, ProjectionSpec, tracking
 from psycopg import sql
+
+from .paging import fold_page, read_page
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "FAULT_POISON_ENV",
+    "FAULT_SLEEP_ENV",
+    "QUARANTINE_SHOWN",
+    "FoldError",
+    "Projector",
+    "StalePosition",
+    "run_projectors",
+]
 
 log = logging.getLogger("arbiter.projector")
 
@@ -78,14 +92,7 @@ class Projector:
     def reload(self) -> Fold:
         """Load the committed model and position (after a crash, a rival write or a rebuild)."""
         with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("SELECT generation FROM {}.tracking WHERE projection = %s").format(
-                    sql.Identifier(self.spec.schema)
-                ),
-                (self.spec.name,),
-            )
-            row = cur.fetchone()
-            self.generation = 0 if row is None else int(row[0])
+            self.generation = tracking.generation(cur, self.spec.schema, self.spec.name)
             self.fold = self.spec.load(cur, self.spec.schema)
         return self.fold
 
@@ -97,7 +104,7 @@ class Projector:
         ``<schema>.quarantine`` with its error and skipped (the position moves past it), all in
         one transaction, and the projector goes on. Rebuild and audit skip the same positions.
         """
-        events = self.log.store.read_after(self.fold.position, self.batch_size)
+        events = read_page(self.log, self.fold.position, self.batch_size)
         if not events:
             return 0
         poison: FoldError | None = None
@@ -105,8 +112,7 @@ class Projector:
             with self.conn.transaction(), self.conn.cursor() as cur:
                 self._check_position(cur)
                 try:
-                    for position, event in events:
-                        self._apply(position, event)
+                    fold_page(self.fold, events, apply=self._apply)
                 except FoldError as exc:
                     # Roll back the batch: the raising apply may have half-changed the fold.
                     poison = exc
@@ -141,10 +147,7 @@ class Projector:
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
                 self._check_position(cur)
-                for position, event in events:
-                    if position >= poison.position:
-                        break
-                    self.fold.apply(position, event)
+                fold_page(self.fold, [e for e in events if e[0] < poison.position])
                 self.fold.position = poison.position
                 self.spec.write(cur, self.spec.schema, self.fold, self.fold.take_changes())
                 cur.execute(
@@ -163,14 +166,8 @@ class Projector:
         return sum(1 for position, _ in events if position <= poison.position)
 
     def _check_position(self, cur: psycopg.Cursor[Any]) -> None:
-        cur.execute(
-            sql.SQL(
-                "SELECT position, generation FROM {}.tracking WHERE projection = %s FOR UPDATE"
-            ).format(sql.Identifier(self.spec.schema)),
-            (self.spec.name,),
-        )
-        row = cur.fetchone()
-        if row is None or (int(row[0]), int(row[1])) != (self.fold.position, self.generation):
+        stored = tracking.lock_row(cur, self.spec.schema, self.spec.name)
+        if stored != (self.fold.position, self.generation):
             raise StalePosition
 
     def _safe_reload(self) -> None:

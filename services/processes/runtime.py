@@ -40,6 +40,23 @@ from pathlib import Path
 import psycopg
 from arbiter.adapters.embedded import EmbeddedServers, PortTaken
 
+__all__ = [
+    "LOCK_RETRY",
+    "UP_START_WAIT",
+    "HomeBusy",
+    "HomeLock",
+    "Runtime",
+    "RuntimeRefusal",
+    "busy_message",
+    "configured_urls",
+    "held",
+    "holder",
+    "home",
+    "lock_file",
+    "runtime_file",
+    "servers",
+]
+
 UP_START_WAIT = 60.0
 """How long a command waits for a starting ``arbiter up`` to record its servers."""
 LOCK_RETRY = 1.0

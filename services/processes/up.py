@@ -35,10 +35,23 @@ import psycopg
 import uvicorn
 from arbiter.adapters.embedded import EmbeddedServers
 from arbiter.adapters.urls import redact
-from arbiter.services.ingest import run_ingest
-from arbiter.services.projector import run_projectors
-from arbiter.services.runtime import Runtime, RuntimeRefusal
 from arbiter.services.setup import prepare_database
+
+from .ingest import run_ingest
+from .projector import run_projectors
+from .runtime import Runtime, RuntimeRefusal
+
+__all__ = [
+    "RESTART_BACKOFF",
+    "SERVER_STOP",
+    "SERVICES_STOP",
+    "STABLE_AFTER",
+    "Services",
+    "Supervisor",
+    "check_port",
+    "run_up",
+    "stop_on_signals",
+]
 
 log = logging.getLogger("arbiter.up")
 

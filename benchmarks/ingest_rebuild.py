@@ -96,7 +96,7 @@ import psutil
 import psycopg
 from arbiter.adapters.bus import INGEST_DURABLE, REJECTED_STREAM, STREAM, Publisher
 from arbiter.adapters.embedded import EmbeddedServers
-from arbiter.projections import PROJECTIONS
+from arbiter.projections import PROJECTIONS, tracking
 from arbiter.services.processes.audit import verify
 from arbiter.services.processes.rebuild import rebuild
 from arbiter.services.setup import prepare_database
@@ -530,16 +530,10 @@ def log_head(conn: psycopg.Connection[Any]) -> int:
 
 def projection_positions(conn: psycopg.Connection[Any]) -> dict[str, int]:
     """Each projection's tracking position (every projection ``arbiter project`` runs)."""
-    out = {}
-    for name, spec in PROJECTIONS.items():
-        row = conn.execute(
-            sql.SQL("SELECT position FROM {}.tracking WHERE projection = %s").format(
-                sql.Identifier(spec.schema)
-            ),
-            (name,),
-        ).fetchone()
-        out[name] = int(row[0]) if row else 0
-    return out
+    with conn.cursor() as cur:
+        return {
+            name: tracking.position(cur, spec.schema, name) for name, spec in PROJECTIONS.items()
+        }
 
 
 def table_digests(conn: psycopg.Connection[Any], schema: str) -> dict[str, tuple[int, str]]:

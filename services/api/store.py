@@ -20,7 +20,7 @@ import msgspec
 from arbiter.adapters.eventstore import StoredState
 from arbiter.domain.events import TYPE_NAMES, type_name
 from arbiter.domain.placement import PLACEMENT_GAMES, registry_status
-from arbiter.projections import PROJECTIONS
+from arbiter.projections import PROJECTIONS, tracking
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -117,10 +117,7 @@ class ReadStore:
 
     @staticmethod
     def _position() -> Query:
-        return (
-            sql.SQL("SELECT position FROM {} WHERE projection = %s").format(_t("tracking")),
-            (RATINGS.name,),
-        )
+        return (tracking.position_query(RATINGS.schema, RATINGS.name), ())
 
     @staticmethod
     def _head() -> Query:
@@ -138,7 +135,7 @@ class ReadStore:
         """The log head and ``(name, position, updated_at, quarantined, first quarantined)`` of
         every projection: how many events its quarantine holds and the first ``shown`` of them
         (``position``, ``event_id``, ``error``)."""
-        tracking = sql.SQL(" UNION ALL ").join(
+        positions = sql.SQL(" UNION ALL ").join(
             sql.SQL(
                 "SELECT projection, position, updated_at, (SELECT count(*) FROM {q}), "
                 "(SELECT coalesce(json_agg(x ORDER BY x.position), '[]') FROM (SELECT position, "
@@ -147,12 +144,12 @@ class ReadStore:
             ).format(
                 q=sql.Identifier(spec.schema, "quarantine"),
                 n=sql.Literal(shown),
-                t=sql.Identifier(spec.schema, "tracking"),
+                t=tracking.table(spec.schema),
                 name=sql.Literal(spec.name),
             )
             for spec in PROJECTIONS.values()
         )
-        head, rows = await self.snapshot(self._head(), (tracking, ()), timeout=timeout)
+        head, rows = await self.snapshot(self._head(), (positions, ()), timeout=timeout)
         return int(self._first(head)), [(r[0], int(r[1]), r[2], int(r[3]), r[4]) for r in rows]
 
     # -- ratings --------------------------------------------------------------------------------

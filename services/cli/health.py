@@ -39,7 +39,7 @@ def health_command(
 ) -> None:
     """Check PostgreSQL, NATS and every projection's lag; exit 0 healthy, 1 not."""
     # Lazy: the projections load eventsourcing, which `arbiter --help` need not pay.
-    from arbiter.projections import PROJECTIONS
+    from arbiter.projections import PROJECTIONS, tracking
     from arbiter.services.processes.runtime import configured_urls
 
     try:
@@ -57,11 +57,8 @@ def health_command(
                 ).fetchone()[0]  # type: ignore[index]
             )
             for spec in PROJECTIONS.values():
-                position = conn.execute(
-                    sql.SQL("SELECT position FROM {}.tracking").format(sql.Identifier(spec.schema))
-                ).fetchone()
+                pos = tracking.position(conn.cursor(), spec.schema, spec.name)
                 quarantined = _quarantined(conn, spec.schema)
-                pos = int(position[0]) if position else 0
                 rows.append((spec.name, pos, head - pos, quarantined))
     except psycopg.Error as exc:
         problems.append(f"PostgreSQL: {str(exc).strip().splitlines()[0]}")

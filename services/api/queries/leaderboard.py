@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from arbiter.domain import bradley_terry as bt
+from arbiter.projections import tracking
 from psycopg import sql
 
 from ..models.ratings import Bootstrap, Leaderboard, LeaderboardRow
@@ -349,9 +350,6 @@ async def leaderboard(
 async def tracking_position(reads: ReadStore) -> int:
     """The ratings projection's position (one cheap query; the stream polls it)."""
     async with reads.pool.connection() as conn:
-        cur = await conn.execute(
-            sql.SQL("SELECT position FROM {} WHERE projection = %s").format(_r("tracking")),
-            (RATINGS.name,),
-        )
+        cur = await conn.execute(tracking.position_query(RATINGS.schema, RATINGS.name))
         row = await cur.fetchone()
     return int(row[0]) if row else 0

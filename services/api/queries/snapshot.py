@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from arbiter.domain.elo import DEFAULT_SETTINGS
-from arbiter.projections import PROJECTIONS
+from arbiter.projections import PROJECTIONS, tracking
 from psycopg import AsyncConnection, sql
 
 from ..store import ReadStore
@@ -84,11 +84,10 @@ class Snapshot:
     async def positions(self) -> tuple[int, int]:
         """``(ratings position, results position)``."""
         (row,) = await self.rows(
-            sql.SQL(
-                "SELECT (SELECT position FROM {} WHERE projection = %s), "
-                "(SELECT position FROM {} WHERE projection = %s)"
-            ).format(_r("tracking"), _s("tracking")),
-            (RATINGS.name, RESULTS.name),
+            sql.SQL("SELECT ({}), ({})").format(
+                tracking.position_query(RATINGS.schema, RATINGS.name),
+                tracking.position_query(RESULTS.schema, RESULTS.name),
+            )
         )
         return int(row[0] or 0), int(row[1] or 0)
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from .audit import (
     MOD,
+    TABLES,
     HistoryDigests,
+    appended_rows,
     compare,
     compare_history,
     history_digests,
@@ -72,6 +74,7 @@ __all__ = [
     "PAIR_TYPES",
     "RATING_COLUMNS",
     "RATING_TYPES",
+    "TABLES",
     "Changes",
     "Competitor",
     "Forwarded",
@@ -85,6 +88,7 @@ __all__ = [
     "Shard",
     "Standing",
     "StandingKey",
+    "appended_rows",
     "arena_row",
     "compare",
     "compare_history",

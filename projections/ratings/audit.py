@@ -13,18 +13,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 from psycopg import Cursor, sql
 
 from ..copy import qualified
-from .records import HISTORY_COLUMNS, HistoryRow
-from .storage import ARENA_COLS, COMPETITOR_COLS, RATING_COLS
+from ..tables import Table, compare_tables, read_table
+from .fold import Changes
+from .records import HISTORY_COLUMNS, MATCH_COLUMNS, HistoryRow
 
 __all__ = [
     "MOD",
+    "TABLES",
     "HistoryDigests",
+    "appended_rows",
     "compare",
     "compare_history",
     "history_digests",
@@ -72,34 +76,53 @@ def state_digest(rows: dict[str, dict[Any, tuple[Any, ...]]], history: HistoryDi
 
 
 def _plain(value: Any) -> Any:
+    """A value as the digest writes it: timestamps in UTC ISO form, exact sums as their
+    shortest decimal digits (``1.50`` and ``1.5`` are one number), JSON as its value."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value else "0"
     return value
+
+
+TABLES = (
+    Table("ratings", ("arena", "category", "competitor"), (
+        "rating", "games", "wins", "losses", "ties", "last_position", "last_at")),
+    Table("competitors", ("competitor",), (
+        "name", "provider", "meta", "registered", "first_position", "last_position", "retired",
+        "retired_reason")),
+    Table("arenas", ("arena",), (
+        "k", "initial", "scale", "base", "weights", "strict", "position")),
+    Table("pairs", ("arena", "category", "x", "y"), ("x_wins", "y_wins", "ties"),
+          where="x_wins <> 0 OR y_wins <> 0 OR ties <> 0"),
+    Table("matches", ("position",), MATCH_COLUMNS[1:]),
+    Table("voids", ("position",), ("event_id", "target_event_id", "target_position", "reason")),
+)  # fmt: skip
+"""The ratings tables compared row by row (``rating_history`` is compared as digests, see
+:func:`compare_history`). A pair whose counts are all 0 (every result between the two voided)
+means nothing and is left out on both sides."""
 
 
 def compare(
     want: dict[str, dict[Any, tuple[Any, ...]]], got: dict[str, dict[Any, tuple[Any, ...]]]
 ) -> list[str]:
     """Name every row that differs: missing, extra, or which column and both values."""
-    out: list[str] = []
-    columns = {
-        "ratings": ("rating", "games", "wins", "losses", "ties", "last_position", "last_at"),
-        "competitors": ("name", "provider", "meta", "registered", "first_position",
-                        "last_position"),
-        "arenas": ("k", "initial", "scale", "base", "weights", "strict", "position"),
-    }  # fmt: skip
-    for table, names in columns.items():
-        w, g = want.get(table, {}), got.get(table, {})
-        for key in sorted(set(w) | set(g), key=repr):
-            if key not in g:
-                out.append(f"{table} {key!r}: missing from the read model")
-            elif key not in w:
-                out.append(f"{table} {key!r}: in the read model but not in the replay")
-            elif w[key] != g[key]:
-                for name, a, b in zip(names, w[key], g[key], strict=True):
-                    if a != b:
-                        out.append(f"{table} {key!r}.{name}: replay {a!r}, read model {b!r}")
-    return out
+    return compare_tables("ratings.", TABLES, want, got)
+
+
+def appended_rows(
+    changes: Changes, into: dict[str, dict[Any, tuple[Any, ...]]]
+) -> dict[str, dict[Any, tuple[Any, ...]]]:
+    """Add a batch's append-only rows (``matches``, ``voids``) to replayed rows, keyed as
+    :func:`stored_rows` keys them."""
+    matches = into.setdefault("matches", {})
+    for m in changes.matches:
+        row = m.row()
+        matches[row[0]] = row[1:]
+    voids = into.setdefault("voids", {})
+    for v in changes.voids:
+        voids[v[0]] = tuple(v[1:])
+    return into
 
 
 def compare_history(want: HistoryDigests, got: HistoryDigests) -> list[str]:
@@ -109,7 +132,7 @@ def compare_history(want: HistoryDigests, got: HistoryDigests) -> list[str]:
         w, g = want.get(competitor), got.get(competitor)
         if w != g:
             out.append(
-                f"rating_history of {competitor!r}: replay has {w[0] if w else 0} rows, "
+                f"ratings.rating_history of {competitor!r}: replay has {w[0] if w else 0} rows, "
                 f"store has {g[0] if g else 0}"
                 + (" (same count, different content)" if w and g and w[0] == g[0] else "")
             )
@@ -117,25 +140,14 @@ def compare_history(want: HistoryDigests, got: HistoryDigests) -> list[str]:
 
 
 def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, dict[Any, tuple[Any, ...]]]:
-    """The stored counterpart of :meth:`RatingsFold.rows`."""
-    out: dict[str, dict[Any, tuple[Any, ...]]] = {}
-    cur.execute(sql.SQL(f"SELECT {RATING_COLS} FROM {{}}").format(qualified(schema, "ratings")))
-    out["ratings"] = {(r[0], r[1], r[2]): tuple(r[3:]) for r in cur.fetchall()}
-    cur.execute(
-        sql.SQL(f"SELECT {COMPETITOR_COLS} FROM {{}}").format(qualified(schema, "competitors"))
-    )
+    """The stored counterpart of :meth:`RatingsFold.rows` and :func:`appended_rows`."""
+    out = {table.name: read_table(cur, schema, table) for table in TABLES}
     out["competitors"] = {
-        r[0]: (r[1], r[2], _JSON.encode(r[3]).decode(), *r[4:]) for r in cur.fetchall()
+        k: (r[0], r[1], _JSON.encode(r[2]).decode(), *r[3:]) for k, r in out["competitors"].items()
     }
-    cur.execute(sql.SQL(f"SELECT {ARENA_COLS} FROM {{}}").format(qualified(schema, "arenas")))
-    out["arenas"] = {r[0]: (*r[1:5], _JSON.encode(r[5]).decode(), *r[6:]) for r in cur.fetchall()}
-    cur.execute(
-        sql.SQL(
-            "SELECT arena, category, x, y, x_wins, y_wins, ties FROM {} "
-            "WHERE x_wins <> 0 OR y_wins <> 0 OR ties <> 0"
-        ).format(qualified(schema, "pairs"))
-    )
-    out["pairs"] = {tuple(r[:4]): tuple(r[4:]) for r in cur.fetchall()}
+    out["arenas"] = {
+        k: (*r[:4], _JSON.encode(r[4]).decode(), *r[5:]) for k, r in out["arenas"].items()
+    }
     return out
 
 

@@ -20,10 +20,11 @@ from typing import Any
 
 import psycopg
 from arbiter.adapters.eventstore import EventLog
-from arbiter.projections import PROJECTIONS, ratings, tracking
+from arbiter.projections import PROJECTIONS, ratings, results, results_audit, tracking
+from arbiter.projections.tables import compare_tables, unaudited
 from psycopg import sql
 
-from .paging import collector_paused, fold_page, pages
+from .paging import Page, collector_paused, fold_page, pages
 
 __all__ = ["AuditReport", "Change", "Quarantined", "explain", "quarantined", "verify"]
 
@@ -70,7 +71,7 @@ def verify(
     event_log: EventLog | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> AuditReport:
-    """Replay the log and compare with the stored ratings read model."""
+    """Replay the log and compare with both stored read models, every table."""
     if event_log is None:
         with EventLog(database_url) as owned:
             return verify(database_url, event_log=owned, progress=progress)
@@ -82,6 +83,7 @@ def _verify(
     database_url: str, event_log: EventLog, progress: Callable[[int, int], None] | None
 ) -> AuditReport:
     schema = f"arbiter_{ratings.NAME}"
+    results_schema = f"arbiter_{results.NAME}"
     with psycopg.connect(database_url) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         conn.execute("SET TIME ZONE 'UTC'")
@@ -89,29 +91,64 @@ def _verify(
             position = tracking.position(cur, schema, ratings.NAME)
             stored = ratings.stored_rows(cur, schema)
             stored_history = ratings.history_digests(ratings.stored_history(cur, schema))
+            results_position = tracking.position(cur, results_schema, results.NAME)
+            stored_results = results_audit.stored_tables(cur, results_schema)
+            mismatches = _unaudited(cur, schema, results_schema)
             skipped = quarantined(cur)
         conn.rollback()
     skip = {q.position for q in skipped if q.projection == ratings.NAME}
+    results_skip = {q.position for q in skipped if q.projection == results.NAME}
 
+    # One pass over the log feeds both replays, each up to its own projection's position.
     fold = ratings.RatingsFold()
     replayed_history: ratings.HistoryDigests = {}
-    for page in pages(event_log, 0, position):
+    appended: dict[str, dict[Any, tuple[Any, ...]]] = {"matches": {}, "voids": {}}
+    replay = results_audit.ResultsReplay()
+    until = max(position, results_position)
+    for page in pages(event_log, 0, until):
         # Skipped positions are skipped as the projector skipped them.
-        fold_page(fold, page, skip)
-        ratings.history_digests(fold.take_changes().history, replayed_history)
+        fold_page(fold, _upto(page, position), skip)
+        changes = fold.take_changes()
+        ratings.history_digests(changes.history, replayed_history)
+        ratings.appended_rows(changes, appended)
+        fold_page(replay, _upto(page, results_position), results_skip)
         if progress:
-            progress(fold.position, position)
+            progress(page[-1][0], until)
 
-    mismatches = ratings.compare(fold.rows(), stored)
+    rows = fold.rows() | appended
+    mismatches += ratings.compare(rows, stored)
     mismatches += ratings.compare_history(replayed_history, stored_history)
     if fold.position != position and fold.events:
         mismatches.append(f"position: replay reached {fold.position}, store is at {position}")
+    replayed_results = replay.rows()
+    mismatches += compare_tables("results.", results_audit.TABLES, replayed_results, stored_results)
+    if replay.position != results_position and replay.events:
+        mismatches.append(
+            f"results position: replay reached {replay.position}, store is at {results_position}"
+        )
+    state = rows | {f"results.{t}": r for t, r in replayed_results.items()}
     return AuditReport(
         position,
         fold.events,
-        ratings.state_digest(fold.rows(), replayed_history),
+        ratings.state_digest(state, replayed_history),
         mismatches,
         skipped,
+    )
+
+
+def _upto(page: Page, until: int) -> Page:
+    """The part of a page at or before ``until``."""
+    return page if page[-1][0] <= until else [entry for entry in page if entry[0] <= until]
+
+
+def _unaudited(cur: Any, schema: str, results_schema: str) -> list[str]:
+    """Tables and columns of either read model that nothing compares (see
+    :mod:`arbiter.projections.tables`): a mismatch, so new state cannot go unchecked."""
+    ratings_tables = {t.name: (*t.key, *t.columns) for t in ratings.TABLES}
+    ratings_tables["rating_history"] = ratings.HISTORY_COLUMNS
+    results_tables = {t.name: (*t.key, *t.columns) for t in results_audit.TABLES}
+    return unaudited(cur, schema, "ratings.", ratings_tables) + unaudited(
+        cur, results_schema, "results.", results_tables
     )
 
 

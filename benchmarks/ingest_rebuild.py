@@ -1012,7 +1012,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"publish window {r['publish_window_s']:.2f}s, drain window {r['drain_window_s']:.2f}s; "
         "CPU% is of one core (100% = one core saturated).",
-        f"audit (ratings): {'OK' if r['audit']['ok'] else 'MISMATCH'} "
+        f"audit (ratings, results): {'OK' if r['audit']['ok'] else 'MISMATCH'} "
         f"({r['audit']['mismatches']} mismatches), digest {r['audit']['digest'][:16]}...; "
         "rebuild equals incremental: "
         + ", ".join(
@@ -1184,7 +1184,7 @@ def main(argv: list[str] | None = None) -> int:
                 (f"rebuild {name} ({_processes(r.workers)})", r.events, r.seconds)
                 for name, r in rebuilt.items()
             ),
-            ("audit verify ratings (in-process)", report.events, t_audit1 - t_audit0),
+            ("audit verify, both read models (in-process)", report.events, t_audit1 - t_audit0),
         ]
         memory = [
             {

@@ -23,7 +23,8 @@ audit_app = typer.Typer(help="Replay the log and check the read models.", no_arg
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Replay the whole log in memory and compare every rating and counter (exit 1 on mismatch)."""
+    """Replay the whole log in memory and compare every table of both read models (exit 1 on
+    mismatch)."""
     from arbiter.services.processes.audit import (
         verify,
     )  # lazy: loads the folds (0.2 s); --help need not
@@ -40,7 +41,7 @@ def audit_verify() -> None:
     if report.ok:
         console.print(
             f"[green]OK[/green]: {report.events} events replayed to position {report.position}; "
-            "every rating, counter and history row matches"
+            "every row of every table of both read models matches"
         )
         console.print(f"digest {report.digest}")
         return

@@ -288,3 +288,36 @@ def test_a_table_the_audit_does_not_compare_is_a_mismatch(projected: str) -> Non
     text = "\n".join(verify(projected).mismatches)
     assert "results.extra: a table the audit does not compare" in text
     assert "ratings.pairs.note: a column the audit does not compare" in text
+
+
+def test_metric_sums_are_compared_to_the_last_digit(database_url: str) -> None:
+    """Two values whose exact sum needs 35 significant digits (more than ``Decimal``'s default
+    28): PostgreSQL's ``numeric`` keeps them all, so must the replay, and the audit sees a
+    change in the last one."""
+    values = (999999999999999.9, 0.0001234567890123456)
+    with EventLog(database_url) as log:
+        log.append([
+            TrialCompleted(
+                event_id=f"x{i}", occurred_at=T0, experiment_id="x", trial_id=f"x{i}",
+                competitor="m0", prompt_index=i, status="completed", metrics={"big": value},
+            )
+            for i, value in enumerate(values)
+        ])  # fmt: skip
+        projector = Projector(database_url, PROJECTIONS["results"], event_log=log)
+        projector.catch_up()
+        projector.close()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        total = conn.execute(
+            "SELECT total FROM arbiter_results.competitor_metrics WHERE metric = 'big'"
+        ).fetchone()
+        assert str(total[0]) == "999999999999999.9001234567890123456"
+        assert verify(database_url).ok
+        conn.execute(
+            "UPDATE arbiter_results.competitor_metrics SET total = total + 1e-19 "
+            "WHERE metric = 'big'"
+        )
+    assert any(
+        m.startswith("results.competitor_metrics")
+        and m.endswith("read model Decimal('999999999999999.9001234567890123457')")
+        for m in verify(database_url).mismatches
+    ), verify(database_url).mismatches

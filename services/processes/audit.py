@@ -14,7 +14,7 @@ paused); what is compared and how it is digested is the ratings package's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,16 @@ from psycopg import sql
 
 from .paging import Page, collector_paused, fold_page, pages
 
-__all__ = ["AuditReport", "Change", "Quarantined", "explain", "quarantined", "verify"]
+__all__ = [
+    "AuditReport",
+    "Change",
+    "Quarantined",
+    "ReplayedState",
+    "explain",
+    "quarantined",
+    "replay_models",
+    "verify",
+]
 
 
 @dataclass(frozen=True)
@@ -98,14 +107,63 @@ def _verify(
         conn.rollback()
     skip = {q.position for q in skipped if q.projection == ratings.NAME}
     results_skip = {q.position for q in skipped if q.projection == results.NAME}
+    until = max(position, results_position)
+    state = replay_models(
+        pages(event_log, 0, until), position, results_position, skip, results_skip, progress
+    )
+    mismatches += ratings.compare(state.ratings_rows, stored)
+    mismatches += ratings.compare_history(state.history, stored_history)
+    if state.ratings.position != position and state.ratings.events:
+        mismatches.append(
+            f"position: replay reached {state.ratings.position}, store is at {position}"
+        )
+    mismatches += compare_tables(
+        "results.", results_audit.TABLES, state.results_rows, stored_results
+    )
+    if state.results.position != results_position and state.results.events:
+        mismatches.append(
+            f"results position: replay reached {state.results.position}, store is at "
+            f"{results_position}"
+        )
+    return AuditReport(position, state.ratings.events, state.digest, mismatches, skipped)
 
-    # One pass over the log feeds both replays, each up to its own projection's position.
+
+@dataclass
+class ReplayedState:
+    """Both read models as a replay of the log re-derives them, and the digest of that state:
+    what the live audit compares with the stored tables, and what ``audit verify --from FILE``
+    re-derives from an export with no server at all."""
+
+    ratings: ratings.RatingsFold
+    ratings_rows: dict[str, dict[Any, tuple[Any, ...]]]
+    history: ratings.HistoryDigests
+    results: results_audit.ResultsReplay
+    results_rows: dict[str, dict[Any, tuple[Any, ...]]]
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 over every replayed row of both models and the history digests."""
+        state = self.ratings_rows | {f"results.{t}": r for t, r in self.results_rows.items()}
+        return ratings.state_digest(state, self.history)
+
+
+def replay_models(
+    log_pages: Iterable[Page],
+    position: int,
+    results_position: int,
+    skip: set[int] | frozenset[int] = frozenset(),
+    results_skip: set[int] | frozenset[int] = frozenset(),
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayedState:
+    """Fold pages of the log into both read models, the ratings up to ``position`` and the
+    results up to ``results_position``, each skipping the positions its projector quarantined
+    (one pass feeds both)."""
     fold = ratings.RatingsFold()
     replayed_history: ratings.HistoryDigests = {}
     appended: dict[str, dict[Any, tuple[Any, ...]]] = {"matches": {}, "voids": {}}
     replay = results_audit.ResultsReplay()
     until = max(position, results_position)
-    for page in pages(event_log, 0, until):
+    for page in log_pages:
         # Skipped positions are skipped as the projector skipped them.
         fold_page(fold, _upto(page, position), skip)
         changes = fold.take_changes()
@@ -114,26 +172,7 @@ def _verify(
         fold_page(replay, _upto(page, results_position), results_skip)
         if progress:
             progress(page[-1][0], until)
-
-    rows = fold.rows() | appended
-    mismatches += ratings.compare(rows, stored)
-    mismatches += ratings.compare_history(replayed_history, stored_history)
-    if fold.position != position and fold.events:
-        mismatches.append(f"position: replay reached {fold.position}, store is at {position}")
-    replayed_results = replay.rows()
-    mismatches += compare_tables("results.", results_audit.TABLES, replayed_results, stored_results)
-    if replay.position != results_position and replay.events:
-        mismatches.append(
-            f"results position: replay reached {replay.position}, store is at {results_position}"
-        )
-    state = rows | {f"results.{t}": r for t, r in replayed_results.items()}
-    return AuditReport(
-        position,
-        fold.events,
-        ratings.state_digest(state, replayed_history),
-        mismatches,
-        skipped,
-    )
+    return ReplayedState(fold, fold.rows() | appended, replayed_history, replay, replay.rows())
 
 
 def _upto(page: Page, until: int) -> Page:

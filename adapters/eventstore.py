@@ -74,6 +74,7 @@ __all__ = [
     "MsgspecTranscoder",
     "Recorded",
     "StoredState",
+    "decode_state",
     "postgres_env",
     "stream_id",
 ]
@@ -108,6 +109,11 @@ class MsgspecTranscoder(Transcoder):
 
 
 _STATE_DECODER = msgspec.msgpack.Decoder(StoredState)
+
+
+def decode_state(state: bytes) -> Event:
+    """The typed wire event a stored row's ``state`` holds."""
+    return _STATE_DECODER.decode(state).body
 
 
 class Recorded(DomainEvent):

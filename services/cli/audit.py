@@ -8,6 +8,7 @@ mismatch; ``explain`` exits 1 when the competitor has no rating changes.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,15 +17,26 @@ from rich.table import Table
 
 from .common import console, fail, progress_bar, servers
 
-__all__ = ["audit_app", "audit_explain", "audit_verify"]
+__all__ = ["audit_app", "audit_explain", "audit_export", "audit_verify"]
 
 audit_app = typer.Typer(help="Replay the log and check the read models.", no_args_is_help=True)
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Verify an export (`arbiter audit export`) alone, with no server running.",
+        ),
+    ] = None,
+) -> None:
     """Replay the whole log in memory and compare every table of both read models (exit 1 on
-    mismatch)."""
+    mismatch); with --from FILE, re-derive them from an export file and check its digest."""
+    if from_file is not None:
+        _verify_file(from_file)
+        return
     from arbiter.services.processes.audit import (
         verify,
     )  # lazy: loads the folds (0.2 s); --help need not
@@ -51,6 +63,60 @@ def audit_verify() -> None:
         console.print(f"... and {len(report.mismatches) - 200} more")
     console.print(f"replayed digest {report.digest}")
     raise typer.Exit(1)
+
+
+def _verify_file(path: Path) -> None:
+    from arbiter.services.processes.audit_file import ExportError, verify_file  # lazy: as above
+
+    if not path.is_file():
+        raise fail(f"{path}: no such file")
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("replaying the export", total=None)
+            report = verify_file(
+                path, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    except ExportError as exc:
+        raise fail(str(exc)) from exc
+    head = report.header
+    where = ", ".join(f"{name} at {p['position']}" for name, p in head.projections.items())
+    if report.ok:
+        console.print(
+            f"[green]OK[/green]: {report.events} events of {path} replayed ({where}); the state "
+            "re-derived from the file alone is the one the live audit verified"
+        )
+        console.print(f"digest {report.digest}")
+        return
+    for line in report.problems:
+        console.print(f"[red]MISMATCH[/red] {escape(line)}")
+    console.print(f"replayed digest {report.digest}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    path: Annotated[Path, typer.Argument(help="Where to write (gzip when it ends in .gz).")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Verify the live read models, then write the log behind them and the verified digest to a
+    self-describing file that `arbiter audit verify --from FILE` checks with no server."""
+    from arbiter.services.processes.audit_file import ExportError, export  # lazy: as above
+
+    if path.exists() and not overwrite:
+        raise fail(f"{path} exists; pass --overwrite to replace it")
+    with servers() as rt, progress_bar() as bar:
+        task = bar.add_task("exporting", total=None)
+        try:
+            report, written = export(
+                rt.database_url,
+                path,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except ExportError as exc:
+            console.print(f"[red]not exported[/red]: {escape(str(exc))}")
+            raise typer.Exit(1) from exc
+    console.print(f"exported {written} events to {path}")
+    console.print(f"digest {report.digest}")
 
 
 @audit_app.command("explain")

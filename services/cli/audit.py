@@ -23,7 +23,8 @@ audit_app = typer.Typer(help="Replay the log and check the read models.", no_arg
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Replay the whole log in memory and compare every rating and counter (exit 1 on mismatch)."""
+    """Replay the whole log in memory, compare every rating and counter and check the log's hash
+    chain (exit 1 on a mismatch or a broken chain; the chain head is printed either way)."""
     from arbiter.services.processes.audit import (
         verify,
     )  # lazy: loads the folds (0.2 s); --help need not
@@ -34,13 +35,16 @@ def audit_verify() -> None:
             rt.database_url,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+    for line in report.chain_breaks[:200]:
+        console.print(f"[red]CHAIN BROKEN[/red] {escape(line)}")
+    console.print(f"chain head {report.chain_head} at position {report.chain_position}")
     for q in report.quarantined:  # skipped by projector and replay alike: reported, not failed
         line = f"{q.projection} position {q.position} event {q.event_id}: {q.error}"
         console.print(f"[yellow]QUARANTINED[/yellow] {escape(line)}")
     if report.ok:
         console.print(
             f"[green]OK[/green]: {report.events} events replayed to position {report.position}; "
-            "every rating, counter and history row matches"
+            "every rating, counter and history row matches; the hash chain is intact"
         )
         console.print(f"digest {report.digest}")
         return

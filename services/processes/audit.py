@@ -7,6 +7,10 @@ registry, arena settings) and every history row (as a per-competitor multiset di
 of rows compare in constant memory). The printed digest is a SHA-256 of the verified state:
 two deployments with the same log print the same digest.
 
+The same pass checks the log's hash chain (:class:`ChainReader`, the page reader it gives the
+paging loop): every event read is checked as it is read, and the pages past P, up to the log's
+head, are read for the chain alone. The report carries the chain head and every break.
+
 This module drives the replay (on the shared paging loop, :mod:`.paging`, with the collector
 paused); what is compared and how it is digested is the ratings package's
 (:mod:`arbiter.projections.ratings.audit`).
@@ -20,12 +24,21 @@ from typing import Any
 
 import psycopg
 from arbiter.adapters.eventstore import EventLog
+from arbiter.domain.chain import ChainCheck
 from arbiter.projections import PROJECTIONS, ratings, tracking
 from psycopg import sql
 
-from .paging import collector_paused, fold_page, pages
+from .paging import Page, collector_paused, fold_page, pages
 
-__all__ = ["AuditReport", "Change", "Quarantined", "explain", "quarantined", "verify"]
+__all__ = [
+    "AuditReport",
+    "ChainReader",
+    "Change",
+    "Quarantined",
+    "explain",
+    "quarantined",
+    "verify",
+]
 
 
 @dataclass(frozen=True)
@@ -59,9 +72,34 @@ class AuditReport:
     """Events a projector quarantined (its fold raised on them): skipped by the replay as by the
     projector, so not a mismatch, but listed for a person to look at."""
 
+    chain_position: int = 0
+    """The last position whose chain hash was checked (the log's head when the audit read it)."""
+    chain_head: str = ""
+    """The stored chain hash at ``chain_position`` (hex; 64 zeros for an empty log)."""
+    chain_breaks: list[str] = field(default_factory=list)
+    """Where the recomputed hash chain differs from the stored one, first break first."""
+
     @property
     def ok(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and not self.chain_breaks
+
+
+class ChainReader:
+    """A page reader for the paging loop that checks the hash chain of every event it reads
+    (:class:`arbiter.domain.chain.ChainCheck`): the audit's one pass over the log both folds and
+    verifies the chain. A position is checked once even if read twice."""
+
+    def __init__(self, event_log: EventLog) -> None:
+        self.store = event_log.store
+        self.check = ChainCheck()
+
+    def __call__(self, after: int, size: int) -> Page:
+        page = self.store.read_links_after(after, size)
+        check = self.check
+        for position, event, stored in page:
+            if position > check.position:
+                check.check(position, event, stored)
+        return [(position, event) for position, event, _ in page]
 
 
 def verify(
@@ -93,15 +131,19 @@ def _verify(
         conn.rollback()
     skip = {q.position for q in skipped if q.projection == ratings.NAME}
 
+    head = event_log.store.head()  # the chain is checked to here, the fold to ``position``
+    chain = ChainReader(event_log)
     fold = ratings.RatingsFold()
     replayed_history: ratings.HistoryDigests = {}
-    for page in pages(event_log, 0, position):
+    for page in pages(event_log, 0, position, read=chain):
         # Skipped positions are skipped as the projector skipped them.
         fold_page(fold, page, skip)
         ratings.history_digests(fold.take_changes().history, replayed_history)
         if progress:
             progress(fold.position, position)
 
+    for _ in pages(event_log, max(position, chain.check.position), head, read=chain):
+        pass  # the rest of the chain, past what the projection has folded
     mismatches = ratings.compare(fold.rows(), stored)
     mismatches += ratings.compare_history(replayed_history, stored_history)
     if fold.position != position and fold.events:
@@ -112,6 +154,9 @@ def _verify(
         ratings.state_digest(fold.rows(), replayed_history),
         mismatches,
         skipped,
+        chain.check.position,
+        chain.check.previous.hex(),
+        chain.check.breaks,
     )
 
 

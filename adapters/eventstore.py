@@ -17,6 +17,10 @@ What we change, and why (see ../shared/reference/eventsourcing-and-nats.md):
   above were bypassed.
 * ``arbiter_event_ids`` maps each ``event_id`` to the SHA-256 of the event's canonical JSON: a
   resend with the same content is a no-op, the same id with other content is a ``conflict``.
+* ``arbiter_event_ids.chain`` is each event's hash chain link (:mod:`arbiter.domain.chain`),
+  computed in the append (:func:`arbiter.adapters.chainstore.chain_batch`, one query a batch for
+  the head's hash and the positions) and written in the same statement; an older log is chained
+  when the tables are created (:func:`arbiter.adapters.chainstore.fill_chain`).
 * State is msgpack (msgspec), decoded straight into the typed wire structs: no dict round trip on
   the projector's and the audit's hot path.
 * ``arbiter_owners`` maps each shared thing (``experiment:<id>``, ``trial:<id>``,
@@ -39,7 +43,8 @@ from typing import Any
 from uuid import UUID, uuid5
 
 import msgspec
-from arbiter.adapters import keys
+from arbiter.adapters import chainstore, keys
+from arbiter.domain.chain import StoredLink, stored_digest
 from arbiter.domain.decisions import (
     CompetitorFacts,
     Facts,
@@ -155,8 +160,14 @@ class ArbiterRecorder(PostgresApplicationRecorder):
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (event_id text PRIMARY KEY, "
-                "digest bytea NOT NULL, notification_id bigint NOT NULL, type text)"
+                "digest bytea NOT NULL, notification_id bigint NOT NULL, type text, "
+                "chain bytea NOT NULL)"
             ).format(self.ids_table)
+        )
+        self.sql_create_statements.append(
+            SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (notification_id)").format(
+                Identifier("arbiter_event_ids_notification_id"), self.ids_table
+            )
         )
         self.sql_create_statements.append(
             SQL(
@@ -200,6 +211,8 @@ class ArbiterRecorder(PostgresApplicationRecorder):
         super()._create_table(curs)
         if not had_owners:
             self._fill_owners(curs)
+        if not chainstore.has_chain(curs, self.datastore.schema):  # a log from before the chain
+            chainstore.fill_chain(curs, self.events_table, self.ids_table, _STATE_DECODER)
 
     def _fill_owners(self, curs: Any) -> None:
         """Fill a new ``arbiter_owners`` from the log in order (a log written before the table
@@ -265,28 +278,31 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                     assert d.rejection is not None
                     outcome.rejected.append((event, d.rejection))
             if rows:
+                positions, chains = chainstore.chain_batch(
+                    curs,
+                    self.ids_table,
+                    f"{self.datastore.schema or 'public'}.{self.events_table_name}",
+                    [(oid.bytes, version, eid, tag, stored_digest(event, dig), dig)
+                     for (oid, version, _, _, eid, dig, tag), event
+                     in zip(rows, accepted, strict=True)],
+                )  # fmt: skip
                 oids, versions, topics, states, ids, digs, types = (
                     list(c) for c in zip(*rows, strict=True)
                 )
                 curs.execute(
                     SQL(
                         "WITH ins AS (INSERT INTO {events} "
-                        "(originator_id, originator_version, topic, state) "
-                        "SELECT * FROM unnest(%s::uuid[], %s::int8[], %s::text[], %s::bytea[]) "
-                        "RETURNING originator_id, originator_version, notification_id), "
-                        "src AS (SELECT * FROM unnest(%s::uuid[], %s::int8[], %s::text[], "
-                        "%s::bytea[], %s::text[]) AS s(oid, ver, event_id, digest, type)), "
-                        "ids AS (INSERT INTO {ids} (event_id, digest, notification_id, type) "
-                        "SELECT src.event_id, src.digest, ins.notification_id, src.type "
-                        "FROM src JOIN ins "
-                        "ON ins.originator_id = src.oid AND ins.originator_version = src.ver "
-                        "RETURNING event_id, notification_id) "
-                        "SELECT event_id, notification_id FROM ids"
+                        "(originator_id, originator_version, topic, state, notification_id) "
+                        "SELECT * FROM unnest(%s::uuid[], %s::int8[], %s::text[], %s::bytea[], "
+                        "%s::int8[])) "
+                        "INSERT INTO {ids} (event_id, digest, notification_id, type, chain) "
+                        "SELECT * FROM unnest(%s::text[], %s::bytea[], %s::int8[], %s::text[], "
+                        "%s::bytea[])"
                     ).format(events=self.events_table, ids=self.ids_table),
-                    (oids, versions, topics, states, oids, versions, ids, digs, types),
-                )
-                positions = {r["event_id"]: r["notification_id"] for r in curs.fetchall()}
-                outcome.appended = [(e, positions[e.event_id]) for e in accepted]
+                    (oids, versions, topics, states, positions, ids, digs, positions, types,
+                     chains),
+                )  # fmt: skip
+                outcome.appended = list(zip(accepted, positions, strict=True))
                 self._store_facts(curs, needed, facts)
                 self._store_owners(curs, facts)
                 self._notify_channel(curs)
@@ -402,6 +418,14 @@ class ArbiterRecorder(PostgresApplicationRecorder):
             )
             decode = _STATE_DECODER.decode
             return [(position, decode(state).body) for position, state in curs.fetchall()]
+
+    def read_links_after(self, position: int, limit: int) -> list[tuple[int, Event, StoredLink]]:
+        """Like :meth:`read_after`, each event with its stream, version and event-id row (for
+        the audit's chain check, :class:`arbiter.domain.chain.ChainCheck`)."""
+        with self.datastore.transaction(commit=False) as curs:
+            return chainstore.links(
+                curs, self.events_table, self.ids_table, position, limit, _STATE_DECODER
+            )
 
     def head(self) -> int:
         """The highest notification id, 0 for an empty log."""

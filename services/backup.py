@@ -5,7 +5,10 @@ What is saved: the four tables of the event store (schema ``public``), nothing e
 not saved, and are created again after a restore into a fresh database.
 
 * ``arbiter_events``: the library's stored events, with their notification ids (the one order);
-* ``arbiter_event_ids``: event id -> content digest, notification id, type (idempotency);
+* ``arbiter_event_ids``: event id -> content digest, notification id, type (idempotency) and
+  the hash chain (:mod:`arbiter.domain.chain`), copied as stored: the restored log keeps its head
+  hash. A backup made before the chain existed has no ``chain`` column: the restore chains the
+  loaded log in one pass (:func:`arbiter.adapters.chainstore.fill_chain`);
 * ``arbiter_competitors`` and ``arbiter_arenas``: the facts the ingest's decisions read.
 
 Read models (``arbiter_ratings``, ``arbiter_results``) are not saved: ``arbiter restore`` runs
@@ -52,7 +55,8 @@ from typing import Any
 
 import msgspec
 import psycopg
-from arbiter.adapters.eventstore import EventLog
+from arbiter.adapters.chainstore import fill_chain
+from arbiter.adapters.eventstore import EventLog, StoredState
 from psycopg import sql
 
 __all__ = [
@@ -382,6 +386,13 @@ def restore(
                     )
                 )
             by_name = {t.name: t for t in manifest.tables}
+            unchained = "chain" not in by_name["arbiter_event_ids"].columns  # an older backup
+            if unchained:
+                cur.execute(
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN chain DROP NOT NULL").format(
+                        _table("arbiter_event_ids")
+                    )
+                )
             with tarfile.open(path, "r:*") as tar:
                 for name in STORE_TABLES:
                     t = by_name[name]
@@ -411,6 +422,13 @@ def restore(
                             f"{t.rows}"
                         )
             _check_consistent(cur, manifest, path)
+            if unchained:
+                fill_chain(
+                    cur,
+                    _table(EVENTS_TABLE),
+                    _table("arbiter_event_ids"),
+                    msgspec.msgpack.Decoder(StoredState),
+                )
             cur.execute(
                 "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s, %s)",
                 (f"{SCHEMA}.{EVENTS_TABLE}", max(manifest.head, 1), manifest.head > 0),

@@ -19,7 +19,7 @@ import pytest
 from arbiter.adapters.eventstore import EventLog
 from arbiter.domain.events import BattleCompleted
 from arbiter.projections import PROJECTIONS, ratings, results
-from arbiter.services.backup import STORE_TABLES, read_manifest, store_counts
+from arbiter.services.backup import STORE_TABLES, backup, read_manifest, store_counts
 from arbiter.services.processes.audit import verify
 from arbiter.services.processes.projector import Projector
 from psycopg import sql
@@ -155,7 +155,9 @@ def test_restore_into_an_empty_database_rebuilds_to_the_same_digest(
     done = _arbiter("restore", str(path), database_url=empty_database, nats_url=nats_url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"digest {digest}" in done.stdout
-    assert verify(empty_database).digest == digest
+    restored = verify(empty_database)
+    assert restored.digest == digest
+    assert restored.ok and restored.chain_head == verify(source).chain_head  # the chain is kept
     assert _store(empty_database) == _store(source)
     assert _read_models(empty_database) == _read_models(source)
 
@@ -165,6 +167,29 @@ def test_restore_into_an_empty_database_rebuilds_to_the_same_digest(
                                 b="m2", outcome="a")  # fmt: skip
         outcome = log.append([extra])
     assert [pos for _, pos in outcome.appended] == [manifest.head + 1]
+    assert verify(empty_database).ok  # and the chain goes on from the restored head
+
+
+def test_a_backup_from_before_the_chain_is_chained_on_restore(
+    filled: tuple[str, str], empty_database: str, nats_url: str, tmp_path: Path
+) -> None:
+    """A store written before the hash chain (no ``chain`` column) backs up without it; the
+    restore chains the loaded log to the head the live append gave it."""
+    source, digest = filled
+    live = verify(source)
+    assert live.ok and live.chain_position > 0
+    with psycopg.connect(source) as conn:
+        conn.execute("ALTER TABLE arbiter_event_ids DROP COLUMN chain")
+    path = tmp_path / "old.tar"
+    manifest = backup(source, path)
+    assert "chain" not in next(t for t in manifest.tables if t.name == "arbiter_event_ids").columns
+    done = _arbiter("restore", str(path), database_url=empty_database, nats_url=nats_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    restored = verify(empty_database)
+    assert restored.ok, restored.chain_breaks + restored.mismatches
+    assert (restored.chain_position, restored.chain_head, restored.digest) == (
+        live.chain_position, live.chain_head, digest,
+    )  # fmt: skip
 
 
 def test_restore_refuses_a_store_that_is_not_empty(

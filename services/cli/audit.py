@@ -32,8 +32,9 @@ def audit_verify(
         ),
     ] = None,
 ) -> None:
-    """Replay the whole log in memory and compare every table of both read models (exit 1 on
-    mismatch); with --from FILE, re-derive them from an export file and check its digest."""
+    """Replay the whole log in memory, compare every table of both read models and check the
+    log's hash chain (exit 1 on a mismatch or a broken chain; the chain head is printed either
+    way); with --from FILE, re-derive them from an export file and check its digest and chain."""
     if from_file is not None:
         _verify_file(from_file)
         return
@@ -47,13 +48,16 @@ def audit_verify(
             rt.database_url,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+    for line in report.chain_breaks[:200]:
+        console.print(f"[red]CHAIN BROKEN[/red] {escape(line)}")
+    console.print(f"chain head {report.chain_head} at position {report.chain_position}")
     for q in report.quarantined:  # skipped by projector and replay alike: reported, not failed
         line = f"{q.projection} position {q.position} event {q.event_id}: {q.error}"
         console.print(f"[yellow]QUARANTINED[/yellow] {escape(line)}")
     if report.ok:
         console.print(
             f"[green]OK[/green]: {report.events} events replayed to position {report.position}; "
-            "every row of every table of both read models matches"
+            "every row of every table of both read models matches; the hash chain is intact"
         )
         console.print(f"digest {report.digest}")
         return
@@ -80,10 +84,12 @@ def _verify_file(path: Path) -> None:
         raise fail(str(exc)) from exc
     head = report.header
     where = ", ".join(f"{name} at {p['position']}" for name, p in head.projections.items())
+    console.print(f"chain head {report.chain_head} at position {report.chain_position}")
     if report.ok:
         console.print(
             f"[green]OK[/green]: {report.events} events of {path} replayed ({where}); the state "
-            "re-derived from the file alone is the one the live audit verified"
+            "re-derived from the file alone is the one the live audit verified, and the hash "
+            "chain is intact"
         )
         console.print(f"digest {report.digest}")
         return

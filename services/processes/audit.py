@@ -7,6 +7,10 @@ registry, arena settings) and every history row (as a per-competitor multiset di
 of rows compare in constant memory). The printed digest is a SHA-256 of the verified state:
 two deployments with the same log print the same digest.
 
+The same pass checks the log's hash chain (:class:`ChainReader`, the page reader it gives the
+paging loop): every event read is checked as it is read, and the pages past P, up to the log's
+head, are read for the chain alone. The report carries the chain head and every break.
+
 This module drives the replay (on the shared paging loop, :mod:`.paging`, with the collector
 paused); what is compared and how it is digested is the ratings package's
 (:mod:`arbiter.projections.ratings.audit`).
@@ -20,6 +24,7 @@ from typing import Any
 
 import psycopg
 from arbiter.adapters.eventstore import EventLog
+from arbiter.domain.chain import ChainCheck
 from arbiter.projections import PROJECTIONS, ratings, results, results_audit, tracking
 from arbiter.projections.tables import compare_tables, unaudited
 from psycopg import sql
@@ -28,6 +33,7 @@ from .paging import Page, collector_paused, fold_page, pages
 
 __all__ = [
     "AuditReport",
+    "ChainReader",
     "Change",
     "Quarantined",
     "ReplayedState",
@@ -69,9 +75,34 @@ class AuditReport:
     """Events a projector quarantined (its fold raised on them): skipped by the replay as by the
     projector, so not a mismatch, but listed for a person to look at."""
 
+    chain_position: int = 0
+    """The last position whose chain hash was checked (the log's head when the audit read it)."""
+    chain_head: str = ""
+    """The stored chain hash at ``chain_position`` (hex; 64 zeros for an empty log)."""
+    chain_breaks: list[str] = field(default_factory=list)
+    """Where the recomputed hash chain differs from the stored one, first break first."""
+
     @property
     def ok(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and not self.chain_breaks
+
+
+class ChainReader:
+    """A page reader for the paging loop that checks the hash chain of every event it reads
+    (:class:`arbiter.domain.chain.ChainCheck`): the audit's one pass over the log both folds and
+    verifies the chain. A position is checked once even if read twice."""
+
+    def __init__(self, event_log: EventLog) -> None:
+        self.store = event_log.store
+        self.check = ChainCheck()
+
+    def __call__(self, after: int, size: int) -> Page:
+        page = self.store.read_links_after(after, size)
+        check = self.check
+        for position, event, stored in page:
+            if position > check.position:
+                check.check(position, event, stored)
+        return [(position, event) for position, event, _ in page]
 
 
 def verify(
@@ -108,9 +139,18 @@ def _verify(
     skip = {q.position for q in skipped if q.projection == ratings.NAME}
     results_skip = {q.position for q in skipped if q.projection == results.NAME}
     until = max(position, results_position)
+    head = event_log.store.head()  # the chain is checked to here, the folds to their positions
+    chain = ChainReader(event_log)
     state = replay_models(
-        pages(event_log, 0, until), position, results_position, skip, results_skip, progress
+        pages(event_log, 0, until, read=chain),
+        position,
+        results_position,
+        skip,
+        results_skip,
+        progress,
     )
+    for _ in pages(event_log, max(until, chain.check.position), head, read=chain):
+        pass  # the rest of the chain, past what the projections have folded
     mismatches += ratings.compare(state.ratings_rows, stored)
     mismatches += ratings.compare_history(state.history, stored_history)
     if state.ratings.position != position and state.ratings.events:
@@ -125,7 +165,16 @@ def _verify(
             f"results position: replay reached {state.results.position}, store is at "
             f"{results_position}"
         )
-    return AuditReport(position, state.ratings.events, state.digest, mismatches, skipped)
+    return AuditReport(
+        position,
+        state.ratings.events,
+        state.digest,
+        mismatches,
+        skipped,
+        chain.check.position,
+        chain.check.previous.hex(),
+        chain.check.breaks,
+    )
 
 
 @dataclass

@@ -34,11 +34,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from uuid import UUID
 
 import msgspec
 import psycopg
 from arbiter.adapters.eventstore import EventLog, decode_state
-from arbiter.domain.events import EVENT_DECODER, Event, canonical_json
+from arbiter.domain.chain import ChainCheck, StoredLink
+from arbiter.domain.events import EVENT_DECODER, Event, canonical_json, type_name
 
 from .audit import AuditReport, replay_models, verify
 from .paging import PAGE, Page, collector_paused
@@ -84,6 +86,8 @@ class FileReport:
     digest: str
     events: int
     problems: list[str] = field(default_factory=list)
+    chain_head: str = ""
+    chain_position: int = 0
 
     @property
     def ok(self) -> bool:
@@ -243,13 +247,15 @@ def read_header(path: Path) -> Header:
 
 
 def verify_file(path: Path, *, progress: Callable[[int, int], None] | None = None) -> FileReport:
-    """Re-derive both read models from the export at ``path`` alone and compare the digest
-    with the one the live audit wrote into it."""
+    """Re-derive both read models from the export at ``path`` alone, recompute the hash chain
+    over its events, and compare the digest and the chain head with the ones the live audit
+    wrote into it."""
     header = read_header(path)
     problems: list[str] = []
     positions = {name: p["position"] for name, p in header.projections.items()}
     skips = {name: set(p["quarantined"]) for name, p in header.projections.items()}
     seen = 0
+    chain = ChainCheck()
 
     def pages() -> Iterator[Page]:
         nonlocal seen
@@ -271,6 +277,7 @@ def verify_file(path: Path, *, progress: Callable[[int, int], None] | None = Non
                     return
                 last = line.position
                 seen += 1
+                chain.check(line.position, event, _link(line, event))
                 page.append((line.position, event))
                 if len(page) >= PAGE:
                     yield page
@@ -288,8 +295,26 @@ def verify_file(path: Path, *, progress: Callable[[int, int], None] | None = Non
             skips.get("ratings", set()),
             skips.get("results", set()),
         )
+    problems += [f"chain broken at {b}" for b in chain.breaks]
+    if header.chain is not None and chain.previous.hex() != header.chain:
+        problems.append(
+            f"the chain ends at {chain.previous.hex()} (position {chain.position}); the header "
+            f"says {header.chain}"
+        )
     if seen != header.events:
         problems.append(f"the header announces {header.events} events; the file holds {seen}")
     if state.digest != header.digest:
         problems.append(f"replayed digest {state.digest} differs from the exported {header.digest}")
-    return FileReport(header, state.digest, seen, problems)
+    return FileReport(header, state.digest, seen, problems, chain.previous.hex(), chain.position)
+
+
+def _link(line: Line, event: Event) -> StoredLink:
+    """What the file says the store held for an event, as the chain check reads it."""
+    return StoredLink(
+        UUID(line.stream).bytes,
+        line.version,
+        event.event_id,
+        type_name(event),
+        bytes.fromhex(line.digest),
+        None if line.chain is None else bytes.fromhex(line.chain),
+    )

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PAGE",
     "Page",
+    "Reader",
     "collector_paused",
     "fold_page",
     "pages",
@@ -54,24 +55,39 @@ Page = list[tuple[int, "Event"]]
 _NOTHING: frozenset[int] = frozenset()
 
 
-def read_page(event_log: EventLog, after: int, size: int, until: int | None = None) -> Page:
+Reader = Callable[[int, int], Page]
+"""How a page is read: ``(after, size) -> page``; default the store's ``read_after``. The audit
+passes one that checks the hash chain of what it reads, so the chain rides the same pass."""
+
+
+def read_page(
+    event_log: EventLog,
+    after: int,
+    size: int,
+    until: int | None = None,
+    read: Reader | None = None,
+) -> Page:
     """The events after position ``after``, at most ``size`` of them, and none after ``until``
     (None: up to the end of the log)."""
-    page = event_log.store.read_after(after, size)
+    page = (read or event_log.store.read_after)(after, size)
     if until is not None and page and page[-1][0] > until:
         page = [entry for entry in page if entry[0] <= until]
     return page
 
 
 def pages(
-    event_log: EventLog, after: int = 0, until: int | None = None, size: int = PAGE
+    event_log: EventLog,
+    after: int = 0,
+    until: int | None = None,
+    size: int = PAGE,
+    read: Reader | None = None,
 ) -> Iterator[Page]:
     """The log after ``after``, a page at a time, up to ``until`` (None: up to the end). It stops
     exactly at ``until``: what comes after is somebody else's (a rebuild's swap folds it under
     its lock)."""
     position = after
     while until is None or position < until:
-        page = read_page(event_log, position, size, until)
+        page = read_page(event_log, position, size, until, read)
         if not page:
             return
         position = page[-1][0]

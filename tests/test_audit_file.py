@@ -36,6 +36,11 @@ def _digest(output: str) -> str:
     return line.split()[1]
 
 
+def _chain_head(output: str) -> str:
+    (line,) = [x for x in output.splitlines() if x.startswith("chain head ")]
+    return line
+
+
 def _offline(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBITER_")}
     home = tmp_path / "empty-home"
@@ -66,9 +71,13 @@ def test_export_then_verify_offline_prints_the_live_digest(
     assert [x["position"] for x in lines] == list(range(1, len(_log()) + 1))
     assert {x["event"]["type"] for x in lines} >= {"battle.completed", "result.voided"}
 
-    offline = _arbiter("audit", "verify", "--from", str(path), env=_offline(tmp_path))
+    env = _offline(tmp_path)
+    offline = _arbiter("audit", "verify", "--from", str(path), env=env)
     assert offline.returncode == 0, offline.stdout + offline.stderr
+    assert not any(Path(env["ARBITER_HOME"]).iterdir()), "no server was started for it"
     assert _digest(offline.stdout) == _digest(live.stdout)
+    assert _chain_head(offline.stdout) == _chain_head(live.stdout)
+    assert header["chain"] == _chain_head(live.stdout).split()[2]
 
     # A second export refuses to overwrite without being asked.
     again = _arbiter("audit", "export", str(path), env=live_env)
@@ -104,7 +113,7 @@ def test_an_edited_export_fails_offline(
         edited = _rewrite(path, edit)
         result = _arbiter("audit", "verify", "--from", str(edited), env=_offline(tmp_path))
         assert result.returncode == 1, result.stdout + result.stderr
-        assert "MISMATCH" in result.stdout
+        assert "MISMATCH" in result.stdout and "chain broken at position" in result.stdout
 
 
 def test_a_live_state_that_does_not_verify_is_not_exported(

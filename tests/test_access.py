@@ -275,6 +275,21 @@ async def test_private_experiments_leak_through_no_shared_route(
             }, who
         overall = (await client.get("/stats", headers=headers)).json()
         assert overall["trials"] == (1 if sees_secret else 0) + (1 if sees_open else 0), who
+        # /summary counts nothing of what the caller may not read, events by type included.
+        summary = (await client.get("/summary", headers=headers)).json()
+        trials_seen = {"ev-t1", "ev-t2", "ev-t3"} & expected
+        assert summary["trials"] == len(trials_seen - {"ev-t2"}), who  # t2 is voided
+        assert summary["voided"]["trials"] == (1 if sees_secret else 0), who
+        assert summary["votes"] == (1 if sees_secret else 0), who
+        assert summary["experiments"] == (1 if sees_secret else 0) + (1 if sees_open else 0), who
+        by_type = {
+            "battle.completed": 1,
+            "trial.completed": len(trials_seen),
+            "vote.cast": 1 if sees_secret else 0,
+            "result.voided": 1 if sees_secret else 0,
+        }
+        assert summary["events"] == {t: n for t, n in by_type.items() if n}, who
+        assert summary["events_total"] == len(expected), who
 
 
 def _alpha(body: dict[str, Any]) -> tuple[float | None, int]:

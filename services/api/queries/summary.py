@@ -4,9 +4,12 @@ voided results counted apart."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from psycopg import sql
 
 from ..models.results import Summary, Voided
+from ..privacy import Viewer, visible_trials
 from ..store import ReadStore
 from .snapshot import ratings_table as _r
 from .snapshot import results_table as _s
@@ -15,16 +18,42 @@ from .snapshot import snapshot
 __all__ = ["summary"]
 
 
-async def summary(reads: ReadStore, arena: str | None) -> Summary:
-    """Counts for a dashboard; with ``arena``, results and competitors of that arena only."""
-    by_arena = sql.SQL("" if arena is None else "AND arena = %(arena)s")
-    params = {"arena": arena}
+def _hidden_events(private: sql.Composable | None) -> sql.Composable:
+    """How many trial, score-vote and void events of the log concern trials the viewer may not
+    read (taken out of the events by type)."""
+    if private is None:
+        return sql.SQL("SELECT 0, 0, 0")
+    return sql.SQL(
+        "WITH h AS (SELECT trial_id, voided_by FROM {t} WHERE NOT ({p})), "
+        "hv AS (SELECT v.voided_by FROM {v} v JOIN h ON h.trial_id = v.trial_id) "
+        "SELECT (SELECT count(*) FROM h), (SELECT count(*) FROM hv), "
+        "(SELECT count(voided_by) FROM h) + (SELECT count(voided_by) FROM hv)"
+    ).format(t=_s("trials"), v=_s("votes"), p=private)
 
-    def counted(table: str, extra: str = "") -> sql.Composable:
+
+async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summary:
+    """Counts for a dashboard; with ``arena``, results and competitors of that arena only. What
+    the viewer may not read (a private experiment's trials, the score votes on them, the voids
+    of either) is counted nowhere: not in the trials, votes and experiments, nor in the events
+    by type."""
+    by_arena = sql.SQL("" if arena is None else "AND arena = %(arena)s")
+    params: dict[str, Any] = {"arena": arena}
+    private = visible_trials(viewer, params)
+    # Trials (and their experiments) the viewer may read; score votes on trials it may not read.
+    seen = sql.SQL("") if private is None else sql.SQL(" AND ") + private
+    hidden_trial = (
+        sql.SQL("false")
+        if private is None
+        else sql.SQL(
+            "EXISTS (SELECT 1 FROM {t} t WHERE t.trial_id = v.trial_id AND NOT ({p}))"
+        ).format(t=_s("trials"), p=private)
+    )
+
+    def counted(table: str, condition: sql.Composable = sql.SQL("")) -> sql.Composable:
         return sql.SQL(
-            "SELECT count(*) FILTER (WHERE voided_by IS NULL {extra}), "
-            "count(*) FILTER (WHERE voided_by IS NOT NULL) FROM {t} WHERE true {a}"
-        ).format(extra=sql.SQL(extra), t=_s(table), a=by_arena)
+            "SELECT count(*) FILTER (WHERE voided_by IS NULL), "
+            "count(*) FILTER (WHERE voided_by IS NOT NULL) FROM {t} WHERE true {a}{c}"
+        ).format(t=_s(table), a=by_arena, c=condition)
 
     if arena is None:
         competitors_q: sql.Composable = sql.SQL(
@@ -32,8 +61,8 @@ async def summary(reads: ReadStore, arena: str | None) -> Summary:
         ).format(_r("competitors"))
         votes_q: sql.Composable = sql.SQL(
             "SELECT count(*) FILTER (WHERE voided_by IS NULL), "
-            "count(*) FILTER (WHERE voided_by IS NOT NULL) FROM {}"
-        ).format(_s("votes"))
+            "count(*) FILTER (WHERE voided_by IS NOT NULL) FROM {} v WHERE NOT {}"
+        ).format(_s("votes"), hidden_trial)
     else:
         competitors_q = sql.SQL(
             "SELECT (SELECT count(*) FROM {r} WHERE arena = %(arena)s AND category = ''), "
@@ -42,17 +71,17 @@ async def summary(reads: ReadStore, arena: str | None) -> Summary:
         votes_q = sql.SQL(
             "SELECT count(*) FILTER (WHERE v.voided_by IS NULL), "
             "count(*) FILTER (WHERE v.voided_by IS NOT NULL) FROM {v} v "
-            "WHERE EXISTS (SELECT 1 FROM {b} b WHERE b.battle_id = v.battle_id "
+            "WHERE (EXISTS (SELECT 1 FROM {b} b WHERE b.battle_id = v.battle_id "
             "AND b.arena = %(arena)s) OR EXISTS (SELECT 1 FROM {t} t "
-            "WHERE t.trial_id = v.trial_id AND t.arena = %(arena)s)"
-        ).format(v=_s("votes"), b=_s("battles"), t=_s("trials"))
+            "WHERE t.trial_id = v.trial_id AND t.arena = %(arena)s)) AND NOT {h}"
+        ).format(v=_s("votes"), b=_s("battles"), t=_s("trials"), h=hidden_trial)
     async with snapshot(reads) as snap:
         position, results_position = await snap.positions()
-        comp, battles_, games_, trials_, votes_, extra, events = await snap.many(
+        comp, battles_, games_, trials_, votes_, extra, events, hidden = await snap.many(
             (competitors_q, params),
             (counted("battles"), params),
             (counted("games"), params),
-            (counted("trials"), params),
+            (counted("trials", seen), params),
             (votes_q, params),
             (
                 sql.SQL(
@@ -60,8 +89,8 @@ async def summary(reads: ReadStore, arena: str | None) -> Summary:
                     "count(*) FILTER (WHERE status <> 'completed'), "
                     "count(DISTINCT experiment_id), "
                     "(SELECT count(DISTINCT scenario) FROM {b} WHERE voided_by IS NULL {a}) "
-                    "FROM {t} WHERE voided_by IS NULL {a}"
-                ).format(b=_s("battles"), t=_s("trials"), a=by_arena),
+                    "FROM {t} WHERE voided_by IS NULL {a}{c}"
+                ).format(b=_s("battles"), t=_s("trials"), a=by_arena, c=seen),
                 params,
             ),
             (
@@ -70,8 +99,13 @@ async def summary(reads: ReadStore, arena: str | None) -> Summary:
                 ),
                 (),
             ),
+            (_hidden_events(private), params),
         )
     counts = {t: int(n) for t, n in events}
+    for type_, n in zip(("trial.completed", "vote.cast", "result.voided"), hidden[0], strict=True):
+        if n and type_ in counts:
+            counts[type_] -= int(n)
+    counts = {t: n for t, n in counts.items() if n > 0}
     completed, failed, experiments, scenarios = (int(v) for v in extra[0])
     return Summary(
         arena=arena,

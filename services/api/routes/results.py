@@ -13,9 +13,9 @@ left out of every count.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
@@ -30,6 +30,7 @@ from ..parameters import (
     VoidedFilter,
     text_filter,
 )
+from ..privacy import viewer_of
 from ..queries.results import battle, battles, game, games
 from ..queries.summary import summary as count_summary
 from ..store import ReadStore
@@ -124,6 +125,7 @@ class SummaryController(Controller):
     @get("/", summary="Counts for a dashboard", responses=route_errors(400, 503))
     async def summary(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[ReadStore],
         arena: Annotated[
             str | None,
@@ -136,5 +138,7 @@ class SummaryController(Controller):
     ) -> Summary:
         """Competitors, events by type, battles, games, trials (completed and failed),
         experiments, votes and scenarios. Voided results are not counted (``voided`` says how
-        many there are); ``events`` counts the whole log whatever the arena."""
-        return await count_summary(reads, arena)
+        many there are); ``events`` counts the whole log whatever the arena. While keys are
+        enforced, the trials of experiments the caller may not read, the score votes on them and
+        the voids of either are counted nowhere, ``events`` included."""
+        return await count_summary(reads, arena, viewer_of(request))

@@ -7,6 +7,15 @@ registry tags every model untested / testing / ranked / retired. This module sta
 as functions of the facts the read models already hold (ratings, results, counts), so the API,
 the CLI and the tests all ask the same code and a replay of the log gives the same proposals.
 
+What counts as a placement result: every rated result of the competitor in the pool, in log
+order, the first :data:`PLACEMENT_GAMES` of them (a voided one is out): a battle, a pairwise vote,
+and a game (``game.completed``), as seed 003's placement is ten *games*. A game is one result
+(one game, one step of the walk, as it is one game in the registry's count), scored by the ranks:
+see :func:`game_result`. Any game of the competitor counts, whether or not its opponent was the
+one proposed, exactly as a battle does: the proposal is advice derived from the current ratings,
+not a fact in the log, so checking a game against it would make a result count or not depending
+on when one asks.
+
 Two questions are answered:
 
 * :func:`next_opponent`: whom should a competitor in placement play next?
@@ -23,7 +32,7 @@ from collections.abc import Collection, Mapping, Sequence
 import numpy as np
 from msgspec import Struct
 
-from .elo import expected_score
+from .elo import expected_score, rank_score
 
 __all__ = [
     "FIRST_STEP_FRACTION",
@@ -31,6 +40,7 @@ __all__ = [
     "PRIOR_GAMES",
     "STATUSES",
     "Proposal",
+    "game_result",
     "most_informative_pair",
     "next_opponent",
     "placement_target",
@@ -98,6 +108,26 @@ def registry_status(rated_results: int, retired: bool) -> str:
     if rated_results < PLACEMENT_GAMES:
         return "testing"
     return "ranked"
+
+
+def game_result(competitor: str, players: Sequence[str], ranks: Sequence[int]) -> tuple[str, float]:
+    """One game as a placement result of ``competitor``: ``(opponent, score)``.
+
+    Two players: the other one, and 1, 0.5 or 0 as ``competitor`` finished ahead, level or behind
+    (rank 1 is best). More players: the score is the mean of its pairwise scores by rank (the
+    share of the others it finished ahead of, a level one counting half), so the walk moves by
+    the same ``2s - 1`` rule; the opponent is the other player nearest to it in rank (it is the
+    one the game measured it against most closely: the runner-up for the winner, the one just
+    above for the last), a tie of distance going to the better-ranked, then to the smaller id.
+    """
+    if len(players) != len(ranks) or competitor not in players or len(players) < 2:
+        raise ValueError(f"{competitor!r} is not one of two or more players of this game")
+    own = ranks[players.index(competitor)]
+    others = [(rank, player) for player, rank in zip(players, ranks, strict=True)]
+    others = [(rank, player) for rank, player in others if player != competitor]
+    score = sum(rank_score(own, rank) for rank, _ in others) / len(others)
+    _, opponent = min((abs(rank - own), rank, player) for rank, player in others)[1:]
+    return opponent, score
 
 
 def placement_target(

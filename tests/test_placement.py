@@ -8,6 +8,7 @@ import statistics
 import pytest
 from arbiter.domain.placement import (
     PLACEMENT_GAMES,
+    game_result,
     most_informative_pair,
     next_opponent,
     placement_target,
@@ -223,3 +224,29 @@ def test_pair_scales_to_a_few_hundred_competitors() -> None:
     games = {cid: (0 if cid in {"c150", "c151"} else 200) for cid in ratings}
     proposal = most_informative_pair(ratings, games=games)
     assert proposal is not None and (proposal.competitor, proposal.opponent) == ("c150", "c151")
+
+
+@pytest.mark.parametrize(
+    ("players", "ranks", "result"),
+    [
+        (["n", "x"], [1, 2], ("x", 1.0)),
+        (["x", "n"], [1, 2], ("x", 0.0)),
+        (["n", "x"], [1, 1], ("x", 0.5)),
+        (["a", "n", "b"], [1, 2, 3], ("a", 0.5)),  # equally near: the better-ranked
+        (["n", "a", "b"], [1, 2, 3], ("a", 1.0)),  # the winner against the runner-up
+        (["a", "b", "n"], [1, 2, 3], ("b", 0.0)),  # the last against the one just above
+        (["a", "b", "n", "c"], [1, 1, 1, 4], ("a", 2.0 / 3.0)),
+    ],
+)
+def test_game_result_by_ranks(
+    players: list[str], ranks: list[int], result: tuple[str, float]
+) -> None:
+    opponent, score = game_result("n", players, ranks)
+    assert opponent == result[0] and score == pytest.approx(result[1])
+
+
+def test_game_result_refuses_a_game_without_the_competitor() -> None:
+    with pytest.raises(ValueError):
+        game_result("n", ["a", "b"], [1, 2])
+    with pytest.raises(ValueError):
+        game_result("n", ["n"], [1])

@@ -3,16 +3,21 @@ matchmaking, a competitor's history per UTC day) and the assembly of their bodie
 
 The domain does the math: Elo expectations (:mod:`arbiter.domain.elo`) and placement
 (:mod:`arbiter.domain.placement`); this module only feeds them rows. A voided result is out of
-every pair count and placement walk.
+every pair count and placement walk. The walk is fed the competitor's rated results of every
+kind in log order: battles and votes from the rating history, games from the history row joined
+to the game's players and ranks in ``matches`` (the ratings model's own record of the result),
+so it needs no state of its own and a rebuild or audit changes nothing.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from arbiter.domain.elo import expected_score
 from arbiter.domain.placement import (
     PLACEMENT_GAMES,
+    game_result,
     most_informative_pair,
     next_opponent,
     registry_status,
@@ -254,16 +259,23 @@ async def matchmaking(
             )  # fmt: skip
         placement = await snap.rows(
             sql.SQL(
-                "SELECT h.opponent, h.score FROM {history} h WHERE h.competitor = %(competitor)s "
+                "SELECT h.opponent, h.score, m.players, m.ranks FROM {history} h "
+                "LEFT JOIN {matches} m ON h.kind = 'game' AND m.position = h.position "
+                "WHERE h.competitor = %(competitor)s "
                 "AND h.arena = %(arena)s AND h.category = %(category)s "
-                "AND h.kind IN ('battle', 'vote') AND NOT {voided} "
+                "AND h.kind IN ('battle', 'vote', 'game') AND NOT {voided} "
                 "ORDER BY h.position LIMIT %(n)s"
-            ).format(history=_r("rating_history"), voided=voided_at()),
+            ).format(history=_r("rating_history"), matches=_r("matches"), voided=voided_at()),
             {**pool, "competitor": competitor, "p": position, "n": PLACEMENT_GAMES},
         )
     is_retired, rated = bool(info[0][0]), int(info[0][1])
     status = registry_status(rated, is_retired)
-    results = [(opponent, float(score)) for opponent, score in placement]
+    results = [
+        (opponent, float(score))
+        if players is None
+        else game_result(competitor, json.loads(players), json.loads(ranks))
+        for opponent, score, players, ranks in placement
+    ]
     if is_retired:
         proposal, reason = None, f"{competitor} is retired: it takes no new results."
     else:

@@ -8,10 +8,14 @@ mismatch; ``explain`` exits 1 when the competitor has no rating changes.
 
 from __future__ import annotations
 
+import json
+import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -127,11 +131,26 @@ def audit_export(
 
 @audit_app.command("explain")
 def audit_explain(
-    competitor: str,
-    arena: Annotated[str | None, typer.Option()] = None,
-    category: Annotated[str | None, typer.Option(help="'' for the arena-wide pool.")] = None,
+    competitor: Annotated[str, typer.Argument(help="The competitor whose rating to explain.")],
+    arena: Annotated[str | None, typer.Option(help="Only this arena.")] = None,
+    category: Annotated[
+        str | None, typer.Option(help="Only this category; '' for the arena-wide pool.")
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Only the last N changes (the most recent); all of them by default."
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the changes and final ratings as JSON.")
+    ] = False,
 ) -> None:
-    """Print each change of a competitor's rating with the event that caused it."""
+    """Print each change of a competitor's rating with the event that caused it, oldest first.
+
+    Each change takes three lines so that the table fits 80 columns without cutting a value:
+    the event, its position, kind and time; arena, category and opponent; score, expected
+    score and K; rating before, after and the change. --json has every field unrounded."""
     from arbiter.services.processes.audit import (
         explain,
     )  # lazy: loads the folds (0.2 s); --help need not
@@ -143,23 +162,70 @@ def audit_explain(
         if (arena is None or c.arena == arena) and (category is None or c.category == category)
     ]  # fmt: skip
     if not changes:
-        raise fail(f"no rating changes for {competitor!r} in the log", code=1)
-    table = Table(title=f"Rating changes of {competitor}")
-    for col in ("position", "event", "kind", "occurred", "arena", "category", "opponent",
-                "score", "expected", "K", "before", "after", "delta"):  # fmt: skip
-        table.add_column(col)
+        raise fail(f"no rating changes for {escape(competitor)!r} in the log", code=1)
+    pools = {(c.arena, c.category) for c in changes}
+    total = len(changes)
+    if limit is not None:
+        changes = changes[-limit:]
+    finals = {pool: rating for pool, rating in finals.items() if pool in pools}
+    if json_out:
+        sys.stdout.write(json.dumps(_explain_json(competitor, total, changes, finals), indent=2))
+        sys.stdout.write("\n")
+        return
+    console.print(_explain_table(competitor, total, changes))
+    for (a, cat), rating in sorted(finals.items()):
+        console.print(f"final rating in {escape(a)}/{escape(cat or '(all)')}: {rating!r}")
 
-    def num(value: float | None, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
 
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _explain_table(competitor: str, total: int, changes: list[Any]) -> Table:
+    """The changes as a table of four columns whose cells hold three lines each: at 80 columns
+    a one-line row of its thirteen values cut every column to a few characters with an
+    ellipsis. A value too long for its column still folds onto the next line, never cut."""
+    shown = f"last {len(changes)} of {total}" if len(changes) < total else f"{total}"
+    table = Table(
+        title=escape(f"Rating changes of {competitor} ({shown}, oldest first)"),
+        box=box.SIMPLE_HEAD,
+        show_lines=True,
+        show_edge=False,
+        pad_edge=False,
+    )
+    for header, justify in (
+        ("event\nposition  kind\noccurred", "left"),
+        ("arena\ncategory\nopponent", "left"),
+        ("score\nexpected\nK", "right"),
+        ("before\nafter\ndelta", "right"),
+    ):
+        table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for c in changes:
         delta = None if c.before is None or c.after is None else c.after - c.before
         table.add_row(
-            str(c.position), c.event_id, c.kind, c.occurred_at.isoformat(timespec="seconds"),
-            c.arena, c.category or "(all)", c.opponent or "-", num(c.score, "g"),
-            num(c.expected, ".4f"), num(c.k, "g"), num(c.before, ".4f"), num(c.after, ".4f"),
-            num(delta, "+.4f"),
-        )  # fmt: skip
-    console.print(table)
-    for (a, cat), rating in sorted(finals.items()):
-        console.print(f"final rating in {a}/{cat or '(all)'}: {rating!r}")
+            f"{escape(c.event_id)}\n{c.position}  {escape(c.kind)}\n"
+            f"{c.occurred_at.isoformat(timespec='seconds')}",
+            "\n".join(escape(v) for v in (c.arena, c.category or "(all)", c.opponent or "-")),
+            f"{_num(c.score, 'g')}\n{_num(c.expected, '.4f')}\n{_num(c.k, 'g')}",
+            f"{_num(c.before, '.4f')}\n{_num(c.after, '.4f')}\n{_num(delta, '+.4f')}",
+        )
+    return table
+
+
+def _explain_json(
+    competitor: str, total: int, changes: list[Any], finals: dict[tuple[str, str], float]
+) -> dict[str, Any]:
+    """The changes with every field at full precision (the table rounds to four decimals)."""
+    return {
+        "competitor": competitor,
+        "total": total,
+        "changes": [
+            {**asdict(c), "occurred_at": c.occurred_at.isoformat(),
+             "delta": None if c.before is None or c.after is None else c.after - c.before}
+            for c in changes
+        ],
+        "finals": [
+            {"arena": a, "category": cat, "rating": rating}
+            for (a, cat), rating in sorted(finals.items())
+        ],
+    }  # fmt: skip

@@ -121,6 +121,37 @@ async def test_battles_list_filters_and_detail(database_url: str, client: AsyncT
         assert_error(await client.get(f"/battles?{bad}"), 400, "bad_parameter")
 
 
+async def test_battle_elo_delta(database_url: str, client: AsyncTestClient) -> None:
+    """Each side's arena-wide rating change from the battle's own outcome (K 32, judge auto);
+    null for a battle decided by votes and for a voided one."""
+    seed(
+        database_url,
+        [
+            battle("e1", "x", "y", "a", at=1),  # both 1500: x +16, y -16
+            battle("e2", "x", "y", "tie", at=2, category="math"),  # arena-wide 1516 v 1484
+            battle("e3", "x", "y", None, at=3),
+            vote("ev3", "e3", "b", at=4),
+            battle("e4", "y", "x", "a", at=5),
+            void("ve4", "e4", at=6),
+            battle("e5", "x", "z", "b", at=7, arena="other"),  # same players elsewhere
+        ],
+    )
+    e1 = (await client.get("/battles/e1")).json()
+    assert e1["elo_delta"] == {"a": pytest.approx(16.0), "b": pytest.approx(-16.0)}
+    # The tie moves the arena-wide pool (the math pool starts both at 1500 and would say 0).
+    expected = 1 / (1 + 10 ** (-32 / 400))
+    e2 = (await client.get("/battles/e2")).json()
+    assert e2["elo_delta"] == {
+        "a": pytest.approx(32 * (0.5 - expected)),
+        "b": pytest.approx(-32 * (0.5 - expected)),
+    }
+    assert e2["elo_delta"]["a"] < 0
+    assert (await client.get("/battles/e3")).json()["elo_delta"] is None  # its vote moved them
+    assert (await client.get("/battles/e4")).json()["elo_delta"] is None  # voided
+    e5 = (await client.get("/battles/e5")).json()
+    assert e5["elo_delta"] == {"a": pytest.approx(-16.0), "b": pytest.approx(16.0)}
+
+
 # -- games --------------------------------------------------------------------------------------
 
 

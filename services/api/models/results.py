@@ -18,6 +18,7 @@ __all__ = [
     "BattlePage",
     "BattleSummary",
     "BattleVote",
+    "EloDelta",
     "ExperimentReport",
     "GameDetail",
     "GamePage",
@@ -71,6 +72,13 @@ class BattleVote(Struct, kw_only=True):
     voided_by: str | None
 
 
+class EloDelta(Struct):
+    """Each side's rating change from one battle's own outcome, in the arena-wide pool."""
+
+    a: float
+    b: float
+
+
 class BattleDetail(BattleSummary, kw_only=True):
     metrics: dict[str, dict[str, float]] | None
     """Per side (``a``, ``b``), the eval metrics the battle carried."""
@@ -78,6 +86,11 @@ class BattleDetail(BattleSummary, kw_only=True):
     source: str | None
     vote_list: list[BattleVote]
     """Every vote cast on the battle, in log order, voided ones included (with ``voided_by``)."""
+    elo_delta: EloDelta | None
+    """``rating_after - rating_before`` of each side in the arena-wide pool (category pools
+    aside) from the battle's own outcome; null when that outcome moved no rating: the battle
+    came without one (votes decide it; each vote is its own rating change), it was voided, or
+    the ratings read model has not folded it yet (it reports its own ``position``)."""
     results_position: int
 
 

@@ -13,6 +13,7 @@ from ..models.results import (
     BattlePage,
     BattleSummary,
     BattleVote,
+    EloDelta,
     GameDetail,
     GamePage,
     GameParticipant,
@@ -22,6 +23,7 @@ from ..models.results import (
 from ..store import ReadStore
 from .pages import filtered, read_page, voided_filter
 from .snapshot import as_float, snapshot
+from .snapshot import ratings_table as _r
 from .snapshot import results_table as _s
 
 __all__ = ["battle", "battles", "game", "games"]
@@ -89,10 +91,28 @@ async def battles(
     )
 
 
+# The history rows the battle's own outcome wrote in its arena-wide pool (category ''): found by
+# primary key (arena, category, competitor, position); none when the battle is voided in either
+# read model (a voided battle moved no rating that still counts).
+_ELO_DELTA = sql.SQL(
+    "SELECT h.competitor, h.rating_after - h.rating_before FROM {battles} t "
+    "JOIN {history} h ON h.arena = t.arena AND h.category = '' AND h.position = t.position "
+    "AND h.competitor IN (t.a, t.b) AND h.event_id = t.event_id AND h.kind = 'battle' "
+    "WHERE t.battle_id = %s AND t.voided_by IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM {voids} v WHERE v.target_event_id = t.event_id)"
+)
+
+
+def _elo_delta(a: str, b: str, rows: list[tuple[Any, ...]]) -> EloDelta | None:
+    delta = {competitor: as_float(change) for competitor, change in rows}
+    da, db = delta.get(a), delta.get(b)
+    return None if da is None or db is None else EloDelta(a=da, b=db)
+
+
 async def battle(reads: ReadStore, battle_id: str) -> BattleDetail | None:
     async with snapshot(reads) as snap:
         _, results_position = await snap.positions()
-        found, votes = await snap.many(
+        found, votes, deltas = await snap.many(
             (
                 sql.SQL("SELECT {}, metrics, meta, source FROM {} WHERE battle_id = %s").format(
                     _BATTLE_COLUMNS, _s("battles")
@@ -106,13 +126,20 @@ async def battle(reads: ReadStore, battle_id: str) -> BattleDetail | None:
                 ).format(_s("votes")),
                 (battle_id,),
             ),
+            (
+                _ELO_DELTA.format(
+                    battles=_s("battles"), history=_r("rating_history"), voids=_r("voids")
+                ),
+                (battle_id,),
+            ),
         )
     if not found:
         return None
     row = found[0]
     metrics, meta, source = row[-3:]
+    fields = _battle(row[:-3])
     return BattleDetail(
-        **_battle(row[:-3]),
+        **fields,
         metrics=None
         if metrics is None
         else {side: {k: float(v) for k, v in values.items()} for side, values in metrics.items()},
@@ -130,6 +157,7 @@ async def battle(reads: ReadStore, battle_id: str) -> BattleDetail | None:
             )
             for v in votes
         ],
+        elo_delta=_elo_delta(fields["a"], fields["b"], deltas),
         results_position=results_position,
     )
 

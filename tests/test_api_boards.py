@@ -618,9 +618,22 @@ async def test_summary(database_url: str, client: AsyncTestClient) -> None:
         1,
     )
     assert (other["competitors"], other["votes"], other["voided"]["battles"]) == (2, 0, 0)
+    # Every count of the arena's own, events by type included (registry events have no arena).
+    assert other["events"] == {"battle.completed": 1, "trial.completed": 1}
+    assert other["events_total"] == 2 and other["retired"] == 1  # c played in other
     default = (await client.get("/summary", params={"arena": "default"})).json()
     # b1 voided: b2 (rated by its vote) and the game remain, so a, b, c are rated.
     assert (default["competitors"], default["votes"], default["scenarios"]) == (3, 2, 1)
+    assert default["events"] == {
+        "battle.completed": 2,
+        "game.completed": 1,
+        "result.voided": 1,
+        "trial.completed": 2,
+        "vote.cast": 2,  # vt1 on b2, s1 on t1
+    }
+    assert default["events_total"] == 8
+    empty = (await client.get("/summary", params={"arena": "nowhere"})).json()
+    assert (empty["competitors"], empty["retired"], empty["events"]) == (0, 0, {})
     assert_error(await client.get("/summary", params={"arena": ""}), 400, "bad_parameter")
 
 

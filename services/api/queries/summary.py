@@ -32,7 +32,14 @@ def _hidden_events(private: sql.Composable | None) -> sql.Composable:
 
 
 async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summary:
-    """Counts for a dashboard; with ``arena``, results and competitors of that arena only. What
+    """Counts for a dashboard; with ``arena``, every count is of that arena only: competitors
+    (and retired ones) with a standing in its arena-wide pool, its results, the votes on them,
+    and the events by type it holds: its ``battle.completed``, ``game.completed`` and
+    ``trial.completed``, the ``vote.cast`` on its battles and trials, the ``result.voided`` of
+    its results and votes (a void belongs to its target's arena). ``arena.configured``,
+    ``competitor.registered`` and ``competitor.retired`` are counted only without ``arena``: a
+    competitor belongs to no one arena, and the read models keep an arena's settings in force,
+    not each configuration event (counting those would scan the log). What
     the viewer may not read (a private experiment's trials, the score votes on them, the voids
     of either) is counted nowhere: not in the trials, votes and experiments, nor in the events
     by type."""
@@ -65,8 +72,9 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
         ).format(_s("votes"), hidden_trial)
     else:
         competitors_q = sql.SQL(
-            "SELECT (SELECT count(*) FROM {r} WHERE arena = %(arena)s AND category = ''), "
-            "(SELECT count(*) FROM {c} WHERE retired)"
+            "SELECT count(*), count(*) FILTER (WHERE c.retired) FROM {r} r "
+            "JOIN {c} c ON c.competitor = r.competitor "
+            "WHERE r.arena = %(arena)s AND r.category = ''"
         ).format(r=_r("ratings"), c=_r("competitors"))
         votes_q = sql.SQL(
             "SELECT count(*) FILTER (WHERE v.voided_by IS NULL), "
@@ -101,10 +109,24 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
             ),
             (_hidden_events(private), params),
         )
-    counts = {t: int(n) for t, n in events}
-    for type_, n in zip(("trial.completed", "vote.cast", "result.voided"), hidden[0], strict=True):
-        if n and type_ in counts:
-            counts[type_] -= int(n)
+    if arena is None:
+        counts = {t: int(n) for t, n in events}
+        for type_, n in zip(
+            ("trial.completed", "vote.cast", "result.voided"), hidden[0], strict=True
+        ):
+            if n and type_ in counts:
+                counts[type_] -= int(n)
+    else:
+        # The arena's own events, from the rows they made (live and voided alike): each result
+        # event is one row, each vote one row (its target's arena), each void marks one target.
+        made = {
+            "battle.completed": battles_[0],
+            "game.completed": games_[0],
+            "trial.completed": trials_[0],
+            "vote.cast": votes_[0],
+        }
+        counts = {t: int(live) + int(gone) for t, (live, gone) in made.items()}
+        counts["result.voided"] = sum(int(gone) for _, gone in made.values())
     counts = {t: n for t, n in counts.items() if n > 0}
     completed, failed, experiments, scenarios = (int(v) for v in extra[0])
     return Summary(

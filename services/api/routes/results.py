@@ -138,7 +138,10 @@ class SummaryController(Controller):
     ) -> Summary:
         """Competitors, events by type, battles, games, trials (completed and failed),
         experiments, votes and scenarios. Voided results are not counted (``voided`` says how
-        many there are); ``events`` counts the whole log whatever the arena. While keys are
+        many there are). With ``arena`` every count is of that arena, ``events`` included: its
+        results, the votes on them and the voids of either (a void or vote belongs to its
+        target's arena); settings and registry events (no arena of their own in the read
+        models) are counted only without ``arena``. While keys are
         enforced, the trials of experiments the caller may not read, the score votes on them and
         the voids of either are counted nowhere, ``events`` included."""
         return await count_summary(reads, arena, viewer_of(request))

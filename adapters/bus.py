@@ -142,8 +142,10 @@ def message_id(event_id: str, digest: bytes) -> str:
 def encode_event(event: Event | Mapping[str, Any] | bytes) -> Outgoing:
     """The message to publish for an event, a JSON object, or raw bytes (sent as they are, even
     when they are no valid event: the ingest then rejects them with the reason)."""
-    if isinstance(event, Mapping):
-        event = msgspec.json.encode(event)
+    if isinstance(event, Mapping):  # its top-level id and type are at hand: no decode
+        return Outgoing(
+            msgspec.json.encode(event), _str(event.get("event_id")), _str(event.get("type"))
+        )
     if isinstance(event, bytes):
         return Outgoing(event, *_peek(event))
     return Outgoing(canonical_json(event), event.event_id, type_name(event))

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 from arbiter.adapters.eventstore import StoredState
 from arbiter.domain.events import TYPE_NAMES, type_name
-from arbiter.domain.placement import PLACEMENT_GAMES, registry_status
+from arbiter.domain.placement import registry_status
 from arbiter.projections import PROJECTIONS, tracking
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
@@ -27,8 +27,6 @@ from psycopg_pool import AsyncConnectionPool
 from .models.log import EventPage, LoggedEvent
 from .models.ratings import (
     CompetitorDetail,
-    CompetitorInfo,
-    CompetitorList,
     History,
     HistoryEntry,
     Standing,
@@ -162,12 +160,6 @@ class ReadStore:
         "{} c LEFT JOIN {} r ON r.arena = %(arena)s AND r.category = '' "
         "AND r.competitor = c.competitor"
     ).format(_t("competitors"), _t("ratings"))
-    # registry_status as SQL, for the ``status`` filter (the rows' status comes from
-    # registry_status itself).
-    _STATUS = sql.SQL(
-        "CASE WHEN c.retired THEN 'retired' WHEN coalesce(r.games, 0) = 0 THEN 'untested' "
-        "WHEN r.games < {} THEN 'testing' ELSE 'ranked' END"
-    ).format(sql.Literal(PLACEMENT_GAMES))
 
     @staticmethod
     def _info(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -185,34 +177,6 @@ class ReadStore:
             "status": registry_status(int(rated), bool(retired)),
             "rated_results": int(rated),
         }
-
-    async def competitors(
-        self, limit: int, offset: int, arena: str = "default", status: str | None = None
-    ) -> CompetitorList:
-        """The registry by id, each with its status in ``arena``; optionally one status only."""
-        where = (
-            sql.SQL("") if status is None else sql.SQL("WHERE {} = %(status)s").format(self._STATUS)
-        )
-        params = {"arena": arena, "status": status, "limit": limit, "offset": offset}
-        total, position, rows = await self.snapshot(
-            (sql.SQL("SELECT count(*) FROM {} {}").format(self._COMPETITOR_FROM, where), params),
-            self._position(),
-            (
-                sql.SQL(
-                    "SELECT {} FROM {} {} ORDER BY c.competitor LIMIT %(limit)s OFFSET %(offset)s"
-                ).format(self._COMPETITOR_COLUMNS, self._COMPETITOR_FROM, where),
-                params,
-            ),
-        )
-        return CompetitorList(
-            competitors=[CompetitorInfo(**self._info(r)) for r in rows],
-            total=int(self._first(total)),
-            limit=limit,
-            offset=offset,
-            position=int(self._first(position)),
-            arena=arena,
-            status=status,
-        )
 
     async def competitor(self, competitor: str, arena: str = "default") -> CompetitorDetail | None:
         """Registry entry (status in ``arena``) plus standings (with rank) in every pool; None if

@@ -35,6 +35,7 @@ from .routes.health import HealthController
 from .routes.leaderboard import LeaderboardController, LeaderboardStreamController
 from .routes.matchups import HeadToHeadController, MatchmakingController
 from .routes.results import BattleController, GameController, SummaryController
+from .routes.votes import VoteController
 from .store import ReadStore
 
 __all__ = ["create_app", "make_server", "serve"]
@@ -97,6 +98,7 @@ def create_app(
             GameController,
             ExperimentController,
             StatsController,
+            VoteController,
             AdminController,
         ],
         guards=[authorise, parameters.guard],  # keys first, then the query's parameter names

@@ -73,6 +73,9 @@ async def test_an_unknown_parameter_is_refused_on_every_route(
     method: str,
     path: str,
 ) -> None:
+    if path == "/experiments/{experiment_id}/trials":
+        pytest.skip("takes any dimension key its experiment's trials carry, so its refusal reads "
+                    "the read model: tests/test_rating_workflow.py checks it")  # fmt: skip
     url = re.sub(r"\{\w+\}", "x", path)
     response = await open_client.request(method, url, params={UNKNOWN: "1"})
     if method == "HEAD":  # the status of the GET, no body

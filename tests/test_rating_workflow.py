@@ -112,6 +112,10 @@ async def test_trials_filter_by_any_dimension(
         assert f"`{name}`" in message
         assert "`rated_by`" in message and "`unrated_by`" in message and "`voter`" in message
         assert "`input_type`, `persona`, `status`, `style`" in message
+    # An experiment without trials has no dimension keys: still a 400, not a 404.
+    nothing = await client.get("/experiments/nope/trials", params={"persona": "calm"})
+    assert assert_error(nothing, 400, "bad_parameter")["message"].endswith(": none.")
+    assert_error(await client.get("/experiments/nope/trials"), 404, "not_found")
     # Other routes still refuse what they do not take.
     stats = await client.get("/stats", params={"persona": "calm"})
     assert_error(stats, 400, "bad_parameter")

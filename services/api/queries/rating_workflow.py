@@ -146,9 +146,11 @@ async def trials(
                 (experiment_id,),
             ),
         )
+        # Parameters first: a name that is no parameter and no dimension key is a 400 even for
+        # an experiment without trials (it has no dimension keys), as on every other route.
+        dims = _dimension_filters(extra, extra_values, [k for (k,) in keys])
         if not exists:
             raise not_found(f"Experiment {experiment_id!r} has no trials.")
-        dims = _dimension_filters(extra, extra_values, [k for (k,) in keys])
         for i, (key, values) in enumerate(dims):
             params[f"dk{i}"], params[f"dv{i}"] = key, values
             conditions.append(sql.SQL(f"t.dimensions ->> %(dk{i})s = ANY(%(dv{i})s)"))

@@ -28,6 +28,11 @@ pool's standings) are taken every :data:`CHECKPOINT_EVERY` results while folding
 restart there are none until a void replays the pool from its start and lays them down again.
 The void stays visible: one history row of kind ``void`` per standing it changed.
 
+Registry per arena. Besides the global registry (name, provider, meta, retirement), the fold
+keeps each arena's members (:class:`Presence`: registered there by a ``competitor.registered``
+whose ``arena`` is it, or seen in one of its results) and every ``arena.configured``'s settings
+by position, so a board as of a past position knows the initial rating then in force.
+
 Memory: every rated result stays in memory as a :class:`Match` (about 200 bytes), which a void
 needs to replay its pool; about 200 MB per million results, in each of a sharded rebuild's two
 processes.

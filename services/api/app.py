@@ -23,6 +23,7 @@ from litestar.openapi import OpenAPIConfig
 
 from .auth import AuthConfig, Authenticator, authorise
 from .bus import Bus
+from .docs import assets_router, swagger_plugin
 from .errors import EXCEPTION_HANDLERS
 from .evaluation_jobs import Evaluations
 from .parameters import QueryParameterCheck
@@ -98,6 +99,7 @@ def create_app(
             ExperimentController,
             StatsController,
             AdminController,
+            assets_router(openapi_path),
         ],
         guards=[authorise, parameters.guard],  # keys first, then the query's parameter names
         plugins=[parameters],
@@ -116,6 +118,7 @@ def create_app(
             version="1",
             description="Event-sourced rating engine: leaderboards, histories and the event log.",
             path=openapi_path,
+            render_plugins=[swagger_plugin(openapi_path)],
         ),
     )
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from litestar import Router, get
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.params import FromPath
 from litestar.response import File
 
 __all__ = ["ASSETS", "assets_router", "swagger_plugin"]

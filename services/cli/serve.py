@@ -37,7 +37,7 @@ def up(
     """Run migrations, ingest, projector and API together (embedded servers by default)."""
     from arbiter.services.processes.up import check_port, run_up, stop_on_signals  # lazy: see above
 
-    setup_logging(verbose)
+    setup_logging(verbose, "up")
     with (
         stop_on_signals(),
         servers(
@@ -61,7 +61,7 @@ def ingest(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) ->
     """Run the ingest service alone (NATS -> event store)."""
     from arbiter.services.processes.ingest import run_ingest  # lazy: see above
 
-    setup_logging(verbose)
+    setup_logging(verbose, "ingest")
     with servers() as rt:
         asyncio.run(_until_signal(lambda stop: run_ingest(rt.database_url, rt.nats_url, stop)))
 
@@ -71,7 +71,7 @@ def project(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -
     from arbiter.services.processes.projector import run_projectors  # lazy: see above
     from arbiter.services.setup import prepare_database
 
-    setup_logging(verbose)
+    setup_logging(verbose, "projector")
     with servers() as rt:
         prepare_database(rt.database_url)
         stop = threading.Event()
@@ -83,10 +83,12 @@ def project(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -
 def api(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the HTTP API alone."""
     from arbiter.services.api import serve  # lazy: see above
 
+    setup_logging(verbose, "api")
     with servers() as rt:
         serve(rt.database_url, rt.nats_url, host, port)
 

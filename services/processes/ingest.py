@@ -224,6 +224,14 @@ class Ingest:
             await msg.nak(delay=delay)
         self.stats.waiting += len(waiting)
         self._count(len(msgs) - len(waiting), outcome, rejections)
+        positions = [p for _, p in outcome.appended]
+        log.info(
+            "batch of %d: %d appended, %d duplicates, %d rejected, %d waiting for their target",
+            len(msgs), len(positions), len(outcome.duplicates), len(rejections), len(waiting),
+            extra={"batch_size": len(msgs), "events": len(positions), "rejected": len(rejections),
+                   "first_position": positions[0] if positions else None,
+                   "last_position": positions[-1] if positions else None},
+        )  # fmt: skip
 
     async def _fetch(self, sub: object) -> list[Msg]:
         """The next batch, or nothing after half a second without messages."""
@@ -276,7 +284,10 @@ class Ingest:
                 if stop.is_set():
                     log.warning("stopping with an un-appended batch; JetStream will redeliver")
                     return None
-                log.warning("append failed (%s); retrying in %.1fs", exc, delay)
+                log.warning(
+                    "append failed (%s); retrying in %.1fs", exc, delay,
+                    extra={"batch_size": len(events), "delay_s": delay},
+                )  # fmt: skip
                 for msg in msgs:
                     await msg.in_progress()
                 await asyncio.sleep(delay)
@@ -303,7 +314,11 @@ class Ingest:
                     headers=headers,
                 )
             )
-            log.info("rejected %s (%s): %s", rejection.event_id, rejection.code, rejection.message)
+            log.info(
+                "rejected %s (%s): %s", rejection.event_id, rejection.code, rejection.message,
+                extra={"event_id": rejection.event_id, "code": rejection.code,
+                       "subject": msg.subject, "stream_seq": seq},
+            )  # fmt: skip
         await asyncio.gather(*futures)
 
     def _count(self, received: int, outcome: AppendOutcome, rejections: list[object]) -> None:

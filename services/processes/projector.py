@@ -131,6 +131,12 @@ class Projector:
                 raise
         if poison is not None:
             return self._quarantine(events, poison)
+        log.info(
+            "%s: folded %d events, positions %d to %d",
+            self.spec.name, len(events), events[0][0], events[-1][0],
+            extra={"projection": self.spec.name, "events": len(events),
+                   "first_position": events[0][0], "last_position": events[-1][0]},
+        )  # fmt: skip
         return len(events)
 
     def _apply(self, position: int, event: Any) -> None:
@@ -143,7 +149,11 @@ class Projector:
 
     def _quarantine(self, events: list[tuple[int, Any]], poison: FoldError) -> int:
         """Fold the events before ``poison``, record it and move the position past it."""
-        log.error("%s: quarantining %s", self.spec.name, poison)
+        log.error(
+            "%s: quarantining %s", self.spec.name, poison,
+            extra={"projection": self.spec.name, "position": poison.position,
+                   "event_id": poison.event_id},
+        )  # fmt: skip
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
                 self._check_position(cur)

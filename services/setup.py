@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import psycopg
-from arbiter.adapters import keys
+from arbiter.adapters import keys, operations
 from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import PROJECTIONS
@@ -20,6 +20,7 @@ def prepare_database(database_url: str) -> list[str]:
     applied: list[str] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         keys.ensure_table(conn)  # API keys: not a read model, see arbiter.adapters.keys
+        operations.ensure_table(conn)  # last rebuild and audit, for /metrics
         for spec in PROJECTIONS.values():
             applied += migrate(conn, spec.name, spec.schema)
     return applied

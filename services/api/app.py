@@ -21,6 +21,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from ..metrics import scrape_registry
 from .auth import AuthConfig, Authenticator, authorise
 from .bus import Bus
 from .docs import assets_router, swagger_plugin
@@ -35,6 +36,7 @@ from .routes.experiments import ExperimentController, StatsController
 from .routes.health import HealthController
 from .routes.leaderboard import LeaderboardController, LeaderboardStreamController
 from .routes.matchups import HeadToHeadController, MatchmakingController
+from .routes.metrics import metrics, request_metrics
 from .routes.results import BattleController, GameController, SummaryController
 from .store import ReadStore
 
@@ -100,9 +102,11 @@ def create_app(
             StatsController,
             AdminController,
             assets_router(openapi_path),
+            metrics,
         ],
         guards=[authorise, parameters.guard],  # keys first, then the query's parameter names
         plugins=[parameters],
+        middleware=[request_metrics().middleware],
         dependencies={
             "reads": Provide(_reads, sync_to_thread=False),
             "bus": Provide(_bus, sync_to_thread=False),
@@ -111,7 +115,13 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         state=State(
-            {"reads": reads, "bus": bus, "evaluations": evaluations, "auth": authenticator}
+            {
+                "reads": reads,
+                "bus": bus,
+                "evaluations": evaluations,
+                "auth": authenticator,
+                "metrics": scrape_registry(database_url),
+            }
         ),
         openapi_config=OpenAPIConfig(
             title="Arbiter",

@@ -17,9 +17,19 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import console, servers, setup_logging
+from .common import console, fail, servers, setup_logging
 
 __all__ = ["api", "ingest", "migrate", "project", "up"]
+
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        min=1, max=65535,
+        help="Serve Prometheus metrics on this port (GET /metrics); off when not given. "
+        "Under `arbiter up` the API's /metrics has them.",
+    ),
+]  # fmt: skip
+MetricsHost = Annotated[str, typer.Option(help="Address the metrics port binds to.")]
 
 
 def up(
@@ -57,16 +67,25 @@ def migrate() -> None:
     console.print("\n".join(applied) if applied else "schema is up to date")
 
 
-def ingest(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def ingest(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
+) -> None:
     """Run the ingest service alone (NATS -> event store)."""
     from arbiter.services.processes.ingest import run_ingest  # lazy: see above
 
     setup_logging(verbose, "ingest")
     with servers() as rt:
+        _serve_metrics(metrics_port, metrics_host, rt.database_url)
         asyncio.run(_until_signal(lambda stop: run_ingest(rt.database_url, rt.nats_url, stop)))
 
 
-def project(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def project(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
+) -> None:
     """Run the projector alone (event store -> read models)."""
     from arbiter.services.processes.projector import run_projectors  # lazy: see above
     from arbiter.services.setup import prepare_database
@@ -74,6 +93,7 @@ def project(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -
     setup_logging(verbose, "projector")
     with servers() as rt:
         prepare_database(rt.database_url)
+        _serve_metrics(metrics_port, metrics_host, rt.database_url)
         stop = threading.Event()
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, lambda *_: stop.set())
@@ -91,6 +111,18 @@ def api(
     setup_logging(verbose, "api")
     with servers() as rt:
         serve(rt.database_url, rt.nats_url, host, port)
+
+
+def _serve_metrics(port: int | None, host: str, database_url: str) -> None:
+    """Prometheus metrics of a service run alone (the API serves its own at ``/metrics``)."""
+    if port is None:
+        return
+    from arbiter.services.metrics import serve_metrics  # lazy: see above
+
+    try:
+        serve_metrics(port, host, database_url)
+    except OSError as exc:
+        raise fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 async def _until_signal(factory: Any) -> None:

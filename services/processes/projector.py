@@ -29,6 +29,7 @@ from arbiter.adapters.eventstore import EventLog
 from arbiter.projections import PROJECTIONS, Fold, ProjectionSpec, tracking
 from psycopg import sql
 
+from ..metrics import observe_fold
 from .paging import fold_page, read_page
 
 __all__ = [
@@ -104,6 +105,7 @@ class Projector:
         ``<schema>.quarantine`` with its error and skipped (the position moves past it), all in
         one transaction, and the projector goes on. Rebuild and audit skip the same positions.
         """
+        started = time.perf_counter()
         events = read_page(self.log, self.fold.position, self.batch_size)
         if not events:
             return 0
@@ -131,6 +133,7 @@ class Projector:
                 raise
         if poison is not None:
             return self._quarantine(events, poison)
+        observe_fold(self.spec.name, len(events), started)
         log.info(
             "%s: folded %d events, positions %d to %d",
             self.spec.name, len(events), events[0][0], events[-1][0],

@@ -31,6 +31,7 @@ from typing import Any
 import psycopg
 from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
+from arbiter.adapters.operations import record_operation
 from arbiter.projections import ProjectionSpec, tracking
 from arbiter.projections.ratings import Shard, worth_sharding
 from psycopg import sql
@@ -146,6 +147,10 @@ def rebuild(
     )  # fmt: skip
     if progress:
         progress(fold.position, max(head, fold.position))
+    record_operation(
+        database_url, "rebuild", spec.name, seconds=done - started, ok=True,
+        position=fold.position, events=fold.events,
+    )  # fmt: skip
     return RebuildResult(
         spec.name, fold.events, fold.position, generation + 1, done - started, worker.processes
     )

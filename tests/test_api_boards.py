@@ -274,8 +274,9 @@ async def test_bradley_terry_board(
         return real_fit(*args)
 
     monkeypatch.setattr(api_queries, "_fit", counting_fit)
+    # (Distinct limits: four different answers, so the response cache cannot serve them.)
     answers = await asyncio.gather(
-        *(client.get("/leaderboard", params={"system": "bt"}) for _ in range(4))
+        *(client.get("/leaderboard", params={"system": "bt", "limit": 3 + i}) for i in range(4))
     )
     assert [a.json()["rows"] for a in answers] == [body["rows"]] * 4 and len(fits) == 1
 

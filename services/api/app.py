@@ -20,10 +20,18 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.stores.memory import MemoryStore
 
 from ..metrics import scrape_registry
 from .auth import AuthConfig, Authenticator, authorise
 from .bus import Bus
+from .cache import (
+    STORE,
+    ReadModelWatch,
+    Validators,
+    cache_config,
+    response_cache_enabled,
+)
 from .docs import assets_router, swagger_plugin
 from .errors import EXCEPTION_HANDLERS
 from .evaluation_jobs import Evaluations
@@ -74,18 +82,22 @@ def create_app(
     authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
     openapi_path = "/schema"
     parameters = QueryParameterCheck(exempt_prefix=openapi_path)
+    responses = MemoryStore()
+    watch = ReadModelWatch(database_url, responses, enabled=response_cache_enabled())
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await reads.open()
+        watch.start()
         try:
             yield
         finally:
+            await watch.stop()
             evaluations.close()
             await bus.close()
             await reads.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             LeaderboardController,
@@ -106,7 +118,9 @@ def create_app(
         ],
         guards=[authorise, parameters.guard],  # keys first, then the query's parameter names
         plugins=[parameters],
-        middleware=[request_metrics().middleware],
+        middleware=[request_metrics().middleware, Validators],
+        stores={STORE: responses},
+        response_cache_config=cache_config(),
         dependencies={
             "reads": Provide(_reads, sync_to_thread=False),
             "bus": Provide(_bus, sync_to_thread=False),
@@ -121,6 +135,7 @@ def create_app(
                 "evaluations": evaluations,
                 "auth": authenticator,
                 "metrics": scrape_registry(database_url),
+                "watch": watch,
             }
         ),
         openapi_config=OpenAPIConfig(
@@ -131,6 +146,7 @@ def create_app(
             render_plugins=[swagger_plugin(openapi_path)],
         ),
     )
+    return app
 
 
 def make_server(

@@ -29,6 +29,7 @@ from arbiter.adapters.eventstore import EventLog
 from arbiter.projections import PROJECTIONS, Fold, ProjectionSpec, tracking
 from psycopg import sql
 
+from ..commits import committed
 from ..metrics import observe_fold
 from .paging import fold_page, read_page
 
@@ -133,6 +134,7 @@ class Projector:
                 raise
         if poison is not None:
             return self._quarantine(events, poison)
+        committed()
         observe_fold(self.spec.name, len(events), started)
         log.info(
             "%s: folded %d events, positions %d to %d",
@@ -176,6 +178,7 @@ class Projector:
         except Exception:
             self._safe_reload()
             raise
+        committed()
         return sum(1 for position, _ in events if position <= poison.position)
 
     def _check_position(self, cur: psycopg.Cursor[Any]) -> None:

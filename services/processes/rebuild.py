@@ -36,6 +36,7 @@ from arbiter.projections import ProjectionSpec, tracking
 from arbiter.projections.ratings import Shard, worth_sharding
 from psycopg import sql
 
+from ..commits import committed
 from .paging import PAGE, collector_paused, fold_page, pages
 from .rebuild_tables import Pipeline, RebuildError, create_indexes, drop_indexes, run_statements
 from .rebuild_worker import FAULT_WORKER, Worker
@@ -138,6 +139,7 @@ def rebuild(
                 cur.execute(
                     sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(f"{live}__old"))
                 )
+    committed()
     done = time.perf_counter()
     log.debug(
         "rebuilt %s in %d process(es): own fill %.3fs, fill and partition indexes %.3fs, "

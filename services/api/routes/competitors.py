@@ -9,6 +9,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from ..cache import CACHE_S
 from ..errors import not_found, route_errors
 from ..models.ratings import CompetitorDetail, CompetitorList, History
 from ..parameters import ArenaParam, Limit, Offset
@@ -43,6 +44,7 @@ class CompetitorController(Controller):
         "/{competitor_id:str}",
         summary="One competitor and its standings",
         responses=route_errors(404, 503),
+        cache=CACHE_S,
     )
     async def get_competitor(
         self,
@@ -61,6 +63,7 @@ class CompetitorController(Controller):
         "/{competitor_id:str}/history",
         summary="A competitor's rating history",
         responses=route_errors(400, 404, 503),
+        cache=CACHE_S,
     )
     async def history(
         self,

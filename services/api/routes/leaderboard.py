@@ -23,6 +23,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from ..cache import CACHE_S, do_not_store
 from ..errors import ErrorBody, route_errors
 from ..models.ratings import Leaderboard
 from ..parameters import ArenaParam, CategoryParam, Limit, Offset, parse_as_of
@@ -43,7 +44,12 @@ class LeaderboardController(Controller):
     path = "/leaderboard"
     tags = ["ratings"]  # noqa: RUF012
 
-    @get("/", summary="Leaderboard of an arena or category", responses=route_errors(400, 503))
+    @get(
+        "/",
+        summary="Leaderboard of an arena or category",
+        responses=route_errors(400, 503),
+        cache=CACHE_S,
+    )
     async def leaderboard(
         self,
         request: Request[Any, Any, Any],
@@ -81,9 +87,14 @@ class LeaderboardController(Controller):
         result can fall after P). The averages are always current; while keys are enforced
         they count only the trials of experiments the caller may read."""
         when = None if as_of is None else parse_as_of(as_of)
-        return await q.leaderboard(
+        board = await q.leaderboard(
             reads, arena, category, limit, offset, system, when, viewer=viewer_of(request)
         )
+        if board.bootstrap is not None and board.bootstrap.position != board.position:
+            # A fit reused while the log moves: right for now, not for as long as this state
+            # lasts, so the response cache must not keep it.
+            do_not_store(request)
+        return board
 
 
 class LeaderboardStreamController(Controller):

@@ -89,6 +89,7 @@ def iter_events(
     tie_threshold: float = 0.02,
     source: str = "arbiter.evals",
     progress: Progress | None = None,
+    renormalise: bool = False,
 ) -> Iterator[RowOutcome]:
     """Evaluate rows in worker processes and yield one RowOutcome per row, in manifest order.
 
@@ -104,7 +105,7 @@ def iter_events(
     total = len(rows)
     done_ids = set(done)
     label = model_label(transcribe, whisper_model)
-    opts = Options(transcribe, whisper_model, label, tie_threshold, source)
+    opts = Options(transcribe, whisper_model, label, tie_threshold, source, renormalise)
     n_workers = default_workers() if workers is None else max(0, workers)
     n_workers = min(n_workers, total)
 
@@ -233,6 +234,7 @@ def run_manifest(
     source: str = "arbiter.evals",
     progress: Progress | None = None,
     on_outcome: Callable[[RowOutcome], None] | None = None,
+    renormalise: bool = False,
 ) -> RunSummary:
     """Evaluate a manifest and hand its new events to ``publish`` in batches, in order.
 
@@ -265,6 +267,7 @@ def run_manifest(
         tie_threshold=tie_threshold,
         source=source,
         progress=progress,
+        renormalise=renormalise,
     ):
         if on_outcome is not None:
             on_outcome(outcome)

@@ -19,13 +19,8 @@ from arbiter.domain.composite import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-FULL = {
-    "semascore": 0.8,
-    "wer": 0.1,
-    "prosody_score": 0.7,
-    "quality_score": 0.9,
-    "latency_ms": 400.0,
-}
+FULL = {"semascore": 0.85, "wer": 0.2, "prosody_score": 0.6, "quality_score": 0.75}
+FULL["latency_ms"] = 250.0
 DEFAULTS = {"semascore": 0.0, "wer": 1.0, "prosody_score": 0.0, "quality_score": 0.0}
 DEFAULTS["latency_ms"] = 1000.0
 
@@ -34,10 +29,10 @@ def test_the_seed_weights_and_formula():
     assert WEIGHTS == {"semascore": 0.3, "wer": 0.25, "prosody": 0.2, "quality": 0.15,
                        "latency": 0.1}  # fmt: skip
     assert TIE_THRESHOLD == 0.02
-    # 0.24 + 0.225 + 0.14 + 0.135 + 0.06, added left to right as the seed adds them.
-    expected = 0.30 * 0.8 + 0.25 * (1 - 0.1) + 0.20 * 0.7 + 0.15 * 0.9 + 0.10 * (1 - 0.4)
+    # 0.255 + 0.2 + 0.12 + 0.1125 + 0.075, added left to right as the seed adds them.
+    expected = 0.30 * 0.85 + 0.25 * (1 - 0.2) + 0.20 * 0.6 + 0.15 * 0.75 + 0.10 * (1 - 0.25)
     assert seed_composite(FULL) == expected
-    assert seed_composite(FULL) == pytest.approx(0.8)
+    assert seed_composite(FULL) == pytest.approx(0.7625)
     assert seed_composite({"latency_ms": 5000.0}) == 0.0  # latency term floors at 0
     assert seed_composite({"semascore": -0.5}) == 0.0  # the seed clamps a negative semascore
     assert seed_composite({"wer": 3.0}) == 0.25 * (1 - 3.0)  # and nothing else: WER > 1 costs

@@ -96,7 +96,8 @@ def iter_events(
     Order is kept because it is the order the events will be published in, and Elo depends on
     order. ``workers=0`` evaluates in this process (no pool); None means one per CPU. Workers
     are spawned (not forked: safe with torch and CUDA), so a calling script needs the usual
-    ``if __name__ == "__main__":`` guard. Whisper is loaded once per worker.
+    ``if __name__ == "__main__":`` guard. Whisper is loaded once per worker. ``renormalise``
+    picks the composite's rule (:mod:`arbiter.evals.composite`; default seed 000's).
     ``progress(finished, total)`` is called after every row. A missing Whisper checkpoint
     raises WhisperWeightsMissing before any work starts; a crashed worker raises
     BrokenProcessPool; any other failure of one row becomes that row's "error" outcome.

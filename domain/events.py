@@ -89,6 +89,10 @@ class ArenaConfigured(_Event, frozen=True, tag="arena.configured"):
     base: Annotated[float, Meta(gt=1)] | None = None
     weights: dict[Id, Annotated[float, Meta(ge=0, le=1000)]] | None = None
     strict: bool | None = None
+    auto_judge: bool | None = None
+    """True: from here on, a ``battle.completed`` with ``outcome`` null and both metric sets is
+    decided by seed 000's composite (:mod:`arbiter.domain.composite`) in the ratings fold;
+    False turns that off again."""
 
 
 class CompetitorRegistered(_Event, frozen=True, tag="competitor.registered"):

@@ -63,7 +63,10 @@ def events(draw: Any) -> list[Event]:
         if kind == "battle":
             a, b = draw(st.lists(st.sampled_from(NAMES), min_size=2, max_size=2, unique=True))
             metric = st.floats(0, 1, allow_nan=False)
-            sides = draw(st.sampled_from([None, {"a": {"wer": draw(metric)}, "b": {}}]))
+            # Both sides measured: the auto-judge decides it where the arena opted in.
+            judged = {"a": {"semascore": draw(metric), "latency_ms": 1000 * draw(metric)},
+                      "b": {"semascore": draw(metric), "wer": draw(metric)}}  # fmt: skip
+            sides = draw(st.sampled_from([None, {"a": {"wer": draw(metric)}, "b": {}}, judged]))
             out.append(BattleCompleted(
                 event_id=eid, occurred_at=at, arena=arena, battle_id=f"b{i}", a=a, b=b,
                 metrics=sides,
@@ -118,6 +121,7 @@ def events(draw: Any) -> list[Event]:
                 k=draw(st.sampled_from([None, 16.0, 24.5])),
                 initial=draw(st.sampled_from([None, 1000.0])),
                 weights=draw(st.sampled_from([None, {"human": 3.0}])),
+                auto_judge=draw(st.sampled_from([None, True, True, False])),
             ))  # fmt: skip
         elif kind == "register":
             out.append(CompetitorRegistered(

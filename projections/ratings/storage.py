@@ -19,6 +19,7 @@ from psycopg import Cursor, sql
 from .. import tracking
 from ..copy import copy_rows, qualified, upsert_rows
 from .fold import Changes, RatingsFold
+from .judged import restore
 from .records import (
     HISTORY_COLUMNS,
     HISTORY_TYPES,
@@ -90,6 +91,7 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
     for arena, k, initial, scale, base, weights, strict, position in cur.fetchall():
         settings = ArenaSettings(k, initial, scale, base, dict(weights), strict)
         fold.arenas[arena] = (settings, int(position))
+    fold.judged = restore(cur, schema, sorted(fold.arenas), fold.position)
     cur.execute(
         sql.SQL("SELECT arena, category, x, y, x_wins, y_wins, ties FROM {}").format(
             qualified(schema, "pairs")

@@ -32,6 +32,7 @@ __all__ = [
     "RESULT_TYPES",
     "TYPE_NAMES",
     "ArenaConfigured",
+    "BTAnchor",
     "BattleCompleted",
     "CompetitorRegistered",
     "CompetitorRetired",
@@ -74,6 +75,14 @@ class _Event(Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", 
     category: Id | None = None
 
 
+class BTAnchor(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """An arena's default Bradley-Terry anchor: ``competitor`` is shown at ``rating`` (see
+    :mod:`arbiter.domain.bradley_terry.anchor`)."""
+
+    competitor: Id
+    rating: Annotated[float, Meta(ge=-1e9, le=1e9)]
+
+
 class ArenaConfigured(_Event, frozen=True, tag="arena.configured"):
     """Rating settings of an arena from this point of the log on.
 
@@ -89,6 +98,8 @@ class ArenaConfigured(_Event, frozen=True, tag="arena.configured"):
     base: Annotated[float, Meta(gt=1)] | None = None
     weights: dict[Id, Annotated[float, Meta(ge=0, le=1000)]] | None = None
     strict: bool | None = None
+    bt_anchor: BTAnchor | Literal["mean"] | None = None
+    """Default anchor of the arena's Bradley-Terry boards; ``"mean"`` goes back to the mean."""
 
 
 class CompetitorRegistered(_Event, frozen=True, tag="competitor.registered"):

@@ -47,6 +47,7 @@ from arbiter.domain.elo import DEFAULT_SETTINGS, SCORES, ArenaSettings
 from arbiter.domain.events import (
     ArenaConfigured,
     BattleCompleted,
+    BTAnchor,
     CompetitorRegistered,
     CompetitorRetired,
     Event,
@@ -54,6 +55,7 @@ from arbiter.domain.events import (
     ResultVoided,
     VoteCast,
 )
+from msgspec import structs
 
 from .pool import Pool
 from .records import (
@@ -168,6 +170,10 @@ class RatingsFold:
         new = self.settings(e.arena).patched(
             k=e.k, initial=e.initial, scale=e.scale, base=e.base, weights=e.weights, strict=e.strict
         )
+        if isinstance(e.bt_anchor, BTAnchor):
+            new = structs.replace(new, bt_anchor=(e.bt_anchor.competitor, e.bt_anchor.rating))
+        elif e.bt_anchor == "mean":
+            new = structs.replace(new, bt_anchor=None)
         self.arenas[e.arena] = (new, position)
         self.changes.arenas.add(e.arena)
 

@@ -89,8 +89,9 @@ class ControlledBattles:
         metrics: Sequence[str],
     ) -> ControlledBattles:
         """From rows ``(a, b, wins_a, wins_b, ties, values_a, values_b)`` (values in the order
-        of ``metrics``). Raises ValueError on a battle of a competitor against itself, a negative
-        or non-finite count, or a non-finite metric value."""
+        of ``metrics``), in any order: the same battles give the same arrays. Raises ValueError
+        on a battle of a competitor against itself, a negative or non-finite count, or a
+        non-finite metric value."""
         rows = list(rows)
         m = len(metrics)
         names = tuple(sorted({r[0] for r in rows} | {r[1] for r in rows}))
@@ -106,6 +107,10 @@ class ControlledBattles:
         vb = np.array([r[6] for r in rows], dtype=np.float64).reshape(-1, m)
         if not (np.all(np.isfinite(va)) and np.all(np.isfinite(vb))):
             raise ValueError("metric values must be finite")
+        # Battles in a canonical order (by every column), so the bootstrap's draws, which are
+        # made per battle, do not depend on the order the rows came in.
+        order = np.lexsort((*vb.T[::-1], *va.T[::-1], *counts.T[::-1], b, a))
+        a, b, counts, va, vb = a[order], b[order], counts[order], va[order], vb[order]
         return cls(names, tuple(metrics), a, b, *counts.T, va, vb)
 
     @property

@@ -20,6 +20,7 @@ Decisions:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,6 +45,7 @@ __all__ = [
     "default_anchor",
     "fit_controlled",
     "fit_pairs",
+    "one_blas_thread",
     "resolve_anchor",
 ]
 
@@ -189,10 +191,24 @@ async def controlled_rows(
     return [r for r in rows if r[0] is not None], left_out
 
 
+@functools.cache
+def one_blas_thread() -> None:
+    """Limit numpy's BLAS to one thread in this process, once. A fit solves a small dense
+    Newton system (129 x 129 for the public arena) a few times per bootstrap round, and
+    OpenBLAS's threads only add hand-offs at that size; on a busy host they spin against the
+    other processes: on the shared 2-core test VM (load 15) 200 solves of 129 x 129 took 9.1 s
+    with OpenBLAS's default of 2 threads and 0.1 s with 1, and 20 bootstrap rounds on the real
+    arena counts 6.5 s and 0.6 s. Nothing else in the API or the CLI needs threaded BLAS."""
+    from threadpoolctl import threadpool_limits  # loads numpy's BLAS info: only when fitting
+
+    threadpool_limits(1, user_api="blas")
+
+
 def fit_pairs(
     pairs: Rows, settings: tuple[float, float, float], options: BTOptions, anchor: bt.Anchor | None
 ) -> bt.BTResult:
     """The uncontrolled board from stored pair rows ``(x, y, x_wins, y_wins, ties)``."""
+    one_blas_thread()
     scale, base, initial = settings
     counts = bt.PairCounts.from_rows(
         (x, y, float(a), float(b), float(t)) for x, y, a, b, t in pairs
@@ -208,6 +224,7 @@ def fit_controlled(
 ) -> bt.ControlledResult:
     """The controlled board from :func:`controlled_rows`' rows; ValueError (a 400 for the
     caller) when a metric does not vary over the battles."""
+    one_blas_thread()
     scale, base, initial = settings
     if not rows:
         raise ValueError(

@@ -31,7 +31,6 @@ cost is per battle, not per pair: see the README for the measured numbers.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -47,9 +46,10 @@ from .solver import (
     DEFAULT_MAX_ITER,
     DEFAULT_RIDGE,
     DEFAULT_TOL,
-    _components,
-    _sigmoid_parts,
     check_settings,
+    components,
+    newton_minimise,
+    sigmoid_parts,
     to_elo,
 )
 
@@ -186,7 +186,7 @@ def _solve(
     if not np.all(keep):
         a, b, w_a, w_b, total, x = a[keep], b[keep], w_a[keep], w_b[keep], total[keep], x[keep]
     m = x.shape[1]
-    comp = _components(n, a, b)
+    comp = components(n, a, b)
     sizes = np.bincount(comp, minlength=n)[comp].astype(np.float64)
 
     def centre(p: FloatArray) -> FloatArray:
@@ -205,10 +205,10 @@ def _solve(
     lift[:n, :n] = same * ((float(total.sum()) / n + ridge) / sizes)[None, :]
     pair = a * n + b
     idx = np.arange(n)
-    value, magnitude = objective(p)
-    for _ in range(max_iter):
+
+    def newton_step(p: FloatArray) -> tuple[FloatArray, FloatArray]:
         z = p[a] - p[b] + x @ p[n:]
-        s, h_unit = _sigmoid_parts(z)
+        s, h_unit = sigmoid_parts(z)
         r = total * s - w_a  # dF/dz per battle
         grad = np.concatenate([_by_side(a, b, r, n), x.T @ r]) + ridge * p
         h = total * h_unit
@@ -222,28 +222,9 @@ def _solve(
         hess[:n, n:] = side
         hess[n:, :n] = side.T
         hess[n:, n:] += x.T @ hx + ridge * np.eye(m)
-        step = centre(-np.linalg.solve(hess, grad))
-        slope = float(grad @ step)
-        slack = 64 * np.finfo(np.float64).eps * magnitude
-        t = 1.0
-        for _ in range(60):
-            candidate = p + t * step
-            new_value, new_magnitude = objective(candidate)
-            if new_value <= value + 1e-4 * t * slope + slack:
-                break
-            t *= 0.5
-        else:
-            return p
-        p = centre(candidate)
-        value, magnitude = new_value, new_magnitude
-        if t * float(np.max(np.abs(step))) <= tol:
-            return p
-    warnings.warn(
-        f"controlled Bradley-Terry fit did not converge in {max_iter} Newton iterations",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-    return p
+        return grad, centre(-np.linalg.solve(hess, grad))
+
+    return newton_minimise(p, objective, newton_step, centre, tol, max_iter, "controlled BT")
 
 
 def fit_controlled(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
+from arbiter.domain.bradley_terry import Covariate
 from arbiter.domain.placement import Proposal
 from msgspec import Struct, field
 
@@ -18,7 +19,6 @@ __all__ = [
     "CompetitorDetail",
     "CompetitorInfo",
     "CompetitorList",
-    "CovariateBody",
     "HeadToHeadPage",
     "HeadToHeadRow",
     "History",
@@ -79,7 +79,7 @@ class Bootstrap(Struct):
     anchor: BTAnchorBody | None = None
     """The competitor pinned at a rating (the ``anchor`` parameter, else the arena's default
     when that competitor is in the pool); null: the mean is anchored at the arena's initial."""
-    control: list[CovariateBody] | None = None
+    control: list[Covariate] | None = None
     """``control``: each metric's coefficient with its interval, in the order named."""
     left_out: int | None = None
     """``control``: battles of the pool left out for lacking a named metric on a side."""
@@ -88,19 +88,6 @@ class Bootstrap(Struct):
 class BTAnchorBody(Struct):
     competitor: str
     rating: float
-
-
-class CovariateBody(Struct):
-    """One controlled metric (``control``): the logit of one standard deviation of its
-    normalised difference ``(a - b) / (|a| + |b| + 1)``, with its bootstrap interval; ``mean``
-    and ``std`` are what the difference was standardised by."""
-
-    metric: str
-    coefficient: float
-    lower: float
-    upper: float
-    mean: float
-    std: float
 
 
 class Leaderboard(Struct):

@@ -20,7 +20,7 @@ from arbiter.projections import tracking
 from psycopg import sql
 
 from ..errors import bad_parameter
-from ..models.ratings import Bootstrap, BTAnchorBody, CovariateBody, Leaderboard, LeaderboardRow
+from ..models.ratings import Bootstrap, BTAnchorBody, Leaderboard, LeaderboardRow
 from ..privacy import Viewer, visible_trials
 from ..store import ReadStore
 from .bt_board import (
@@ -346,17 +346,15 @@ async def leaderboard(
         fit = fit_controlled if opts.control else fit_pairs
         try:
             result = await _bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
-        except ValueError as exc:  # a controlled metric that does not vary: nothing to fit
+        except ValueError as exc:  # a controlled metric that does not vary, or no battle has
+            if not opts.control:
+                raise
             raise bad_parameter("control", str(exc)) from None
         fitted_at = fit_position
         if at is None:
             _BT_LATEST[live] = (fitted_at, time.monotonic(), result)
     board = result.board if isinstance(result, bt.ControlledResult) else result
-    control = (
-        [CovariateBody(c.metric, c.coefficient, c.lower, c.upper, c.mean, c.std)
-         for c in result.covariates]
-        if isinstance(result, bt.ControlledResult) else None
-    )  # fmt: skip
+    control = list(result.covariates) if isinstance(result, bt.ControlledResult) else None
     lines = list(board.rows())
     rows = [
         _row(rank, competitor, rating, counters.get(competitor, (0, 0, 0, 0)), names, metrics,

@@ -114,6 +114,7 @@ async def test_bad_bt_parameters_are_400s(database_url: str, client: AsyncTestCl
         ({"anchor": "nobody:1000"}, "no battles in this pool"),
         ({"control": "len,,x"}, "comma"),
         ({"control": "len,len"}, "distinct"),
+        ({"control": "len,a\x00b"}, "control character"),
         ({"control": "len", "as_of": "3"}, "as_of"),
     ]
     for params, words in cases:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from arbiter.domain import bradley_terry as bt
-from arbiter.domain.identifiers import ID_MAX
+from arbiter.domain.identifiers import ID_MAX, identifier_problem
 from psycopg import sql
 
 from ..errors import bad_parameter
@@ -104,6 +104,10 @@ def bt_options(
                 f"control {control!r} must be metric names (1-{ID_MAX} characters, no "
                 "surrounding spaces) separated by commas, e.g. control=output_tokens,latency_ms",
             )
+        for metric in metrics:  # a NUL or control character would never name a stored metric
+            problem = identifier_problem(metric, "control metric")
+            if problem is not None:
+                raise bad_parameter("control", problem)
         if len(set(metrics)) != len(metrics) or len(metrics) > MAX_CONTROL:
             raise bad_parameter(
                 "control",

@@ -79,6 +79,10 @@ async def test_anchor_parameter_and_bootstrap_parameters(
     assert [r["upper"] for r in custom["rows"]] == pytest.approx(list(want.upper))
     again = await _bt(client)
     assert again["bootstrap"]["rounds"] == 100 and again["rows"] == plain["rows"]
+    # Callers vary the options without end: the reused live fits stay bounded like the cache.
+    for s in range(api_queries.BT_CACHE_SIZE + 5):
+        await _bt(client, rounds=1, seed=s)
+    assert len(api_queries._BT_LATEST) == api_queries.BT_CACHE_SIZE
 
 
 async def test_arena_default_anchor(database_url: str, client: AsyncTestClient) -> None:

@@ -76,9 +76,10 @@ NAMED_METRICS: dict[str, tuple[str, ...]] = {
 Fit = bt.BTResult | bt.ControlledResult
 _BT_CACHE: OrderedDict[tuple[Any, ...], Fit] = OrderedDict()
 _BT_PENDING: dict[tuple[Any, ...], asyncio.Task[Fit]] = {}
-_BT_LATEST: dict[tuple[Any, ...], tuple[int, float, Fit]] = {}
+_BT_LATEST: OrderedDict[tuple[Any, ...], tuple[int, float, Fit]] = OrderedDict()
 """(database, arena, category, settings, options, anchor) -> (position, monotonic time, fit) of
-the latest live fit of a pool: what :data:`BT_REFRESH_S` reuses."""
+the latest live fit of a pool: what :data:`BT_REFRESH_S` reuses. Bounded like the cache (least
+recently stored evicted): the options (a seed, a level) are the caller's to vary without end."""
 
 
 async def _bt_fit(key: tuple[Any, ...], compute: Callable[[], Fit]) -> Fit:
@@ -353,6 +354,9 @@ async def leaderboard(
         fitted_at = fit_position
         if at is None:
             _BT_LATEST[live] = (fitted_at, time.monotonic(), result)
+            _BT_LATEST.move_to_end(live)
+            while len(_BT_LATEST) > BT_CACHE_SIZE:
+                _BT_LATEST.popitem(last=False)
     board = result.board if isinstance(result, bt.ControlledResult) else result
     control = list(result.covariates) if isinstance(result, bt.ControlledResult) else None
     lines = list(board.rows())

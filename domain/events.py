@@ -32,6 +32,7 @@ __all__ = [
     "RESULT_TYPES",
     "TYPE_NAMES",
     "ArenaConfigured",
+    "BTAnchor",
     "BattleCompleted",
     "CompetitorRegistered",
     "CompetitorRetired",
@@ -74,6 +75,14 @@ class _Event(Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", 
     category: Id | None = None
 
 
+class BTAnchor(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """An arena's default Bradley-Terry anchor: ``competitor`` is shown at ``rating`` (see
+    :mod:`arbiter.domain.bradley_terry.anchor`)."""
+
+    competitor: Id
+    rating: Annotated[float, Meta(ge=-1e9, le=1e9)]
+
+
 class ArenaConfigured(_Event, frozen=True, tag="arena.configured"):
     """Rating settings of an arena from this point of the log on.
 
@@ -93,6 +102,8 @@ class ArenaConfigured(_Event, frozen=True, tag="arena.configured"):
     """True: from here on, a ``battle.completed`` with ``outcome`` null and both metric sets is
     decided by seed 000's composite (:mod:`arbiter.domain.composite`) in the ratings fold;
     False turns that off again."""
+    bt_anchor: BTAnchor | Literal["mean"] | None = None
+    """Default anchor of the arena's Bradley-Terry boards; ``"mean"`` goes back to the mean."""
 
 
 class CompetitorRegistered(_Event, frozen=True, tag="competitor.registered"):

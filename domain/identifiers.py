@@ -35,6 +35,7 @@ import msgspec
 from .events import (
     ArenaConfigured,
     BattleCompleted,
+    BTAnchor,
     CompetitorRegistered,
     CompetitorRetired,
     Event,
@@ -224,7 +225,10 @@ _NESTED: dict[type, Callable[[Any], list[str] | None]] = {
     ),
     TrialCompleted: lambda e: [*e.metrics, *e.dimensions, *e.dimensions.values()],
     GameCompleted: lambda e: [p.competitor for p in e.participants],
-    ArenaConfigured: lambda e: list(e.weights) if e.weights else None,
+    ArenaConfigured: lambda e: [
+        *(e.weights or ()),
+        *([e.bt_anchor.competitor] if isinstance(e.bt_anchor, BTAnchor) else ()),
+    ],
 }
 """The identifiers inside an event's containers, for the fast check."""
 
@@ -264,8 +268,14 @@ def _nested(event: Event) -> dict[str, Any]:
             for i, p in enumerate(event.participants)
         ]
         return {"participants": players}
-    if isinstance(event, ArenaConfigured) and event.weights is not None:
-        return {"weights": _fix_keys(event.weights, "weights")}
+    if isinstance(event, ArenaConfigured):
+        fixed: dict[str, Any] = {}
+        if event.weights is not None:
+            fixed["weights"] = _fix_keys(event.weights, "weights")
+        if isinstance(event.bt_anchor, BTAnchor):
+            competitor = _fix(event.bt_anchor.competitor, "bt_anchor.competitor")
+            fixed["bt_anchor"] = msgspec.structs.replace(event.bt_anchor, competitor=competitor)
+        return fixed
     return {}
 
 

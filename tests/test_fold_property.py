@@ -15,6 +15,7 @@ from arbiter.domain.decisions import Facts, own
 from arbiter.domain.events import (
     ArenaConfigured,
     BattleCompleted,
+    BTAnchor,
     CompetitorRegistered,
     CompetitorRetired,
     Event,
@@ -35,6 +36,7 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 SPEC = PROJECTIONS["ratings"]
 RESULTS = PROJECTIONS["results"]
 NAMES = [f"m{i}" for i in range(6)]
+ANCHOR = BTAnchor(competitor="m1", rating=1114.0)
 ADMIN = "key:ak_000000ad"
 SOURCES = st.sampled_from([None, "worker", "key:ak_0000000a", "key:ak_0000000b", ADMIN])
 """Writers: the trusted path (no source, a NATS worker), two keys that own things and write
@@ -122,6 +124,7 @@ def events(draw: Any) -> list[Event]:
                 initial=draw(st.sampled_from([None, 1000.0])),
                 weights=draw(st.sampled_from([None, {"human": 3.0}])),
                 auto_judge=draw(st.sampled_from([None, True, True, False])),
+                bt_anchor=draw(st.sampled_from([None, "mean", ANCHOR])),
             ))  # fmt: skip
         elif kind == "register":
             out.append(CompetitorRegistered(

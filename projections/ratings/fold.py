@@ -51,6 +51,7 @@ from arbiter.domain.elo import DEFAULT_SETTINGS, SCORES, ArenaSettings
 from arbiter.domain.events import (
     ArenaConfigured,
     BattleCompleted,
+    BTAnchor,
     CompetitorRegistered,
     CompetitorRetired,
     Event,
@@ -58,6 +59,7 @@ from arbiter.domain.events import (
     ResultVoided,
     VoteCast,
 )
+from msgspec import structs
 
 from .judged import auto_outcome
 from .pool import Pool
@@ -175,6 +177,10 @@ class RatingsFold:
         new = self.settings(e.arena).patched(
             k=e.k, initial=e.initial, scale=e.scale, base=e.base, weights=e.weights, strict=e.strict
         )
+        if isinstance(e.bt_anchor, BTAnchor):
+            new = structs.replace(new, bt_anchor=(e.bt_anchor.competitor, e.bt_anchor.rating))
+        elif e.bt_anchor == "mean":
+            new = structs.replace(new, bt_anchor=None)
         self.arenas[e.arena] = (new, position)
         if e.auto_judge is not None:
             (self.judged.add if e.auto_judge else self.judged.discard)(e.arena)

@@ -70,7 +70,9 @@ COMPETITOR_COLS = (
     "competitor, name, provider, meta, registered, first_position, last_position, retired, "
     "retired_reason"
 )
-ARENA_COLS = "arena, k, initial, scale, base, weights, strict, position"
+ARENA_COLS = (
+    "arena, k, initial, scale, base, weights, strict, position, bt_anchor, bt_anchor_rating"
+)
 
 
 def load(cur: Cursor[Any], schema: str) -> RatingsFold:
@@ -88,8 +90,9 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
     for comp, *rest in cur.fetchall():
         fold.competitors[comp] = Competitor(*rest)
     cur.execute(sql.SQL(f"SELECT {ARENA_COLS} FROM {{}}").format(qualified(schema, "arenas")))
-    for arena, k, initial, scale, base, weights, strict, position in cur.fetchall():
-        settings = ArenaSettings(k, initial, scale, base, dict(weights), strict)
+    for arena, k, initial, scale, base, weights, strict, position, *anchor in cur.fetchall():
+        bt_anchor = None if anchor[0] is None else (anchor[0], anchor[1])
+        settings = ArenaSettings(k, initial, scale, base, dict(weights), strict, bt_anchor)
         fold.arenas[arena] = (settings, int(position))
     fold.judged = restore(cur, schema, sorted(fold.arenas), fold.position)
     cur.execute(
@@ -209,10 +212,12 @@ def store(cur: Cursor[Any], schema: str, rows: Rows) -> None:
         cur.execute(
             sql.SQL(
                 f"INSERT INTO {{}} ({ARENA_COLS}) "
-                "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (arena) DO UPDATE SET "
+                "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s) "
+                "ON CONFLICT (arena) DO UPDATE SET "
                 "k = EXCLUDED.k, initial = EXCLUDED.initial, scale = EXCLUDED.scale, "
                 "base = EXCLUDED.base, weights = EXCLUDED.weights, strict = EXCLUDED.strict, "
-                "position = EXCLUDED.position"
+                "position = EXCLUDED.position, bt_anchor = EXCLUDED.bt_anchor, "
+                "bt_anchor_rating = EXCLUDED.bt_anchor_rating"
             ).format(qualified(schema, "arenas")),
             arena,
         )

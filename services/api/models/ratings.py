@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
+from arbiter.domain.bradley_terry import Covariate
 from arbiter.domain.placement import Proposal
 from msgspec import Struct, field
 
 __all__ = [
+    "BTAnchorBody",
     "Bootstrap",
     "CompetitorDetail",
     "CompetitorInfo",
@@ -72,7 +74,20 @@ class Bootstrap(Struct):
     """Pairwise results fitted (a game of n players counts n(n-1)/2)."""
     position: int | None = None
     """The ratings position the fit reflects: while events stream in, a fit is reused for up
-    to ``BT_REFRESH_S`` seconds, so it may trail the page's ``position`` a little."""
+    to ``BT_REFRESH_S`` seconds, so it may trail the page's ``position`` a little. With
+    ``control``: the results position (the battles and their metrics come from there)."""
+    anchor: BTAnchorBody | None = None
+    """The competitor pinned at a rating (the ``anchor`` parameter, else the arena's default
+    when that competitor is in the pool); null: the mean is anchored at the arena's initial."""
+    control: list[Covariate] | None = None
+    """``control``: each metric's coefficient with its interval, in the order named."""
+    left_out: int | None = None
+    """``control``: battles of the pool left out for lacking a named metric on a side."""
+
+
+class BTAnchorBody(Struct):
+    competitor: str
+    rating: float
 
 
 class Leaderboard(Struct):

@@ -63,9 +63,7 @@ def add(
     ``g``, the games table) from the totals of their players. ``tables``: the results tables by
     name, qualified with the schema being written (live, or a rebuild's fresh one)."""
     cur.execute(
-        sql.SQL(_SUMS).format(
-            scores=tables[TABLE.name], games=tables["games"], selector=selector
-        ),
+        sql.SQL(_SUMS).format(scores=tables[TABLE.name], games=tables["games"], selector=selector),
         args,
     )
 

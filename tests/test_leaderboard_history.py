@@ -5,7 +5,7 @@ Elo formula."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -51,11 +51,11 @@ async def test_daily_ratings_with_a_void(database_url: str, client: AsyncTestCli
     # The void replays the pool without b1, on day 3: b2 then b3 from 1500 each.
     a4, c4 = elo(1500, 1500, 1)
     b4, a4 = elo(1500, a4, 1)
-    r = await client.get("/leaderboard/history")
+    r = await client.get("/leaderboard/history", params={"since": "2024-01-04"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["arena"], body["category"], body["system"]) == ("default", "", "elo")
-    assert (body["since"], body["until"]) == ("2024-01-04", "2025-01-03")  # 366 days to the last
+    assert (body["since"], body["until"]) == ("2024-01-04", "2025-01-03")  # 365 days later
     assert (body["total"], body["limit"], body["offset"], body["position"]) == (3, 20, 0, 4)
     series = {s["competitor"]: s for s in body["series"]}
     assert [s["competitor"] for s in body["series"]] == ["b", "a", "c"]  # by rating now
@@ -88,10 +88,17 @@ async def test_daily_ratings_with_a_void(database_url: str, client: AsyncTestCli
     assert points(series["a"]) == [("2025-01-02", pytest.approx(a3), 3, 3)]
     assert points(series["c"]) == [] and series["c"]["before"]["position"] == 2
 
+    # Without a window: the 366 days up to today; these results are older, so each line starts
+    # at its `before` point, its last change, and stays flat.
+    today = datetime.now(UTC).date()
     page = (await client.get("/leaderboard/history", params={"limit": 1, "offset": 1})).json()
+    assert (page["since"], page["until"]) == (str(today - timedelta(days=365)), str(today))
     assert [s["competitor"] for s in page["series"]] == ["a"] and page["total"] == 3
+    (a,) = page["series"]
+    assert (a["before"]["day"], a["before"]["position"], a["days"]) == ("2025-01-03", 4, [])
     named = await client.get(
-        "/leaderboard/history", params=[("competitor", "c"), ("competitor", "a")]
+        "/leaderboard/history",
+        params=[("competitor", "c"), ("competitor", "a"), ("since", "2025-01-01")],
     )
     assert [s["competitor"] for s in named.json()["series"]] == ["a", "c"]
     assert named.json()["total"] == 2
@@ -111,8 +118,7 @@ async def test_a_day_ends_with_its_last_change_in_log_order(
     )
     x1, y1 = elo(1500, 1500, 1)
     x2, _ = elo(x1, y1, 1)
-    body = (await client.get("/leaderboard/history")).json()
-    assert body["until"] == "2025-01-02"
+    body = (await client.get("/leaderboard/history", params={"until": "2025-01-02"})).json()
     x = next(s for s in body["series"] if s["competitor"] == "x")
     assert points(x) == [
         ("2025-01-01", pytest.approx(x2), 2, 2),
@@ -123,17 +129,12 @@ async def test_a_day_ends_with_its_last_change_in_log_order(
 async def test_bounds_and_refusals(database_url: str, client: AsyncTestClient) -> None:
     seed(database_url, [battle("b1", "a", "b", "a", at=day(1))])
     empty = (await client.get("/leaderboard/history", params={"arena": "nowhere"})).json()
-    assert (empty["since"], empty["until"], empty["total"], empty["series"]) == (
-        None,
-        None,
-        0,
-        [],
-    )
+    assert (empty["total"], empty["series"]) == (0, [])
     year = {"since": "2024-01-01", "until": "2024-12-31"}  # 366 days (leap year)
     assert (await client.get("/leaderboard/history", params=year)).status_code == 200
-    # With `since` only, the window ends on the pool's last day, or 365 days after `since`.
-    for since, until in (("2024-06-01", "2025-01-01"), ("2020-01-01", "2020-12-31"),
-                         ("2025-03-01", "2025-03-01")):  # fmt: skip
+    # With `since` only, the window ends today, or 365 days after `since`.
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    for since, until in (("2020-01-01", "2020-12-31"), (str(tomorrow), str(tomorrow))):
         body = (await client.get("/leaderboard/history", params={"since": since})).json()
         assert (body["since"], body["until"]) == (since, until)
     body = (await client.get("/leaderboard/history", params={"until": "2025-01-01"})).json()

@@ -39,9 +39,9 @@ class BoardHistory(Struct, kw_only=True):
     category: str
     """``""`` is the arena-wide pool."""
     system: Literal["elo"]
-    since: date | None
-    until: date | None
-    """The days covered, both included (null only when the pool has no history)."""
+    since: date
+    until: date
+    """The days covered, both included."""
     total: int
     """Competitors in the pool (or named by ``competitor``)."""
     limit: int

@@ -13,16 +13,25 @@ Bounded: a page holds at most :data:`MAX_COMPETITORS` competitors and :data:`MAX
 a wider window is a 400. Elo only: Bradley-Terry is a fit of the whole pool at one position, and
 fitting it once per day would cost a fit per point.
 
-The query reads the pool's history rows of the page's competitors only, through the history's
-primary key (arena, category, competitor, position): it groups them by (competitor, day) in a
-hash aggregate, keeping each group's last position, and reads those rows back by primary key.
-Without ``until`` the window ends on the latest day of the pool's history, so every page of one
-request shape covers the same days.
+The window: without ``until``, it ends today (UTC), the same for every page and every pool,
+and costs no query; a competitor whose rating last changed before ``since`` is still drawn, by
+its ``before`` point (its line is flat over the window, which is true). The pool's own last day
+would need a scan of the whole pool (``occurred_at`` is in no index, and producer clocks are not
+in log order), and the page's own last day would give each page another window.
+
+The query reads only the history rows of the page's competitors in the pool, found by the
+history's primary key (arena, category, competitor, position), one pass with no sort: it groups
+them by (competitor, day) in a hash aggregate keeping each group's last position, and reads
+those few rows back by primary key. Its cost is that pass: a competitor's rows lie scattered
+over the whole partition (they are written in log order, all competitors interleaved), so a page
+of 100 competitors reads the pool's partition about once (``benchmarks/views.py``). An index
+covering ``occurred_at``, ``rating_after`` and ``games`` would make it an index-only scan; it is
+not added here, as it would slow every rebuild of the ratings.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from psycopg import sql
@@ -41,11 +50,6 @@ MAX_DAYS = 366
 """Days per window: a page holds at most 100 x 366 points."""
 
 _DAY = "(h.occurred_at AT TIME ZONE 'UTC')::date"
-
-_LAST_DAY = sql.SQL(
-    "SELECT (max(h.occurred_at) AT TIME ZONE 'UTC')::date FROM {history} h "
-    "WHERE h.arena = %(arena)s AND h.category = %(category)s"
-).format(history=_r("rating_history"))
 
 # Each competitor's last change per day in the window, and its last change before the window
 # (day NULL), read back by primary key.
@@ -72,16 +76,15 @@ def _shift(day: date, days: int) -> date:
         return date.max if days > 0 else date.min
 
 
-def _window(since: date | None, until: date | None, last: date | None) -> tuple[date, date]:
-    """The days covered. Without ``until``: the pool's last day, or with ``since`` that day
-    kept within the widest window from ``since``; without ``since``: the widest window ending
-    on ``until``."""
+def _window(since: date | None, until: date | None) -> tuple[date, date]:
+    """The days covered. Without ``until``: today (UTC), or with ``since`` at most the widest
+    window from it; without ``since``: the widest window ending on ``until``."""
     if until is not None:
         end = until
     elif since is not None:
-        end = min(max(last or since, since), _shift(since, MAX_DAYS - 1))
+        end = max(since, min(datetime.now(UTC).date(), _shift(since, MAX_DAYS - 1)))
     else:
-        end = last or date.today()
+        end = datetime.now(UTC).date()
     start = since or _shift(end, 1 - MAX_DAYS)
     if start > end:
         raise bad_parameter("since", f"Query parameter `since` ({start}) is after `until` ({end}).")
@@ -131,7 +134,7 @@ async def board_history(
         ).format(_r("ratings"))
     async with snapshot(reads) as snap:
         position, _ = await snap.positions()
-        total, page, known, last = await snap.many(
+        total, page, known = await snap.many(
             (sql.SQL("SELECT count(*) FROM ({}) m").format(members), params),
             (
                 sql.SQL(
@@ -146,22 +149,14 @@ async def board_history(
                 ),
                 params,
             ),
-            (_LAST_DAY, params),
         )
         unknown = sorted(set(params["named"]) - {r[0] for r in known})
         if unknown:
             raise not_found(f"Unknown competitor {unknown[0]!r}.")
-        last_day = last[0][0]
-        if last_day is None and since is None and until is None:
-            start: date | None = None
-            end: date | None = None
-            rows: list[tuple[Any, ...]] = []
-        else:
-            start, end = _window(since, until, last_day)
-            rows = await snap.rows(
-                _POINTS,
-                {**params, "competitors": [r[0] for r in page], "since": start, "until": end},
-            )
+        start, end = _window(since, until)
+        rows = await snap.rows(
+            _POINTS, {**params, "competitors": [r[0] for r in page], "since": start, "until": end}
+        )
     by_competitor: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_competitor.setdefault(row[0], []).append(row)

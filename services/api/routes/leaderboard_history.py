@@ -43,8 +43,8 @@ class LeaderboardHistoryController(Controller):
         until: Annotated[
             date | None,
             QueryParameter(
-                description="Last UTC day (YYYY-MM-DD); default: the pool's latest day (with "
-                "`since`, at most 365 days after it)."
+                description="Last UTC day (YYYY-MM-DD); default: today (with `since`, at most "
+                "365 days after it)."
             ),
         ] = None,
         competitor: Annotated[

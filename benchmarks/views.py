@@ -14,9 +14,10 @@ max are printed (milliseconds, from the call to the assembled body; no HTTP). Al
 time of the history's SQL (``EXPLAIN ANALYZE``), which excludes the transfer of its rows.
 
 Reads: ``/leaderboard/history`` of ``bench`` with the top 20 and the top 100 competitors (every
-day), and the last 30 days of the top 100; ``/leaderboard?arena=snake`` (Elo, 20 rows, the
-totals included) and the same without the totals' two queries, for their cost alone;
-``/competitors/{id}`` of a snake player with its 10 latest games (it is in about 4,000).
+day of the log: ``since`` its first day), and the last 30 days of the top 100;
+``/leaderboard?arena=snake`` (Elo, 20 rows, the totals included) and the same without the
+totals' two queries, for their cost alone; ``/competitors/{id}`` of a snake player with its 10
+latest games (it is in about 4,000).
 
 A measurement, not a test: nothing is asserted. Run from the repository root:
 
@@ -139,21 +140,21 @@ async def measure(database_url: str, repeat: int) -> None:
     await reads.open()
     try:
 
-        async def history(limit: int, since: Any = None) -> Any:
+        async def history(limit: int, since: Any = T0.date(), until: Any = None) -> Any:
             return await leaderboard_history.board_history(
-                reads, "bench", "", limit, 0, since=since
+                reads, "bench", "", limit, 0, since=since, until=until
             )
 
         body = await history(100)
         points = sum(len(s.days) for s in body.series)
         print(f"history window {body.since}..{body.until}: {points:,} points for 100 competitors")
-        await timed("/leaderboard/history?arena=bench (top 20, all days)", repeat,
+        await timed("/leaderboard/history?arena=bench (top 20, every day)", repeat,
                     lambda: history(20))  # fmt: skip
-        await timed("/leaderboard/history?arena=bench&limit=100 (all days)", repeat,
+        await timed("/leaderboard/history?arena=bench&limit=100 (every day)", repeat,
                     lambda: history(100))  # fmt: skip
-        last30 = body.until - timedelta(days=29) if body.until else None
+        last = max(p.day for s in body.series for p in s.days)
         await timed("/leaderboard/history?arena=bench&limit=100 (last 30 days)", repeat,
-                    lambda: history(100, last30))  # fmt: skip
+                    lambda: history(100, last - timedelta(days=29), last))  # fmt: skip
         explain_history(database_url, 20)
         explain_history(database_url, 100)
 

@@ -43,7 +43,8 @@ class BoardHistory(Struct, kw_only=True):
     until: date
     """The days covered, both included."""
     total: int
-    """Competitors in the pool (or named by ``competitor``)."""
+    """Competitors rated in the pool now (or named by ``competitor``: a competitor every
+    result of which in the pool was voided is listed only when named)."""
     limit: int
     offset: int
     position: int

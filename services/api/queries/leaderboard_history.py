@@ -115,6 +115,7 @@ async def board_history(
             f"Query parameter `competitor` names {len(competitors)} competitors: at most "
             f"{MAX_COMPETITORS}.",
         )
+    start, end = _window(since, until)
     params: dict[str, Any] = {
         "arena": arena,
         "category": category,
@@ -153,7 +154,6 @@ async def board_history(
         unknown = sorted(set(params["named"]) - {r[0] for r in known})
         if unknown:
             raise not_found(f"Unknown competitor {unknown[0]!r}.")
-        start, end = _window(since, until)
         rows = await snap.rows(
             _POINTS, {**params, "competitors": [r[0] for r in page], "since": start, "until": end}
         )

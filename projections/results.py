@@ -38,7 +38,7 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor, sql
 
-from . import tracking
+from . import game_scores, tracking
 from .copy import copy_rows, qualified
 
 __all__ = [
@@ -220,7 +220,7 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
     """Store a batch's rows, apply its voids and bring the sums up to date."""
     t = {
         name: qualified(schema, name) for name in (*_COLUMNS, "competitor_metrics", "event_counts")
-    }
+    } | {game_scores.TABLE.name: qualified(schema, game_scores.TABLE.name)}
     for table, rows in (
         ("battles", batch.battles),
         ("games", batch.games),
@@ -234,6 +234,9 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
         _sums(cur, _BATTLE_METRICS, t, new.format(sql.Identifier("b")), args)
     if batch.trials:
         _sums(cur, _TRIAL_METRICS, t, new.format(sql.Identifier("t")), args)
+    if batch.games:
+        ids = {"ids": [r[0] for r in batch.games], "sign": 1}
+        game_scores.add(cur, t, sql.SQL("g.game_id = ANY(%(ids)s)"), ids)
     battles: set[str] = {r[5] for r in batch.votes if r[5] is not None}
     trials: set[str] = {r[7] for r in batch.votes if r[7] is not None}
     if batch.voids:
@@ -340,6 +343,10 @@ def _apply_voids(
         if trial_id is not None:
             trials.add(trial_id)
     cur.execute(sql.SQL(mark).format(table=t["games"]), (targets, voids))
+    voided_games = [r[0] for r in cur.fetchall()]
+    if voided_games:
+        ids = {"ids": voided_games, "sign": -1}
+        game_scores.add(cur, t, sql.SQL("g.event_id = ANY(%(ids)s)"), ids)
 
 
 def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -352,6 +359,7 @@ def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, list[tuple[Any, ...]
         ("trials", "trial_id"),
         ("competitor_metrics", "arena, category, competitor, metric, of_trials, owner"),
         ("event_counts", "type"),
+        (game_scores.TABLE.name, ", ".join(game_scores.TABLE.key)),
     ):
         cur.execute(sql.SQL(f"SELECT * FROM {{}} ORDER BY {key}").format(qualified(schema, table)))
         out[table] = [tuple(r) for r in cur.fetchall()]

@@ -21,7 +21,8 @@ column. The rules it follows are the ones :mod:`.results` documents:
   Trials' sums are kept apart per experiment owner (the source of the experiment's first trial
   in the log, ``''`` for none). A row once summed stays, with total and count 0, when every
   result in it is voided (the store subtracts; it never deletes);
-* ``event_counts`` counts every event folded, by type.
+* ``event_counts`` counts every event folded, by type;
+* ``competitor_game_scores``: see :mod:`.game_scores` (each game's players, exact score sums).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor
 
+from . import game_scores
 from .tables import Table, read_table
 
 __all__ = ["TABLES", "ResultsReplay", "stored_tables"]
@@ -67,6 +69,7 @@ TABLES = (
           ("arena", "category", "competitor", "metric", "of_trials", "owner"),
           ("total", "count")),
     Table("event_counts", ("type",), ("count",)),
+    game_scores.TABLE,
 )  # fmt: skip
 """Every table of the results schema but bookkeeping, key columns first."""
 
@@ -214,6 +217,7 @@ class ResultsReplay:
             "trials": trials,
             "competitor_metrics": {k: tuple(v) for k, v in self.sums.items()},
             "event_counts": {k: (n,) for k, n in self.counts.items()},
+            game_scores.TABLE.name: game_scores.replayed_rows(self.games.values()),
         }
 
 

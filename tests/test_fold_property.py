@@ -82,7 +82,12 @@ def events(draw: Any) -> list[Event]:
             out.append(GameCompleted(
                 event_id=eid, occurred_at=at, arena=arena, category=category, game_id=f"g{i}",
                 participants=[
-                    Participant(competitor=p, rank=draw(st.integers(1, 3))) for p in players
+                    Participant(
+                        competitor=p,
+                        rank=draw(st.integers(1, 3)),
+                        score=draw(st.none() | st.floats(-50, 50, allow_nan=False, width=32)),
+                    )
+                    for p in players
                 ],
             ))  # fmt: skip
             results.append(eid)
@@ -165,6 +170,7 @@ def _reset(url: str) -> None:
         conn.execute("UPDATE arbiter_ratings.tracking SET position = 0, events = 0")
         for table in ("battles", "games", "votes", "trials", "competitor_metrics", "event_counts"):
             conn.execute(f"TRUNCATE arbiter_results.{table}")
+        conn.execute("TRUNCATE arbiter_results.competitor_game_scores")
         conn.execute("UPDATE arbiter_results.tracking SET position = 0, events = 0")
 
 

@@ -43,6 +43,7 @@ from .routes.events import EventController
 from .routes.experiments import ExperimentController, StatsController
 from .routes.health import HealthController
 from .routes.leaderboard import LeaderboardController, LeaderboardStreamController
+from .routes.leaderboard_history import LeaderboardHistoryController
 from .routes.matchups import HeadToHeadController, MatchmakingController
 from .routes.metrics import metrics, request_metrics
 from .routes.results import BattleController, GameController, SummaryController
@@ -105,6 +106,7 @@ def create_app(
             EventController,
             evaluation_controller(evaluations.config),
             LeaderboardStreamController,
+            LeaderboardHistoryController,
             HeadToHeadController,
             MatchmakingController,
             SummaryController,

@@ -13,6 +13,8 @@ from arbiter.domain.bradley_terry import Covariate
 from arbiter.domain.placement import Proposal
 from msgspec import Struct, field
 
+from .game_scores import GameScoreTotal, RecentGame
+
 __all__ = [
     "BTAnchorBody",
     "Bootstrap",
@@ -62,6 +64,12 @@ class LeaderboardRow(Struct):
     avg_score: float | None = None
     """Average 1-5 score vote on its trials in this pool (voided trials and votes excluded)."""
     score_votes: int = 0
+    games_played: int | None = None
+    games_scored: int | None = None
+    games_score: float | None = None
+    """Game pools only (a pool with a game that is not voided; null elsewhere): the games it
+    played in the pool, those in which it had a ``score``, and the sum of those scores (seed
+    003's apples eaten; null when none had a score). Voided games excluded."""
 
 
 class Bootstrap(Struct):
@@ -156,6 +164,13 @@ class Standing(Struct):
 class CompetitorDetail(CompetitorInfo, kw_only=True):
     standings: list[Standing]
     position: int
+    game_scores: list[GameScoreTotal] = field(default_factory=list)
+    """Its game score totals in every pool where it played a game that is not voided."""
+    recent_games: list[RecentGame] = field(default_factory=list)
+    """Its last ``recent_games`` games (log order, newest first; voided ones marked)."""
+    results_position: int | None = None
+    """Log position of the results read model ``game_scores`` and ``recent_games`` were read
+    from (in a snapshot of their own, after the registry's)."""
 
 
 class HistoryEntry(Struct):

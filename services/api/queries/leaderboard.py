@@ -33,6 +33,7 @@ from .bt_board import (
     fit_pairs,
     resolve_anchor,
 )
+from .game_scores import board_totals, with_totals
 from .ratings import voided_at
 from .snapshot import RATINGS, Snapshot, snapshot
 from .snapshot import ratings_table as _r
@@ -303,6 +304,8 @@ async def leaderboard(
                 _row(offset + i, r[0], r[1], r[2:6], names, metrics, scores)
                 for i, r in enumerate(page, start=1)
             ]
+            totals = await board_totals(snap, arena, category, [r[0] for r in page])
+            rows = with_totals(rows, totals)
             return Leaderboard(
                 arena, category, int(total[0][0]), limit, offset, position, rows,
                 system="elo", as_of=at, results_position=results_position,
@@ -336,6 +339,7 @@ async def leaderboard(
             fit_position = results_position
         members = sorted({*counters, *(r[0] for r in pairs), *(r[1] for r in pairs)})
         metrics, scores, names = await _extras(snap, arena, category, members, viewer)
+        game_totals = await board_totals(snap, arena, category, members)
 
     anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
     key = (reads.database_url, arena, category, fit_position, settings, opts, anchor)
@@ -365,6 +369,7 @@ async def leaderboard(
              scores, lower=lower, upper=upper)
         for rank, competitor, rating, lower, upper in lines[offset : offset + limit]
     ]  # fmt: skip
+    rows = with_totals(rows, game_totals)
     return Leaderboard(
         arena, category, len(lines), limit, offset, position, rows,
         system="bt", as_of=at, results_position=results_position,

@@ -120,7 +120,11 @@ class LeaderboardController(Controller):
         last change at or before P); a time T means the last change in the pool whose producer
         time is at or before T (producer clocks, not arrival order: a late-arriving older
         result can fall after P). The averages are always current; while keys are enforced
-        they count only the trials of experiments the caller may read."""
+        they count only the trials of experiments the caller may read.
+
+        In a game pool (one with a game that is not voided) every row also carries
+        ``games_played``, ``games_scored`` and ``games_score`` (the sum of its game scores,
+        always current, voided games excluded); in other pools they are null."""
         when = None if as_of is None else parse_as_of(as_of)
         given = {"rounds": rounds, "seed": seed, "level": level, "anchor": anchor}
         given["control"] = control

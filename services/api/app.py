@@ -24,7 +24,7 @@ from litestar.openapi import OpenAPIConfig
 from .auth import AuthConfig, Authenticator, authorise
 from .bus import Bus
 from .errors import EXCEPTION_HANDLERS
-from .evaluation_jobs import Evaluations
+from .evaluation_jobs import EvaluationConfig, Evaluations
 from .parameters import QueryParameterCheck
 from .routes.admin import AdminController
 from .routes.competitors import CompetitorController
@@ -67,7 +67,7 @@ def create_app(
     how API keys are enforced (:mod:`.auth`)."""
     reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
     bus = Bus(nats_url, connect_timeout=nats_timeout)
-    evaluations = Evaluations.from_env()
+    evaluations = Evaluations(database_url, EvaluationConfig.from_env())
     authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
     openapi_path = "/schema"
     parameters = QueryParameterCheck(exempt_prefix=openapi_path)
@@ -75,10 +75,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await reads.open()
+        evaluations.start(reads, bus)
         try:
             yield
         finally:
-            evaluations.close()
+            await evaluations.close()
             await bus.close()
             await reads.close()
 

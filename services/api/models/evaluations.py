@@ -9,9 +9,38 @@ from typing import Literal
 
 from msgspec import Struct
 
-__all__ = ["CompositeView", "Evaluation", "EvaluationAccepted", "JobError", "Status"]
+__all__ = [
+    "STATUSES",
+    "CompositeView",
+    "Evaluation",
+    "EvaluationAccepted",
+    "EvaluationPage",
+    "JobError",
+    "Status",
+    "Target",
+    "Verdict",
+]
 
-Status = Literal["queued", "running", "done", "failed"]
+Status = Literal["queued", "running", "waiting", "done", "failed"]
+"""``waiting``: one side of a battle, measured, waiting for the other side's job."""
+STATUSES: tuple[str, ...] = ("queued", "running", "waiting", "done", "failed")
+Verdict = Literal["recorded", "duplicate", "conflict", "pending"]
+"""What became of the published event: ``recorded`` (the log holds it, this content),
+``duplicate`` (the log held it already, nothing sent), ``conflict`` (the log holds the id with
+other content), ``pending`` (published, not in the log yet: no ingest running, or the ingest
+refused it for another reason, see ``ARBITER_REJECTED``)."""
+
+
+class Target(Struct, omit_defaults=True):
+    """Where the job's result goes: a trial (``experiment_id``, ``trial_id``,
+    ``prompt_index``) or one side of a battle (``battle_id``, ``side``, ``scenario``)."""
+
+    experiment_id: str | None = None
+    trial_id: str | None = None
+    prompt_index: int | None = None
+    battle_id: str | None = None
+    side: Literal["a", "b"] | None = None
+    scenario: str | None = None
 
 
 class JobError(Struct):
@@ -51,6 +80,21 @@ class Evaluation(Struct, omit_defaults=True):
     composite: CompositeView | None = None
     transcript: str | None = None
     error: JobError | None = None
+    target: Target | None = None
+    attempts: int = 0
+    """Runs started: more than 1 when an API restart interrupted it and it was resumed."""
+    event_id: str | None = None
+    """The event published with the result (also on a failed trial: its audio was unusable)."""
+    verdict: Verdict | None = None
+
+
+class EvaluationPage(Struct):
+    """``GET /evaluations``: jobs newest first."""
+
+    jobs: list[Evaluation]
+    total: int
+    limit: int
+    offset: int
 
 
 class EvaluationAccepted(Struct):

@@ -33,6 +33,7 @@ CREATE TABLE jobs (
     side          text CHECK (side IN ('a', 'b')),
     scenario      text,
     created_at    timestamptz NOT NULL,
+    occurred_at   timestamptz NOT NULL,
     started_at    timestamptz,
     finished_at   timestamptz,
     attempts      integer NOT NULL DEFAULT 0,

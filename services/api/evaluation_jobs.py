@@ -39,8 +39,9 @@ from typing import Any
 
 import msgspec
 import psycopg
+from arbiter.adapters.bus import REJECTED_STREAM
 from arbiter.domain.events import content_digest
-from arbiter.domain.rejections import Rejection
+from arbiter.domain.rejections import RejectedEvent, Rejection
 from arbiter.domain.validation import decode_event
 from psycopg import AsyncConnection, sql
 
@@ -78,6 +79,7 @@ WORKERS_ENV = "ARBITER_EVAL_WORKERS"
 QUEUE_ENV = "ARBITER_EVAL_QUEUE"
 POLL_ENV = "ARBITER_EVAL_POLL_S"
 DEFAULT_MAX_UPLOAD = 25 * 1024 * 1024
+_REJECTED = msgspec.json.Decoder(RejectedEvent)
 MAX_ATTEMPTS = 3
 """Runs a job may start; one interrupted this many times is failed, not resumed again."""
 
@@ -309,6 +311,7 @@ class Evaluations:
         republish = job.event_id == decoded.event_id
         await set_fields(conn, job.job_id, job.attempts, event_id=decoded.event_id)
         assert self._reads is not None and self._bus is not None
+        start = await self._rejected_head()
         while True:
             try:
                 accepted = await publish_checked(
@@ -320,34 +323,60 @@ class Evaluations:
                     raise
                 await set_fields(conn, job.job_id, job.attempts, stage="waiting for NATS")
                 await asyncio.sleep(self.config.poll_s)
+        refusal: Rejection | None = None
         if accepted.duplicate:
             verdict = "recorded" if republish else "duplicate"
         else:
-            verdict = await self._verdict(decoded.event_id, content_digest(decoded))
-        failed = verdict == "conflict" or job.error_code is not None
+            verdict, refusal = await self._verdict(
+                decoded.event_id, content_digest(decoded), start, accepted.stream_seq
+            )
+        if verdict == "conflict":
+            refusal = Rejection(
+                "conflict",
+                f"The log holds event {decoded.event_id!r} with other content (another upload "
+                "for the same target came first); this result was refused.",
+            )
+        failed = refusal is not None or job.error_code is not None
+        error = {} if refusal is None else {"error_code": refusal.code,
+                                            "error_message": refusal.message}  # fmt: skip
         for each in jobs:
             await set_fields(
                 conn, each.job_id, each.attempts if each is job else None,
                 status="failed" if failed else "done", stage="failed" if failed else "done",
                 progress=1.0, finished_at=now(), audio=None, event_id=decoded.event_id,
-                verdict=verdict,
-                **({"error_code": "conflict", "error_message": (
-                    f"The log holds event {decoded.event_id!r} with other content (another "
-                    "upload for the same target came first); this result was refused."
-                )} if verdict == "conflict" else {}),
+                verdict=verdict, **error,
             )  # fmt: skip
 
-    async def _verdict(self, event_id: str, digest: bytes) -> str:
-        assert self._reads is not None
+    async def _rejected_head(self) -> int | None:
+        """The sequence the next message of ``ARBITER_REJECTED`` will get (None: unknown)."""
+        assert self._bus is not None
+        try:
+            js = (await self._bus.publisher()).js
+            assert js is not None
+            return int((await js.stream_info(REJECTED_STREAM)).state.last_seq) + 1
+        except Exception:  # no NATS or no stream yet: the verdict then comes from the log only
+            return None
+
+    async def _verdict(
+        self, event_id: str, digest: bytes, start: int | None, stream_seq: int | None
+    ) -> tuple[str, Rejection | None]:
+        """Wait (up to ``verdict_wait_s``) for the ingest's word on the published event: in the
+        log (``recorded``, or ``conflict`` with other content), or refused in
+        ``ARBITER_REJECTED`` (matched by its stream sequence); else ``pending``."""
+        assert self._reads is not None and self._bus is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.verdict_wait_s
         while True:
             recorded = await self._reads.recorded_digest(event_id)
             if recorded is not None:
-                return "recorded" if recorded == digest else "conflict"
+                return ("recorded" if recorded == digest else "conflict"), None
+            if start is not None and stream_seq is not None:
+                start, refusal = await _find_rejection(self._bus, start, stream_seq)
+                if refusal is not None:
+                    return "refused", refusal
             if loop.time() >= deadline:
-                return "pending"
-            await asyncio.sleep(0.1)
+                return "pending", None
+            await asyncio.sleep(0.2)
 
     def _reporter(
         self, loop: asyncio.AbstractEventLoop, job_id: str, attempt: int
@@ -363,6 +392,22 @@ class Evaluations:
             asyncio.run_coroutine_threadsafe(write(stage, progress), loop)
 
         return report
+
+
+async def _find_rejection(bus: Bus, start: int, stream_seq: int) -> tuple[int, Rejection | None]:
+    """Look through ``ARBITER_REJECTED`` from ``start`` for the rejection of the message at
+    ``stream_seq``; returns where to look next time and the rejection if found."""
+    try:
+        js = (await bus.publisher()).js
+        assert js is not None
+        last = int((await js.stream_info(REJECTED_STREAM)).state.last_seq)
+        for seq in range(start, last + 1):
+            found = _REJECTED.decode((await js.get_msg(REJECTED_STREAM, seq)).data)
+            if found.stream_seq == stream_seq:
+                return seq + 1, found.rejection
+        return last + 1, None
+    except Exception:  # NATS unavailable now: try again on the next round
+        return start, None
 
 
 def _measure(job: JobRow, audio: bytes, report: Callable[[str, float], None]) -> dict[str, Any]:

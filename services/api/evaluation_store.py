@@ -48,7 +48,7 @@ _FIELDS = (
     "size_bytes, audio_sha256, reference, latency_ms, semascore, transcribe, experiment_id, "
     "trial_id, prompt_index, battle_id, side, scenario, created_at, started_at, finished_at, "
     "attempts, metrics, composite, transcript, error_code, error_message, event_id, verdict, "
-    "version"
+    "version, occurred_at"
 )
 SELECT = sql.SQL(f"SELECT {_FIELDS} FROM {{}}").format(JOBS)
 
@@ -91,6 +91,7 @@ class JobRow:
     event_id: str | None
     verdict: str | None
     version: int
+    occurred_at: datetime
 
     def view(self) -> Evaluation:
         target = Target(
@@ -111,6 +112,7 @@ class JobRow:
             composite=None if self.composite is None else CompositeView(**self.composite),
             transcript=self.transcript, error=error, target=target, attempts=self.attempts,
             event_id=self.event_id, verdict=self.verdict,  # type: ignore[arg-type]
+            occurred_at=self.occurred_at,
         )  # fmt: skip
 
 
@@ -133,6 +135,7 @@ class NewJob:
     transcribe: bool
     target: Target
     created_at: datetime
+    occurred_at: datetime
 
 
 async def insert_job(conn: AsyncConnection[Any], job: NewJob) -> None:
@@ -142,14 +145,14 @@ async def insert_job(conn: AsyncConnection[Any], job: NewJob) -> None:
             "INSERT INTO {} (job_id, owner, owner_admin, status, stage, competitor, arena, "
             "category, filename, size_bytes, audio_sha256, audio, reference, latency_ms, "
             "semascore, transcribe, experiment_id, trial_id, prompt_index, battle_id, side, "
-            "scenario, created_at) VALUES (%s, %s, %s, 'queued', 'queued', %s, %s, %s, %s, %s, "
-            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            "scenario, created_at, occurred_at) VALUES (%s, %s, %s, 'queued', 'queued', %s, %s, "
+            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         ).format(JOBS),
         (
             job.job_id, job.owner, job.owner_admin, job.competitor, job.arena, job.category,
             job.filename, len(job.audio), job.audio_sha256, job.audio, job.reference,
             job.latency_ms, job.semascore, job.transcribe, t.experiment_id, t.trial_id,
-            t.prompt_index, t.battle_id, t.side, t.scenario, job.created_at,
+            t.prompt_index, t.battle_id, t.side, t.scenario, job.created_at, job.occurred_at,
         ),
     )  # fmt: skip
 

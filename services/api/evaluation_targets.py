@@ -14,9 +14,11 @@ An upload names one target (decided for issue 13 point 5):
   category, scenario and uploader and name two competitors.
 
 The events come from the pure builders of :mod:`arbiter.evals.judge`: the event id is derived
-from the target and the audio's SHA-256, and ``occurred_at`` is the upload's time (a battle's:
-its later side's), so a resumed job publishes the same bytes again, a duplicate, never a
-conflict.
+from the target and the audio's SHA-256, and ``occurred_at`` is the upload's ``occurred_at``
+field, else the time it arrived (a battle's: its later side's), so a resumed job publishes the
+same bytes again, a duplicate, never a conflict. A client that retries an upload (same clip,
+target and ``occurred_at``) gets a ``duplicate``; a second upload without ``occurred_at`` is
+another result for the same target, refused as a ``conflict``.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def event_for_trial(job: JobRow) -> dict[str, Any]:
     common: dict[str, Any] = {
         "experiment_id": job.experiment_id, "trial_id": job.trial_id,
         "competitor": job.competitor, "prompt_index": job.prompt_index,
-        "audio_sha256": job.audio_sha256, "occurred_at": job.created_at, "arena": job.arena,
+        "audio_sha256": job.audio_sha256, "occurred_at": job.occurred_at, "arena": job.arena,
         "category": job.category, "source": source_of(job),
     }  # fmt: skip
     if job.metrics is None:
@@ -119,7 +121,7 @@ def event_for_battle(a: JobRow, b: JobRow) -> dict[str, Any]:
     return battle_event(
         a=a.competitor, b=b.competitor, metrics_a=a.metrics, metrics_b=b.metrics,
         audio_sha256_a=a.audio_sha256, audio_sha256_b=b.audio_sha256,
-        occurred_at=max(a.created_at, b.created_at), battle_id=a.battle_id, arena=a.arena,
+        occurred_at=max(a.occurred_at, b.occurred_at), battle_id=a.battle_id, arena=a.arena,
         category=a.category, scenario=a.scenario, source=source_of(a), meta=meta,
     )  # fmt: skip
 

@@ -12,7 +12,6 @@ import io
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 

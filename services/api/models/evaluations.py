@@ -24,11 +24,12 @@ __all__ = [
 Status = Literal["queued", "running", "waiting", "done", "failed"]
 """``waiting``: one side of a battle, measured, waiting for the other side's job."""
 STATUSES: tuple[str, ...] = ("queued", "running", "waiting", "done", "failed")
-Verdict = Literal["recorded", "duplicate", "conflict", "pending"]
+Verdict = Literal["recorded", "duplicate", "conflict", "refused", "pending"]
 """What became of the published event: ``recorded`` (the log holds it, this content),
 ``duplicate`` (the log held it already, nothing sent), ``conflict`` (the log holds the id with
-other content), ``pending`` (published, not in the log yet: no ingest running, or the ingest
-refused it for another reason, see ``ARBITER_REJECTED``)."""
+other content), ``refused`` (the ingest refused it: the job's ``error`` carries its code and
+sentence from ``ARBITER_REJECTED``), ``pending`` (published, no word from the ingest within a
+few seconds, e.g. none is running)."""
 
 
 class Target(Struct, omit_defaults=True):
@@ -86,6 +87,8 @@ class Evaluation(Struct, omit_defaults=True):
     event_id: str | None = None
     """The event published with the result (also on a failed trial: its audio was unusable)."""
     verdict: Verdict | None = None
+    occurred_at: datetime | None = None
+    """The result's time in its event: the upload's ``occurred_at``, else when it arrived."""
 
 
 class EvaluationPage(Struct):

@@ -36,12 +36,14 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 from arbiter.domain.metrics import METRIC_RANGES
 from arbiter.evals.extra import EXTRA_HINT, missing_modules
+from arbiter.evals.judge import rfc3339
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
@@ -81,7 +83,7 @@ KEEPALIVE_S = 15.0
 
 FIELDS = frozenset(
     {"audio", "competitor", "reference", "latency_ms", "semascore", "arena", "category",
-     "transcribe"}
+     "transcribe", "occurred_at"}
 ) | TARGET_FIELDS  # fmt: skip
 
 
@@ -118,6 +120,16 @@ def _number(form: Any, name: str, low: float, high: float = math.inf) -> float |
         shown = f"between {low:g} and {high:g}" if math.isfinite(high) else f">= {low:g}"
         raise _bad(f"Form field `{name}` must be a finite number {shown}, got {text!r}.", name)
     return value
+
+
+def _time(form: Any, name: str) -> datetime | None:
+    text = _text(form, name, max_length=64)
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(rfc3339(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(f"Form field `{name}` must be an RFC 3339 time, got {text!r}.", name) from None
 
 
 def _flag(form: Any, name: str) -> bool | None:
@@ -219,6 +231,10 @@ class _UploadOperation(Operation):
                 "transcribe": text(
                     "Run Whisper (default: when a reference is given).", OpenAPIType.BOOLEAN
                 ),
+                "occurred_at": text(
+                    "RFC 3339 time of the result (default: when the upload arrives); resend "
+                    "the same to make a retried upload a duplicate."
+                ),
                 "experiment_id": text("A trial target: the experiment (with trial_id)."),
                 "trial_id": text("A trial target: the trial id."),
                 "prompt_index": text("A trial target: the prompt index.", OpenAPIType.INTEGER),
@@ -319,6 +335,7 @@ class EvaluationController(Controller):
                 raise ApiError(503, "whisper_unavailable", str(exc)) from exc
 
         values = {name: _text(form, name) for name in TARGET_FIELDS}
+        occurred_at = _time(form, "occurred_at")
         target = parse_target(values)
         key = current_key(request)
         limit = evaluations.config.max_upload_bytes
@@ -328,7 +345,8 @@ class EvaluationController(Controller):
             owner_admin=key is not None and key.allows("admin"), competitor=competitor,
             arena=arena, category=category, filename=(upload.filename or None), audio=data,
             audio_sha256=sha, reference=reference, latency_ms=latency_ms, semascore=semascore,
-            transcribe=do_transcribe, target=target, created_at=now(),
+            transcribe=do_transcribe, target=target, created_at=(arrived := now()),
+            occurred_at=occurred_at or arrived,
         )  # fmt: skip
         await _store(reads, job, evaluations.config.max_pending)
         evaluations.wake()

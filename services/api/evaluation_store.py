@@ -196,17 +196,13 @@ async def list_jobs(
 ) -> tuple[list[JobRow], int]:
     """A page of jobs newest first, and how many match; ``everything`` False keeps the jobs of
     ``owner`` only (none when ``owner`` is None)."""
-    where: list[sql.Composable] = []
-    params: list[Any] = []
-    if not everything:
-        where.append(sql.SQL("owner = %s"))
+    wanted = {"status": status, "competitor": competitor}
+    names = [name for name, value in wanted.items() if value is not None]
+    params: list[Any] = [wanted[name] for name in names]
+    if not everything:  # no key (owner None) sees nothing: `owner = NULL` is never true
+        names.append("owner")
         params.append(owner)
-    if status is not None:
-        where.append(sql.SQL("status = %s"))
-        params.append(status)
-    if competitor is not None:
-        where.append(sql.SQL("competitor = %s"))
-        params.append(competitor)
+    where = [sql.SQL("{} = %s").format(sql.Identifier(name)) for name in names]
     cond = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

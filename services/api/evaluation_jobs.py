@@ -226,10 +226,11 @@ class Evaluations:
     async def _run_claimed(self, conn: AsyncConnection[Any], job: JobRow) -> None:
         try:
             await self._run(conn, job)
-        except ApiError as exc:  # refused by a rule of the log: the job's answer
+        except ApiError as exc:  # refused before publishing, by a rule of the log
             await set_fields(
                 conn, job.job_id, job.attempts, status="failed", stage="failed", audio=None,
                 finished_at=now(), error_code=exc.body.code, error_message=exc.body.message,
+                event_id=None,  # nothing was published
             )  # fmt: skip
         except (psycopg.Error, OSError):
             raise  # the runner reconnects; the job, left running, is resumed

@@ -20,7 +20,24 @@ from .models.log import Accepted
 from .privacy import experiment_owner
 from .store import ReadStore
 
-__all__ = ["publish_checked"]
+__all__ = ["check_experiment_owner", "publish_checked"]
+
+
+async def check_experiment_owner(
+    reads: ReadStore, experiment_id: str, own: str, event_id: str | None = None
+) -> None:
+    """403 when the log already records another key as the experiment's owner: the ingest's
+    rule (``not_owner``), said early. Admin keys are not checked (the caller's business)."""
+    owner = await experiment_owner(reads, experiment_id)
+    if is_key(owner) and owner != own:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"Experiment {experiment_id!r} belongs to another publisher; use another "
+            "experiment_id.",
+            field="experiment_id",
+            event_id=event_id,
+        )
 
 
 async def publish_checked(
@@ -31,16 +48,7 @@ async def publish_checked(
     if own is not None:
         event = msgspec.structs.replace(event, source=own)
         if isinstance(event, TrialCompleted) and not admin:
-            owner = await experiment_owner(reads, event.experiment_id)
-            if is_key(owner) and owner != own:  # the ingest's rule (not_owner), said early
-                raise ApiError(
-                    403,
-                    "forbidden",
-                    f"Experiment {event.experiment_id!r} belongs to another publisher; "
-                    "use another experiment_id.",
-                    field="experiment_id",
-                    event_id=event.event_id,
-                )
+            await check_experiment_owner(reads, event.experiment_id, own, event.event_id)
     recorded = await reads.recorded_digest(event.event_id)
     if recorded is not None:
         if recorded != content_digest(event):

@@ -127,10 +127,13 @@ async def test_trial_lands_in_the_experiment(database_url: str, nats_url: str) -
             # Another key neither sees the jobs nor may publish into the owner's experiment.
             hidden = await client.get(f"/evaluations/{first['id']}", headers=bearer(other))
             assert_error(hidden, 404, "not_found")
-            foreign = await wait_for(
-                client, await upload(client, CLIP, other, **_trial("t9")), other
+            foreign = await client.post(
+                "/evaluations",
+                files={"audio": ("clip.wav", CLIP, "audio/wav")},
+                data={"competitor": "alpha", **_trial("t9")},
+                headers=bearer(other),
             )
-            assert foreign["status"] == "failed" and foreign["error"]["code"] == "forbidden"
+            assert assert_error(foreign, 403, "forbidden")["field"] == "experiment_id"
     project(database_url)
     async with app(database_url, nats_url) as client:
         page = (await client.get("/experiments/exp/trials", headers=bearer(token))).json()
@@ -144,6 +147,36 @@ async def test_trial_lands_in_the_experiment(database_url: str, nats_url: str) -
         event = (await client.get(f"/events/{first['event_id']}", headers=bearer(token))).json()
         assert event["event"]["source"] == f"key:{owner.key_id}"
         assert (event["event"]["arena"], event["event"]["category"]) == ("voice", "support")
+
+
+async def test_an_experiment_taken_meanwhile_fails_the_job_unpublished(
+    database_url: str, nats_url: str
+) -> None:
+    """The upload passes (nobody owns the experiment yet); before the job publishes, another
+    key's trial makes the experiment its own: the job is refused as ``POST /events`` would be."""
+    _, first = keys.create(database_url, "first", ["publish", "read"])
+    _, second = keys.create(database_url, "second", ["publish", "read"])
+    with running_ingest(database_url, nats_url):
+        async with app(database_url, nats_url) as client:
+            await stop_runners(client)
+            job_id = await upload(client, CLIP, second, **_trial("t2"))
+            trial = {
+                "type": "trial.completed", "event_id": "tr-1", "experiment_id": "exp",
+                "occurred_at": "2026-11-30T10:00:00Z", "trial_id": "t1", "competitor": "x",
+                "prompt_index": 0, "status": "completed",
+            }  # fmt: skip
+            sent = await client.post("/events", json=trial, headers=bearer(first))
+            assert sent.status_code == 202, sent.text
+            for _ in range(300):
+                if (await client.get("/events/tr-1", headers=bearer(first))).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            portal = client.blocking_portal.call
+            state = client.app.state
+            await asyncio.to_thread(portal, state.evaluations.start, state.reads, state.bus)
+            body = await wait_for(client, job_id, second)
+    assert body["status"] == "failed" and body["error"]["code"] == "forbidden", body
+    assert "event_id" not in body and "verdict" not in body
 
 
 async def test_battle_sides_publish_one_auto_judged_battle(

@@ -71,6 +71,7 @@ from ..evaluation_targets import TARGET_FIELDS, mismatch, parse_target
 from ..models.evaluations import STATUSES, Evaluation, EvaluationAccepted, EvaluationPage
 from ..parameters import Limit, Offset
 from ..privacy import viewer_of
+from ..publishing import check_experiment_owner
 from ..store import ReadStore
 
 __all__ = ["EvaluationController", "evaluation_controller"]
@@ -252,6 +253,7 @@ class _UploadOperation(Operation):
 
 _EVAL_ERRORS = {
     400: "A bad form field or target (`bad_parameter`), an empty upload or empty audio.",
+    403: "A trial into another key's experiment (`forbidden`).",
     404: "Unknown job, or another key's (`not_found`).",
     409: "That side of the battle has a live job already, or the other side disagrees "
     "(`conflict`).",
@@ -285,7 +287,7 @@ class EvaluationController(Controller):
         summary="Evaluate an audio clip (background job)",
         status_code=202,
         operation_class=_UploadOperation,
-        responses=_responses(400, 409, 413, 415, 503),
+        responses=_responses(400, 403, 409, 413, 415, 503),
         opt={"scope": "publish"},  # see ..auth
     )
     async def submit(
@@ -338,6 +340,8 @@ class EvaluationController(Controller):
         occurred_at = _time(form, "occurred_at")
         target = parse_target(values)
         key = current_key(request)
+        if key is not None and target.experiment_id is not None and not key.allows("admin"):
+            await check_experiment_owner(reads, target.experiment_id, owner_source(key))
         limit = evaluations.config.max_upload_bytes
         data, sha = await asyncio.to_thread(_read_upload, upload, limit)
         job = NewJob(

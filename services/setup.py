@@ -8,7 +8,11 @@ from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import PROJECTIONS
 
-__all__ = ["prepare_database"]
+__all__ = ["EVALUATIONS_SCHEMA", "prepare_database"]
+
+EVALUATIONS_SCHEMA = "arbiter_evaluations"
+"""The API's evaluation jobs (``migrations/evaluations``): operational state, not a read model,
+so it is not in :data:`PROJECTIONS` and neither rebuilt nor audited."""
 
 
 def prepare_database(database_url: str) -> list[str]:
@@ -23,4 +27,5 @@ def prepare_database(database_url: str) -> list[str]:
         operations.ensure_table(conn)  # last rebuild and audit, for /metrics
         for spec in PROJECTIONS.values():
             applied += migrate(conn, spec.name, spec.schema)
+        applied += migrate(conn, "evaluations", EVALUATIONS_SCHEMA)
     return applied

@@ -34,7 +34,7 @@ from .cache import (
 )
 from .docs import assets_router, swagger_plugin
 from .errors import EXCEPTION_HANDLERS
-from .evaluation_jobs import Evaluations
+from .evaluation_jobs import EvaluationConfig, Evaluations
 from .parameters import QueryParameterCheck
 from .routes.admin import AdminController
 from .routes.competitors import CompetitorController
@@ -79,7 +79,7 @@ def create_app(
     how API keys are enforced (:mod:`.auth`)."""
     reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
     bus = Bus(nats_url, connect_timeout=nats_timeout)
-    evaluations = Evaluations.from_env()
+    evaluations = Evaluations(database_url, EvaluationConfig.from_env())
     authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
     openapi_path = "/schema"
     parameters = QueryParameterCheck(exempt_prefix=openapi_path)
@@ -90,11 +90,12 @@ def create_app(
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await reads.open()
         watch.start()
+        evaluations.start(reads, bus)
         try:
             yield
         finally:
             await watch.stop()
-            evaluations.close()
+            await evaluations.close()
             await bus.close()
             await reads.close()
 

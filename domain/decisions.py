@@ -22,6 +22,16 @@ Decisions recorded here (DESIGN.md is silent on them):
   ``competitor.registered`` after a retirement brings the competitor back.
 * Only results (battle, game, vote, trial) can be voided; voiding a void or a setting is
   ``invalid_target``.
+* Experiments (issue 13): ``experiment.created`` is recorded once per experiment (stream
+  ``experiment:<id>``; another declaration is ``conflict``) and so is ``experiment.completed``
+  (``experiment-closed:<id>``). A declaration may follow trials already in the log (it belongs
+  to their owner, so another key is ``not_owner``); a close needs the experiment in the log, as
+  a declaration or a trial (else ``unknown_target``, after the retries votes get). Neither is a
+  result: they cannot be voided. A trial naming a competitor the declaration does not list, or a
+  ``prompt_index`` beyond its ``prompt_count``, is accepted (the log records what ran) but does
+  not count towards the expected trials; ``GET /experiments/{id}`` shows it as ``unexpected``.
+  Refusing it would need the declaration's lists under the append lock for every trial, and a
+  worker that ran an extra competitor did run it.
 
 Ownership (``not_owner``). A thing belongs to the ``source`` of the event that created it, when
 that source is an API key (``key:<key_id>``): an experiment (with its trials and the score votes
@@ -54,6 +64,8 @@ from .events import (
     CompetitorRegistered,
     CompetitorRetired,
     Event,
+    ExperimentCompleted,
+    ExperimentCreated,
     GameCompleted,
     ResultVoided,
     TrialCompleted,
@@ -103,10 +115,14 @@ def stream_key(event: Event) -> str:
         return f"score:{event.trial_id}{_SEP}{event.voter}"
     if isinstance(event, ResultVoided):
         return f"void:{event.target_event_id}"
+    if isinstance(event, ExperimentCreated):
+        return f"experiment:{event.experiment_id}"
+    if isinstance(event, ExperimentCompleted):
+        return f"experiment-closed:{event.experiment_id}"
     return f"event:{event.event_id}"
 
 
-_UNIQUE = ("battle:", "game:", "trial:", "vote:", "void:")
+_UNIQUE = ("battle:", "game:", "trial:", "vote:", "void:", "experiment:", "experiment-closed:")
 
 
 def target_stream(event: Event) -> str | None:
@@ -143,7 +159,7 @@ def thing_of(event: Event) -> str | None:
     score vote about its trial (which belongs to the experiment's owner). None for the rest: a
     battle, a game or a pairwise vote is its own thing, owned by its own ``source``; a void is
     about what its target is about (``Facts.targets``)."""
-    if isinstance(event, TrialCompleted):
+    if isinstance(event, TrialCompleted | ExperimentCreated | ExperimentCompleted):
         return f"experiment:{event.experiment_id}"
     if isinstance(event, VoteCast) and event.trial_id is not None:
         return f"trial:{event.trial_id}"
@@ -320,6 +336,16 @@ def _unique_taken(e: Event, stream: str) -> Decision:
             f"{e.target_event_id!r} is already voided.",
             "target_event_id",
         )
+    if isinstance(e, ExperimentCreated | ExperimentCompleted):
+        done = "declared" if isinstance(e, ExperimentCreated) else "closed"
+        return _reject(
+            e,
+            stream,
+            Code.CONFLICT,
+            f"experiment {e.experiment_id!r} was already {done} by another event; an "
+            f"experiment is {done} once (use a new experiment_id for a new experiment).",
+            "experiment_id",
+        )
     kind, key = stream.split(":", 1)
     return _reject(
         e,
@@ -332,6 +358,20 @@ def _unique_taken(e: Event, stream: str) -> Decision:
 
 
 def _check_references(e: Event, stream: str, facts: Facts) -> Decision | None:
+    if isinstance(e, ExperimentCompleted) and f"experiment:{e.experiment_id}" not in facts.owners:
+        return Decision(
+            Verdict.DEFER,
+            stream,
+            rejection=Rejection(
+                Code.UNKNOWN_TARGET,
+                f"experiment {e.experiment_id!r} is not in the log (no experiment.created and "
+                "no trial); declare it before closing it (Arbiter waited and retried before "
+                "refusing this event).",
+                field="experiment_id",
+                event_id=e.event_id,
+                type=type_name(e),
+            ),
+        )
     target = target_stream(e)
     if target is not None and not facts.heads.get(target):
         kind, key = target.split(":", 1)
@@ -408,6 +448,8 @@ def _check_owner(e: Event, stream: str, facts: Facts) -> Decision | None:
         assert thing is not None
         kind, key = thing.split(":", 1)
         what = f"{_WRITES[kind]} {key!r}"
+        if isinstance(e, ExperimentCreated | ExperimentCompleted):
+            what = f"declare or close experiment {key!r}"
         field_name = {"experiment": "experiment_id", "trial": "trial_id"}.get(kind, kind)
     return _reject(
         e,
@@ -422,7 +464,7 @@ def _check_owner(e: Event, stream: str, facts: Facts) -> Decision | None:
 def own(e: Event, facts: Facts) -> None:
     """Record the owners an accepted event creates: an experiment's and an arena's first
     writer, a trial's (its experiment's owner, for the score votes on it)."""
-    if isinstance(e, TrialCompleted | ArenaConfigured):
+    if isinstance(e, TrialCompleted | ArenaConfigured | ExperimentCreated):
         thing = thing_of(e)
         assert thing is not None
         if thing not in facts.owners:

@@ -38,6 +38,8 @@ from .events import (
     CompetitorRegistered,
     CompetitorRetired,
     Event,
+    ExperimentCompleted,
+    ExperimentCreated,
     GameCompleted,
     ResultVoided,
     TrialCompleted,
@@ -74,6 +76,8 @@ FIELDS: dict[type, tuple[str, ...]] = {
     VoteCast: (*_ENVELOPE, "vote_id", "voter", "battle_id", "trial_id"),
     TrialCompleted: (*_ENVELOPE, "experiment_id", "trial_id", "competitor"),
     ResultVoided: (*_ENVELOPE, "target_event_id"),
+    ExperimentCreated: (*_ENVELOPE, "experiment_id"),
+    ExperimentCompleted: (*_ENVELOPE, "experiment_id"),
 }
 """The plain string fields that are identifiers, per event type. Also identifiers, and handled
 with them: ``weights`` keys (judge kinds), ``metrics`` keys (metric names; the ``a``/``b`` sides
@@ -225,6 +229,7 @@ _NESTED: dict[type, Callable[[Any], list[str] | None]] = {
     TrialCompleted: lambda e: [*e.metrics, *e.dimensions, *e.dimensions.values()],
     GameCompleted: lambda e: [p.competitor for p in e.participants],
     ArenaConfigured: lambda e: list(e.weights) if e.weights else None,
+    ExperimentCreated: lambda e: list(e.competitors),
 }
 """The identifiers inside an event's containers, for the fast check."""
 
@@ -266,6 +271,10 @@ def _nested(event: Event) -> dict[str, Any]:
         return {"participants": players}
     if isinstance(event, ArenaConfigured) and event.weights is not None:
         return {"weights": _fix_keys(event.weights, "weights")}
+    if isinstance(event, ExperimentCreated):
+        return {
+            "competitors": [_fix(c, f"competitors[{i}]") for i, c in enumerate(event.competitors)]
+        }
     return {}
 
 

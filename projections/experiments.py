@@ -24,6 +24,7 @@ __all__ = [
     "CLOSED_COLUMNS",
     "CREATED_COLUMNS",
     "STATUS_COLUMNS",
+    "all_experiments",
     "closed_row",
     "created_row",
     "status_query",
@@ -110,8 +111,7 @@ FROM (
                t.voided_trials, t.ratings, x.occurred_at AS created_at, t.first_trial_at,
                t.last_trial_at, c.counted_at, x.closed_by, x.closed_at, x.close_reason,
                t.any_trials, least(x.position, t.first_position) AS first_position
-        FROM (SELECT experiment_id FROM {experiments}
-              UNION SELECT DISTINCT experiment_id FROM {trials}) i
+        FROM ({ids}) i (experiment_id)
         LEFT JOIN {experiments} x ON x.experiment_id = i.experiment_id
         LEFT JOIN {owners} o ON o.thing = 'experiment:' || i.experiment_id
         CROSS JOIN LATERAL (
@@ -139,7 +139,14 @@ FROM (
 """
 
 
-def status_query(schema: str) -> sql.Composed:
+def all_experiments(schema: str) -> sql.Composed:
+    """The ids of every experiment: declared, or with a trial (for :func:`status_query`)."""
+    return sql.SQL(
+        "SELECT experiment_id FROM {} UNION SELECT DISTINCT experiment_id FROM {}"
+    ).format(qualified(schema, "experiments"), qualified(schema, "trials"))
+
+
+def status_query(schema: str, ids: sql.Composable) -> sql.Composed:
     """Every experiment with its status, counts and times, derived from ``experiments`` and
     ``trials`` of the results model in ``schema`` and the owners the event store records.
 
@@ -152,8 +159,13 @@ def status_query(schema: str) -> sql.Composed:
     ``experiment.completed`` closes it. ``completed_by`` says which (``trials`` wins when both
     hold), and ``completed_at`` is then the latest producer time of a counted trial, or the
     close's. A voided trial can take a trials-completed experiment back to ``running``; its
-    webhook, once sent, is not sent again. Wrap it to filter: ``SELECT ... FROM (<this>) e``."""
+    webhook, once sent, is not sent again.
+
+    ``ids`` is a query of the experiment ids to report on (:func:`all_experiments`, or fewer:
+    the trials of each are read through their index). Wrap the result to filter it further:
+    ``SELECT ... FROM (<this>) e``."""
     return sql.SQL(_STATUS).format(
+        ids=ids,
         experiments=qualified(schema, "experiments"),
         trials=qualified(schema, "trials"),
         owners=sql.Identifier("public", "arbiter_owners"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import psycopg
-from arbiter.adapters import keys
+from arbiter.adapters import keys, webhooks
 from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import PROJECTIONS
@@ -22,4 +22,6 @@ def prepare_database(database_url: str) -> list[str]:
         keys.ensure_table(conn)  # API keys: not a read model, see arbiter.adapters.keys
         for spec in PROJECTIONS.values():
             applied += migrate(conn, spec.name, spec.schema)
+        # Webhook deliveries: operational state, never rebuilt (see arbiter.adapters.webhooks).
+        applied += migrate(conn, "webhooks", webhooks.SCHEMA)
     return applied

@@ -120,14 +120,14 @@ FROM (
                    count(*) FILTER (WHERE voided_by IS NULL AND status = 'failed')
                        AS failed_trials,
                    count(*) FILTER (WHERE voided_by IS NOT NULL) AS voided_trials,
-                   coalesce(sum(score_votes) FILTER (WHERE voided_by IS NULL), 0) AS ratings,
+                   coalesce(sum(score_votes) FILTER (WHERE voided_by IS NULL), 0)::int8 AS ratings,
                    min(occurred_at) FILTER (WHERE voided_by IS NULL) AS first_trial_at,
                    max(occurred_at) FILTER (WHERE voided_by IS NULL) AS last_trial_at,
                    min(position) AS first_position
             FROM {trials} WHERE experiment_id = i.experiment_id
         ) t
         LEFT JOIN LATERAL (
-            SELECT sum(least(n, x.trials_per_prompt)) AS counted, sum(n) AS expected,
+            SELECT sum(least(n, x.trials_per_prompt))::int8 AS counted, sum(n)::int8 AS expected,
                    max(at) AS counted_at
             FROM (SELECT count(*) AS n, max(occurred_at) AS at FROM {trials}
                   WHERE experiment_id = i.experiment_id AND voided_by IS NULL

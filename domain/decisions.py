@@ -22,16 +22,7 @@ Decisions recorded here (DESIGN.md is silent on them):
   ``competitor.registered`` after a retirement brings the competitor back.
 * Only results (battle, game, vote, trial) can be voided; voiding a void or a setting is
   ``invalid_target``.
-* Experiments (issue 13): ``experiment.created`` is recorded once per experiment (stream
-  ``experiment:<id>``; another declaration is ``conflict``) and so is ``experiment.completed``
-  (``experiment-closed:<id>``). A declaration may follow trials already in the log (it belongs
-  to their owner, so another key is ``not_owner``); a close needs the experiment in the log, as
-  a declaration or a trial (else ``unknown_target``, after the retries votes get). Neither is a
-  result: they cannot be voided. A trial naming a competitor the declaration does not list, or a
-  ``prompt_index`` beyond its ``prompt_count``, is accepted (the log records what ran) but does
-  not count towards the expected trials; ``GET /experiments/{id}`` shows it as ``unexpected``.
-  Refusing it would need the declaration's lists under the append lock for every trial, and a
-  worker that ran an extra competitor did run it.
+* Experiments' own events: :mod:`.experiment_rules`.
 
 Ownership (``not_owner``). A thing belongs to the ``source`` of the event that created it, when
 that source is an API key (``key:<key_id>``): an experiment (with its trials and the score votes
@@ -72,6 +63,7 @@ from .events import (
     VoteCast,
     type_name,
 )
+from .experiment_rules import STREAMS, declared_twice, experiment_stream, unknown_experiment
 from .rejections import Code, Rejection
 
 __all__ = [
@@ -115,14 +107,12 @@ def stream_key(event: Event) -> str:
         return f"score:{event.trial_id}{_SEP}{event.voter}"
     if isinstance(event, ResultVoided):
         return f"void:{event.target_event_id}"
-    if isinstance(event, ExperimentCreated):
-        return f"experiment:{event.experiment_id}"
-    if isinstance(event, ExperimentCompleted):
-        return f"experiment-closed:{event.experiment_id}"
+    if isinstance(event, ExperimentCreated | ExperimentCompleted):
+        return experiment_stream(event)
     return f"event:{event.event_id}"
 
 
-_UNIQUE = ("battle:", "game:", "trial:", "vote:", "void:", "experiment:", "experiment-closed:")
+_UNIQUE = ("battle:", "game:", "trial:", "vote:", "void:", *STREAMS)
 
 
 def target_stream(event: Event) -> str | None:
@@ -337,15 +327,7 @@ def _unique_taken(e: Event, stream: str) -> Decision:
             "target_event_id",
         )
     if isinstance(e, ExperimentCreated | ExperimentCompleted):
-        done = "declared" if isinstance(e, ExperimentCreated) else "closed"
-        return _reject(
-            e,
-            stream,
-            Code.CONFLICT,
-            f"experiment {e.experiment_id!r} was already {done} by another event; an "
-            f"experiment is {done} once (use a new experiment_id for a new experiment).",
-            "experiment_id",
-        )
+        return Decision(Verdict.REJECT, stream, rejection=declared_twice(e))
     kind, key = stream.split(":", 1)
     return _reject(
         e,
@@ -359,19 +341,7 @@ def _unique_taken(e: Event, stream: str) -> Decision:
 
 def _check_references(e: Event, stream: str, facts: Facts) -> Decision | None:
     if isinstance(e, ExperimentCompleted) and f"experiment:{e.experiment_id}" not in facts.owners:
-        return Decision(
-            Verdict.DEFER,
-            stream,
-            rejection=Rejection(
-                Code.UNKNOWN_TARGET,
-                f"experiment {e.experiment_id!r} is not in the log (no experiment.created and "
-                "no trial); declare it before closing it (Arbiter waited and retried before "
-                "refusing this event).",
-                field="experiment_id",
-                event_id=e.event_id,
-                type=type_name(e),
-            ),
-        )
+        return Decision(Verdict.DEFER, stream, rejection=unknown_experiment(e))
     target = target_stream(e)
     if target is not None and not facts.heads.get(target):
         kind, key = target.split(":", 1)

@@ -165,4 +165,13 @@ async def test_each_key_lists_its_own_experiments(database_url: str, nats_url: s
         assert httpx.get(f"{base}/experiments/ea/deliveries", headers=as_b).status_code == 404
         as_a = {"Authorization": f"Bearer {a}"}
         assert httpx.get(f"{base}/experiments/ea", headers=as_a).json()["status"] == "created"
+        # The declarations are private to their experiments' owners on the shared routes too.
+        summary = httpx.get(f"{base}/summary", headers=as_b).json()
+        assert summary["events"].get("experiment.created") == 1
+        as_admin = {"Authorization": f"Bearer {admin}"}
+        summary = httpx.get(f"{base}/summary", headers=as_admin).json()
+        assert summary["events"]["experiment.created"] == 2
+        log = httpx.get(f"{base}/events", headers=as_b).json()
+        assert [e["event"]["event_id"] for e in log["events"]] == ["create-eb"]
+        assert httpx.get(f"{base}/events/create-ea", headers=as_b).status_code == 404
     assert admin_key.key_id

@@ -5,6 +5,10 @@ never send one delivery twice at once, and ``GET /experiments/{id}/deliveries``.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +19,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from arbiter.adapters import keys
 from arbiter.adapters import webhooks as store
 from arbiter.adapters.embedded import find_free_port
 from arbiter.domain.events import ExperimentCreated
@@ -188,3 +193,39 @@ def test_two_workers_never_send_one_delivery_twice(database_url: str) -> None:
         w.close()
     keys = [h["Idempotency-Key"] for h, _ in receiver.requests]
     assert len(keys) == 6 and len(set(keys)) == 6
+
+
+def test_the_command_delivers_with_the_secret_it_prints(database_url: str, nats_url: str) -> None:
+    """``arbiter webhooks`` as a process (configured by the environment) delivers, signed with
+    the key's secret that ``arbiter webhook-secret --key`` prints, and stops on SIGTERM."""
+    key, _ = keys.create(database_url, "owner", ["publish"])
+    port = find_free_port()
+    seed(database_url, declared("e", f"http://127.0.0.1:{port}/h", f"key:{key.key_id}"))
+    env = {
+        **os.environ, "ARBITER_DATABASE_URL": database_url, "ARBITER_NATS_URL": nats_url,
+        "ARBITER_WEBHOOK_ALLOW_PRIVATE": "true", "ARBITER_WEBHOOK_POLL": "0.2",
+    }  # fmt: skip
+    cli = [sys.executable, "-m", "arbiter.services.cli"]
+    with Receiver(port).running() as receiver:
+        worker = subprocess.Popen([*cli, "webhooks"], env=env)
+        try:
+            for _ in range(300):
+                if receiver.requests:
+                    break
+                time.sleep(0.1)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=30) == 0
+    printed = subprocess.run(
+        [*cli, "webhook-secret", "--key", key.key_id], env=env, capture_output=True, text=True,
+        timeout=120, check=True,
+    ).stdout.strip()  # fmt: skip
+    ((headers, body),) = receiver.requests
+    stamp = int(headers["X-Arbiter-Timestamp"])
+    assert printed.startswith("whsec_")
+    assert verify(printed, stamp, body, headers["X-Arbiter-Signature"])
+    unknown = subprocess.run(
+        [*cli, "webhook-secret", "--key", "ak_nothere"], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "ak_nothere" in unknown.stdout + unknown.stderr

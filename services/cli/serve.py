@@ -1,5 +1,6 @@
 """The commands that run Arbiter's long-running processes: ``up`` (all of them together), and
-``ingest``, ``project``, ``api`` alone, plus ``migrate`` which prepares the database they use.
+``ingest``, ``project``, ``api``, ``webhooks`` alone, plus ``migrate`` which prepares the
+database they use.
 
 Its own room because these commands only start and stop processes whose code lives elsewhere
 (:mod:`arbiter.services.processes.up`, :mod:`~arbiter.services.processes.ingest`, ...); they
@@ -13,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
 from .common import console, servers, setup_logging
 
-__all__ = ["api", "ingest", "migrate", "project", "up"]
+__all__ = ["api", "ingest", "migrate", "project", "up", "webhooks"]
 
 
 def up(
@@ -69,6 +71,19 @@ def ingest(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) ->
 def project(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Run the projector alone (event store -> read models)."""
     from arbiter.services.processes.projector import run_projectors  # lazy: see above
+
+    _until_stopped(verbose, run_projectors)
+
+
+def webhooks(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run the webhook worker alone (completed experiments -> their webhook_url)."""
+    from arbiter.services.processes.webhooks import run_webhooks  # lazy: see above
+
+    _until_stopped(verbose, run_webhooks)
+
+
+def _until_stopped(verbose: bool, run: Callable[[str, threading.Event], None]) -> None:
+    """Migrate, then ``run(database_url, stop)`` until SIGINT or SIGTERM sets ``stop``."""
     from arbiter.services.setup import prepare_database
 
     setup_logging(verbose)
@@ -77,7 +92,7 @@ def project(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -
         stop = threading.Event()
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, lambda *_: stop.set())
-        run_projectors(rt.database_url, stop)
+        run(rt.database_url, stop)
 
 
 def api(

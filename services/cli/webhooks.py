@@ -1,5 +1,5 @@
-"""``arbiter webhooks`` (the webhook worker alone; ``arbiter up`` runs it too) and
-``arbiter webhook-secret`` (print the secret that signs an owner's deliveries).
+"""``arbiter webhook-secret``: print the secret that signs an owner's webhook deliveries (the
+worker itself, ``arbiter webhooks``, is in :mod:`.serve`).
 
 ``arbiter webhook-secret --key KEY_ID`` prints the key's webhook secret, making it on first use;
 without ``--key`` it prints the home secret that signs experiments no key owns (or says that
@@ -10,29 +10,13 @@ whoever can run it can read the database already. The secret goes to standard ou
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from typing import Annotated
 
 import typer
 
-from .common import console, fail, servers, setup_logging
+from .common import console, fail, servers
 
-__all__ = ["webhook_secret", "webhooks"]
-
-
-def webhooks(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    """Run the webhook worker alone (completed experiments -> their webhook_url)."""
-    from arbiter.services.processes.webhooks import run_webhooks  # lazy, as in .serve
-    from arbiter.services.setup import prepare_database
-
-    setup_logging(verbose)
-    with servers() as rt:
-        prepare_database(rt.database_url)
-        stop = threading.Event()
-        for s in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(s, lambda *_: stop.set())
-        run_webhooks(rt.database_url, stop)
+__all__ = ["webhook_secret"]
 
 
 def webhook_secret(

@@ -174,4 +174,9 @@ async def test_each_key_lists_its_own_experiments(database_url: str, nats_url: s
         log = httpx.get(f"{base}/events", headers=as_b).json()
         assert [e["event"]["event_id"] for e in log["events"]] == ["create-eb"]
         assert httpx.get(f"{base}/events/create-ea", headers=as_b).status_code == 404
+        # POST /events says not_owner at once for another key's experiment.
+        foreign = httpx.post(f"{base}/events", json=closed("ea"), headers=as_b)
+        assert foreign.status_code == 403 and foreign.json()["code"] == "forbidden"
+        own = httpx.post(f"{base}/events", json=closed("ea"), headers=as_a)
+        assert own.status_code == 202, own.text
     assert admin_key.key_id

@@ -12,7 +12,15 @@ from typing import Annotated, Any
 
 import msgspec
 from arbiter.domain.decisions import is_key
-from arbiter.domain.events import EVENT_TYPES, TYPE_NAMES, TrialCompleted, content_digest, type_name
+from arbiter.domain.events import (
+    EVENT_TYPES,
+    TYPE_NAMES,
+    ExperimentCompleted,
+    ExperimentCreated,
+    TrialCompleted,
+    content_digest,
+    type_name,
+)
 from arbiter.domain.rejections import Rejection
 from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
 from litestar import Controller, Request, get, post
@@ -160,7 +168,8 @@ class EventController(Controller):
         if own is not None:
             assert key is not None
             result = msgspec.structs.replace(result, source=own)
-            if isinstance(result, TrialCompleted) and not key.allows("admin"):
+            about_experiment = TrialCompleted | ExperimentCreated | ExperimentCompleted
+            if isinstance(result, about_experiment) and not key.allows("admin"):
                 owner = await experiment_owner(reads, result.experiment_id)
                 if is_key(owner) and owner != own:  # the ingest's rule (not_owner), said early
                     raise ApiError(

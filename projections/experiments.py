@@ -105,35 +105,43 @@ FROM (
                x.competitors, x.prompt_count, x.trials_per_prompt, x.webhook_url,
                cardinality(x.competitors) * x.prompt_count * x.trials_per_prompt
                    AS expected_trials,
-               t.trials, coalesce(c.counted, 0) AS counted_trials,
-               CASE WHEN x.competitors IS NOT NULL THEN t.trials - coalesce(c.expected, 0) END
-                   AS unexpected_trials, t.failed_trials,
-               t.voided_trials, t.ratings, x.occurred_at AS created_at, t.first_trial_at,
-               t.last_trial_at, c.counted_at, x.closed_by, x.closed_at, x.close_reason,
-               t.any_trials, least(x.position, t.first_position) AS first_position
+               coalesce(t.trials, 0) AS trials, coalesce(c.counted, 0) AS counted_trials,
+               CASE WHEN x.competitors IS NOT NULL
+                    THEN coalesce(t.trials, 0) - coalesce(c.expected, 0) END
+                   AS unexpected_trials, coalesce(t.failed_trials, 0) AS failed_trials,
+               coalesce(t.voided_trials, 0) AS voided_trials, coalesce(t.ratings, 0) AS ratings,
+               x.occurred_at AS created_at, t.first_trial_at, t.last_trial_at, c.counted_at,
+               x.closed_by, x.closed_at, x.close_reason, coalesce(t.any_trials, 0) AS any_trials,
+               least(x.position, t.first_position) AS first_position
         FROM ({ids}) i (experiment_id)
         LEFT JOIN {experiments} x ON x.experiment_id = i.experiment_id
         LEFT JOIN {owners} o ON o.thing = 'experiment:' || i.experiment_id
-        CROSS JOIN LATERAL (
-            SELECT count(*) AS any_trials,
+        LEFT JOIN (
+            SELECT experiment_id, count(*) AS any_trials,
                    count(*) FILTER (WHERE voided_by IS NULL) AS trials,
                    count(*) FILTER (WHERE voided_by IS NULL AND status = 'failed')
                        AS failed_trials,
                    count(*) FILTER (WHERE voided_by IS NOT NULL) AS voided_trials,
-                   coalesce(sum(score_votes) FILTER (WHERE voided_by IS NULL), 0)::int8 AS ratings,
+                   coalesce(sum(score_votes) FILTER (WHERE voided_by IS NULL), 0)::int8
+                       AS ratings,
                    min(occurred_at) FILTER (WHERE voided_by IS NULL) AS first_trial_at,
                    max(occurred_at) FILTER (WHERE voided_by IS NULL) AS last_trial_at,
                    min(position) AS first_position
-            FROM {trials} WHERE experiment_id = i.experiment_id
-        ) t
-        LEFT JOIN LATERAL (
-            SELECT sum(least(n, x.trials_per_prompt))::int8 AS counted, sum(n)::int8 AS expected,
-                   max(at) AS counted_at
-            FROM (SELECT count(*) AS n, max(occurred_at) AS at FROM {trials}
-                  WHERE experiment_id = i.experiment_id AND voided_by IS NULL
-                    AND competitor = ANY(x.competitors) AND prompt_index < x.prompt_count
-                  GROUP BY competitor, prompt_index) cells
-        ) c ON x.experiment_id IS NOT NULL
+            FROM {trials} WHERE {among}
+            GROUP BY experiment_id
+        ) t ON t.experiment_id = i.experiment_id
+        LEFT JOIN (
+            SELECT cells.experiment_id,
+                   sum(least(cells.n, d.trials_per_prompt))::int8 AS counted,
+                   sum(cells.n)::int8 AS expected, max(cells.at) AS counted_at
+            FROM (SELECT experiment_id, competitor, prompt_index, count(*) AS n,
+                         max(occurred_at) AS at
+                  FROM {trials} WHERE voided_by IS NULL AND {among}
+                  GROUP BY experiment_id, competitor, prompt_index) cells
+            JOIN {experiments} d ON d.experiment_id = cells.experiment_id
+            WHERE cells.competitor = ANY(d.competitors) AND cells.prompt_index < d.prompt_count
+            GROUP BY cells.experiment_id
+        ) c ON c.experiment_id = i.experiment_id
     ) s
 ) e
 """
@@ -146,7 +154,7 @@ def all_experiments(schema: str) -> sql.Composed:
     ).format(qualified(schema, "experiments"), qualified(schema, "trials"))
 
 
-def status_query(schema: str, ids: sql.Composable) -> sql.Composed:
+def status_query(schema: str, ids: sql.Composable | None = None) -> sql.Composed:
     """Every experiment with its status, counts and times, derived from ``experiments`` and
     ``trials`` of the results model in ``schema`` and the owners the event store records.
 
@@ -161,11 +169,15 @@ def status_query(schema: str, ids: sql.Composable) -> sql.Composed:
     close's. A voided trial can take a trials-completed experiment back to ``running``; its
     webhook, once sent, is not sent again.
 
-    ``ids`` is a query of the experiment ids to report on (:func:`all_experiments`, or fewer:
-    the trials of each are read through their index). Wrap the result to filter it further:
+    ``ids`` is a query of the experiment ids to report on (None: every one, and the trials are
+    read in one pass; given, their trials are read through the ``(experiment_id, position)``
+    index). The trials are grouped once per experiment and once per (experiment, competitor,
+    prompt), not per experiment in a loop. Wrap the result to filter it:
     ``SELECT ... FROM (<this>) e``."""
+    among = sql.SQL("true") if ids is None else sql.SQL("experiment_id IN ({})").format(ids)
     return sql.SQL(_STATUS).format(
-        ids=ids,
+        ids=all_experiments(schema) if ids is None else ids,
+        among=among,
         experiments=qualified(schema, "experiments"),
         trials=qualified(schema, "trials"),
         owners=sql.Identifier("public", "arbiter_owners"),

@@ -36,7 +36,7 @@ def up(
     ] = 14222,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run migrations, ingest, projector and API together (embedded servers by default)."""
+    """Run migrations, ingest, projector, webhooks and API (embedded servers by default)."""
     from arbiter.services.processes.up import check_port, run_up, stop_on_signals  # lazy: see above
 
     setup_logging(verbose)

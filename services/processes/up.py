@@ -1,4 +1,4 @@
-"""``arbiter up``: migrations, ingest, projector and API together in one process.
+"""``arbiter up``: migrations, ingest, projector, webhook worker and API together in one process.
 
 Each service runs on its own thread (the ingest on an asyncio loop, the projector in a blocking
 LISTEN loop, the API under uvicorn); the main thread only waits for SIGINT or SIGTERM, then stops

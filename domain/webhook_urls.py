@@ -53,6 +53,7 @@ def address_problem(address: str) -> str | None:
         (ip.is_multicast, "multicast"),
         (ip.is_private, "private"),
         (ip.is_reserved, "reserved"),
+        (not ip.is_global, "non-public"),  # shared (100.64/10), documentation, ... ranges
     ):
         if refused:
             return (

@@ -102,7 +102,12 @@ def main() -> None:
         worker = WebhookWorker(url, WebhookConfig())
         median, worst = _time(worker.queue, 1)
         print(f"worker queues {args.experiments // 2} deliveries: {median:.0f} ms")
-        median, worst = _time(worker.queue, args.repeat)
+
+        def look() -> None:
+            worker.seen = None  # as if the results model had moved
+            worker.queue()
+
+        median, worst = _time(look, args.repeat)
         print(f"worker's look with nothing new: median {median:.1f} ms, max {worst:.1f} ms")
         worker.close()
     finally:

@@ -39,7 +39,7 @@ from arbiter.adapters import webhooks as store
 from arbiter.adapters.webhook_http import Outcome, Refused, post
 from arbiter.domain.experiments import TrialRecord, experiment_results
 from arbiter.domain.webhook_signature import sign
-from arbiter.projections import PROJECTIONS
+from arbiter.projections import PROJECTIONS, tracking
 from arbiter.projections.experiments import STATUS_COLUMNS, status_query
 from psycopg import sql
 
@@ -102,6 +102,9 @@ class WebhookWorker:
         self.database_url = database_url
         self.config = config or WebhookConfig.from_env()
         self.conn: psycopg.Connection[Any] | None = None
+        self.seen: int | None = None
+        """The results model's position at the last look that queued everything it found:
+        nothing can have completed while it stays the same."""
 
     def _connect(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed:
@@ -122,7 +125,13 @@ class WebhookWorker:
         return sent
 
     def queue(self) -> int:
+        """Queue a delivery for each completed experiment with a webhook and none yet; a look
+        costs one query, skipped while the results model has not moved."""
         conn = self._connect()
+        with conn.cursor() as cur:
+            position = tracking.position(cur, _RESULTS, "results")
+        if position == self.seen:
+            return 0
         ids = _DUE.format(
             experiments=sql.Identifier(_RESULTS, "experiments"),
             deliveries=store.table("deliveries"),
@@ -138,6 +147,7 @@ class WebhookWorker:
                 _TRIALS.format(sql.Identifier(_RESULTS, "trials")), (status["experiment_id"],)
             ).fetchall()
             self._enqueue(conn, status, trials)
+        self.seen = position
         return len(rows)
 
     def _enqueue(
@@ -266,6 +276,7 @@ class WebhookWorker:
                     log.warning("webhooks: %s", exc)
                     if self.conn is not None:
                         self.conn.close()
+                    self.seen = None
                     worked = 0
                 if not worked:
                     stop.wait(self.config.poll)

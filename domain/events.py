@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_ARENA",
     "EVENT_DECODER",
     "EVENT_TYPES",
+    "MAX_EXPERIMENT_COMPETITORS",
     "MAX_INT32",
     "MAX_PARTICIPANTS",
     "RESULT_TYPES",
@@ -37,6 +38,8 @@ __all__ = [
     "CompetitorRegistered",
     "CompetitorRetired",
     "Event",
+    "ExperimentCompleted",
+    "ExperimentCreated",
     "GameCompleted",
     "Id",
     "Participant",
@@ -183,6 +186,31 @@ class TrialCompleted(_Event, frozen=True, tag="trial.completed"):
     dimensions: dict[Id, Annotated[str, Meta(max_length=256)]] = {}
 
 
+MAX_EXPERIMENT_COMPETITORS = 64
+
+
+class ExperimentCreated(_Event, frozen=True, tag="experiment.created"):
+    """An experiment is declared: which competitors run how many prompts, how many times each.
+
+    It expects ``len(competitors) x prompt_count x trials_per_prompt`` trials and is completed
+    once they have all arrived (or an ``experiment.completed`` closes it). ``webhook_url`` (http
+    or https) receives its results when it completes (``arbiter webhooks``)."""
+
+    experiment_id: Id
+    name: Text
+    competitors: Annotated[list[Id], Meta(min_length=1, max_length=MAX_EXPERIMENT_COMPETITORS)]
+    prompt_count: Annotated[int, Meta(ge=1, le=1_000_000)]
+    trials_per_prompt: Annotated[int, Meta(ge=1, le=1_000_000)] = 1
+    webhook_url: Annotated[str, Meta(max_length=2048)] | None = None
+
+
+class ExperimentCompleted(_Event, frozen=True, tag="experiment.completed"):
+    """An experiment is closed: it counts as completed whatever trials are still missing."""
+
+    experiment_id: Id
+    reason: Text | None = None
+
+
 class ResultVoided(_Event, frozen=True, tag="result.voided"):
     """A result stops counting, as if it had never happened; the void itself stays on record."""
 
@@ -199,6 +227,8 @@ Event = (
     | VoteCast
     | TrialCompleted
     | ResultVoided
+    | ExperimentCreated
+    | ExperimentCompleted
 )
 EVENT_TYPES: tuple[type[_Event], ...] = (
     ArenaConfigured,
@@ -209,6 +239,8 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     VoteCast,
     TrialCompleted,
     ResultVoided,
+    ExperimentCreated,
+    ExperimentCompleted,
 )
 TYPE_NAMES: tuple[str, ...] = tuple(t.__struct_config__.tag for t in EVENT_TYPES)  # type: ignore[misc]
 RESULT_TYPES: tuple[type[_Event], ...] = (BattleCompleted, GameCompleted, VoteCast, TrialCompleted)

@@ -39,6 +39,8 @@ from .events import (
     CompetitorRegistered,
     CompetitorRetired,
     Event,
+    ExperimentCompleted,
+    ExperimentCreated,
     GameCompleted,
     ResultVoided,
     TrialCompleted,
@@ -75,6 +77,8 @@ FIELDS: dict[type, tuple[str, ...]] = {
     VoteCast: (*_ENVELOPE, "vote_id", "voter", "battle_id", "trial_id"),
     TrialCompleted: (*_ENVELOPE, "experiment_id", "trial_id", "competitor"),
     ResultVoided: (*_ENVELOPE, "target_event_id"),
+    ExperimentCreated: (*_ENVELOPE, "experiment_id"),
+    ExperimentCompleted: (*_ENVELOPE, "experiment_id"),
 }
 """The plain string fields that are identifiers, per event type. Also identifiers, and handled
 with them: ``weights`` keys (judge kinds), ``metrics`` keys (metric names; the ``a``/``b`` sides
@@ -229,6 +233,7 @@ _NESTED: dict[type, Callable[[Any], list[str] | None]] = {
         *(e.weights or ()),
         *([e.bt_anchor.competitor] if isinstance(e.bt_anchor, BTAnchor) else ()),
     ],
+    ExperimentCreated: lambda e: list(e.competitors),
 }
 """The identifiers inside an event's containers, for the fast check."""
 
@@ -276,6 +281,10 @@ def _nested(event: Event) -> dict[str, Any]:
             competitor = _fix(event.bt_anchor.competitor, "bt_anchor.competitor")
             fixed["bt_anchor"] = msgspec.structs.replace(event.bt_anchor, competitor=competitor)
         return fixed
+    if isinstance(event, ExperimentCreated):
+        return {
+            "competitors": [_fix(c, f"competitors[{i}]") for i, c in enumerate(event.competitors)]
+        }
     return {}
 
 

@@ -30,6 +30,8 @@ import msgspec
 from arbiter.domain.events import (
     BattleCompleted,
     Event,
+    ExperimentCompleted,
+    ExperimentCreated,
     GameCompleted,
     ResultVoided,
     TrialCompleted,
@@ -40,6 +42,7 @@ from psycopg import Cursor, sql
 
 from . import game_scores, tracking
 from .copy import copy_rows, qualified
+from .experiments import closed_row, created_row, store_experiments
 
 __all__ = [
     "DEFERRED_INDEXES",
@@ -79,6 +82,8 @@ class Batch:
     trials: list[tuple[Any, ...]] = field(default_factory=list)
     voids: list[tuple[str, str]] = field(default_factory=list)
     """(void event id, target event id)"""
+    experiments_created: list[tuple[Any, ...]] = field(default_factory=list)
+    experiments_closed: list[tuple[Any, ...]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     events: int = 0
     position: int = 0
@@ -125,6 +130,10 @@ class ResultsFold:
             )  # fmt: skip
         elif isinstance(e, ResultVoided):
             b.voids.append((e.event_id, e.target_event_id))
+        elif isinstance(e, ExperimentCreated):
+            b.experiments_created.append(created_row(position, e))
+        elif isinstance(e, ExperimentCompleted):
+            b.experiments_closed.append(closed_row(position, e))
         b.counts[type_name(e)] += 1
         b.events += 1
         self.position = position
@@ -228,6 +237,7 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
         ("trials", batch.trials),
     ):
         copy_rows(cur, schema, table, *_COLUMNS[table], rows)
+    store_experiments(cur, schema, batch.experiments_created, batch.experiments_closed)
     new = sql.SQL("{}.position > %(start)s")
     args = {"start": batch.start, "sign": 1}
     if batch.battles:
@@ -360,6 +370,7 @@ def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, list[tuple[Any, ...]
         ("competitor_metrics", "arena, category, competitor, metric, of_trials, owner"),
         ("event_counts", "type"),
         (game_scores.TABLE.name, ", ".join(game_scores.TABLE.key)),
+        ("experiments", "experiment_id"),
     ):
         cur.execute(sql.SQL(f"SELECT * FROM {{}} ORDER BY {key}").format(qualified(schema, table)))
         out[table] = [tuple(r) for r in cur.fetchall()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import psycopg
-from arbiter.adapters import keys, operations
+from arbiter.adapters import keys, operations, webhooks
 from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
 from arbiter.projections import PROJECTIONS
@@ -28,4 +28,6 @@ def prepare_database(database_url: str) -> list[str]:
         for spec in PROJECTIONS.values():
             applied += migrate(conn, spec.name, spec.schema)
         applied += migrate(conn, "evaluations", EVALUATIONS_SCHEMA)
+        # Webhook deliveries: operational state, never rebuilt (see arbiter.adapters.webhooks).
+        applied += migrate(conn, "webhooks", webhooks.SCHEMA)
     return applied

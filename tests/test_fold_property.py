@@ -19,6 +19,8 @@ from arbiter.domain.events import (
     CompetitorRegistered,
     CompetitorRetired,
     Event,
+    ExperimentCompleted,
+    ExperimentCreated,
     GameCompleted,
     Participant,
     ResultVoided,
@@ -55,7 +57,7 @@ def events(draw: Any) -> list[Event]:
     battles: list[str] = []
     trials: list[str] = []
     kinds = ["battle"] * 6 + ["game"] * 3 + ["vote"] * 3 + ["void"] * 2 + ["trial"] * 2
-    kinds += ["config", "register", "retire"]
+    kinds += ["config", "register", "retire", "declare", "close"]
     for i in range(n):
         kind = draw(st.sampled_from(kinds))
         at = T0 + timedelta(minutes=draw(st.integers(0, 10_000)))
@@ -122,6 +124,21 @@ def events(draw: Any) -> list[Event]:
         elif kind == "void":
             target = draw(st.sampled_from([*results, "e0", "missing"]))
             out.append(ResultVoided(event_id=eid, occurred_at=at, target_event_id=target))
+        elif kind == "declare":
+            out.append(ExperimentCreated(
+                event_id=eid, occurred_at=at, arena=arena, category=category,
+                experiment_id=draw(st.sampled_from(["x1", "x2", "x3"])), name=f"exp {i}",
+                competitors=draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=3,
+                                          unique=True)),
+                prompt_count=draw(st.integers(1, 4)), trials_per_prompt=draw(st.integers(1, 2)),
+                webhook_url=draw(st.sampled_from([None, "https://example.com/hook"])),
+            ))  # fmt: skip
+        elif kind == "close":
+            out.append(ExperimentCompleted(
+                event_id=eid, occurred_at=at,
+                experiment_id=draw(st.sampled_from(["x1", "x2", "x3"])),
+                reason=draw(st.sampled_from([None, "enough"])),
+            ))  # fmt: skip
         elif kind == "config":
             out.append(ArenaConfigured(
                 event_id=eid, occurred_at=at, arena=arena,
@@ -168,7 +185,8 @@ def _reset(url: str) -> None:
         ):
             conn.execute(f"TRUNCATE arbiter_ratings.{table}")
         conn.execute("UPDATE arbiter_ratings.tracking SET position = 0, events = 0")
-        for table in ("battles", "games", "votes", "trials", "competitor_metrics", "event_counts"):
+        for table in ("battles", "games", "votes", "trials", "competitor_metrics", "event_counts",
+                      "experiments"):  # fmt: skip
             conn.execute(f"TRUNCATE arbiter_results.{table}")
         conn.execute("TRUNCATE arbiter_results.competitor_game_scores")
         conn.execute("UPDATE arbiter_results.tracking SET position = 0, events = 0")
@@ -254,7 +272,9 @@ def _check_owners(database_url: str, log: EventLog) -> None:
         stored = dict(conn.execute("SELECT thing, owner FROM arbiter_owners").fetchall())
     assert stored == facts.owners
     for e in accepted:
-        if isinstance(e, TrialCompleted) and e.source not in (None, "worker", ADMIN):
+        if isinstance(e, TrialCompleted | ExperimentCreated | ExperimentCompleted) and (
+            e.source not in (None, "worker", ADMIN)
+        ):
             assert facts.owners[f"experiment:{e.experiment_id}"] in (e.source, None, "", "worker")
 
 

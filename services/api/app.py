@@ -40,6 +40,7 @@ from .routes.admin import AdminController
 from .routes.competitors import CompetitorController
 from .routes.evaluations import evaluation_controller
 from .routes.events import EventController
+from .routes.experiment_status import ExperimentStatusController
 from .routes.experiments import ExperimentController, StatsController
 from .routes.health import HealthController
 from .routes.leaderboard import LeaderboardController, LeaderboardStreamController
@@ -114,6 +115,7 @@ def create_app(
             BattleController,
             GameController,
             ExperimentController,
+            ExperimentStatusController,
             StatsController,
             AdminController,
             assets_router(openapi_path),

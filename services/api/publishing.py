@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import msgspec
 from arbiter.domain.decisions import is_key
-from arbiter.domain.events import Event, TrialCompleted, content_digest, type_name
+from arbiter.domain.events import (
+    Event,
+    ExperimentCompleted,
+    ExperimentCreated,
+    TrialCompleted,
+    content_digest,
+    type_name,
+)
 
 from .bus import Bus
 from .errors import ApiError
@@ -47,7 +54,8 @@ async def publish_checked(
     checks that need the log. Raises :class:`ApiError` 403 / 409 / 503."""
     if own is not None:
         event = msgspec.structs.replace(event, source=own)
-        if isinstance(event, TrialCompleted) and not admin:
+        about_experiment = TrialCompleted | ExperimentCreated | ExperimentCompleted
+        if isinstance(event, about_experiment) and not admin:
             await check_experiment_owner(reads, event.experiment_id, own, event.event_id)
     recorded = await reads.recorded_digest(event.event_id)
     if recorded is not None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import typer
 
-from . import boards, publish, rebuild, serve
+from . import boards, publish, rebuild, serve, webhooks
 from .arena import arena_app
 from .audit import audit_app
 from .backup import backup_command, restore_command
@@ -54,6 +54,8 @@ app.command("migrate")(serve.migrate)
 app.command("ingest")(serve.ingest)
 app.command("project")(serve.project)
 app.command("api")(serve.api)
+app.command("webhooks")(serve.webhooks)
+app.command("webhook-secret")(webhooks.webhook_secret)
 app.command("publish")(publish.publish)
 app.command("import")(publish.import_)
 app.command("demo")(publish.demo)

@@ -1,5 +1,6 @@
 """The commands that run Arbiter's long-running processes: ``up`` (all of them together), and
-``ingest``, ``project``, ``api`` alone, plus ``migrate`` which prepares the database they use.
+``ingest``, ``project``, ``api``, ``webhooks`` alone, plus ``migrate`` which prepares the
+database they use.
 
 Its own room because these commands only start and stop processes whose code lives elsewhere
 (:mod:`arbiter.services.processes.up`, :mod:`~arbiter.services.processes.ingest`, ...); they
@@ -13,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
 from .common import console, fail, servers, setup_logging
 
-__all__ = ["api", "ingest", "migrate", "project", "up"]
+__all__ = ["api", "ingest", "migrate", "project", "up", "webhooks"]
 
 MetricsPort = Annotated[
     int | None,
@@ -44,7 +46,7 @@ def up(
     ] = 14222,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run migrations, ingest, projector and API together (embedded servers by default)."""
+    """Run migrations, ingest, projector, webhooks and API (embedded servers by default)."""
     from arbiter.services.processes.up import check_port, run_up, stop_on_signals  # lazy: see above
 
     setup_logging(verbose, "up")
@@ -88,16 +90,35 @@ def project(
 ) -> None:
     """Run the projector alone (event store -> read models)."""
     from arbiter.services.processes.projector import run_projectors  # lazy: see above
+
+    _until_stopped(verbose, "projector", run_projectors, metrics_port, metrics_host)
+
+
+def webhooks(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run the webhook worker alone (completed experiments -> their webhook_url)."""
+    from arbiter.services.processes.webhooks import run_webhooks  # lazy: see above
+
+    _until_stopped(verbose, "webhooks", run_webhooks)
+
+
+def _until_stopped(
+    verbose: bool,
+    service: str,
+    run: Callable[[str, threading.Event], None],
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+) -> None:
+    """Migrate, then ``run(database_url, stop)`` until SIGINT or SIGTERM sets ``stop``."""
     from arbiter.services.setup import prepare_database
 
-    setup_logging(verbose, "projector")
+    setup_logging(verbose, service)
     with servers() as rt:
         prepare_database(rt.database_url)
         _serve_metrics(metrics_port, metrics_host, rt.database_url)
         stop = threading.Event()
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, lambda *_: stop.set())
-        run_projectors(rt.database_url, stop)
+        run(rt.database_url, stop)
 
 
 def api(

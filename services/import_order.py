@@ -99,7 +99,7 @@ def in_order(
             return
         runs.append(_spill(buffer, Path(tmp) / f"run{len(runs)}"))
         del buffer
-        files = [path.open("rb") for path in runs]
+        files = [path.open("rb", buffering=1 << 20) for path in runs]
         try:
             for _, row, payload in heapq.merge(*(_read_run(f) for f in files)):
                 yield row, payload

@@ -7,6 +7,7 @@ path's: two bars (the ordering pass, then the append), Ctrl-C that says how far 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from rich.text import Text
 
 from .common import err
 
-__all__ = ["RateColumn", "import_direct_cli"]
+__all__ = ["RateColumn", "import_direct_cli", "refusal_printer"]
 
 
 class RateColumn(ProgressColumn):
@@ -34,6 +35,23 @@ class RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.speed
         return Text(f"{speed:>9,.0f} rows/s" if speed else "         - rows/s", style="cyan")
+
+
+def refusal_printer(max_errors: int) -> Callable[[Any], None]:
+    """Prints each refusal as it is found, the first ``max_errors`` of them (all are counted in
+    the summary); shared by the NATS path's delivery and the direct path."""
+    shown = 0
+
+    def refused(refusal: Any) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= max_errors:
+            err.print(
+                f"[yellow]{refusal.label}[/yellow] ({refusal.code}): {escape(refusal.message)}",
+                soft_wrap=True,
+            )
+
+    return refused
 
 
 def import_direct_cli(
@@ -50,17 +68,7 @@ def import_direct_cli(
     from arbiter.services.bulk_import import import_direct
     from arbiter.services.import_order import in_order
 
-    shown = 0
-
-    def refused(refusal: Any) -> None:
-        nonlocal shown
-        shown += 1
-        if shown <= max_errors:
-            err.print(
-                f"[yellow]{refusal.label}[/yellow] ({refusal.code}): {escape(refusal.message)}",
-                soft_wrap=True,
-            )
-
+    refused = refusal_printer(max_errors)
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
         TimeElapsedColumn(), console=err, transient=False,

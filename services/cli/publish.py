@@ -29,7 +29,6 @@ from arbiter.adapters.arena_files import (
     iter_import,
 )
 from arbiter.services.demo import demo_events
-from rich.markup import escape
 
 from .common import CLI_CONNECT_ATTEMPTS, WaitOption, console, err, fail, progress_bar, servers
 
@@ -108,18 +107,11 @@ def _deliver(
     """Run a :class:`~arbiter.services.delivery.Delivery` fed by ``feed`` with a progress bar;
     each refusal is printed as it is found (the first ``max_errors``; all are counted)."""
     # Lazy: the delivery loads NATS (about 40 ms), which `arbiter --help` need not pay.
-    from arbiter.services.delivery import Delivery, Refusal
+    from arbiter.services.delivery import Delivery
 
-    shown = 0
+    from .importing import refusal_printer
 
-    def refused(refusal: Refusal) -> None:
-        nonlocal shown
-        shown += 1
-        if shown <= max_errors:
-            err.print(
-                f"[yellow]{refusal.label}[/yellow] ({refusal.code}): {escape(refusal.message)}",
-                soft_wrap=True,
-            )
+    refused = refusal_printer(max_errors)
 
     async def go(database_url: str, nats_url: str) -> Any:
         with progress_bar() as bar:

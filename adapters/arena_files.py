@@ -222,7 +222,7 @@ def iter_import(
 def _iter_jsonl(
     path: PathLike, convert: _Converter
 ) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=_CHUNK) as f:
         for number, line in enumerate(f, 1):
             if number == 1:
                 line = line.lstrip(b"\xef\xbb\xbf")
@@ -242,7 +242,7 @@ def _iter_csv(
 ) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     # Exports carrying whole conversations have fields far above csv's 128 KiB default.
     csv.field_size_limit(2**31 - 1)
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="", buffering=_CHUNK) as f:
         reader = csv.DictReader(f)
         header = [name.strip() for name in reader.fieldnames or []]
         missing = [name for name in REQUIRED if name not in header]

@@ -110,7 +110,7 @@ def in_order(
 
 def _spill(buffer: list[tuple[int, int, bytes]], path: Path) -> Path:
     buffer.sort()
-    with path.open("wb") as f:
+    with path.open("wb", buffering=1 << 20) as f:
         for key, row, payload in buffer:
             f.write(_HEADER.pack(key, row, len(payload)))
             f.write(payload)

@@ -243,3 +243,28 @@ def test_ctrl_c_then_rerun_continues_with_nothing_doubled(
             "SELECT count(*), count(DISTINCT event_id) FROM arbiter_event_ids"
         ).fetchone()
     assert total == distinct == rows
+
+
+def test_a_vote_before_its_battle_waits_for_the_end_of_the_file(
+    env: tuple[str, str], tmp_path: Path
+) -> None:
+    """The ingest retries a vote whose battle is missing; the direct path tries it once more
+    after the rest of the file, so a battle later in the file still counts it; a vote on a
+    battle that never comes is refused ``unknown_target`` with its line number."""
+    database_url, _ = env
+    at = "2025-01-01T00:00:00Z"
+    lines = [
+        {"type": "vote.cast", "event_id": "v1", "occurred_at": at, "vote_id": "v1",
+         "voter": "ann", "battle_id": "b1", "choice": "a"},
+        {"type": "battle.completed", "event_id": "b1", "occurred_at": at, "battle_id": "b1",
+         "a": "m1", "b": "m2", "outcome": None},
+        {"type": "vote.cast", "event_id": "v2", "occurred_at": at, "vote_id": "v2",
+         "voter": "bob", "battle_id": "nowhere", "choice": "b"},
+    ]  # fmt: skip
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = _cli("import", str(path))
+    assert result.exit_code == 1, result.output
+    assert "row 3 (unknown_target)" in result.output
+    assert "2 new, 0 already in the log, 1 refused" in result.output
+    assert [e.event_id for e in _stored(database_url)] == ["b1", "v1"]

@@ -33,6 +33,7 @@ import csv
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,7 +121,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=None, help="first N battles (default: all)")
     p.add_argument("--seed", type=int, default=14)
-    p.add_argument("--home", type=Path, default=None)
+    p.add_argument("--home", type=Path, default=None, help="kept afterwards (default: a temp dir)")
     p.add_argument("--timeout", type=float, default=1800.0)
     args = p.parse_args()
     load_start = os.getloadavg()
@@ -190,6 +191,8 @@ def main() -> None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 projector.wait(30)
         servers.stop()
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

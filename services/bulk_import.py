@@ -33,7 +33,12 @@ Decisions:
   the log; the batch being appended when the signal comes is finished (the worker thread is not
   interrupted) and counted before the summary. The ids are deterministic, so a rerun finds the
   appended rows *already in the log* (the ingest's duplicate decision) and adds only the rest.
-* The read models follow as they do for any append: the projector is notified per batch.
+* **The read models follow as they do for any append** (the projector is notified per batch),
+  also into an empty log: no rebuild swapped in behind the projector's back. Measured on the
+  1.67M-battle release, the tailing projector (5,000-event batches) kept up with the import and
+  was at the log's head 4 s after it (``benchmarks/README.md``); a rebuild would fold faster
+  only where the projector falls behind, at the cost of a second way for events to become
+  visible.
 """
 
 from __future__ import annotations

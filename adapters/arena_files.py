@@ -19,8 +19,13 @@ Decisions, and why:
   same events, which the idempotent ingest turns into no-ops: a second import changes nothing.
   The row's position is not in the id, so a file with rows added or reordered keeps the ids of
   the rows it had. ``battle_id`` is ``import-battle:`` + the same digest.
-* **Judge "human".** Arena verdicts are votes by people comparing two anonymous answers, so the
-  battle counts with the human judge weight (1.5 by default, seed 000). The original ``winner``
+* **Judge "human", unless the caller says otherwise.** Arena verdicts are votes by people
+  comparing two anonymous answers, so by default the battle counts with the human judge weight
+  (1.5 by default, seed 000); ``judge`` (``arbiter import --judge auto|human|NAME``) sets another
+  judge kind for every row of the file. A ``judge`` or ``voter`` column names the *person* who
+  voted, never the kind: it is kept in ``meta`` under its own name (and, like every column, in
+  the row's identity). The judge kind is not part of the id: importing the same file again with
+  another ``--judge`` is a ``conflict``, not a second copy of the battles. The original ``winner``
   string is kept in ``meta.winner`` (``tie (bothbad)`` and ``tie`` both become outcome ``tie``,
   as the public Elo notebooks score them), and the id column in ``meta`` under its own name.
 * **occurred_at** is the row's ``tstamp`` (unix seconds, or an ISO 8601 string; naive means UTC)
@@ -57,6 +62,7 @@ __all__ = [
     "IMPORT_SOURCE",
     "JUDGE",
     "MAX_ID",
+    "PERSON_COLUMNS",
     "REQUIRED",
     "WINNERS",
     "ArenaFileError",
@@ -79,6 +85,9 @@ IMPORT_SOURCE = "arbiter-import"
 """``source`` of imported battles: which producer put them in the log."""
 
 JUDGE = "human"
+"""The judge kind of imported battles unless the caller names another."""
+PERSON_COLUMNS = ("judge", "voter")
+"""Columns naming the person who voted: kept in ``meta``, never read as the judge kind."""
 REQUIRED = ("model_a", "model_b", "winner")
 ID_COLUMNS = ("battle_id", "question_id", "id")
 """Columns that identify a battle in the file, in order of preference."""
@@ -182,17 +191,19 @@ def iter_import(
     default_time: datetime = IMPORT_EPOCH,
     source: str | None = IMPORT_SOURCE,
     fmt: Format | None = None,
+    judge: str = JUDGE,
 ) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """Yield ``(row number, event dict or RowError)`` for every record of ``path``, in order.
 
     Arena rows become ``battle.completed`` events in ``arena`` / ``category``; records that
     already carry a ``type`` (Arbiter events) are yielded unchanged. ``default_time`` must be
     timezone-aware; it is the ``occurred_at`` of rows without a ``tstamp``. ``fmt`` skips the
-    sniffing of :func:`detect_format` when the caller already knows.
+    sniffing of :func:`detect_format` when the caller already knows. ``judge`` is the judge
+    kind of every battle (module docstring).
     """
     if default_time.tzinfo is None:
         raise ValueError("default_time must be timezone-aware (e.g. datetime(..., tzinfo=UTC))")
-    convert = _Converter(arena, category, _rfc3339(default_time), source)
+    convert = _Converter(arena, category, _rfc3339(default_time), source, judge)
     fmt = fmt or detect_format(path)
     if fmt == "arena-csv":
         yield from _iter_csv(path, convert)
@@ -211,7 +222,7 @@ def iter_import(
 def _iter_jsonl(
     path: PathLike, convert: _Converter
 ) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=_CHUNK) as f:
         for number, line in enumerate(f, 1):
             if number == 1:
                 line = line.lstrip(b"\xef\xbb\xbf")
@@ -231,7 +242,7 @@ def _iter_csv(
 ) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     # Exports carrying whole conversations have fields far above csv's 128 KiB default.
     csv.field_size_limit(2**31 - 1)
-    with open(path, encoding="utf-8-sig", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="", buffering=_CHUNK) as f:
         reader = csv.DictReader(f)
         header = [name.strip() for name in reader.fieldnames or []]
         missing = [name for name in REQUIRED if name not in header]
@@ -258,8 +269,14 @@ class _Converter:
     """Turns one decoded record into an event dict or a :class:`RowError`."""
 
     def __init__(
-        self, arena: str, category: str | None, default_time: str, source: str | None
+        self,
+        arena: str,
+        category: str | None,
+        default_time: str,
+        source: str | None,
+        judge: str = JUDGE,
     ) -> None:
+        self.judge = judge
         self.arena = arena
         self.category = category
         self.default_time = default_time
@@ -316,6 +333,9 @@ class _Converter:
         meta: dict[str, Any] = {"winner": winner}
         if id_column:
             meta[id_column] = row_id
+        for column in PERSON_COLUMNS:
+            if record.get(column) not in (None, ""):
+                meta[column] = record[column]
         event: dict[str, Any] = {
             "type": "battle.completed",
             "event_id": f"import:{digest}",
@@ -331,7 +351,7 @@ class _Converter:
             a=model_a,
             b=model_b,
             outcome=outcome,
-            judge=JUDGE,
+            judge=self.judge,
             meta=meta,
         )
         return event

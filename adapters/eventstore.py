@@ -245,11 +245,15 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 (list(facts.new_owners), list(facts.new_owners.values())),
             )
 
-    def append_checked(self, events: Sequence[Event], stored: Sequence[Any]) -> AppendOutcome:
+    def append_checked(
+        self, events: Sequence[Event], stored: Sequence[Any], *, insert: Any = None
+    ) -> AppendOutcome:
         """Append a batch in one transaction, as :func:`arbiter.domain.decisions.decide` rules.
 
         ``stored[i]`` is the library's StoredEvent for ``events[i]``; its version is reassigned
-        here from the stream's head, read under the table lock.
+        here from the stream's head, read under the table lock. ``insert(curs, events_columns,
+        ids_columns)`` writes the accepted rows instead of the ``unnest`` statement (the bulk
+        import's COPY, :mod:`arbiter.adapters.bulkstore`): every decision stays here.
         """
         outcome = AppendOutcome()
         if not events:
@@ -289,19 +293,23 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 oids, versions, topics, states, ids, digs, types = (
                     list(c) for c in zip(*rows, strict=True)
                 )
-                curs.execute(
-                    SQL(
-                        "WITH ins AS (INSERT INTO {events} "
-                        "(originator_id, originator_version, topic, state, notification_id) "
-                        "SELECT * FROM unnest(%s::uuid[], %s::int8[], %s::text[], %s::bytea[], "
-                        "%s::int8[])) "
-                        "INSERT INTO {ids} (event_id, digest, notification_id, type, chain) "
-                        "SELECT * FROM unnest(%s::text[], %s::bytea[], %s::int8[], %s::text[], "
-                        "%s::bytea[])"
-                    ).format(events=self.events_table, ids=self.ids_table),
-                    (oids, versions, topics, states, positions, ids, digs, positions, types,
-                     chains),
-                )  # fmt: skip
+                if insert is not None:
+                    insert(curs, (oids, versions, topics, states, positions),
+                           (ids, digs, positions, types, chains))  # fmt: skip
+                else:
+                    curs.execute(
+                        SQL(
+                            "WITH ins AS (INSERT INTO {events} "
+                            "(originator_id, originator_version, topic, state, notification_id) "
+                            "SELECT * FROM unnest(%s::uuid[], %s::int8[], %s::text[], %s::bytea[], "
+                            "%s::int8[])) "
+                            "INSERT INTO {ids} (event_id, digest, notification_id, type, chain) "
+                            "SELECT * FROM unnest(%s::text[], %s::bytea[], %s::int8[], %s::text[], "
+                            "%s::bytea[])"
+                        ).format(events=self.events_table, ids=self.ids_table),
+                        (oids, versions, topics, states, positions, ids, digs, positions, types,
+                         chains),
+                    )  # fmt: skip
                 outcome.appended = list(zip(accepted, positions, strict=True))
                 self._store_facts(curs, needed, facts)
                 self._store_owners(curs, facts)
@@ -469,7 +477,7 @@ class EventLog(Application):  # type: ignore[type-arg]
         assert isinstance(recorder, ArbiterRecorder)
         return recorder
 
-    def append(self, events: Iterable[Event]) -> AppendOutcome:
+    def append(self, events: Iterable[Event], *, insert: Any = None) -> AppendOutcome:
         """Append a batch of validated events; see :meth:`ArbiterRecorder.append_checked`."""
         batch = list(events)
         stored = [
@@ -483,4 +491,4 @@ class EventLog(Application):  # type: ignore[type-arg]
             )
             for e in batch
         ]
-        return self.store.append_checked(batch, stored)
+        return self.store.append_checked(batch, stored, insert=insert)

@@ -22,10 +22,23 @@ Accuracy: the largest and the RMS difference between the fit and the hidden rati
 anchored on their mean), against the bootstrap's own standard error, and how many of the 95 %
 intervals cover the hidden rating.
 
+``--chatbot-arena``: instead, the real Chatbot Arena counts of ``../shared/realdata``
+(129 competitors, 3,460 pairs, 1,670,250 battles of 2024-08-14, both kinds of tie as ties), as
+the API fits them: the stored pair rows -> ``PairCounts.from_rows``, then the fit and
+``--rounds`` bootstrap rounds anchored like the public board (mixtral-8x7b-instruct-v0.1 at
+1114, scale 400, base 10, initial 1000); prints the top of the board with intervals and how its
+order compares with leaderbot's published top 20 (a rank reference only: its own model).
+
+``--control N``: the controlled (style control) fit on N seeded battles with two covariates
+(a length that the stronger side tends to have more of, and a noise count), ``--rounds``
+rounds: its cost grows with the battles, unlike the pair-count fit.
+
 Usage::
 
     python benchmarks/bt_fit.py [--battles 1000000] [--competitors 100] [--rounds 100]
                                 [--seed 1] [--tie-rate 0.1] [--repeat 3] [--no-json]
+    python benchmarks/bt_fit.py --chatbot-arena [--rounds 100] [--repeat 3]
+    python benchmarks/bt_fit.py --control 100000 --competitors 100 [--rounds 100]
 
 Results are printed and written as JSON to ``benchmarks/results/bt_fit-<UTC time>.json``.
 Nothing is asserted: this is a measurement tool.
@@ -90,6 +103,24 @@ def timed(repeat: int, fn: Callable[[], T]) -> tuple[T, list[float]]:
     return result, times
 
 
+def timed_cpu(repeat: int, fn: Callable[[], T]) -> tuple[T, dict[str, float]]:
+    """Wall and CPU seconds of this process (best and median): on a shared, loaded host the
+    CPU time is what the work costs (the wall time of an idle core), the wall time what the
+    run got."""
+    walls, cpus = [], []
+    result: T
+    for _ in range(repeat):
+        w0, c0 = time.perf_counter(), time.process_time()
+        result = fn()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return result, {
+        **summary(walls),
+        "cpu_best_s": min(cpus),
+        "cpu_median_s": statistics.median(cpus),
+    }
+
+
 def rss_mib() -> float:
     return psutil.Process().memory_info().rss / MIB
 
@@ -123,7 +154,11 @@ def machine_info() -> dict[str, Any]:
         for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
         if k in os.environ
     }
+    from threadpoolctl import threadpool_info
+
+    blas = [(x.get("internal_api"), x.get("num_threads")) for x in threadpool_info()]
     return {
+        "blas_threads": blas,
         "cpu_model": cpu_model,
         "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -227,6 +262,137 @@ def render(r: dict[str, Any]) -> str:
     )
 
 
+ARENA_COUNTS = REPO.parent / "shared" / "realdata" / "chatbotarena_20240814_counts.json"
+LEADERBOT = ARENA_COUNTS.with_name("leaderbot_leaderboard_20240814.txt")
+
+
+def run_arena(args: argparse.Namespace) -> dict[str, Any]:
+    data = json.loads(ARENA_COUNTS.read_text())
+    models = data["models"]
+    stored = [
+        (models[i], models[j], float(a), float(b), float(t1 + t2))
+        for (i, j), (a, b, t1, t2) in zip(data["X"], data["Y"], strict=True)
+    ]
+    counts, t_rows = timed_cpu(args.repeat, lambda: bt.PairCounts.from_rows(stored))
+    settings = {"initial": 1000.0, "anchor": bt.CHATBOT_ARENA_ANCHOR}
+    _, t_fit = timed_cpu(args.repeat, lambda: bt.fit(counts, initial=1000.0))
+    board, t_board = timed_cpu(
+        args.repeat,
+        lambda: bt.leaderboard(counts, rounds=args.rounds, seed=args.seed, **settings),  # type: ignore[arg-type]
+    )
+    published = []  # leaderbot's names are cut at 20 characters and end in "..."
+    for line in LEADERBOT.read_text().splitlines():
+        parts = line.strip("| ").split()
+        if len(parts) > 1 and parts[0].rstrip(".").isdigit():
+            published.append(parts[1].removesuffix("..."))
+    ours = [next((k for k, c in enumerate(board.competitors) if c.startswith(p)), None)
+            for p in published]  # fmt: skip
+    return {
+        "config": vars(args),
+        "machine": machine_info(),
+        "battles": counts.battles,
+        "pairs": int(counts.i.size),
+        "competitors": len(counts.competitors),
+        "from_rows": t_rows,
+        "fit": t_fit,
+        "leaderboard": t_board,
+        "peak_rss_mib": peak_rss_mib(),
+        "top": board.rows()[:20],
+        "leaderbot_top20_our_positions": [None if k is None else k + 1 for k in ours],
+    }
+
+
+def _line(name: str, s: dict[str, float]) -> str:
+    return (
+        f"  {name:<34} wall best {s['best_s']:7.3f} s median {s['median_s']:7.3f} s | "
+        f"CPU best {s['cpu_best_s']:7.3f} s median {s['cpu_median_s']:7.3f} s"
+    )
+
+
+def render_arena(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    return "\n".join(
+        [
+            f"machine: {m['cpu_model']}, {m['usable_cores']} usable cores, "
+            f"load {m['load_average_at_start']}, {m['python']}, "
+            f"numpy {m['packages'].get('numpy')}, BLAS threads {m['blas_threads']}",
+            f"data:    Chatbot Arena 2024-08-14: {r['battles']:,.0f} battles, "
+            f"{r['competitors']} competitors, {r['pairs']:,} pairs",
+            _line("PairCounts.from_rows (stored rows)", r["from_rows"]),
+            _line("fit (cold start)", r["fit"]),
+            _line(f"fit + {r['config']['rounds']} rounds, anchored", r["leaderboard"]),
+            f"peak RSS {r['peak_rss_mib']:,.0f} MiB",
+            "top 20 (mixtral-8x7b-instruct-v0.1 = 1114):",
+            *(f"  {k:>3} {c:<36} {x:7.1f} [{lo:7.1f}, {hi:7.1f}]" for k, c, x, lo, hi in r["top"]),
+            "leaderbot's top 20, our positions: "
+            + ", ".join(str(p) for p in r["leaderbot_top20_our_positions"]),
+        ]
+    )
+
+
+def run_control(args: argparse.Namespace) -> dict[str, Any]:
+    rng = np.random.default_rng(args.seed)
+    n = args.competitors
+    skill = rng.normal(0.0, 0.5, n)
+    a = rng.integers(0, n, args.control)
+    b = (a + rng.integers(1, n, args.control)) % n
+    la = np.maximum(0, rng.normal(400 + 150 * skill[a], 120))
+    lb = np.maximum(0, rng.normal(400 + 150 * skill[b], 120))
+    z = skill[a] - skill[b] + 2.0 * (la - lb) / (la + lb + 1)
+    won = rng.random(args.control) < 1 / (1 + np.exp(-z))
+    ma, mb = rng.integers(0, 6, args.control), rng.integers(0, 6, args.control)
+    names = [f"model-{k:04d}" for k in range(n)]
+    rows = [
+        (names[i], names[j], float(w), float(not w), 0.0, (x1, x2), (y1, y2))
+        for i, j, w, x1, x2, y1, y2 in zip(
+            a.tolist(), b.tolist(), won.tolist(), la.tolist(), ma.tolist(), lb.tolist(),
+            mb.tolist(), strict=True,
+        )
+    ]  # fmt: skip
+    battles, t_rows = timed_cpu(1, lambda: bt.ControlledBattles.from_rows(rows, ("length", "bold")))
+    _, t_fit = timed_cpu(args.repeat, lambda: bt.fit_controlled(battles))
+    result, t_board = timed_cpu(
+        args.repeat,
+        lambda: bt.controlled_leaderboard(battles, rounds=args.rounds, seed=args.seed),
+    )
+    return {
+        "config": vars(args),
+        "machine": machine_info(),
+        "battles": args.control,
+        "from_rows": t_rows,
+        "fit": t_fit,
+        "leaderboard": t_board,
+        "peak_rss_mib": peak_rss_mib(),
+        "covariates": [msgspec_builtins(c) for c in result.covariates],
+    }
+
+
+def msgspec_builtins(value: Any) -> Any:
+    import msgspec
+
+    return msgspec.to_builtins(value)
+
+
+def render_control(r: dict[str, Any]) -> str:
+    m, cfg = r["machine"], r["config"]
+    return "\n".join(
+        [
+            f"machine: {m['cpu_model']}, {m['usable_cores']} usable cores, "
+            f"load {m['load_average_at_start']}, BLAS threads {m['blas_threads']}",
+            f"data:    {r['battles']:,} battles, {cfg['competitors']} competitors, 2 covariates",
+            _line("ControlledBattles.from_rows", r["from_rows"]),
+            _line("fit_controlled (cold start)", r["fit"]),
+            _line(f"fit + {cfg['rounds']} rounds", r["leaderboard"]),
+            f"peak RSS {r['peak_rss_mib']:,.0f} MiB",
+            "coefficients: "
+            + "; ".join(
+                f"{c['metric']} {c['coefficient']:.3f} [{c['lower']:.3f}, {c['upper']:.3f}]"
+                for c in r["covariates"]
+            ),
+        ]
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--battles", type=int, default=1_000_000)
@@ -236,16 +402,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tie-rate", type=float, default=0.1, help="ties among even battles")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-json", action="store_true")
+    p.add_argument("--chatbot-arena", action="store_true", help="the real arena counts")
+    p.add_argument("--control", type=int, default=0, help="controlled fit on N battles")
+    p.add_argument(
+        "--blas-threads", type=int, default=1, help="BLAS threads (the API uses 1; 0: default)"
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.blas_threads, user_api="blas")
     if args.competitors < 2 or args.battles < 1 or args.repeat < 1:
         print("need --competitors >= 2, --battles >= 1, --repeat >= 1", file=sys.stderr)
         return 2
-    results = run(args)
-    print(render(results))
+    if args.chatbot_arena:
+        results = run_arena(args)
+        print(render_arena(results))
+    elif args.control:
+        results = run_control(args)
+        print(render_control(results))
+    else:
+        results = run(args)
+        print(render(results))
     if not args.no_json:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

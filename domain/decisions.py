@@ -22,6 +22,7 @@ Decisions recorded here (DESIGN.md is silent on them):
   ``competitor.registered`` after a retirement brings the competitor back.
 * Only results (battle, game, vote, trial) can be voided; voiding a void or a setting is
   ``invalid_target``.
+* Experiments' own events: :mod:`.experiment_rules`.
 
 Ownership (``not_owner``). A thing belongs to the ``source`` of the event that created it, when
 that source is an API key (``key:<key_id>``): an experiment (with its trials and the score votes
@@ -54,12 +55,15 @@ from .events import (
     CompetitorRegistered,
     CompetitorRetired,
     Event,
+    ExperimentCompleted,
+    ExperimentCreated,
     GameCompleted,
     ResultVoided,
     TrialCompleted,
     VoteCast,
     type_name,
 )
+from .experiment_rules import STREAMS, declared_twice, experiment_stream, unknown_experiment
 from .rejections import Code, Rejection
 
 __all__ = [
@@ -103,10 +107,12 @@ def stream_key(event: Event) -> str:
         return f"score:{event.trial_id}{_SEP}{event.voter}"
     if isinstance(event, ResultVoided):
         return f"void:{event.target_event_id}"
+    if isinstance(event, ExperimentCreated | ExperimentCompleted):
+        return experiment_stream(event)
     return f"event:{event.event_id}"
 
 
-_UNIQUE = ("battle:", "game:", "trial:", "vote:", "void:")
+_UNIQUE = ("battle:", "game:", "trial:", "vote:", "void:", *STREAMS)
 
 
 def target_stream(event: Event) -> str | None:
@@ -143,7 +149,7 @@ def thing_of(event: Event) -> str | None:
     score vote about its trial (which belongs to the experiment's owner). None for the rest: a
     battle, a game or a pairwise vote is its own thing, owned by its own ``source``; a void is
     about what its target is about (``Facts.targets``)."""
-    if isinstance(event, TrialCompleted):
+    if isinstance(event, TrialCompleted | ExperimentCreated | ExperimentCompleted):
         return f"experiment:{event.experiment_id}"
     if isinstance(event, VoteCast) and event.trial_id is not None:
         return f"trial:{event.trial_id}"
@@ -320,6 +326,8 @@ def _unique_taken(e: Event, stream: str) -> Decision:
             f"{e.target_event_id!r} is already voided.",
             "target_event_id",
         )
+    if isinstance(e, ExperimentCreated | ExperimentCompleted):
+        return Decision(Verdict.REJECT, stream, rejection=declared_twice(e))
     kind, key = stream.split(":", 1)
     return _reject(
         e,
@@ -332,6 +340,8 @@ def _unique_taken(e: Event, stream: str) -> Decision:
 
 
 def _check_references(e: Event, stream: str, facts: Facts) -> Decision | None:
+    if isinstance(e, ExperimentCompleted) and f"experiment:{e.experiment_id}" not in facts.owners:
+        return Decision(Verdict.DEFER, stream, rejection=unknown_experiment(e))
     target = target_stream(e)
     if target is not None and not facts.heads.get(target):
         kind, key = target.split(":", 1)
@@ -408,6 +418,8 @@ def _check_owner(e: Event, stream: str, facts: Facts) -> Decision | None:
         assert thing is not None
         kind, key = thing.split(":", 1)
         what = f"{_WRITES[kind]} {key!r}"
+        if isinstance(e, ExperimentCreated | ExperimentCompleted):
+            what = f"declare or close experiment {key!r}"
         field_name = {"experiment": "experiment_id", "trial": "trial_id"}.get(kind, kind)
     return _reject(
         e,
@@ -422,7 +434,7 @@ def _check_owner(e: Event, stream: str, facts: Facts) -> Decision | None:
 def own(e: Event, facts: Facts) -> None:
     """Record the owners an accepted event creates: an experiment's and an arena's first
     writer, a trial's (its experiment's owner, for the score votes on it)."""
-    if isinstance(e, TrialCompleted | ArenaConfigured):
+    if isinstance(e, TrialCompleted | ArenaConfigured | ExperimentCreated):
         thing = thing_of(e)
         assert thing is not None
         if thing not in facts.owners:

@@ -46,6 +46,8 @@ class ArenaSettings(Struct, frozen=True):
     base: float = DEFAULT_BASE
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     strict: bool = False
+    bt_anchor: tuple[str, float] | None = None
+    """Default ``(competitor, rating)`` anchor of Bradley-Terry boards; None: the mean."""
 
     def weight(self, judge: str) -> float:
         """K multiplier for a judge; judges not named in ``weights`` count as 1.0."""

@@ -27,15 +27,19 @@ __all__ = [
     "DEFAULT_ARENA",
     "EVENT_DECODER",
     "EVENT_TYPES",
+    "MAX_EXPERIMENT_COMPETITORS",
     "MAX_INT32",
     "MAX_PARTICIPANTS",
     "RESULT_TYPES",
     "TYPE_NAMES",
     "ArenaConfigured",
+    "BTAnchor",
     "BattleCompleted",
     "CompetitorRegistered",
     "CompetitorRetired",
     "Event",
+    "ExperimentCompleted",
+    "ExperimentCreated",
     "GameCompleted",
     "Id",
     "Participant",
@@ -74,6 +78,14 @@ class _Event(Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", 
     category: Id | None = None
 
 
+class BTAnchor(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """An arena's default Bradley-Terry anchor: ``competitor`` is shown at ``rating`` (see
+    :mod:`arbiter.domain.bradley_terry.anchor`)."""
+
+    competitor: Id
+    rating: Annotated[float, Meta(ge=-1e9, le=1e9)]
+
+
 class ArenaConfigured(_Event, frozen=True, tag="arena.configured"):
     """Rating settings of an arena from this point of the log on.
 
@@ -89,6 +101,12 @@ class ArenaConfigured(_Event, frozen=True, tag="arena.configured"):
     base: Annotated[float, Meta(gt=1)] | None = None
     weights: dict[Id, Annotated[float, Meta(ge=0, le=1000)]] | None = None
     strict: bool | None = None
+    auto_judge: bool | None = None
+    """True: from here on, a ``battle.completed`` with ``outcome`` null and both metric sets is
+    decided by seed 000's composite (:mod:`arbiter.domain.composite`) in the ratings fold;
+    False turns that off again."""
+    bt_anchor: BTAnchor | Literal["mean"] | None = None
+    """Default anchor of the arena's Bradley-Terry boards; ``"mean"`` goes back to the mean."""
 
 
 class CompetitorRegistered(_Event, frozen=True, tag="competitor.registered"):
@@ -168,6 +186,31 @@ class TrialCompleted(_Event, frozen=True, tag="trial.completed"):
     dimensions: dict[Id, Annotated[str, Meta(max_length=256)]] = {}
 
 
+MAX_EXPERIMENT_COMPETITORS = 64
+
+
+class ExperimentCreated(_Event, frozen=True, tag="experiment.created"):
+    """An experiment is declared: which competitors run how many prompts, how many times each.
+
+    It expects ``len(competitors) x prompt_count x trials_per_prompt`` trials and is completed
+    once they have all arrived (or an ``experiment.completed`` closes it). ``webhook_url`` (http
+    or https) receives its results when it completes (``arbiter webhooks``)."""
+
+    experiment_id: Id
+    name: Text
+    competitors: Annotated[list[Id], Meta(min_length=1, max_length=MAX_EXPERIMENT_COMPETITORS)]
+    prompt_count: Annotated[int, Meta(ge=1, le=1_000_000)]
+    trials_per_prompt: Annotated[int, Meta(ge=1, le=1_000_000)] = 1
+    webhook_url: Annotated[str, Meta(max_length=2048)] | None = None
+
+
+class ExperimentCompleted(_Event, frozen=True, tag="experiment.completed"):
+    """An experiment is closed: it counts as completed whatever trials are still missing."""
+
+    experiment_id: Id
+    reason: Text | None = None
+
+
 class ResultVoided(_Event, frozen=True, tag="result.voided"):
     """A result stops counting, as if it had never happened; the void itself stays on record."""
 
@@ -184,6 +227,8 @@ Event = (
     | VoteCast
     | TrialCompleted
     | ResultVoided
+    | ExperimentCreated
+    | ExperimentCompleted
 )
 EVENT_TYPES: tuple[type[_Event], ...] = (
     ArenaConfigured,
@@ -194,6 +239,8 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     VoteCast,
     TrialCompleted,
     ResultVoided,
+    ExperimentCreated,
+    ExperimentCompleted,
 )
 TYPE_NAMES: tuple[str, ...] = tuple(t.__struct_config__.tag for t in EVENT_TYPES)  # type: ignore[misc]
 RESULT_TYPES: tuple[type[_Event], ...] = (BattleCompleted, GameCompleted, VoteCast, TrialCompleted)

@@ -35,9 +35,12 @@ import msgspec
 from .events import (
     ArenaConfigured,
     BattleCompleted,
+    BTAnchor,
     CompetitorRegistered,
     CompetitorRetired,
     Event,
+    ExperimentCompleted,
+    ExperimentCreated,
     GameCompleted,
     ResultVoided,
     TrialCompleted,
@@ -74,6 +77,8 @@ FIELDS: dict[type, tuple[str, ...]] = {
     VoteCast: (*_ENVELOPE, "vote_id", "voter", "battle_id", "trial_id"),
     TrialCompleted: (*_ENVELOPE, "experiment_id", "trial_id", "competitor"),
     ResultVoided: (*_ENVELOPE, "target_event_id"),
+    ExperimentCreated: (*_ENVELOPE, "experiment_id"),
+    ExperimentCompleted: (*_ENVELOPE, "experiment_id"),
 }
 """The plain string fields that are identifiers, per event type. Also identifiers, and handled
 with them: ``weights`` keys (judge kinds), ``metrics`` keys (metric names; the ``a``/``b`` sides
@@ -224,7 +229,11 @@ _NESTED: dict[type, Callable[[Any], list[str] | None]] = {
     ),
     TrialCompleted: lambda e: [*e.metrics, *e.dimensions, *e.dimensions.values()],
     GameCompleted: lambda e: [p.competitor for p in e.participants],
-    ArenaConfigured: lambda e: list(e.weights) if e.weights else None,
+    ArenaConfigured: lambda e: [
+        *(e.weights or ()),
+        *([e.bt_anchor.competitor] if isinstance(e.bt_anchor, BTAnchor) else ()),
+    ],
+    ExperimentCreated: lambda e: list(e.competitors),
 }
 """The identifiers inside an event's containers, for the fast check."""
 
@@ -264,8 +273,18 @@ def _nested(event: Event) -> dict[str, Any]:
             for i, p in enumerate(event.participants)
         ]
         return {"participants": players}
-    if isinstance(event, ArenaConfigured) and event.weights is not None:
-        return {"weights": _fix_keys(event.weights, "weights")}
+    if isinstance(event, ArenaConfigured):
+        fixed: dict[str, Any] = {}
+        if event.weights is not None:
+            fixed["weights"] = _fix_keys(event.weights, "weights")
+        if isinstance(event.bt_anchor, BTAnchor):
+            competitor = _fix(event.bt_anchor.competitor, "bt_anchor.competitor")
+            fixed["bt_anchor"] = msgspec.structs.replace(event.bt_anchor, competitor=competitor)
+        return fixed
+    if isinstance(event, ExperimentCreated):
+        return {
+            "competitors": [_fix(c, f"competitors[{i}]") for i, c in enumerate(event.competitors)]
+        }
     return {}
 
 

@@ -19,6 +19,7 @@ from .events import (
     TYPE_NAMES,
     BattleCompleted,
     Event,
+    ExperimentCreated,
     GameCompleted,
     TrialCompleted,
     VoteCast,
@@ -27,6 +28,7 @@ from .events import (
 from .identifiers import check_identifiers, plain_bytes
 from .metrics import first_problem
 from .rejections import Code, Rejection
+from .webhook_urls import url_problem
 
 __all__ = ["CLOCK_SKEW", "EARLIEST", "MAX_DEPTH", "MAX_EVENT_BYTES", "check_event", "decode_event"]
 
@@ -214,7 +216,27 @@ def check_event(event: Event, *, now: datetime | None = None) -> Event | Rejecti
         )
     elif isinstance(event, VoteCast):
         return _check_vote(event, ids) or event
+    elif isinstance(event, ExperimentCreated):
+        return _check_experiment(event, ids) or event
     return event
+
+
+def _check_experiment(e: ExperimentCreated, ids: dict[str, str]) -> Rejection | None:
+    """Distinct competitors, and an http(s) webhook URL (:mod:`.webhook_urls`)."""
+    seen: set[str] = set()
+    for i, c in enumerate(e.competitors):
+        if c in seen:
+            return Rejection(
+                Code.DUPLICATE_PARTICIPANT,
+                f"{c!r} appears more than once in competitors; list each competitor once "
+                "(trials_per_prompt says how often each runs a prompt).",
+                field=f"competitors[{i}]",
+                **ids,
+            )
+        seen.add(c)
+    if e.webhook_url is not None and (problem := url_problem(e.webhook_url)) is not None:
+        return Rejection(Code.INVALID_VALUE, f"{problem}.", field="webhook_url", **ids)
+    return None
 
 
 def _non_finite(values: dict[str, float], where: str, ids: dict[str, str]) -> Rejection | None:

@@ -8,7 +8,8 @@ Modules, from the samples up:
 - ``scores``: prosody_score and quality_score (0..1) from those metrics.
 - ``text``, ``wer``: benchmark-style normalisation; WER/CER by edit distance.
 - ``whisper_model``: Whisper from local weights only, once per process.
-- ``composite``: the weighted composite and the auto-winner rule.
+- ``composite``: the weighted composite and the auto-winner rule (seed 000's by default, from
+  ``arbiter.domain.composite``; renormalised on request).
 - ``evaluate``: one clip -> EvalResult (flat finite metrics + composite).
 - ``judge``: pure builders of battle.completed / trial.completed events.
 - ``manifest``: batch runs from CSV/JSONL in worker processes, with resume.

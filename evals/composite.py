@@ -3,25 +3,41 @@
     composite = 0.30 semascore + 0.25 (1 - WER) + 0.20 prosody + 0.15 quality
               + 0.10 (1 - min(latency_ms / 1000, 1))
 
-Every term is first brought into 0..1: semascore clamped to [0, 1], WER clamped to [0, 1]
-(insertions can push it past 1), latency clamped at 0 below. The result is in 0..1, higher is
-better.
+Two rules for a component that was not measured (no semantic scorer, no reference text, no
+latency):
 
-A component that was not measured (no semantic scorer, no reference text, no latency) is left
-out and the remaining weights are rescaled to sum to 1, rather than filled with a guess: a
-guessed 0 would punish a clip for a measurement nobody made. The result lists what was missing
-and whether renormalisation happened, so a reader knows what a number stands on.
+* **Seed 000's, the default** (issue 13 point 4): it counts as the seed counted it, i.e. its term
+  is 0, and the weights are not rescaled. The arithmetic and the tie rule are
+  :mod:`arbiter.domain.composite`'s, the very functions the ratings fold decides outcome-null
+  battles with in an opted-in arena, so ``arbiter evals battle`` and the fold never disagree
+  on the same metrics. 0.80 against 0.74 semascore, nothing else measured, is a tie (0.24
+  against 0.222).
+* **Renormalised** (``renormalise=True``, ``--renormalise`` on the CLI): the component is left
+  out and the remaining weights are rescaled to sum to 1, every term clamped into 0..1 first
+  (semascore and WER to [0, 1], latency at 0 below); two clips are compared on the components
+  both have, so renormalisation never favours the side measured less. The same 0.80 against
+  0.74 is then a win. It reads a partly measured clip as "as good as what was measured", where
+  the seed reads it as "nothing for what was not".
 
-Two clips are compared on the components both have, so renormalisation never favours the side
-that happened to be measured less.
+Either way the result lists what was missing and whether renormalisation happened, so a reader
+knows what a number stands on; a clip with none of the five metrics has no composite (an error
+here, an undecided battle in the fold).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
 import msgspec
+from arbiter.domain.composite import (
+    SOURCES,
+    TIE_THRESHOLD,
+    WEIGHTS,
+    Outcome,
+    measured,
+    outcome_of,
+    seed_composite,
+)
 
 __all__ = [
     "SOURCES",
@@ -36,36 +52,16 @@ __all__ = [
 ]
 
 
-#: Component -> weight, as the arena's scoring has always weighed them.
-WEIGHTS: dict[str, float] = {
-    "semascore": 0.30,
-    "wer": 0.25,
-    "prosody": 0.20,
-    "quality": 0.15,
-    "latency": 0.10,
-}
-#: Component -> the metric it is computed from.
-SOURCES: dict[str, str] = {
-    "semascore": "semascore",
-    "wer": "wer",
-    "prosody": "prosody_score",
-    "quality": "quality_score",
-    "latency": "latency_ms",
-}
-#: Composites closer than this are a tie.
-TIE_THRESHOLD = 0.02
-
-Outcome = Literal["a", "b", "tie"]
-
-
 class Composite(msgspec.Struct, frozen=True):
     """A composite score and what it is made of.
 
     Attributes:
-        score: weighted mean of the present components (0..1).
-        components: component -> its 0..1 value (e.g. "wer" -> 1 - WER).
-        weights: component -> the weight actually applied (sums to 1).
-        missing: components that were not measured, left out of the score.
+        score: the composite (seed rule: missing components add 0; renormalised: the
+            weighted mean of the present ones).
+        components: component -> its term's value (e.g. "wer" -> 1 - WER), measured ones only.
+        weights: component -> the weight applied (seed rule: all five as they are;
+            renormalised: the present ones, rescaled to sum to 1).
+        missing: components that were not measured.
         renormalised: True when anything was missing and the weights were rescaled.
     """
 
@@ -96,20 +92,51 @@ def component_values(metrics: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
+def _seed_terms(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The seed's term value of each measured component (no clamp but a negative semascore's)."""
+    terms = {
+        "semascore": lambda x: max(x, 0.0),
+        "wer": lambda x: 1 - x,
+        "prosody": lambda x: x,
+        "quality": lambda x: x,
+        "latency": lambda x: 1 - min(x / 1000, 1.0),
+    }
+    return {c: terms[c](float(metrics[SOURCES[c]])) for c in measured(metrics)}
+
+
+def _nothing_measured(considered: list[str]) -> ValueError:
+    return ValueError(
+        "no composite component measured: need at least one of "
+        + ", ".join(SOURCES[c] for c in considered)
+    )
+
+
 def composite(
-    metrics: Mapping[str, float], *, only: frozenset[str] | set[str] | None = None
+    metrics: Mapping[str, float],
+    *,
+    only: frozenset[str] | set[str] | None = None,
+    renormalise: bool = False,
 ) -> Composite:
     """Composite of one clip's metrics (keys: semascore, wer, prosody_score, quality_score,
-    latency_ms; all optional). ``only`` restricts the components considered (used to compare
-    two clips on common ground). Raises ValueError when no component is present."""
+    latency_ms; all optional), by seed 000's rule or ``renormalise``d. ``only`` restricts the
+    components a renormalised composite considers (to compare two clips on common ground).
+    Raises ValueError when no component is present."""
+    if not renormalise:
+        terms = _seed_terms(metrics)
+        if not terms:
+            raise _nothing_measured(list(WEIGHTS))
+        return Composite(
+            score=seed_composite(metrics),
+            components=terms,
+            weights=dict(WEIGHTS),
+            missing=[c for c in WEIGHTS if c not in terms],
+            renormalised=False,
+        )
     values = component_values(metrics)
     considered = [c for c in WEIGHTS if only is None or c in only]
     present = [c for c in considered if c in values]
     if not present:
-        raise ValueError(
-            "no composite component measured: need at least one of "
-            + ", ".join(SOURCES[c] for c in considered)
-        )
+        raise _nothing_measured(considered)
     total = sum(WEIGHTS[c] for c in present)
     weights = {c: WEIGHTS[c] / total for c in present}
     missing = [c for c in WEIGHTS if c not in present]
@@ -136,18 +163,29 @@ def auto_winner(
     metrics_a: Mapping[str, float],
     metrics_b: Mapping[str, float],
     tie_threshold: float = TIE_THRESHOLD,
+    *,
+    renormalise: bool = False,
 ) -> Verdict:
     """Decide a battle by composite: "tie" when |score_a - score_b| < tie_threshold, else the
-    higher side. Both sides are scored on the components both have."""
+    higher side (:func:`arbiter.domain.composite.outcome_of`). By seed 000's rule both sides
+    are scored on all five components, a missing one counted as the seed counts it (``missing``
+    lists those either side lacks); renormalised, on the components both have."""
+    if not renormalise:
+        a, b = composite(metrics_a), composite(metrics_b)
+        return Verdict(
+            outcome=outcome_of(a.score, b.score, tie_threshold),
+            score_a=a.score,
+            score_b=b.score,
+            compared_on=list(WEIGHTS),
+            missing=[c for c in WEIGHTS if c in a.missing or c in b.missing],
+        )
     common = frozenset(component_values(metrics_a)) & frozenset(component_values(metrics_b))
     if not common:
         raise ValueError("the two clips share no measured composite component")
-    a = composite(metrics_a, only=common)
-    b = composite(metrics_b, only=common)
-    diff = a.score - b.score
-    outcome: Outcome = "tie" if abs(diff) < tie_threshold else ("a" if diff > 0 else "b")
+    a = composite(metrics_a, only=common, renormalise=True)
+    b = composite(metrics_b, only=common, renormalise=True)
     return Verdict(
-        outcome=outcome,
+        outcome=outcome_of(a.score, b.score, tie_threshold),
         score_a=a.score,
         score_b=b.score,
         compared_on=[c for c in WEIGHTS if c in common],

@@ -122,6 +122,7 @@ def evaluate(
     semascore: float | None = None,
     transcriber: Transcriber | None = None,
     extra_metrics: Mapping[str, float] | None = None,
+    renormalise: bool = False,
 ) -> EvalResult:
     """Measure one clip.
 
@@ -133,9 +134,11 @@ def evaluate(
         latency_ms: time to first audio, measured by whoever produced the clip.
         transcribe: run speech recognition (Whisper, or ``transcriber``).
         semascore: semantic similarity of response and reference (0..1), from an external
-            scorer; absent -> the composite renormalises without it.
+            scorer; absent -> it counts 0 in the composite (seed 000's rule), or is left out
+            with ``renormalise``.
         transcriber: replaces Whisper (samples -> text), e.g. a cached or remote recogniser.
         extra_metrics: producer-side numbers to carry along (ttfb_ms, cost_usd, ...).
+        renormalise: the composite's rule (:mod:`arbiter.evals.composite`).
     """
     if isinstance(audio, Audio):
         clip, digest = audio, None
@@ -175,7 +178,7 @@ def evaluate(
         raw["quality_score"] = quality_score(clean_metrics(raw))
     metrics = clean_metrics(raw)
     try:
-        comp: Composite | None = composite(metrics)
+        comp: Composite | None = composite(metrics, renormalise=renormalise)
     except ValueError:
         comp = None
     if comp is not None:

@@ -132,11 +132,14 @@ def battle_event(
     source: str = SOURCE,
     tie_threshold: float = TIE_THRESHOLD,
     meta: Mapping[str, Any] | None = None,
+    renormalise: bool = False,
 ) -> dict[str, Any]:
-    """A ``battle.completed`` event judged "auto": the outcome is the composite verdict.
+    """A ``battle.completed`` event judged "auto": the outcome is the composite verdict, by
+    seed 000's rule unless ``renormalise`` (see :mod:`arbiter.evals.composite`).
 
     ``meta.auto_judge`` records the composites, the components compared on, the ones missing
-    and the tie threshold, so anyone can re-derive the outcome from the event alone.
+    (counted at the seed's defaults, or left out when ``renormalised``) and the tie threshold,
+    so anyone can re-derive the outcome from the event alone.
     """
     _check_id("a", a)
     _check_id("b", b)
@@ -144,7 +147,7 @@ def battle_event(
         raise ValueError("a battle needs two distinct competitors")
     ma = _check_metrics("metrics.a", metrics_a)
     mb = _check_metrics("metrics.b", metrics_b)
-    verdict = auto_winner(ma, mb, tie_threshold)
+    verdict = auto_winner(ma, mb, tie_threshold, renormalise=renormalise)
     event_id = battle_event_id(
         a=a,
         b=b,
@@ -160,7 +163,7 @@ def battle_event(
             "composite_b": round(verdict.score_b, 6),
             "compared_on": verdict.compared_on,
             "missing": verdict.missing,
-            "renormalised": bool(verdict.missing),
+            "renormalised": renormalise and bool(verdict.missing),
             "tie_threshold": tie_threshold,
         },
         "audio_sha256": {"a": audio_sha256_a, "b": audio_sha256_b},

@@ -30,6 +30,8 @@ import msgspec
 from arbiter.domain.events import (
     BattleCompleted,
     Event,
+    ExperimentCompleted,
+    ExperimentCreated,
     GameCompleted,
     ResultVoided,
     TrialCompleted,
@@ -38,8 +40,9 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor, sql
 
-from . import tracking
+from . import game_scores, tracking
 from .copy import copy_rows, qualified
+from .experiments import closed_row, created_row, store_experiments
 
 __all__ = [
     "DEFERRED_INDEXES",
@@ -79,6 +82,8 @@ class Batch:
     trials: list[tuple[Any, ...]] = field(default_factory=list)
     voids: list[tuple[str, str]] = field(default_factory=list)
     """(void event id, target event id)"""
+    experiments_created: list[tuple[Any, ...]] = field(default_factory=list)
+    experiments_closed: list[tuple[Any, ...]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     events: int = 0
     position: int = 0
@@ -125,6 +130,10 @@ class ResultsFold:
             )  # fmt: skip
         elif isinstance(e, ResultVoided):
             b.voids.append((e.event_id, e.target_event_id))
+        elif isinstance(e, ExperimentCreated):
+            b.experiments_created.append(created_row(position, e))
+        elif isinstance(e, ExperimentCompleted):
+            b.experiments_closed.append(closed_row(position, e))
         b.counts[type_name(e)] += 1
         b.events += 1
         self.position = position
@@ -220,7 +229,7 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
     """Store a batch's rows, apply its voids and bring the sums up to date."""
     t = {
         name: qualified(schema, name) for name in (*_COLUMNS, "competitor_metrics", "event_counts")
-    }
+    } | {game_scores.TABLE.name: qualified(schema, game_scores.TABLE.name)}
     for table, rows in (
         ("battles", batch.battles),
         ("games", batch.games),
@@ -228,12 +237,16 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
         ("trials", batch.trials),
     ):
         copy_rows(cur, schema, table, *_COLUMNS[table], rows)
+    store_experiments(cur, schema, batch.experiments_created, batch.experiments_closed)
     new = sql.SQL("{}.position > %(start)s")
     args = {"start": batch.start, "sign": 1}
     if batch.battles:
         _sums(cur, _BATTLE_METRICS, t, new.format(sql.Identifier("b")), args)
     if batch.trials:
         _sums(cur, _TRIAL_METRICS, t, new.format(sql.Identifier("t")), args)
+    if batch.games:
+        ids = {"ids": [r[0] for r in batch.games], "sign": 1}
+        game_scores.add(cur, t, sql.SQL("g.game_id = ANY(%(ids)s)"), ids)
     battles: set[str] = {r[5] for r in batch.votes if r[5] is not None}
     trials: set[str] = {r[7] for r in batch.votes if r[7] is not None}
     if batch.voids:
@@ -340,6 +353,10 @@ def _apply_voids(
         if trial_id is not None:
             trials.add(trial_id)
     cur.execute(sql.SQL(mark).format(table=t["games"]), (targets, voids))
+    voided_games = [r[0] for r in cur.fetchall()]
+    if voided_games:
+        ids = {"ids": voided_games, "sign": -1}
+        game_scores.add(cur, t, sql.SQL("g.event_id = ANY(%(ids)s)"), ids)
 
 
 def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -352,6 +369,8 @@ def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, list[tuple[Any, ...]
         ("trials", "trial_id"),
         ("competitor_metrics", "arena, category, competitor, metric, of_trials, owner"),
         ("event_counts", "type"),
+        (game_scores.TABLE.name, ", ".join(game_scores.TABLE.key)),
+        ("experiments", "experiment_id"),
     ):
         cur.execute(sql.SQL(f"SELECT * FROM {{}} ORDER BY {key}").format(qualified(schema, table)))
         out[table] = [tuple(r) for r in cur.fetchall()]

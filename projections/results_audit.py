@@ -21,7 +21,10 @@ column. The rules it follows are the ones :mod:`.results` documents:
   Trials' sums are kept apart per experiment owner (the source of the experiment's first trial
   in the log, ``''`` for none). A row once summed stays, with total and count 0, when every
   result in it is voided (the store subtracts; it never deletes);
-* ``event_counts`` counts every event folded, by type.
+* ``event_counts`` counts every event folded, by type;
+* ``competitor_game_scores``: see :mod:`.game_scores` (each game's players, exact score sums).
+* ``experiments`` holds each experiment's declaration (``experiment.created``) and close
+  (``experiment.completed``), each half from its own event, whichever came first.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import msgspec
 from arbiter.domain.events import (
     BattleCompleted,
     Event,
+    ExperimentCompleted,
+    ExperimentCreated,
     GameCompleted,
     ResultVoided,
     TrialCompleted,
@@ -42,6 +47,7 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor
 
+from . import game_scores
 from .tables import Table, read_table
 
 __all__ = ["TABLES", "ResultsReplay", "stored_tables"]
@@ -67,6 +73,11 @@ TABLES = (
           ("arena", "category", "competitor", "metric", "of_trials", "owner"),
           ("total", "count")),
     Table("event_counts", ("type",), ("count",)),
+    game_scores.TABLE,
+    Table("experiments", ("experiment_id",), (
+        "event_id", "position", "occurred_at", "arena", "category", "name", "competitors",
+        "prompt_count", "trials_per_prompt", "webhook_url", "source", "closed_by",
+        "closed_position", "closed_at", "close_reason")),
 )  # fmt: skip
 """Every table of the results schema but bookkeeping, key columns first."""
 
@@ -98,6 +109,8 @@ class ResultsReplay:
         self.trials: dict[str, list[Any]] = {}
         self.sums: dict[tuple[Any, ...], list[Any]] = {}
         self.counts: Counter[str] = Counter()
+        self.experiments: dict[str, list[Any]] = {}
+        """experiment -> its row (declaration columns, then close columns)"""
         self.owners: dict[str, str] = {}
         """experiment -> the source of its first trial ('' for none)"""
         self.rows_by_event: dict[str, tuple[str, list[Any]]] = {}
@@ -135,6 +148,14 @@ class ResultsReplay:
             self._trial_sums(row, 1)
         elif isinstance(e, ResultVoided):
             self._void(e.event_id, e.target_event_id)
+        elif isinstance(e, ExperimentCreated):
+            row = self.experiments.setdefault(e.experiment_id, [None] * 15)
+            row[:11] = [e.event_id, position, e.occurred_at, e.arena, e.category, e.name,
+                        list(e.competitors), e.prompt_count, e.trials_per_prompt,
+                        e.webhook_url, e.source]  # fmt: skip
+        elif isinstance(e, ExperimentCompleted):
+            row = self.experiments.setdefault(e.experiment_id, [None] * 15)
+            row[11:] = [e.event_id, position, e.occurred_at, e.reason]
         self.counts[type_name(e)] += 1
         self.position = position
         self.events += 1
@@ -214,6 +235,8 @@ class ResultsReplay:
             "trials": trials,
             "competitor_metrics": {k: tuple(v) for k, v in self.sums.items()},
             "event_counts": {k: (n,) for k, n in self.counts.items()},
+            game_scores.TABLE.name: game_scores.replayed_rows(self.games.values()),
+            "experiments": {k: tuple(r) for k, r in self.experiments.items()},
         }
 
 

@@ -22,6 +22,7 @@ from psycopg import Cursor, sql
 from .copy import qualified
 
 __all__ = [
+    "CHANNEL",
     "TABLE",
     "bump_generation",
     "generation",
@@ -35,6 +36,11 @@ __all__ = [
 ]
 
 TABLE = "tracking"
+CHANNEL = "arbiter_read_models"
+"""The NOTIFY channel :func:`write` signals on: PostgreSQL delivers it when the writing
+transaction commits, so a listener (the API's response cache, :mod:`arbiter.services.api.cache`)
+learns that a read model moved the moment its new rows become visible, and never before. The
+payload is the schema; listeners re-read the positions rather than trust it."""
 
 
 def table(schema: str) -> sql.Composed:
@@ -101,6 +107,7 @@ def write(cur: Cursor[Any], schema: str, name: str, position: int, events: int) 
         ).format(table(schema)),
         (name, position, events),
     )
+    cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, schema))
 
 
 def lock_table(cur: Cursor[Any], schema: str) -> int:

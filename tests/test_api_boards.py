@@ -235,7 +235,8 @@ async def test_bradley_terry_board(
     body = (await client.get("/leaderboard", params={"system": "bt"})).json()
     assert body["system"] == "bt" and body["total"] == 3 and body["position"] == 10
     assert body["bootstrap"] == {
-        "rounds": 100, "seed": 0, "level": 0.95, "battles": 10, "position": 10
+        "rounds": 100, "seed": 0, "level": 0.95, "battles": 10, "position": 10,
+        "anchor": None, "control": None, "left_out": None,
     }  # fmt: skip
 
     # The same fit from the counts written out by hand: a-b 3:1, b-c 2:1 with a tie, a-c 1:1.
@@ -266,16 +267,17 @@ async def test_bradley_terry_board(
     # Concurrent requests on a cold cache share one fit.
     api_queries.clear_bt_cache()
     fits: list[int] = []
-    real_fit = api_queries._fit
+    real_fit = api_queries.fit_pairs
 
     def counting_fit(*args: Any) -> Any:
         fits.append(1)
         time.sleep(0.2)  # in the worker thread: the other requests arrive meanwhile
         return real_fit(*args)
 
-    monkeypatch.setattr(api_queries, "_fit", counting_fit)
+    monkeypatch.setattr(api_queries, "fit_pairs", counting_fit)
+    # (Distinct limits: four different answers, so the response cache cannot serve them.)
     answers = await asyncio.gather(
-        *(client.get("/leaderboard", params={"system": "bt"}) for _ in range(4))
+        *(client.get("/leaderboard", params={"system": "bt", "limit": 3 + i}) for i in range(4))
     )
     assert [a.json()["rows"] for a in answers] == [body["rows"]] * 4 and len(fits) == 1
 

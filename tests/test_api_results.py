@@ -79,6 +79,7 @@ async def test_battles_list_filters_and_detail(database_url: str, client: AsyncT
         "scenario": "greeting",
         "votes": {"a": 2, "b": 0, "tie": 0},  # vt2 voided
         "voided_by": None,
+        "auto_judged": None,  # its arena has not opted in to the auto-judge
     }
     assert page["battles"][0]["voided_by"] == "ev-v2"
 

@@ -63,6 +63,8 @@ DOMAIN_STDLIB = frozenset(
         "functools",
         "hashlib",
         "heapq",
+        "hmac",
+        "ipaddress",
         "itertools",
         "json",
         "math",
@@ -75,6 +77,7 @@ DOMAIN_STDLIB = frozenset(
         "types",
         "typing",
         "unicodedata",
+        "urllib.parse",
         "warnings",
     }
 )
@@ -266,7 +269,7 @@ def impure_imports(module: Module, modules: Mapping[str, Module]) -> list[str]:
             edge = resolve(target, attribute, modules) or target
             allowed = edge == DOMAIN or edge.startswith(DOMAIN + ".")
         else:
-            allowed = top in DOMAIN_STDLIB or top in DOMAIN_THIRD_PARTY
+            allowed = top in DOMAIN_STDLIB or top in DOMAIN_THIRD_PARTY or target in DOMAIN_STDLIB
         if not allowed:
             shown = target if attribute is None else f"{target}.{attribute}"
             bad.append(f"line {line}: import {shown}")

@@ -23,6 +23,8 @@ from arbiter.domain.events import (
     CompetitorRegistered,
     CompetitorRetired,
     Event,
+    ExperimentCompleted,
+    ExperimentCreated,
     GameCompleted,
     Participant,
     ResultVoided,
@@ -42,9 +44,10 @@ OWNER = "key:ak_0000000a"
 
 def _tables() -> list[tuple[str, str]]:
     """(projection, table) for every table the migration files leave in place, bookkeeping and
-    partitions aside."""
+    partitions aside. Only projections' folders: ``migrations/webhooks`` is operational state
+    (the webhook worker's deliveries), never rebuilt nor audited."""
     out = []
-    for folder in sorted(p for p in MIGRATIONS.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in MIGRATIONS.iterdir() if p.is_dir() and p.name in PROJECTIONS):
         tables: list[str] = []
         for path in sorted(folder.glob("*.sql")):
             text = re.sub(r"--[^\n]*", "", path.read_text())
@@ -112,6 +115,12 @@ def _log() -> list[Event]:
                      reason="bad audio"),
         ResultVoided(event_id="void-trial", occurred_at=at[24], target_event_id="te1"),
         ResultVoided(event_id="void-vote", occurred_at=at[25], target_event_id="s2"),
+        ExperimentCreated(event_id="xc", occurred_at=at[26], arena="voice", category="support",
+                          experiment_id="pub", name="Public", competitors=["m0", "m1"],
+                          prompt_count=2, trials_per_prompt=2,
+                          webhook_url="https://example.com/hook"),
+        ExperimentCompleted(event_id="xd", occurred_at=at[27], experiment_id="pub",
+                            reason="enough"),
     ]  # fmt: skip
     return evs
 

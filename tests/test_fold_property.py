@@ -15,9 +15,12 @@ from arbiter.domain.decisions import Facts, own
 from arbiter.domain.events import (
     ArenaConfigured,
     BattleCompleted,
+    BTAnchor,
     CompetitorRegistered,
     CompetitorRetired,
     Event,
+    ExperimentCompleted,
+    ExperimentCreated,
     GameCompleted,
     Participant,
     ResultVoided,
@@ -35,6 +38,7 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 SPEC = PROJECTIONS["ratings"]
 RESULTS = PROJECTIONS["results"]
 NAMES = [f"m{i}" for i in range(6)]
+ANCHOR = BTAnchor(competitor="m1", rating=1114.0)
 ADMIN = "key:ak_000000ad"
 SOURCES = st.sampled_from([None, "worker", "key:ak_0000000a", "key:ak_0000000b", ADMIN])
 """Writers: the trusted path (no source, a NATS worker), two keys that own things and write
@@ -53,7 +57,7 @@ def events(draw: Any) -> list[Event]:
     battles: list[str] = []
     trials: list[str] = []
     kinds = ["battle"] * 6 + ["game"] * 3 + ["vote"] * 3 + ["void"] * 2 + ["trial"] * 2
-    kinds += ["config", "register", "retire"]
+    kinds += ["config", "register", "retire", "declare", "close"]
     for i in range(n):
         kind = draw(st.sampled_from(kinds))
         at = T0 + timedelta(minutes=draw(st.integers(0, 10_000)))
@@ -63,7 +67,10 @@ def events(draw: Any) -> list[Event]:
         if kind == "battle":
             a, b = draw(st.lists(st.sampled_from(NAMES), min_size=2, max_size=2, unique=True))
             metric = st.floats(0, 1, allow_nan=False)
-            sides = draw(st.sampled_from([None, {"a": {"wer": draw(metric)}, "b": {}}]))
+            # Both sides measured: the auto-judge decides it where the arena opted in.
+            judged = {"a": {"semascore": draw(metric), "latency_ms": 1000 * draw(metric)},
+                      "b": {"semascore": draw(metric), "wer": draw(metric)}}  # fmt: skip
+            sides = draw(st.sampled_from([None, {"a": {"wer": draw(metric)}, "b": {}}, judged]))
             out.append(BattleCompleted(
                 event_id=eid, occurred_at=at, arena=arena, battle_id=f"b{i}", a=a, b=b,
                 metrics=sides,
@@ -77,7 +84,12 @@ def events(draw: Any) -> list[Event]:
             out.append(GameCompleted(
                 event_id=eid, occurred_at=at, arena=arena, category=category, game_id=f"g{i}",
                 participants=[
-                    Participant(competitor=p, rank=draw(st.integers(1, 3))) for p in players
+                    Participant(
+                        competitor=p,
+                        rank=draw(st.integers(1, 3)),
+                        score=draw(st.none() | st.floats(-50, 50, allow_nan=False, width=32)),
+                    )
+                    for p in players
                 ],
             ))  # fmt: skip
             results.append(eid)
@@ -112,12 +124,29 @@ def events(draw: Any) -> list[Event]:
         elif kind == "void":
             target = draw(st.sampled_from([*results, "e0", "missing"]))
             out.append(ResultVoided(event_id=eid, occurred_at=at, target_event_id=target))
+        elif kind == "declare":
+            out.append(ExperimentCreated(
+                event_id=eid, occurred_at=at, arena=arena, category=category,
+                experiment_id=draw(st.sampled_from(["x1", "x2", "x3"])), name=f"exp {i}",
+                competitors=draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=3,
+                                          unique=True)),
+                prompt_count=draw(st.integers(1, 4)), trials_per_prompt=draw(st.integers(1, 2)),
+                webhook_url=draw(st.sampled_from([None, "https://example.com/hook"])),
+            ))  # fmt: skip
+        elif kind == "close":
+            out.append(ExperimentCompleted(
+                event_id=eid, occurred_at=at,
+                experiment_id=draw(st.sampled_from(["x1", "x2", "x3"])),
+                reason=draw(st.sampled_from([None, "enough"])),
+            ))  # fmt: skip
         elif kind == "config":
             out.append(ArenaConfigured(
                 event_id=eid, occurred_at=at, arena=arena,
                 k=draw(st.sampled_from([None, 16.0, 24.5])),
                 initial=draw(st.sampled_from([None, 1000.0])),
                 weights=draw(st.sampled_from([None, {"human": 3.0}])),
+                auto_judge=draw(st.sampled_from([None, True, True, False])),
+                bt_anchor=draw(st.sampled_from([None, "mean", ANCHOR])),
             ))  # fmt: skip
         elif kind == "register":
             out.append(CompetitorRegistered(
@@ -159,8 +188,10 @@ def _reset(url: str) -> None:
         ):
             conn.execute(f"TRUNCATE arbiter_ratings.{table}")
         conn.execute("UPDATE arbiter_ratings.tracking SET position = 0, events = 0")
-        for table in ("battles", "games", "votes", "trials", "competitor_metrics", "event_counts"):
+        for table in ("battles", "games", "votes", "trials", "competitor_metrics", "event_counts",
+                      "experiments"):  # fmt: skip
             conn.execute(f"TRUNCATE arbiter_results.{table}")
+        conn.execute("TRUNCATE arbiter_results.competitor_game_scores")
         conn.execute("UPDATE arbiter_results.tracking SET position = 0, events = 0")
 
 
@@ -244,7 +275,9 @@ def _check_owners(database_url: str, log: EventLog) -> None:
         stored = dict(conn.execute("SELECT thing, owner FROM arbiter_owners").fetchall())
     assert stored == facts.owners
     for e in accepted:
-        if isinstance(e, TrialCompleted) and e.source not in (None, "worker", ADMIN):
+        if isinstance(e, TrialCompleted | ExperimentCreated | ExperimentCompleted) and (
+            e.source not in (None, "worker", ADMIN)
+        ):
             assert facts.owners[f"experiment:{e.experiment_id}"] in (e.source, None, "", "worker")
 
 

@@ -33,7 +33,7 @@ async def test_import_arena_csv_twice_changes_nothing(
     )
     runner = CliRunner()
     first = await asyncio.to_thread(
-        runner.invoke, app, ["import", str(battles), "--arena", "lmsys"]
+        runner.invoke, app, ["import", str(battles), "--arena", "lmsys", "--via-nats"]
     )
     assert first.exit_code == 1, first.output  # one bad row, reported, the rest imported
     assert "row 3 (bad_winner)" in first.output
@@ -42,7 +42,7 @@ async def test_import_arena_csv_twice_changes_nothing(
     await ingest_all(database_url, nats_url, [], expect=3)
     assert _count(database_url) == 3
     again = await asyncio.to_thread(
-        runner.invoke, app, ["import", str(battles), "--arena", "lmsys"]
+        runner.invoke, app, ["import", str(battles), "--arena", "lmsys", "--via-nats"]
     )
     assert "0 new, 3 already in the log, 1 refused" in again.output
     assert "refused: 1 bad_winner (rows 3)" in again.output
@@ -63,7 +63,7 @@ async def test_import_event_jsonl(
         '"game_id":"g1","participants":[{"competitor":"m1","rank":1},'
         '{"competitor":"m2","rank":2}]}\n'
     )
-    result = await asyncio.to_thread(CliRunner().invoke, app, ["import", str(events)])
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["import", str(events), "--via-nats"])
     assert result.exit_code == 0, result.output
     await ingest_all(database_url, nats_url, [], expect=2)
     assert _count(database_url) == 2

@@ -26,8 +26,9 @@ Conventions, chosen once and applied everywhere in this package:
   margin", not as a number; its rank (by intervals) stays honest. A single battle puts its
   winner about 1,000 points above ``initial`` and its loser as far below. A larger ``ridge``
   shrinks such ratings towards ``initial``.
-* **Anchor.** Ratings are defined up to a common shift; the mean rating is anchored at
-  ``initial`` (public leaderboards anchor either one reference model or the mean; the mean
+* **Anchor.** Ratings are defined up to a common shift; by default the mean rating is anchored
+  at ``initial`` (:mod:`.anchor` pins one competitor at a rating instead, as the public Chatbot
+  Arena board does) (public leaderboards anchor either one reference model or the mean; the mean
   needs no choice of model and does not move when one is retired). Competitors that never met,
   directly or through others, have no rating difference defined by the data: each connected
   component of the "has played" graph is centred at ``initial`` on its own (this is exactly
@@ -45,9 +46,20 @@ minute); beyond a few thousand competitors a sparse or MM solver would be needed
 
 The package, one module per step: :mod:`.pair_counts` (battles or stored rows to outcome counts
 per pair), :mod:`.solver` (the penalised maximum-likelihood fit), :mod:`.resampling` (bootstrap
-samples, percentile intervals, ranks from intervals) and :mod:`.result` (the whole leaderboard).
+samples, percentile intervals, ranks from intervals), :mod:`.result` (the whole leaderboard),
+:mod:`.anchor` (one competitor at a given rating) and :mod:`.controlled` (the fit with
+covariates of each battle: the public board's style control).
 """
 
+from .anchor import CHATBOT_ARENA_ANCHOR, Anchor, anchor_index, anchor_ratings, parse_anchor
+from .controlled import (
+    ControlledBattles,
+    ControlledResult,
+    Covariate,
+    controlled_leaderboard,
+    fit_controlled,
+    normalised_differences,
+)
 from .pair_counts import OUTCOME_CODES, FloatArray, IntArray, PairCounts
 from .resampling import (
     DEFAULT_LEVEL,
@@ -61,20 +73,31 @@ from .result import BTResult, leaderboard
 from .solver import DEFAULT_MAX_ITER, DEFAULT_RIDGE, DEFAULT_TOL, fit
 
 __all__ = [
+    "CHATBOT_ARENA_ANCHOR",
     "DEFAULT_LEVEL",
     "DEFAULT_MAX_ITER",
     "DEFAULT_RIDGE",
     "DEFAULT_ROUNDS",
     "DEFAULT_TOL",
     "OUTCOME_CODES",
+    "Anchor",
     "BTResult",
+    "ControlledBattles",
+    "ControlledResult",
+    "Covariate",
     "FloatArray",
     "IntArray",
     "PairCounts",
+    "anchor_index",
+    "anchor_ratings",
     "bootstrap",
     "bootstrap_samples",
+    "controlled_leaderboard",
     "fit",
+    "fit_controlled",
     "intervals",
     "leaderboard",
+    "normalised_differences",
+    "parse_anchor",
     "rank_with_intervals",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -21,7 +22,10 @@ __all__ = [
     "DEFAULT_RIDGE",
     "DEFAULT_TOL",
     "check_settings",
+    "components",
     "fit",
+    "newton_minimise",
+    "sigmoid_parts",
     "solve",
     "to_elo",
     "to_logit",
@@ -43,7 +47,7 @@ def check_settings(scale: float, base: float, ridge: float) -> None:
         raise ValueError("ridge must be positive (it is what keeps unbeaten competitors finite)")
 
 
-def _components(n: int, i: IntArray, j: IntArray) -> IntArray:
+def components(n: int, i: IntArray, j: IntArray) -> IntArray:
     """Connected-component label (its smallest member) of each competitor, numpy only."""
     labels = np.arange(n)
     if i.size == 0:
@@ -58,7 +62,7 @@ def _components(n: int, i: IntArray, j: IntArray) -> IntArray:
         labels = new
 
 
-def _sigmoid_parts(d: FloatArray) -> tuple[FloatArray, FloatArray]:
+def sigmoid_parts(d: FloatArray) -> tuple[FloatArray, FloatArray]:
     """``sigmoid(d)`` and ``sigmoid(d) * sigmoid(-d)``, overflow-free."""
     e = np.exp(-np.abs(d))
     inv = 1.0 / (1.0 + e)
@@ -87,7 +91,7 @@ def solve(
     keep = total > 0
     if not np.all(keep):
         i, j, w_ij, w_ji, total = i[keep], j[keep], w_ij[keep], w_ji[keep], total[keep]
-    comp = _components(n, i, j)
+    comp = components(n, i, j)
     sizes = np.bincount(comp, minlength=n)[comp].astype(np.float64)  # own component's size
 
     def centre(t: FloatArray) -> FloatArray:
@@ -111,10 +115,10 @@ def solve(
     kappa = float(total.sum()) / n + ridge
     lift = same * (kappa / sizes)[None, :]
     diag = np.arange(n)
-    value, magnitude = objective(theta)
-    for _ in range(max_iter):
+
+    def newton_step(theta: FloatArray) -> tuple[FloatArray, FloatArray]:
         d = theta[i] - theta[j]
-        s, h_unit = _sigmoid_parts(d)
+        s, h_unit = sigmoid_parts(d)
         r = total * s - w_ij  # dF/dd per pair
         grad = (
             np.bincount(i, weights=r, minlength=n)
@@ -127,28 +131,50 @@ def solve(
         hess[j, i] -= h
         hess[diag, diag] += np.bincount(i, weights=h, minlength=n)
         hess[diag, diag] += np.bincount(j, weights=h, minlength=n) + ridge
-        step = centre(-np.linalg.solve(hess, grad))
+        return grad, centre(-np.linalg.solve(hess, grad))
+
+    return newton_minimise(theta, objective, newton_step, centre, tol, max_iter, "Bradley-Terry")
+
+
+def newton_minimise(
+    x: FloatArray,
+    objective: Callable[[FloatArray], tuple[float, float]],
+    newton_step: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+    centre: Callable[[FloatArray], FloatArray],
+    tol: float,
+    max_iter: int,
+    what: str,
+) -> FloatArray:
+    """Newton's method with a backtracking (Armijo) line search, from ``x``: ``objective``
+    gives ``(value, magnitude)`` (the magnitude bounds the rounding in the value), ``newton_step``
+    the gradient and the (centred) step. Stops when no coordinate moves by more than ``tol``, or
+    when no step decreases the objective beyond its rounding (at the optimum); after
+    ``max_iter`` iterations warns (RuntimeWarning naming ``what``) and returns the last iterate.
+    Shared by the pair-count fit and the controlled fit (:mod:`.controlled`)."""
+    value, magnitude = objective(x)
+    for _ in range(max_iter):
+        grad, step = newton_step(x)
         slope = float(grad @ step)
         slack = 64 * np.finfo(np.float64).eps * magnitude  # rounding in F itself
         t = 1.0
         for _ in range(60):
-            candidate = theta + t * step
+            candidate = x + t * step
             new_value, new_magnitude = objective(candidate)
             if new_value <= value + 1e-4 * t * slope + slack:
                 break
             t *= 0.5
         else:  # no decrease even for a tiny step: at the optimum to rounding
-            return theta
-        theta = centre(candidate)
+            return x
+        x = centre(candidate)
         value, magnitude = new_value, new_magnitude
         if t * float(np.max(np.abs(step))) <= tol:
-            return theta
+            return x
     warnings.warn(
-        f"Bradley-Terry fit did not converge in {max_iter} Newton iterations",
+        f"{what} fit did not converge in {max_iter} Newton iterations",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
-    return theta
+    return x
 
 
 def to_elo(theta: FloatArray, scale: float, base: float, initial: float) -> FloatArray:

@@ -98,6 +98,8 @@ class Options:
     whisper_label: str | None  # the model's name or file name, recorded in battle meta
     tie_threshold: float
     source: str
+    renormalise: bool = False
+    """Renormalise the composite over measured components instead of seed 000's rule."""
 
 
 def _transcriber(opts: Options) -> Callable[[Any], str] | None:
@@ -123,6 +125,7 @@ def evaluate_job(job: Job, opts: Options) -> dict[str, Any]:
                 transcribe=opts.transcribe,
                 semascore=sema,
                 transcriber=transcriber,
+                renormalise=opts.renormalise,
             )
             for path, latency, sema in (
                 (row.audio_a, row.latency_a_ms, row.semascore_a),
@@ -148,6 +151,7 @@ def evaluate_job(job: Job, opts: Options) -> dict[str, Any]:
             source=opts.source,
             tie_threshold=opts.tie_threshold,
             meta=meta,
+            renormalise=opts.renormalise,
         )
     else:
         common = {
@@ -171,6 +175,7 @@ def evaluate_job(job: Job, opts: Options) -> dict[str, Any]:
                 semascore=row.semascore,
                 transcriber=transcriber,
                 extra_metrics=row.extra_metrics,
+                renormalise=opts.renormalise,
             )
         except AudioLoadError as exc:
             # The competitor's output is unusable: that is the trial's result.

@@ -89,13 +89,15 @@ def iter_events(
     tie_threshold: float = 0.02,
     source: str = "arbiter.evals",
     progress: Progress | None = None,
+    renormalise: bool = False,
 ) -> Iterator[RowOutcome]:
     """Evaluate rows in worker processes and yield one RowOutcome per row, in manifest order.
 
     Order is kept because it is the order the events will be published in, and Elo depends on
     order. ``workers=0`` evaluates in this process (no pool); None means one per CPU. Workers
     are spawned (not forked: safe with torch and CUDA), so a calling script needs the usual
-    ``if __name__ == "__main__":`` guard. Whisper is loaded once per worker.
+    ``if __name__ == "__main__":`` guard. Whisper is loaded once per worker. ``renormalise``
+    picks the composite's rule (:mod:`arbiter.evals.composite`; default seed 000's).
     ``progress(finished, total)`` is called after every row. A missing Whisper checkpoint
     raises WhisperWeightsMissing before any work starts; a crashed worker raises
     BrokenProcessPool; any other failure of one row becomes that row's "error" outcome.
@@ -104,7 +106,7 @@ def iter_events(
     total = len(rows)
     done_ids = set(done)
     label = model_label(transcribe, whisper_model)
-    opts = Options(transcribe, whisper_model, label, tie_threshold, source)
+    opts = Options(transcribe, whisper_model, label, tie_threshold, source, renormalise)
     n_workers = default_workers() if workers is None else max(0, workers)
     n_workers = min(n_workers, total)
 
@@ -233,6 +235,7 @@ def run_manifest(
     source: str = "arbiter.evals",
     progress: Progress | None = None,
     on_outcome: Callable[[RowOutcome], None] | None = None,
+    renormalise: bool = False,
 ) -> RunSummary:
     """Evaluate a manifest and hand its new events to ``publish`` in batches, in order.
 
@@ -265,6 +268,7 @@ def run_manifest(
         tie_threshold=tie_threshold,
         source=source,
         progress=progress,
+        renormalise=renormalise,
     ):
         if on_outcome is not None:
             on_outcome(outcome)

@@ -92,7 +92,8 @@ TABLES = (
         "name", "provider", "meta", "registered", "first_position", "last_position", "retired",
         "retired_reason")),
     Table("arenas", ("arena",), (
-        "k", "initial", "scale", "base", "weights", "strict", "position")),
+        "k", "initial", "scale", "base", "weights", "strict", "position", "bt_anchor",
+        "bt_anchor_rating")),
     Table("pairs", ("arena", "category", "x", "y"), ("x_wins", "y_wins", "ties"),
           where="x_wins <> 0 OR y_wins <> 0 OR ties <> 0"),
     Table("arena_competitors", ("arena", "competitor"), (

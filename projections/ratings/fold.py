@@ -14,7 +14,11 @@ category's pool; each pool is rated independently from its own history.
 What is rated, and with which K (all settings are those in force at the result's position):
 
 * ``battle.completed`` with an outcome: one pairwise result, ``K x weights[judge]``. With
-  ``outcome`` null it is recorded and rates nothing until votes arrive.
+  ``outcome`` null it is recorded and rates nothing until votes arrive, unless its arena has
+  opted in to the auto-judge (``arena.configured`` ``auto_judge: true``) at that position and
+  both metric sets suffice: then seed 000's composite decides it (:mod:`.judged`), with
+  ``K x weights["auto"]``, and it counts as a battle with that outcome everywhere (Elo, pair
+  counts and so Bradley-Terry, ``matches``). Votes on it rate as on any battle with an outcome.
 * ``vote.cast`` (pairwise): one result between the battle's ``a`` and ``b`` in the battle's
   arena and category, ``K x weights["human"]``. Score votes (1-5 on trials) rate nothing here.
 * ``game.completed``: multi-player Elo (:func:`arbiter.domain.elo.game_update`),
@@ -52,6 +56,7 @@ from arbiter.domain.elo import DEFAULT_SETTINGS, SCORES, ArenaSettings
 from arbiter.domain.events import (
     ArenaConfigured,
     BattleCompleted,
+    BTAnchor,
     CompetitorRegistered,
     CompetitorRetired,
     Event,
@@ -59,7 +64,9 @@ from arbiter.domain.events import (
     ResultVoided,
     VoteCast,
 )
+from msgspec import structs
 
+from .judged import auto_outcome
 from .pool import Pool
 from .records import (
     CHECKPOINT_EVERY,
@@ -117,6 +124,8 @@ class RatingsFold:
         """arena -> competitor -> its presence there (the registry per arena)."""
         self.configs: dict[tuple[str, int], tuple[Any, ...]] = {}
         """(arena, position) -> the settings each ``arena.configured`` put in force."""
+        self.judged: set[str] = set()
+        """Arenas whose auto-judge is on at the current position (see :mod:`.judged`)."""
         self.pools: dict[PoolKey, Pool] = {}
         self.by_event: dict[str, Match] = {}
         self.battles: dict[str, Match] = {}
@@ -182,9 +191,15 @@ class RatingsFold:
         new = self.settings(e.arena).patched(
             k=e.k, initial=e.initial, scale=e.scale, base=e.base, weights=e.weights, strict=e.strict
         )
+        if isinstance(e.bt_anchor, BTAnchor):
+            new = structs.replace(new, bt_anchor=(e.bt_anchor.competitor, e.bt_anchor.rating))
+        elif e.bt_anchor == "mean":
+            new = structs.replace(new, bt_anchor=None)
         self.arenas[e.arena] = (new, position)
+        if e.auto_judge is not None:
+            (self.judged.add if e.auto_judge else self.judged.discard)(e.arena)
         self.changes.arenas.add(e.arena)
-        config = arena_row(new, position)[:-1]
+        config = arena_row(new, position)[:6]
         self.configs[(e.arena, position)] = config
         self.changes.configs.append((e.arena, position, *config))
 
@@ -249,11 +264,14 @@ class RatingsFold:
             self._present(position, e.arena, (e.a, e.b))
         entry = self.arenas.get(e.arena)
         settings = DEFAULT_SETTINGS if entry is None else entry[0]
+        score, judge = None if e.outcome is None else SCORES[e.outcome], e.judge
+        if score is None and e.arena in self.judged:
+            score = auto_outcome(e)
+            judge = e.judge if score is None else "auto"
         m = Match(
             position, e.event_id, e.occurred_at, e.arena, e.category, "battle", e.battle_id,
-            (e.a, e.b), None, None if e.outcome is None else SCORES[e.outcome],
-            settings.k * settings.weights.get(e.judge, 1.0), settings.scale, settings.base,
-            settings.initial,
+            (e.a, e.b), None, score, settings.k * settings.weights.get(judge, 1.0),
+            settings.scale, settings.base, settings.initial,
         )  # fmt: skip
         self.battles[e.battle_id] = m
         self._add(m)

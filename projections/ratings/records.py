@@ -176,4 +176,5 @@ class Match(msgspec.Struct, gc=False):
 
 def arena_row(s: ArenaSettings, position: int) -> tuple[Any, ...]:
     weights = _JSON.encode(s.weights).decode()
-    return (s.k, s.initial, s.scale, s.base, weights, s.strict, position)
+    anchor = s.bt_anchor or (None, None)
+    return (s.k, s.initial, s.scale, s.base, weights, s.strict, position, *anchor)

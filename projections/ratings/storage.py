@@ -19,6 +19,7 @@ from psycopg import Cursor, sql
 from .. import tracking
 from ..copy import copy_rows, qualified, upsert_rows
 from .fold import Changes, RatingsFold
+from .judged import restore
 from .records import (
     HISTORY_COLUMNS,
     HISTORY_TYPES,
@@ -73,7 +74,9 @@ COMPETITOR_COLS = (
     "competitor, name, provider, meta, registered, first_position, last_position, retired, "
     "retired_reason"
 )
-ARENA_COLS = "arena, k, initial, scale, base, weights, strict, position"
+ARENA_COLS = (
+    "arena, k, initial, scale, base, weights, strict, position, bt_anchor, bt_anchor_rating"
+)
 PRESENCE_COLUMNS = ("arena", "competitor", "registered", "registered_position", "first_position")
 PRESENCE_TYPES = ("text", "text", "bool", "int8", "int8")
 CONFIG_COLS = "arena, position, k, initial, scale, base, weights, strict"
@@ -94,9 +97,11 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
     for comp, *rest in cur.fetchall():
         fold.competitors[comp] = Competitor(*rest)
     cur.execute(sql.SQL(f"SELECT {ARENA_COLS} FROM {{}}").format(qualified(schema, "arenas")))
-    for arena, k, initial, scale, base, weights, strict, position in cur.fetchall():
-        settings = ArenaSettings(k, initial, scale, base, dict(weights), strict)
+    for arena, k, initial, scale, base, weights, strict, position, *anchor in cur.fetchall():
+        bt_anchor = None if anchor[0] is None else (anchor[0], anchor[1])
+        settings = ArenaSettings(k, initial, scale, base, dict(weights), strict, bt_anchor)
         fold.arenas[arena] = (settings, int(position))
+    fold.judged = restore(cur, schema, sorted(fold.arenas), fold.position)
     cur.execute(
         sql.SQL("SELECT arena, category, x, y, x_wins, y_wins, ties FROM {}").format(
             qualified(schema, "pairs")
@@ -117,7 +122,7 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
     )
     for arena, position, k, initial, scale, base, weights, strict in cur.fetchall():
         settings = ArenaSettings(k, initial, scale, base, dict(weights), strict)
-        fold.configs[(arena, int(position))] = arena_row(settings, position)[:-1]
+        fold.configs[(arena, int(position))] = arena_row(settings, position)[:6]
     cols = sql.SQL(", ").join(map(sql.Identifier, MATCH_COLUMNS))
     cur.execute(
         sql.SQL("SELECT {} FROM {} ORDER BY position").format(cols, qualified(schema, "matches"))
@@ -234,10 +239,12 @@ def store(cur: Cursor[Any], schema: str, rows: Rows) -> None:
         cur.execute(
             sql.SQL(
                 f"INSERT INTO {{}} ({ARENA_COLS}) "
-                "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (arena) DO UPDATE SET "
+                "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s) "
+                "ON CONFLICT (arena) DO UPDATE SET "
                 "k = EXCLUDED.k, initial = EXCLUDED.initial, scale = EXCLUDED.scale, "
                 "base = EXCLUDED.base, weights = EXCLUDED.weights, strict = EXCLUDED.strict, "
-                "position = EXCLUDED.position"
+                "position = EXCLUDED.position, bt_anchor = EXCLUDED.bt_anchor, "
+                "bt_anchor_rating = EXCLUDED.bt_anchor_rating"
             ).format(qualified(schema, "arenas")),
             arena,
         )

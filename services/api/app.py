@@ -20,20 +20,33 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.stores.memory import MemoryStore
 
+from ..metrics import scrape_registry
 from .auth import AuthConfig, Authenticator, authorise
 from .bus import Bus
+from .cache import (
+    STORE,
+    ReadModelWatch,
+    Validators,
+    cache_config,
+    response_cache_enabled,
+)
+from .docs import assets_router, swagger_plugin
 from .errors import EXCEPTION_HANDLERS
-from .evaluation_jobs import Evaluations
+from .evaluation_jobs import EvaluationConfig, Evaluations
 from .parameters import QueryParameterCheck
 from .routes.admin import AdminController
 from .routes.competitors import CompetitorController
 from .routes.evaluations import evaluation_controller
 from .routes.events import EventController
+from .routes.experiment_status import ExperimentStatusController
 from .routes.experiments import ExperimentController, StatsController
 from .routes.health import HealthController
 from .routes.leaderboard import LeaderboardController, LeaderboardStreamController
+from .routes.leaderboard_history import LeaderboardHistoryController
 from .routes.matchups import HeadToHeadController, MatchmakingController
+from .routes.metrics import metrics, request_metrics
 from .routes.results import BattleController, GameController, SummaryController
 from .routes.votes import VoteController
 from .store import ReadStore
@@ -68,22 +81,27 @@ def create_app(
     how API keys are enforced (:mod:`.auth`)."""
     reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
     bus = Bus(nats_url, connect_timeout=nats_timeout)
-    evaluations = Evaluations.from_env()
+    evaluations = Evaluations(database_url, EvaluationConfig.from_env())
     authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
     openapi_path = "/schema"
     parameters = QueryParameterCheck(exempt_prefix=openapi_path)
+    responses = MemoryStore()
+    watch = ReadModelWatch(database_url, responses, enabled=response_cache_enabled())
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await reads.open()
+        watch.start()
+        evaluations.start(reads, bus)
         try:
             yield
         finally:
-            evaluations.close()
+            await watch.stop()
+            await evaluations.close()
             await bus.close()
             await reads.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             LeaderboardController,
@@ -91,18 +109,25 @@ def create_app(
             EventController,
             evaluation_controller(evaluations.config),
             LeaderboardStreamController,
+            LeaderboardHistoryController,
             HeadToHeadController,
             MatchmakingController,
             SummaryController,
             BattleController,
             GameController,
             ExperimentController,
+            ExperimentStatusController,
             StatsController,
             VoteController,
             AdminController,
+            assets_router(openapi_path),
+            metrics,
         ],
         guards=[authorise, parameters.guard],  # keys first, then the query's parameter names
         plugins=[parameters],
+        middleware=[request_metrics().middleware, Validators],
+        stores={STORE: responses},
+        response_cache_config=cache_config(),
         dependencies={
             "reads": Provide(_reads, sync_to_thread=False),
             "bus": Provide(_bus, sync_to_thread=False),
@@ -111,15 +136,24 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         state=State(
-            {"reads": reads, "bus": bus, "evaluations": evaluations, "auth": authenticator}
+            {
+                "reads": reads,
+                "bus": bus,
+                "evaluations": evaluations,
+                "auth": authenticator,
+                "metrics": scrape_registry(database_url),
+                "watch": watch,
+            }
         ),
         openapi_config=OpenAPIConfig(
             title="Arbiter",
             version="1",
             description="Event-sourced rating engine: leaderboards, histories and the event log.",
             path=openapi_path,
+            render_plugins=[swagger_plugin(openapi_path)],
         ),
     )
+    return app
 
 
 def make_server(

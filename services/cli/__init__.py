@@ -4,6 +4,7 @@ one module per command group, as ``litestar/cli/main.py`` assembles Litestar's.
 * :mod:`.common`: consoles, errors and exit codes, the servers, progress bars, shared options;
 * :mod:`.serve`: ``up``, ``migrate``, ``ingest``, ``project``, ``api``;
 * :mod:`.publish`: ``publish``, ``import``, ``demo``;
+* :mod:`.arena`: ``arena configure``;
 * :mod:`.boards`: ``leaderboard``; :mod:`.rebuild`: ``rebuild``; :mod:`.audit`: ``audit ...``;
 * :mod:`.backup`: ``backup``, ``restore``; :mod:`.health`: ``health``; :mod:`.keys`: ``keys ...``;
 * :mod:`.evals` (``evals battle``, ``evals trial``), :mod:`.evals_run` (``evals run``), with
@@ -27,7 +28,8 @@ from __future__ import annotations
 
 import typer
 
-from . import boards, publish, rebuild, serve
+from . import boards, publish, rebuild, serve, webhooks
+from .arena import arena_app
 from .audit import audit_app
 from .backup import backup_command, restore_command
 from .evals import evals_app
@@ -42,6 +44,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(arena_app, name="arena")
 app.add_typer(audit_app, name="audit")
 app.add_typer(evals_app, name="evals")
 app.add_typer(keys_app, name="keys")
@@ -51,6 +54,8 @@ app.command("migrate")(serve.migrate)
 app.command("ingest")(serve.ingest)
 app.command("project")(serve.project)
 app.command("api")(serve.api)
+app.command("webhooks")(serve.webhooks)
+app.command("webhook-secret")(webhooks.webhook_secret)
 app.command("publish")(publish.publish)
 app.command("import")(publish.import_)
 app.command("demo")(publish.demo)

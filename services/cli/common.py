@@ -10,7 +10,6 @@ Exit codes: 0 ok, 1 a failure was found (an audit mismatch, rejected events on p
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -91,8 +90,12 @@ def progress_bar() -> Progress:
     )  # fmt: skip
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def setup_logging(verbose: bool, service: str) -> None:
+    """Logs of a long-running command, in ``ARBITER_LOG_FORMAT`` (:mod:`arbiter.services.logs`);
+    a format it does not know is a configuration error (exit 2)."""
+    from arbiter.services.logs import LogFormatError, configure
+
+    try:
+        configure(service, verbose)
+    except LogFormatError as exc:
+        raise fail(str(exc)) from exc

@@ -1,8 +1,10 @@
 """``arbiter evals``: judge audio and publish what it finds (``battle``, ``trial``, ``run``).
 
 * ``arbiter evals battle A.wav B.wav --a X --b Y`` measures both clips, decides the winner by
-  composite (ties closer than 0.02, :func:`arbiter.evals.composite.auto_winner`) and publishes
-  ``battle.completed`` with ``judge: auto`` and both metric sets.
+  composite (ties closer than 0.02, :func:`arbiter.evals.composite.auto_winner`: seed 000's rule
+  by default, the same function an opted-in arena's fold judges with; ``--renormalise`` for
+  the rescaled one) and publishes ``battle.completed`` with ``judge: auto`` and both metric
+  sets.
 * ``arbiter evals trial CLIP.wav --competitor X --experiment E --trial-id T --prompt-index N``
   publishes ``trial.completed`` with the clip's metrics.
 * ``arbiter evals run MANIFEST`` does many of either from a CSV/JSONL/JSON manifest
@@ -45,6 +47,7 @@ from .evals_shared import (
     DryRun,
     OccurredAt,
     Reference,
+    Renormalise,
     Transcribe,
     WhisperModel,
     check_files,
@@ -94,6 +97,7 @@ def battle(
     occurred_at: OccurredAt = None,
     transcribe: Transcribe = None,
     whisper_model: WhisperModel = None,
+    renormalise: Renormalise = False,
     dry_run: DryRun = False,
 ) -> None:
     """Judge two clips by composite and publish battle.completed (judge "auto")."""
@@ -111,7 +115,7 @@ def battle(
         latency_a_ms=latency_a, latency_b_ms=latency_b, semascore_a=semascore_a,
         semascore_b=semascore_b, occurred_at=parse_occurred_at(occurred_at),
     )  # fmt: skip
-    event = evaluate_one(row, do_transcribe, whisper_model)
+    event = evaluate_one(row, do_transcribe, whisper_model, renormalise)
     _battle_report(event, output(dry_run))
     publish_or_print(event, dry_run)
 
@@ -135,7 +139,8 @@ def _battle_report(event: dict[str, Any], out: Console) -> None:
         f"{', '.join(judge['compared_on'])}"
     )
     if judge["missing"]:
-        verdict += f"; not measured: {', '.join(judge['missing'])} (weights renormalised)"
+        rule = "weights renormalised" if judge["renormalised"] else "counted 0, as seed 000 does"
+        verdict += f"; not measured: {', '.join(judge['missing'])} ({rule})"
     out.print(verdict, soft_wrap=True, markup=False)
 
 

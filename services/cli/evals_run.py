@@ -19,7 +19,15 @@ from rich.markup import escape
 
 from .common import progress_bar, servers
 from .evals_publish import open_publisher
-from .evals_shared import WhisperModel, check_whisper, fail_literal, output, require_extra, validate
+from .evals_shared import (
+    Renormalise,
+    WhisperModel,
+    check_whisper,
+    fail_literal,
+    output,
+    require_extra,
+    validate,
+)
 
 if TYPE_CHECKING:
     from arbiter.evals.manifest import Row, RowOutcome
@@ -71,6 +79,7 @@ def run(
         ),
     ] = None,
     whisper_model: WhisperModel = None,
+    renormalise: Renormalise = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Events per publish.")] = 32,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print new events as JSONL; publish nothing.")
@@ -124,6 +133,7 @@ def run(
                     workers=workers,
                     transcribe=do_transcribe,
                     whisper_model=whisper_model,
+                    renormalise=renormalise,
                     progress=lambda n, total: bar.update(task, completed=n, total=total),
                     on_outcome=report,
                 )

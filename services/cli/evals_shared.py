@@ -35,6 +35,7 @@ __all__ = [
     "DryRun",
     "OccurredAt",
     "Reference",
+    "Renormalise",
     "Transcribe",
     "WhisperModel",
     "check_files",
@@ -73,6 +74,14 @@ Transcribe = Annotated[
 WhisperModel = Annotated[
     str | None,
     typer.Option(help="Whisper model name or checkpoint path. Default: $ARBITER_WHISPER_MODEL."),
+]
+Renormalise = Annotated[
+    bool,
+    typer.Option(
+        "--renormalise",
+        help="Composite: leave unmeasured components out and rescale the weights, instead of "
+        "seed 000's rule (they count 0, no rescaling; the rule an opted-in arena judges by).",
+    ),
 ]
 OccurredAt = Annotated[
     str | None,
@@ -133,14 +142,20 @@ def pairs(values: Sequence[str], flag: str) -> dict[str, str]:
     return out
 
 
-def evaluate_one(row: Row, transcribe: bool, whisper_model: str | None) -> dict[str, Any]:
+def evaluate_one(
+    row: Row, transcribe: bool, whisper_model: str | None, renormalise: bool = False
+) -> dict[str, Any]:
     """Evaluate one row in this process and return its event (exit 2 on unreadable audio)."""
     from arbiter.evals.manifest import iter_events
     from arbiter.evals.whisper_model import WhisperWeightsMissing
 
     try:
         (outcome,) = iter_events(
-            [row], workers=0, transcribe=transcribe, whisper_model=whisper_model
+            [row],
+            workers=0,
+            transcribe=transcribe,
+            whisper_model=whisper_model,
+            renormalise=renormalise,
         )
     except WhisperWeightsMissing as exc:
         raise fail_literal(str(exc)) from exc

@@ -20,9 +20,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from arbiter.adapters.arena_files import ArenaFileError, RowError, count_rows, iter_import
+from arbiter.adapters.arena_files import (
+    JUDGE,
+    ArenaFileError,
+    RowError,
+    count_rows,
+    detect_format,
+    iter_import,
+)
 from arbiter.services.demo import demo_events
-from rich.markup import escape
 
 from .common import CLI_CONNECT_ATTEMPTS, WaitOption, console, err, fail, progress_bar, servers
 
@@ -101,18 +107,11 @@ def _deliver(
     """Run a :class:`~arbiter.services.delivery.Delivery` fed by ``feed`` with a progress bar;
     each refusal is printed as it is found (the first ``max_errors``; all are counted)."""
     # Lazy: the delivery loads NATS (about 40 ms), which `arbiter --help` need not pay.
-    from arbiter.services.delivery import Delivery, Refusal
+    from arbiter.services.delivery import Delivery
 
-    shown = 0
+    from .importing import refusal_printer
 
-    def refused(refusal: Refusal) -> None:
-        nonlocal shown
-        shown += 1
-        if shown <= max_errors:
-            err.print(
-                f"[yellow]{refusal.label}[/yellow] ({refusal.code}): {escape(refusal.message)}",
-                soft_wrap=True,
-            )
+    refused = refusal_printer(max_errors)
 
     async def go(database_url: str, nats_url: str) -> Any:
         with progress_bar() as bar:
@@ -179,41 +178,93 @@ def _summary(report: Any, read: str, noun: str) -> None:
 
 
 def import_(
-    path: Annotated[Path, typer.Argument(help="JSONL of events, or an arena battles file.")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="JSONL of events or an arena battles file (gzip too); - for stdin."),
+    ],
     arena: Annotated[str, typer.Option(help="Arena for arena battle rows.")] = "default",
     category: Annotated[str | None, typer.Option(help="Category for arena rows.")] = None,
+    judge: Annotated[
+        str, typer.Option(help="Judge kind of arena rows: auto, human or a judge name.")
+    ] = JUDGE,
+    keep_order: Annotated[
+        bool, typer.Option("--keep-order", help="Keep the file's order (default: by tstamp).")
+    ] = False,
+    via_nats: Annotated[
+        bool, typer.Option("--via-nats", help="Publish through NATS to the ingest instead.")
+    ] = False,
     max_errors: Annotated[int, typer.Option(help="Row errors to print (all are counted).")] = 20,
     wait: WaitOption = True,
 ) -> None:
     """Bulk-import history: JSONL of Arbiter events, or arena battle files (JSON, JSONL or CSV
-    with model_a, model_b, winner, optional tstamp) as public arena leaderboards publish them.
+    with model_a, model_b, winner, optional tstamp) as public arena leaderboards publish them;
+    gzip or plain, from a file or stdin (-).
 
     A row's event id derives from the whole row (and its occurrence among identical rows), so
-    importing the same file twice changes nothing and distinct rows never merge. Every event is
-    validated here with the ingest's rules, looked up in the log, and the new ones published to
-    NATS in chunks (progress shown). The summary says how many rows were read, new, already in
-    the log and refused (with row numbers; exit 1 if any).
+    importing the same file twice changes nothing and distinct rows never merge; an interrupted
+    import (Ctrl-C) continues where it stopped when run again. Arena rows are judged --judge
+    (default human; a judge or voter column names the person and is kept in meta) and entered in
+    tstamp order (stable) unless --keep-order; a JSONL of Arbiter events keeps its order.
+    By default the events are validated and decided with the ingest's own rules and appended to
+    the log directly in large batches; --via-nats publishes them to the ingest instead (same
+    log, slower). The summary says how many rows were read, new, already in the log and refused
+    (with row numbers; exit 1 if any).
     """
-    from arbiter.adapters.bus import encode_event  # lazy: loads NATS, which --help need not pay
+    from arbiter.services.import_source import readable_file
 
-    if not path.is_file():
-        raise fail(f"{path}: no such file")
+    _check_judge(judge)
     try:
-        total = count_rows(path)
-        rows = iter_import(path, arena=arena, category=category)
-        first = next(rows, None)
-    except (ArenaFileError, OSError, ValueError) as exc:
-        raise fail(f"{path}: {exc}") from exc
+        with readable_file(path) as source:
+            name = "stdin" if str(path) == "-" else str(path)
+            try:
+                fmt = detect_format(source)
+                total = count_rows(source, fmt)
+                rows = iter_import(source, arena=arena, category=category, fmt=fmt, judge=judge)
+                first = next(rows, None)
+            except (ArenaFileError, OSError, ValueError) as exc:
+                raise fail(f"{name}: {exc}") from exc
+            items = itertools.chain([first] if first is not None else [], rows)
+            if not via_nats:
+                from .importing import import_direct_cli
 
-    async def feed(delivery: Any) -> None:
-        for line, item in itertools.chain([first] if first is not None else [], rows):
-            if isinstance(item, RowError):
-                delivery.refuse(f"row {line}", item.code, item.message)
-            else:
-                await delivery.add(f"row {line}", encode_event(item).payload)
+                with servers() as rt:
+                    report = import_direct_cli(
+                        rt.database_url, Path(name), total=total, items=items,
+                        keep_order=keep_order or fmt == "jsonl-events", max_errors=max_errors,
+                    )  # fmt: skip
+                _summary(report, f"{report.read} row(s) of {name}", "row")
+                return
 
-    report = _deliver(f"importing {path.name}", total, feed, wait=wait, max_errors=max_errors)
-    _summary(report, f"{report.read} row(s) of {path}", "row")
+            from arbiter.services.import_order import in_order
+
+            entries = in_order(items, keep_order=keep_order or fmt == "jsonl-events")
+
+            async def feed(delivery: Any) -> None:
+                for entry in entries:  # the same order as the direct path: the same log
+                    if isinstance(entry, RowError):
+                        delivery.refuse(f"row {entry.row}", entry.code, entry.message)
+                    else:
+                        await delivery.add(f"row {entry[0]}", entry[1])
+
+            report = _deliver(f"importing {Path(name).name}", total, feed, wait=wait,
+                              max_errors=max_errors)  # fmt: skip
+            _summary(report, f"{report.read} row(s) of {name}", "row")
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _check_judge(judge: str) -> None:
+    """Refuse a --judge the ingest would refuse on every row, before reading the file."""
+    from arbiter.domain.validation import decode_event
+
+    probe = json.dumps({
+        "type": "battle.completed", "event_id": "judge-check", "battle_id": "judge-check",
+        "occurred_at": "2024-01-01T00:00:00Z", "a": "x", "b": "y", "outcome": "a",
+        "judge": judge,
+    }).encode()  # fmt: skip
+    checked = decode_event(probe)
+    if hasattr(checked, "code"):
+        raise fail(f"--judge {judge!r}: {checked.message} (auto, human or a judge name)")
 
 
 def demo(

@@ -1,5 +1,6 @@
 """The commands that run Arbiter's long-running processes: ``up`` (all of them together), and
-``ingest``, ``project``, ``api`` alone, plus ``migrate`` which prepares the database they use.
+``ingest``, ``project``, ``api``, ``webhooks`` alone, plus ``migrate`` which prepares the
+database they use.
 
 Its own room because these commands only start and stop processes whose code lives elsewhere
 (:mod:`arbiter.services.processes.up`, :mod:`~arbiter.services.processes.ingest`, ...); they
@@ -13,13 +14,24 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
-from .common import console, servers, setup_logging
+from .common import console, fail, servers, setup_logging
 
-__all__ = ["api", "ingest", "migrate", "project", "up"]
+__all__ = ["api", "ingest", "migrate", "project", "up", "webhooks"]
+
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        min=1, max=65535,
+        help="Serve Prometheus metrics on this port (GET /metrics); off when not given. "
+        "Under `arbiter up` the API's /metrics has them.",
+    ),
+]  # fmt: skip
+MetricsHost = Annotated[str, typer.Option(help="Address the metrics port binds to.")]
 
 
 def up(
@@ -34,10 +46,10 @@ def up(
     ] = 14222,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run migrations, ingest, projector and API together (embedded servers by default)."""
+    """Run migrations, ingest, projector, webhooks and API (embedded servers by default)."""
     from arbiter.services.processes.up import check_port, run_up, stop_on_signals  # lazy: see above
 
-    setup_logging(verbose)
+    setup_logging(verbose, "up")
     with (
         stop_on_signals(),
         servers(
@@ -57,38 +69,81 @@ def migrate() -> None:
     console.print("\n".join(applied) if applied else "schema is up to date")
 
 
-def ingest(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def ingest(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
+) -> None:
     """Run the ingest service alone (NATS -> event store)."""
     from arbiter.services.processes.ingest import run_ingest  # lazy: see above
 
-    setup_logging(verbose)
+    setup_logging(verbose, "ingest")
     with servers() as rt:
+        _serve_metrics(metrics_port, metrics_host, rt.database_url)
         asyncio.run(_until_signal(lambda stop: run_ingest(rt.database_url, rt.nats_url, stop)))
 
 
-def project(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def project(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
+) -> None:
     """Run the projector alone (event store -> read models)."""
     from arbiter.services.processes.projector import run_projectors  # lazy: see above
+
+    _until_stopped(verbose, "projector", run_projectors, metrics_port, metrics_host)
+
+
+def webhooks(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run the webhook worker alone (completed experiments -> their webhook_url)."""
+    from arbiter.services.processes.webhooks import run_webhooks  # lazy: see above
+
+    _until_stopped(verbose, "webhooks", run_webhooks)
+
+
+def _until_stopped(
+    verbose: bool,
+    service: str,
+    run: Callable[[str, threading.Event], None],
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+) -> None:
+    """Migrate, then ``run(database_url, stop)`` until SIGINT or SIGTERM sets ``stop``."""
     from arbiter.services.setup import prepare_database
 
-    setup_logging(verbose)
+    setup_logging(verbose, service)
     with servers() as rt:
         prepare_database(rt.database_url)
+        _serve_metrics(metrics_port, metrics_host, rt.database_url)
         stop = threading.Event()
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, lambda *_: stop.set())
-        run_projectors(rt.database_url, stop)
+        run(rt.database_url, stop)
 
 
 def api(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the HTTP API alone."""
     from arbiter.services.api import serve  # lazy: see above
 
+    setup_logging(verbose, "api")
     with servers() as rt:
         serve(rt.database_url, rt.nats_url, host, port)
+
+
+def _serve_metrics(port: int | None, host: str, database_url: str) -> None:
+    """Prometheus metrics of a service run alone (the API serves its own at ``/metrics``)."""
+    if port is None:
+        return
+    from arbiter.services.metrics import serve_metrics  # lazy: see above
+
+    try:
+        serve_metrics(port, host, database_url)
+    except OSError as exc:
+        raise fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 async def _until_signal(factory: Any) -> None:

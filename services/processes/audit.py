@@ -18,12 +18,14 @@ paused); what is compared and how it is digested is the ratings package's
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from arbiter.adapters.eventstore import EventLog
+from arbiter.adapters.operations import record_operation
 from arbiter.domain.chain import ChainCheck
 from arbiter.projections import PROJECTIONS, ratings, results, results_audit, tracking
 from arbiter.projections.tables import compare_tables, unaudited
@@ -115,8 +117,14 @@ def verify(
     if event_log is None:
         with EventLog(database_url) as owned:
             return verify(database_url, event_log=owned, progress=progress)
+    started = time.perf_counter()
     with collector_paused():
-        return _verify(database_url, event_log, progress)
+        report = _verify(database_url, event_log, progress)
+    record_operation(
+        database_url, "audit", "", seconds=time.perf_counter() - started, ok=report.ok,
+        position=report.position, events=report.events,
+    )  # fmt: skip
+    return report
 
 
 def _verify(

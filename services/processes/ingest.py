@@ -50,6 +50,7 @@ from arbiter.adapters.bus import (
     SUBJECT_PREFIX,
     connect,
     ensure_streams,
+    ingest_backlog,
     subject_for,
 )
 from arbiter.adapters.eventstore import AppendOutcome, EventLog
@@ -59,6 +60,8 @@ from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
+
+from .. import metrics
 
 __all__ = [
     "ACK_WAIT",
@@ -79,6 +82,8 @@ ACK_WAIT = 5.0
 """Seconds JetStream waits for an ack before it redelivers: how long a dead ingest's batch hides."""
 PROGRESS_EVERY = 1.5
 """A batch held this long gets progress acks, this often, so a live ingest keeps it (< ACK_WAIT)."""
+BACKLOG_EVERY = 5.0
+"""Seconds between refreshes of the NATS consumer gauges of ``/metrics``."""
 DEFAULT_TARGET_ATTEMPTS = 6
 DEFAULT_TARGET_DELAY = 0.5
 """A vote or void whose target is missing is redelivered after 0.5, 1, 2, 4 and 8 s (JetStream
@@ -154,6 +159,7 @@ class Ingest:
             f"{SUBJECT_PREFIX}.>", durable=INGEST_DURABLE, stream=STREAM, config=config
         )
         keep_alive = asyncio.ensure_future(self._keep_alive())
+        watch = asyncio.ensure_future(self._watch_backlog(js))
         # The next batch is fetched while this one is appended and acked: the append waits on
         # PostgreSQL in a thread, and the event loop meanwhile takes in the next messages.
         # Appends stay strictly in turn, so the log keeps the order in which batches arrive.
@@ -172,6 +178,7 @@ class Ingest:
             await self._put_back(nc, sub)
         finally:
             keep_alive.cancel()
+            watch.cancel()
             if not fetching.done():
                 fetching.cancel()
                 with contextlib.suppress(BaseException):
@@ -223,7 +230,16 @@ class Ingest:
         for msg, delay in waiting:
             await msg.nak(delay=delay)
         self.stats.waiting += len(waiting)
+        metrics.EVENTS_DEFERRED.inc(len(waiting))
         self._count(len(msgs) - len(waiting), outcome, rejections)
+        positions = [p for _, p in outcome.appended]
+        log.info(
+            "batch of %d: %d appended, %d duplicates, %d rejected, %d waiting for their target",
+            len(msgs), len(positions), len(outcome.duplicates), len(rejections), len(waiting),
+            extra={"batch_size": len(msgs), "events": len(positions), "rejected": len(rejections),
+                   "first_position": positions[0] if positions else None,
+                   "last_position": positions[-1] if positions else None},
+        )  # fmt: skip
 
     async def _fetch(self, sub: object) -> list[Msg]:
         """The next batch, or nothing after half a second without messages."""
@@ -244,6 +260,18 @@ class Ingest:
                     for msg in msgs:
                         with contextlib.suppress(Exception):
                             await msg.in_progress()
+
+    @staticmethod
+    async def _watch_backlog(js: object) -> None:
+        """Keep the consumer-backlog gauges of ``/metrics`` current (one JetStream API request
+        every :data:`BACKLOG_EVERY` seconds; a failed request leaves the last values)."""
+        while True:
+            with contextlib.suppress(Exception):
+                backlog = await ingest_backlog(js, timeout=2.0)  # type: ignore[arg-type]
+                metrics.CONSUMER_PENDING.set(backlog.pending)
+                metrics.CONSUMER_ACK_PENDING.set(backlog.ack_pending)
+                metrics.CONSUMER_REDELIVERED.set(backlog.redelivered)
+            await asyncio.sleep(BACKLOG_EVERY)
 
     @staticmethod
     async def _nak(msgs: list[Msg]) -> None:
@@ -271,12 +299,19 @@ class Ingest:
         delay = 0.2
         while True:
             try:
-                return await asyncio.to_thread(self.log.append, events)
+                started = time.perf_counter()
+                outcome = await asyncio.to_thread(self.log.append, events)
+                metrics.APPEND_SECONDS.observe(time.perf_counter() - started)
+                metrics.APPEND_BATCH.observe(len(events))
+                return outcome
             except Exception as exc:
                 if stop.is_set():
                     log.warning("stopping with an un-appended batch; JetStream will redeliver")
                     return None
-                log.warning("append failed (%s); retrying in %.1fs", exc, delay)
+                log.warning(
+                    "append failed (%s); retrying in %.1fs", exc, delay,
+                    extra={"batch_size": len(events), "delay_s": delay},
+                )  # fmt: skip
                 for msg in msgs:
                     await msg.in_progress()
                 await asyncio.sleep(delay)
@@ -303,7 +338,11 @@ class Ingest:
                     headers=headers,
                 )
             )
-            log.info("rejected %s (%s): %s", rejection.event_id, rejection.code, rejection.message)
+            log.info(
+                "rejected %s (%s): %s", rejection.event_id, rejection.code, rejection.message,
+                extra={"event_id": rejection.event_id, "code": rejection.code,
+                       "subject": msg.subject, "stream_seq": seq},
+            )  # fmt: skip
         await asyncio.gather(*futures)
 
     def _count(self, received: int, outcome: AppendOutcome, rejections: list[object]) -> None:
@@ -315,6 +354,10 @@ class Ingest:
         s.rejected += len(rejections)
         for _msg, rejection in rejections:  # type: ignore[misc]
             s.by_code[rejection.code] = s.by_code.get(rejection.code, 0) + 1
+            metrics.EVENTS_REJECTED.labels(rejection.code).inc()
+        for event, _position in outcome.appended:
+            metrics.EVENTS_ACCEPTED.labels(type_name(event)).inc()
+        metrics.EVENTS_DUPLICATE.inc(len(outcome.duplicates))
 
 
 _SUBJECT = {cls: subject_for(cls.__struct_config__.tag) for cls in EVENT_TYPES}  # type: ignore[arg-type]

@@ -29,6 +29,8 @@ from arbiter.adapters.eventstore import EventLog
 from arbiter.projections import PROJECTIONS, Fold, ProjectionSpec, tracking
 from psycopg import sql
 
+from ..commits import committed
+from ..metrics import observe_fold
 from .paging import fold_page, read_page
 
 __all__ = [
@@ -104,6 +106,7 @@ class Projector:
         ``<schema>.quarantine`` with its error and skipped (the position moves past it), all in
         one transaction, and the projector goes on. Rebuild and audit skip the same positions.
         """
+        started = time.perf_counter()
         events = read_page(self.log, self.fold.position, self.batch_size)
         if not events:
             return 0
@@ -131,6 +134,14 @@ class Projector:
                 raise
         if poison is not None:
             return self._quarantine(events, poison)
+        committed()
+        observe_fold(self.spec.name, len(events), started)
+        log.info(
+            "%s: folded %d events, positions %d to %d",
+            self.spec.name, len(events), events[0][0], events[-1][0],
+            extra={"projection": self.spec.name, "events": len(events),
+                   "first_position": events[0][0], "last_position": events[-1][0]},
+        )  # fmt: skip
         return len(events)
 
     def _apply(self, position: int, event: Any) -> None:
@@ -143,7 +154,11 @@ class Projector:
 
     def _quarantine(self, events: list[tuple[int, Any]], poison: FoldError) -> int:
         """Fold the events before ``poison``, record it and move the position past it."""
-        log.error("%s: quarantining %s", self.spec.name, poison)
+        log.error(
+            "%s: quarantining %s", self.spec.name, poison,
+            extra={"projection": self.spec.name, "position": poison.position,
+                   "event_id": poison.event_id},
+        )  # fmt: skip
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
                 self._check_position(cur)
@@ -163,6 +178,7 @@ class Projector:
         except Exception:
             self._safe_reload()
             raise
+        committed()
         return sum(1 for position, _ in events if position <= poison.position)
 
     def _check_position(self, cur: psycopg.Cursor[Any]) -> None:

@@ -31,10 +31,12 @@ from typing import Any
 import psycopg
 from arbiter.adapters.eventstore import EventLog
 from arbiter.adapters.migrations import migrate
+from arbiter.adapters.operations import record_operation
 from arbiter.projections import ProjectionSpec, tracking
 from arbiter.projections.ratings import Shard, worth_sharding
 from psycopg import sql
 
+from ..commits import committed
 from .paging import PAGE, collector_paused, fold_page, pages
 from .rebuild_tables import Pipeline, RebuildError, create_indexes, drop_indexes, run_statements
 from .rebuild_worker import FAULT_WORKER, Worker
@@ -137,6 +139,7 @@ def rebuild(
                 cur.execute(
                     sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(f"{live}__old"))
                 )
+    committed()
     done = time.perf_counter()
     log.debug(
         "rebuilt %s in %d process(es): own fill %.3fs, fill and partition indexes %.3fs, "
@@ -146,6 +149,10 @@ def rebuild(
     )  # fmt: skip
     if progress:
         progress(fold.position, max(head, fold.position))
+    record_operation(
+        database_url, "rebuild", spec.name, seconds=done - started, ok=True,
+        position=fold.position, events=fold.events,
+    )  # fmt: skip
     return RebuildResult(
         spec.name, fold.events, fold.position, generation + 1, done - started, worker.processes
     )

@@ -1,4 +1,4 @@
-"""``arbiter up``: migrations, ingest, projector and API together in one process.
+"""``arbiter up``: migrations, ingest, projector, webhook worker and API together in one process.
 
 Each service runs on its own thread (the ingest on an asyncio loop, the projector in a blocking
 LISTEN loop, the API under uvicorn); the main thread only waits for SIGINT or SIGTERM, then stops
@@ -40,6 +40,7 @@ from arbiter.services.setup import prepare_database
 from .ingest import run_ingest
 from .projector import run_projectors
 from .runtime import Runtime, RuntimeRefusal
+from .webhooks import run_webhooks
 
 __all__ = [
     "RESTART_BACKOFF",
@@ -171,6 +172,7 @@ class Services:
     def start(self) -> None:
         self._spawn("ingest", self._run_ingest)
         self._spawn("projector", lambda: run_projectors(self.runtime.database_url, self.stop_event))
+        self._spawn("webhooks", lambda: run_webhooks(self.runtime.database_url, self.stop_event))
         self._spawn("api", self.server.run)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:

@@ -1,7 +1,8 @@
 """``/evaluations``: upload audio, get a job id at once, read its metrics or follow its events.
 
 The app runs against the real PostgreSQL and nats-server of the test session; the evaluation
-itself runs in the API's worker threads on audio the tests write.
+itself runs in the API's runners on audio the tests write. Where the results land and how jobs
+outlive a restart: ``test_api_evaluation_jobs.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import io
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -63,10 +63,17 @@ async def client(
         yield c
 
 
+_TRIALS = iter(range(1_000_000))
+
+
 async def submit(
     client: AsyncTestClient[Any], audio: bytes, name: str = "clip.wav", **fields: str
 ) -> httpx.Response:
-    data = {"competitor": "alpha", **fields}
+    """Upload ``audio`` for competitor alpha, by default as a new trial of experiment ``exp``."""
+    target = {} if {"battle_id", "experiment_id"} & set(fields) else {
+        "experiment_id": "exp", "trial_id": f"t{next(_TRIALS)}", "prompt_index": "0"
+    }  # fmt: skip
+    data = {"competitor": "alpha", **target, **fields}
     return await client.post("/evaluations", files={"audio": (name, audio, "audio/wav")}, data=data)
 
 
@@ -102,7 +109,7 @@ async def test_upload_is_accepted_at_once_and_gives_metrics(client):
     assert metrics["f0_median_hz"] == pytest.approx(140, rel=0.15)
     composite = body["composite"]
     assert composite["score"] == pytest.approx(metrics["composite"])
-    assert composite["renormalised"] is True
+    assert composite["renormalised"] is False  # seed 000: unmeasured components count 0
     assert set(composite["missing"]) == {"semascore", "wer"}
     assert "error" not in body and body["transcribe"] is False
 
@@ -164,10 +171,14 @@ async def test_oversized_upload_is_413(client):
 async def test_bad_fields_are_400(client):
     clip = wav_bytes(speechlike(0.5))
     missing = await client.post(
-        "/evaluations", files={"audio": ("a.wav", clip, "audio/wav")}, data={}
+        "/evaluations",
+        files={"audio": ("a.wav", clip, "audio/wav")},
+        data={"experiment_id": "e", "trial_id": "t", "prompt_index": "0"},
     )
     assert assert_error(missing, 400, "bad_parameter")["field"] == "competitor"
-    no_file = await client.post("/evaluations", files={"competitor": (None, "alpha")})
+    no_file = await client.post(
+        "/evaluations", files={"competitor": (None, "alpha"), "trial_id": (None, "t")}
+    )
     assert assert_error(no_file, 400, "bad_parameter")["field"] == "audio"
     body = assert_error(await submit(client, clip, latency_ms="soon"), 400, "bad_parameter")
     assert body["field"] == "latency_ms"
@@ -183,18 +194,18 @@ async def test_unknown_job_is_404(client):
 
 
 async def test_full_queue_is_503(client, monkeypatch):
+    """Jobs queued or running in the table count, whichever API process runs them: with this
+    process's runners stopped (as if busy elsewhere) one queued job fills a queue of one."""
     evaluations = client.app.state.evaluations
-    monkeypatch.setattr(evaluations, "config", type(evaluations.config)(LIMIT, 1, 1, 10))
-    gate = threading.Event()
-    evaluations.executor.submit(gate.wait, 60)  # occupy the only worker thread
-    try:
-        clip = wav_bytes(speechlike(0.5))
-        first = await submit(client, clip)
-        assert first.status_code == 202, first.text
-        body = assert_error(await submit(client, clip), 503, "busy")
-        assert "ARBITER_EVAL_QUEUE" in body["message"]
-    finally:
-        gate.set()
+    monkeypatch.setattr(evaluations, "config", type(evaluations.config)(LIMIT, 1, 1))
+    in_app = client.blocking_portal.call  # the app's own event loop (the runners' home)
+    await asyncio.to_thread(in_app, evaluations.close)
+    clip = wav_bytes(speechlike(0.5))
+    first = await submit(client, clip)
+    assert first.status_code == 202, first.text
+    body = assert_error(await submit(client, clip), 503, "busy")
+    assert "ARBITER_EVAL_QUEUE" in body["message"]
+    await asyncio.to_thread(in_app, evaluations.start, client.app.state.reads, client.app.state.bus)
     assert (await wait_done(client, first.json()["id"]))["status"] == "done"
 
 
@@ -207,6 +218,7 @@ async def test_unmeasurable_audio_fails_the_job_not_the_api(client):
     body = await wait_done(client, response.json()["id"])
     assert body["status"] == "failed"
     assert body["error"]["code"] == "undecodable_audio"
+    assert body["event_id"].startswith("evals-trial-")  # the failed trial is the result
     assert "NaN" in body["error"]["message"] and "clip.wav" in body["error"]["message"]
     assert "metrics" not in body
     assert (await client.get("/evaluations/nope")).status_code == 404
@@ -245,6 +257,7 @@ async def test_schema_documents_the_upload(client):
     post = spec["paths"]["/evaluations"]["post"]
     schema = post["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert schema["required"] == ["audio", "competitor"]
+    assert {"experiment_id", "battle_id", "side"} <= set(schema["properties"])
     assert "/evaluations/{job_id}/events" in spec["paths"]
 
 
@@ -259,7 +272,8 @@ from arbiter.services.api import create_app
 with TestClient(app=create_app({database_url!r}, None)) as client:
     assert client.get("/health").status_code == 200
     response = client.post("/evaluations", files={{"audio": ("a.wav", b"RIFF", "audio/wav")}},
-                           data={{"competitor": "x"}})
+                           data={{"competitor": "x", "experiment_id": "e", "trial_id": "t",
+                                 "prompt_index": "0"}})
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "evals_unavailable", response.text
 print("ok")

@@ -95,7 +95,7 @@ def test_judged_battle_moves_elo(env, database_url, nats_url, clips):
     done = cli("battle", *args, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: a (alpha) wins" in done.stdout
-    assert "not measured: semascore, wer (weights renormalised)" in done.stdout
+    assert "not measured: semascore, wer (counted 0, as seed 000 does)" in done.stdout
     event_id = done.stdout.split("event_id ")[1].split()[0]
     assert event_id.startswith("evals-battle-")
 
@@ -112,6 +112,29 @@ def test_judged_battle_moves_elo(env, database_url, nats_url, clips):
     assert event_id in again.stdout and "already published" in again.stdout
     ingest(database_url, nats_url, expect=0)
     assert ratings(database_url, "voice") == board
+
+
+def test_seed_rule_by_default_renormalise_on_request(env, nats_url, clips):
+    """Issue 13's example through the CLI: the same audio on both sides, semascore 0.80 against
+    0.74 and nothing else measured apart: 0.018 apart by seed 000's rule (a tie, as the fold of
+    an opted-in arena decides it), a win for a when the weights are renormalised."""
+    from arbiter.domain.composite import judge
+
+    args = [str(clips["clean"]), str(clips["clean"]), "--a", "x", "--b", "y",
+            "--semascore-a", "0.80", "--semascore-b", "0.74", "--dry-run"]  # fmt: skip
+    seed = cli("battle", *args, env=env)
+    assert seed.returncode == 0, seed.stderr
+    event = json.loads(seed.stdout)
+    assert event["outcome"] == "tie" and event["meta"]["auto_judge"]["renormalised"] is False
+    verdict = judge(event["metrics"]["a"], event["metrics"]["b"])
+    assert verdict is not None and verdict.outcome == "tie"
+    assert "counted 0, as seed 000 does" in seed.stderr
+    renormalised = cli("battle", *args, "--renormalise", env=env)
+    assert renormalised.returncode == 0, renormalised.stderr
+    event = json.loads(renormalised.stdout)
+    assert event["outcome"] == "a" and event["meta"]["auto_judge"]["renormalised"] is True
+    assert "weights renormalised" in renormalised.stderr
+    assert stream_count(nats_url) == 0
 
 
 def test_dry_run_prints_the_event_and_publishes_nothing(env, nats_url, clips):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from arbiter.domain.composite import judge, seed_composite
 from arbiter.evals.composite import WEIGHTS, auto_winner, composite
 from arbiter.evals.scores import prosody_score, quality_score, trapezoid
 
@@ -26,9 +27,18 @@ def test_full_composite_uses_the_seed_weights():
     assert c.weights == pytest.approx(WEIGHTS)
 
 
-def test_without_semascore_the_rest_is_renormalised():
+def test_without_semascore_the_seed_counts_it_zero():
     metrics = {k: v for k, v in FULL.items() if k != "semascore"}
     c = composite(metrics)
+    assert c.score == seed_composite(metrics) == seed_composite(dict(metrics, semascore=0.0))
+    assert c.score == pytest.approx(0.8 - 0.30 * 0.8)
+    assert c.missing == ["semascore"] and c.renormalised is False
+    assert c.weights == WEIGHTS and "semascore" not in c.components
+
+
+def test_without_semascore_the_rest_is_renormalised():
+    metrics = {k: v for k, v in FULL.items() if k != "semascore"}
+    c = composite(metrics, renormalise=True)
     expected = (0.25 * 0.9 + 0.20 * 0.7 + 0.15 * 0.9 + 0.10 * 0.6) / 0.70
     assert c.score == pytest.approx(expected)
     assert c.missing == ["semascore"]
@@ -37,11 +47,17 @@ def test_without_semascore_the_rest_is_renormalised():
     assert c.weights["wer"] == pytest.approx(0.25 / 0.70)
 
 
-def test_out_of_range_inputs_are_clamped():
-    c = composite({"semascore": -0.3, "wer": 2.5, "latency_ms": 5000.0})
+def test_out_of_range_inputs_are_clamped_when_renormalised():
+    c = composite({"semascore": -0.3, "wer": 2.5, "latency_ms": 5000.0}, renormalise=True)
     assert c.components == {"semascore": 0.0, "wer": 0.0, "latency": 0.0}
     assert c.score == 0.0
-    assert composite({"latency_ms": -10.0}).score == 1.0
+    assert composite({"latency_ms": -10.0}, renormalise=True).score == 1.0
+
+
+def test_the_seed_clamps_only_a_negative_semascore():
+    c = composite({"semascore": -0.3, "wer": 2.5, "latency_ms": 5000.0})
+    assert c.components == {"semascore": 0.0, "wer": -1.5, "latency": 0.0}
+    assert c.score == 0.25 * (1 - 2.5)
 
 
 def test_nothing_measured_is_an_error():
@@ -58,14 +74,25 @@ def test_winner_and_tie_threshold():
     assert auto_winner(slightly, FULL, tie_threshold=0.01).outcome == "a"
 
 
-def test_sides_are_compared_on_common_components():
+def test_renormalised_sides_are_compared_on_common_components():
     # b lacks semascore; a's great semascore must not decide the battle.
     a = dict(FULL, semascore=1.0, wer=0.3)
     b = {k: v for k, v in FULL.items() if k != "semascore"}
-    verdict = auto_winner(a, b)
+    verdict = auto_winner(a, b, renormalise=True)
     assert "semascore" not in verdict.compared_on
     assert verdict.missing == ["semascore"]
     assert verdict.outcome == "b"  # on the shared components b's lower WER wins
+    # By seed 000's rule b's missing semascore counts 0, so a's 0.30 more decides it.
+    seed = auto_winner(a, b)
+    assert seed.outcome == "a" and seed.missing == ["semascore"]
+    assert seed.compared_on == list(WEIGHTS)
+    assert (seed.score_a, seed.score_b) == (seed_composite(a), seed_composite(b))
+
+
+def test_auto_winner_is_the_domain_verdict():
+    sema = ({"semascore": 0.80}, {"semascore": 0.74})
+    assert auto_winner(*sema).outcome == judge(*sema).outcome == "tie"  # type: ignore[union-attr]
+    assert auto_winner(*sema, renormalise=True).outcome == "a"
 
 
 def test_trapezoid():

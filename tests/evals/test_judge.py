@@ -58,7 +58,8 @@ def test_battle_event_shape():
     assert e["battle_id"].startswith("auto-")
     judge = e["meta"]["auto_judge"]
     assert judge["composite_a"] > judge["composite_b"]
-    assert judge["missing"] == ["semascore"] and judge["renormalised"] is True
+    assert judge["missing"] == ["semascore"] and judge["renormalised"] is False  # seed 000's rule
+    assert battle(renormalise=True)["meta"]["auto_judge"]["renormalised"] is True
     json.dumps(e, allow_nan=False)  # plain JSON, finite numbers only
 
 
@@ -89,7 +90,19 @@ def test_battle_rejects_bad_input():
     with pytest.raises(ValueError, match="number"):
         battle(metrics_a=dict(GOOD, wer="0.1"))
     with pytest.raises(ValueError, match="share no"):
-        battle(metrics_a={"semascore": 0.5}, metrics_b={"wer": 0.1})
+        battle(metrics_a={"semascore": 0.5}, metrics_b={"wer": 0.1}, renormalise=True)
+    with pytest.raises(ValueError, match="no composite component"):
+        battle(metrics_b={"duration_s": 2.0})
+
+
+def test_seed_rule_by_default_renormalised_on_request():
+    """The issue's example: 0.80 against 0.74 semascore with nothing else measured."""
+    sema = {"metrics_a": {"semascore": 0.80}, "metrics_b": {"semascore": 0.74}}
+    seed = battle(**sema)
+    assert seed["outcome"] == "tie"
+    assert seed["meta"]["auto_judge"]["composite_a"] == 0.24
+    assert seed["meta"]["auto_judge"]["composite_b"] == 0.222
+    assert battle(**sema, renormalise=True)["outcome"] == "a"
 
 
 def test_trial_event_shape_and_determinism():

@@ -9,10 +9,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
+from arbiter.domain.bradley_terry import Covariate
 from arbiter.domain.placement import Proposal
 from msgspec import Struct, field
 
+from .game_scores import GameScoreTotal, RecentGame
+
 __all__ = [
+    "BTAnchorBody",
     "Bootstrap",
     "CompetitorDetail",
     "CompetitorInfo",
@@ -64,6 +68,12 @@ class LeaderboardRow(Struct):
     """Fewer than 10 rated results in this pool (seed 003's placement; status ``untested`` or
     ``testing``): the rating is still moving fast. A competitor registered in the arena and
     never played is on the Elo board at the initial rating, 0 games, provisional."""
+    games_played: int | None = None
+    games_scored: int | None = None
+    games_score: float | None = None
+    """Game pools only (a pool with a game that is not voided; null elsewhere): the games it
+    played in the pool, those in which it had a ``score``, and the sum of those scores (seed
+    003's apples eaten; null when none had a score). Voided games excluded."""
 
 
 class Bootstrap(Struct):
@@ -76,7 +86,20 @@ class Bootstrap(Struct):
     """Pairwise results fitted (a game of n players counts n(n-1)/2)."""
     position: int | None = None
     """The ratings position the fit reflects: while events stream in, a fit is reused for up
-    to ``BT_REFRESH_S`` seconds, so it may trail the page's ``position`` a little."""
+    to ``BT_REFRESH_S`` seconds, so it may trail the page's ``position`` a little. With
+    ``control``: the results position (the battles and their metrics come from there)."""
+    anchor: BTAnchorBody | None = None
+    """The competitor pinned at a rating (the ``anchor`` parameter, else the arena's default
+    when that competitor is in the pool); null: the mean is anchored at the arena's initial."""
+    control: list[Covariate] | None = None
+    """``control``: each metric's coefficient with its interval, in the order named."""
+    left_out: int | None = None
+    """``control``: battles of the pool left out for lacking a named metric on a side."""
+
+
+class BTAnchorBody(Struct):
+    competitor: str
+    rating: float
 
 
 class Leaderboard(Struct):
@@ -146,6 +169,13 @@ class Standing(Struct):
 class CompetitorDetail(CompetitorInfo, kw_only=True):
     standings: list[Standing]
     position: int
+    game_scores: list[GameScoreTotal] = field(default_factory=list)
+    """Its game score totals in every pool where it played a game that is not voided."""
+    recent_games: list[RecentGame] = field(default_factory=list)
+    """Its last ``recent_games`` games (log order, newest first; voided ones marked)."""
+    results_position: int | None = None
+    """Log position of the results read model ``game_scores`` and ``recent_games`` were read
+    from (in a snapshot of their own, after the registry's)."""
 
 
 class HistoryEntry(Struct):

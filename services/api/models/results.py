@@ -14,6 +14,7 @@ from arbiter.domain.stats import StatsGroup
 from msgspec import Struct
 
 __all__ = [
+    "AutoJudged",
     "BattleDetail",
     "BattlePage",
     "BattleSummary",
@@ -44,6 +45,17 @@ class VoteCounts(Struct):
     tie: int
 
 
+class AutoJudged(Struct, kw_only=True):
+    """The auto-judge's decision on a battle published without an outcome, in an arena that had
+    opted in (issue 13 point 4; :mod:`arbiter.domain.composite`)."""
+
+    outcome: str
+    """``a``, ``b`` or ``tie``, as the ratings fold decided and rated it."""
+    composite_a: float
+    """Seed 000's composite of side a's metrics (a missing metric counted as the seed does)."""
+    composite_b: float
+
+
 class BattleSummary(Struct, kw_only=True):
     battle_id: str
     event_id: str
@@ -60,6 +72,10 @@ class BattleSummary(Struct, kw_only=True):
     votes: VoteCounts
     voided_by: str | None
     """Event id of the ``result.voided`` that took this battle out of every rating."""
+    auto_judged: AutoJudged | None = None
+    """Set when the auto-judge decided the battle (``outcome`` stays the published null); null
+    for a battle published with an outcome, one whose arena had not opted in or whose metrics
+    did not suffice (it awaits votes), or one the ratings read model has not folded yet."""
 
 
 class BattleVote(Struct, kw_only=True):
@@ -89,7 +105,8 @@ class BattleDetail(BattleSummary, kw_only=True):
     elo_delta: EloDelta | None
     """``rating_after - rating_before`` of each side in the arena-wide pool (category pools
     aside) from the battle's own outcome; null when that outcome moved no rating: the battle
-    came without one (votes decide it; each vote is its own rating change), it was voided, or
+    came without one and the auto-judge did not decide it (votes decide it; each vote is its
+    own rating change), it was voided, or
     the ratings read model has not folded it yet (it reports its own ``position``)."""
     results_position: int
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,11 +20,23 @@ from arbiter.domain.placement import PLACEMENT_GAMES
 from arbiter.projections import tracking
 from psycopg import sql
 
-from ..models.ratings import Bootstrap, Leaderboard, LeaderboardRow
+from ..errors import bad_parameter
+from ..models.ratings import Bootstrap, BTAnchorBody, Leaderboard, LeaderboardRow
 from ..privacy import Viewer, visible_trials
 from ..store import ReadStore
+from .bt_board import (
+    BT_ROUNDS,
+    BT_SEED,
+    BTOptions,
+    controlled_rows,
+    default_anchor,
+    fit_controlled,
+    fit_pairs,
+    resolve_anchor,
+)
+from .game_scores import board_totals, with_totals
 from .ratings import voided_at
-from .snapshot import RATINGS, Rows, Snapshot, snapshot
+from .snapshot import RATINGS, Snapshot, snapshot
 from .snapshot import ratings_table as _r
 from .snapshot import results_table as _s
 from .unplayed import DEFAULT_INITIAL, with_unplayed
@@ -40,8 +52,6 @@ __all__ = [
     "tracking_position",
 ]
 
-BT_ROUNDS = 100
-BT_SEED = 0
 BT_CACHE_SIZE = 64
 """Bradley-Terry fits kept in process memory, least recently used evicted."""
 BT_REFRESH_S = 2.0
@@ -66,26 +76,19 @@ NAMED_METRICS: dict[str, tuple[str, ...]] = {
 
 # -- the leaderboard ----------------------------------------------------------------------------
 
-_BT_CACHE: OrderedDict[tuple[Any, ...], bt.BTResult] = OrderedDict()
-_BT_PENDING: dict[tuple[Any, ...], asyncio.Task[bt.BTResult]] = {}
-_BT_LATEST: dict[tuple[Any, ...], tuple[int, float, bt.BTResult]] = {}
-"""(database, arena, category, settings) -> (position, monotonic time, fit) of the latest live
-fit of a pool: what :data:`BT_REFRESH_S` reuses."""
+Fit = bt.BTResult | bt.ControlledResult
+_BT_CACHE: OrderedDict[tuple[Any, ...], Fit] = OrderedDict()
+_BT_PENDING: dict[tuple[Any, ...], asyncio.Task[Fit]] = {}
+_BT_LATEST: OrderedDict[tuple[Any, ...], tuple[int, float, Fit]] = OrderedDict()
+"""(database, arena, category, settings, options, anchor) -> (position, monotonic time, fit) of
+the latest live fit of a pool: what :data:`BT_REFRESH_S` reuses. Bounded like the cache (least
+recently stored evicted): the options (a seed, a level) are the caller's to vary without end."""
 
 
-def _fit(rows: Rows, settings: tuple[float, float, float]) -> bt.BTResult:
-    scale, base, initial = settings
-    counts = bt.PairCounts.from_rows((x, y, float(a), float(b), float(t)) for x, y, a, b, t in rows)
-    return bt.leaderboard(
-        counts, rounds=BT_ROUNDS, seed=BT_SEED, scale=scale, base=base, initial=initial
-    )
-
-
-async def _bt_fit(
-    key: tuple[Any, ...], rows: Rows, settings: tuple[float, float, float]
-) -> bt.BTResult:
-    """The Bradley-Terry leaderboard for pair rows, cached by ``key`` (database, pool, log
-    position, settings): the pairs at a position never change, so neither does the fit.
+async def _bt_fit(key: tuple[Any, ...], compute: Callable[[], Fit]) -> Fit:
+    """The Bradley-Terry leaderboard ``compute`` makes, cached by ``key`` (database, pool, log
+    position, settings, the bootstrap's rounds, seed and level, the anchor, the controlled
+    metrics): the rows at a position never change, so neither does the fit.
 
     The fit runs in a worker thread, as a task of its own: concurrent requests for the same key
     share it, and a request that goes away does not cancel it (its result is cached for the
@@ -98,9 +101,9 @@ async def _bt_fit(
     task = _BT_PENDING.get(pending_key)
     if task is None:
 
-        async def run() -> bt.BTResult:
+        async def run() -> Fit:
             try:
-                result = await asyncio.to_thread(_fit, rows, settings)
+                result = await asyncio.to_thread(compute)
             finally:
                 _BT_PENDING.pop(pending_key, None)
             _BT_CACHE[key] = result
@@ -251,10 +254,13 @@ async def leaderboard(
     as_of: int | datetime | None = None,
     *,
     viewer: Viewer,
+    options: BTOptions | None = None,
 ) -> Leaderboard:
     """The pool's standings by Elo (the ratings read model) or Bradley-Terry (fitted from the
     pool's pair counts), now or as they stood at a log position or time. The averages count the
-    trials of the experiments ``viewer`` may read only."""
+    trials of the experiments ``viewer`` may read only. ``options``: the bootstrap, anchor and
+    controlled metrics of a Bradley-Terry board (:mod:`.bt_board`)."""
+    opts = options or BTOptions()
     async with snapshot(reads) as snap:
         position, results_position = await snap.positions()
         settings = await snap.settings(arena)
@@ -303,6 +309,8 @@ async def leaderboard(
                 _row(offset + i, r[0], r[1], r[2:6], names, metrics, scores)
                 for i, r in enumerate(page, start=1)
             ]
+            totals = await board_totals(snap, arena, category, [r[0] for r in page])
+            rows = with_totals(rows, totals)
             return Leaderboard(
                 arena, category, int(total[0][0]), limit, offset, position, rows,
                 system="elo", as_of=at, results_position=results_position,
@@ -326,29 +334,55 @@ async def leaderboard(
             )
         pairs, counter_rows = await snap.many((pairs_q, params), (counters_q, params))
         counters = {r[0]: r[1:5] for r in counter_rows}
+        default = await default_anchor(snap, arena) if opts.anchor is None else None
+        left_out: int | None = None
+        fit_position = params["p"]
+        if opts.control:
+            if at is not None:
+                raise bad_parameter("control", "control cannot be combined with as_of")
+            pairs, left_out = await controlled_rows(snap, arena, category, opts.control)
+            fit_position = results_position
         members = sorted({*counters, *(r[0] for r in pairs), *(r[1] for r in pairs)})
         metrics, scores, names = await _extras(snap, arena, category, members, viewer)
+        game_totals = await board_totals(snap, arena, category, members)
 
-    key = (reads.database_url, arena, category, params["p"], settings)
-    live = (reads.database_url, arena, category, settings)
+    anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
+    key = (reads.database_url, arena, category, fit_position, settings, opts, anchor)
+    live = (reads.database_url, arena, category, settings, opts, anchor)
     recent = _BT_LATEST.get(live) if at is None else None
     if recent is not None and time.monotonic() - recent[1] < BT_REFRESH_S:
         fitted_at, result = recent[0], recent[2]
     else:
-        result = await _bt_fit(key, pairs, settings)
-        fitted_at = params["p"]
+        fit = fit_controlled if opts.control else fit_pairs
+        try:
+            result = await _bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
+        except ValueError as exc:  # a controlled metric that does not vary, or no battle has
+            if not opts.control:
+                raise
+            raise bad_parameter("control", str(exc)) from None
+        fitted_at = fit_position
         if at is None:
             _BT_LATEST[live] = (fitted_at, time.monotonic(), result)
-    lines = list(result.rows())
+            _BT_LATEST.move_to_end(live)
+            while len(_BT_LATEST) > BT_CACHE_SIZE:
+                _BT_LATEST.popitem(last=False)
+    board = result.board if isinstance(result, bt.ControlledResult) else result
+    control = list(result.covariates) if isinstance(result, bt.ControlledResult) else None
+    lines = list(board.rows())
     rows = [
         _row(rank, competitor, rating, counters.get(competitor, (0, 0, 0, 0)), names, metrics,
              scores, lower=lower, upper=upper)
         for rank, competitor, rating, lower, upper in lines[offset : offset + limit]
     ]  # fmt: skip
+    rows = with_totals(rows, game_totals)
     return Leaderboard(
         arena, category, len(lines), limit, offset, position, rows,
         system="bt", as_of=at, results_position=results_position,
-        bootstrap=Bootstrap(result.rounds, result.seed, result.level, result.battles, fitted_at),
+        bootstrap=Bootstrap(
+            board.rounds, board.seed, board.level, board.battles, fitted_at,
+            anchor=None if board.anchor is None else BTAnchorBody(*board.anchor),
+            control=control, left_out=left_out,
+        ),
     )  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from .pages import filtered, read_page, voided_filter
 from .snapshot import as_float, snapshot
 from .snapshot import ratings_table as _r
 from .snapshot import results_table as _s
+from .verdicts import auto_judged, verdicts_query
 
 __all__ = ["battle", "battles", "game", "games"]
 
@@ -82,8 +83,9 @@ async def battles(
         total, page = await read_page(
             snap, "battles", _BATTLE_COLUMNS, where, params, "position DESC"
         )
+        judged = auto_judged(await snap.rows(*verdicts_query([r[0] for r in page])))
     return BattlePage(
-        battles=[BattleSummary(**_battle(r)) for r in page],
+        battles=[BattleSummary(**_battle(r), auto_judged=judged.get(r[0])) for r in page],
         total=total,
         limit=limit,
         offset=offset,
@@ -112,7 +114,7 @@ def _elo_delta(a: str, b: str, rows: list[tuple[Any, ...]]) -> EloDelta | None:
 async def battle(reads: ReadStore, battle_id: str) -> BattleDetail | None:
     async with snapshot(reads) as snap:
         _, results_position = await snap.positions()
-        found, votes, deltas = await snap.many(
+        found, votes, deltas, verdict = await snap.many(
             (
                 sql.SQL("SELECT {}, metrics, meta, source FROM {} WHERE battle_id = %s").format(
                     _BATTLE_COLUMNS, _s("battles")
@@ -132,6 +134,7 @@ async def battle(reads: ReadStore, battle_id: str) -> BattleDetail | None:
                 ),
                 (battle_id,),
             ),
+            verdicts_query([battle_id]),
         )
     if not found:
         return None
@@ -158,6 +161,7 @@ async def battle(reads: ReadStore, battle_id: str) -> BattleDetail | None:
             for v in votes
         ],
         elo_delta=_elo_delta(fields["a"], fields["b"], deltas),
+        auto_judged=auto_judged(verdict).get(battle_id),
         results_position=results_position,
     )
 

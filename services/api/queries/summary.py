@@ -31,6 +31,16 @@ def _hidden_events(private: sql.Composable | None) -> sql.Composable:
     ).format(t=_s("trials"), v=_s("votes"), p=private)
 
 
+def _hidden_experiment_events(private: sql.Composable | None) -> sql.Composable:
+    """How many ``experiment.created`` and ``experiment.completed`` events are of experiments
+    the viewer may not read (taken out of the events by type, as their trials are)."""
+    if private is None:
+        return sql.SQL("SELECT 0, 0")
+    return sql.SQL("SELECT count(event_id), count(closed_by) FROM {} WHERE NOT ({})").format(
+        _s("experiments"), private
+    )
+
+
 async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summary:
     """Counts for a dashboard; with ``arena``, every count is of that arena only: competitors
     (and retired ones) with a standing in its arena-wide pool, its results, the votes on them,
@@ -85,7 +95,7 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
         ).format(v=_s("votes"), b=_s("battles"), t=_s("trials"), h=hidden_trial)
     async with snapshot(reads) as snap:
         position, results_position = await snap.positions()
-        comp, battles_, games_, trials_, votes_, extra, events, hidden = await snap.many(
+        comp, battles_, games_, trials_, votes_, extra, events, hidden, declared = await snap.many(
             (competitors_q, params),
             (counted("battles"), params),
             (counted("games"), params),
@@ -108,12 +118,14 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
                 (),
             ),
             (_hidden_events(private), params),
+            (_hidden_experiment_events(private), params),
         )
     if arena is None:
         counts = {t: int(n) for t, n in events}
         for type_, n in zip(
-            ("trial.completed", "vote.cast", "result.voided"), hidden[0], strict=True
-        ):
+            ("trial.completed", "vote.cast", "result.voided", "experiment.created",
+             "experiment.completed"), (*hidden[0], *declared[0]), strict=True
+        ):  # fmt: skip
             if n and type_ in counts:
                 counts[type_] -= int(n)
     else:

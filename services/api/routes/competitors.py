@@ -9,10 +9,12 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from ..cache import CACHE_S
 from ..errors import not_found, route_errors
 from ..models.ratings import CompetitorDetail, CompetitorList, History
 from ..parameters import ArenaParam, Limit, Offset
 from ..queries import registry
+from ..queries.game_scores import MAX_RECENT_GAMES, with_games
 from ..queries.ratings import history_days
 from ..store import ReadStore
 
@@ -57,24 +59,38 @@ class CompetitorController(Controller):
         "/{competitor_id:str}",
         summary="One competitor and its standings",
         responses=route_errors(404, 503),
+        cache=CACHE_S,
     )
     async def get_competitor(
         self,
         reads: NamedDependency[ReadStore],
         competitor_id: FromPath[str],
         arena: ArenaParam = "default",
+        recent_games: Annotated[
+            int,
+            QueryParameter(
+                ge=0,
+                le=MAX_RECENT_GAMES,
+                description=f"How many of its latest games to list, 0 to {MAX_RECENT_GAMES}.",
+            ),
+        ] = 10,
     ) -> CompetitorDetail:
         """Registry entry (``status`` in ``arena``) plus its standing (with rank) in every
-        arena and category."""
+        arena and category, its game score totals in every pool where it played a game
+        (``game_scores``: games, games with a score, their sum and average; voided games
+        excluded) and its latest games (``recent_games``: rank, score, players and the ids of
+        the game and its event, voided ones marked), from the results read model at
+        ``results_position``."""
         found = await reads.competitor(competitor_id, arena)
         if found is None:
             raise not_found(f"Unknown competitor {competitor_id!r}.")
-        return found
+        return await with_games(reads, found, recent_games)
 
     @get(
         "/{competitor_id:str}/history",
         summary="A competitor's rating history",
         responses=route_errors(400, 404, 503),
+        cache=CACHE_S,
     )
     async def history(
         self,

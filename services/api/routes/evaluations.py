@@ -11,10 +11,14 @@
   ``progress``, then the metrics and composite when done, or ``error`` {code, message} when not.
 * ``GET /evaluations/{id}/events``: server-sent events, one ``progress`` event per change and a
   last ``done`` or ``failed`` event, each carrying the same JSON as ``GET /evaluations/{id}``.
+* ``GET /evaluations``: the jobs newest first (``status``, ``competitor``, ``limit``,
+  ``offset``).
 
-The work runs in this API process's threads, its jobs in its memory only
-(:mod:`..evaluation_jobs`). For bulk or durable work use ``arbiter evals run``, which publishes
-results as events instead.
+Every upload names where its result goes (:mod:`..evaluation_targets`): a trial or one side of a
+battle; the finished job publishes the event through ``POST /events``' path. Jobs are kept in
+PostgreSQL and run by every API process sharing it (:mod:`..evaluation_jobs`). A job is seen by
+the key that uploaded it and by admin keys, as an experiment is (:mod:`..privacy`); any other
+caller gets the 404 of an unknown job.
 
 The API starts without the evals extra; ``POST /evaluations`` then answers 503
 ``evals_unavailable`` naming the extra to install (librosa and soundfile to measure, torch and
@@ -28,40 +32,60 @@ import asyncio
 import hashlib
 import math
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from arbiter.domain.metrics import METRIC_RANGES
 from arbiter.evals.extra import EXTRA_HINT, missing_modules
+from arbiter.evals.judge import rfc3339
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from ..auth import current_key, owner_source
 from ..errors import ApiError, ErrorBody, error_responses, not_found
-from ..evaluation_jobs import MAX_UPLOAD_ENV, EvaluationConfig, Evaluations, Job, now
-from ..models.evaluations import Evaluation, EvaluationAccepted
+from ..evaluation_jobs import MAX_UPLOAD_ENV, QUEUE_ENV, EvaluationConfig, Evaluations, now
+from ..evaluation_store import (
+    BATTLE_LOCK,
+    JobRow,
+    NewJob,
+    battle_jobs,
+    get_job,
+    insert_job,
+    list_jobs,
+    open_jobs,
+)
+from ..evaluation_targets import TARGET_FIELDS, mismatch, parse_target
+from ..models.evaluations import STATUSES, Evaluation, EvaluationAccepted, EvaluationPage
+from ..parameters import Limit, Offset
+from ..privacy import viewer_of
+from ..publishing import check_experiment_owner
+from ..store import ReadStore
 
 __all__ = ["EvaluationController", "evaluation_controller"]
 
 FORM_SLACK = 256 * 1024
 """Room for the multipart framing and text fields on top of the audio limit."""
 MAX_REFERENCE_CHARS = 20_000
-POLL_S = 0.1
+POLL_S = 0.25
 KEEPALIVE_S = 15.0
 
 FIELDS = frozenset(
     {"audio", "competitor", "reference", "latency_ms", "semascore", "arena", "category",
-     "transcribe"}
-)  # fmt: skip
+     "transcribe", "occurred_at"}
+) | TARGET_FIELDS  # fmt: skip
 
 
 # -- request parsing ----------------------------------------------------------------------------
@@ -99,6 +123,16 @@ def _number(form: Any, name: str, low: float, high: float = math.inf) -> float |
     return value
 
 
+def _time(form: Any, name: str) -> datetime | None:
+    text = _text(form, name, max_length=64)
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(rfc3339(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(f"Form field `{name}` must be an RFC 3339 time, got {text!r}.", name) from None
+
+
 def _flag(form: Any, name: str) -> bool | None:
     text = _text(form, name, max_length=8)
     if text is None:
@@ -111,9 +145,9 @@ def _flag(form: Any, name: str) -> bool | None:
     raise _bad(f"Form field `{name}` must be true or false, got {text!r}.", name)
 
 
-def _store_upload(upload: UploadFile, folder: Path, limit: int) -> tuple[Path, int, str]:
-    """Copy the upload to ``folder`` (size-checked, hashed) and sniff it; returns the path,
-    its size and SHA-256. Raises ApiError 413 / 400 / 415."""
+def _read_upload(upload: UploadFile, limit: int) -> tuple[bytes, str]:
+    """The upload's bytes (size-checked) and SHA-256, sniffed as audio. Raises ApiError 413 /
+    400 / 415."""
     src = upload.file
     src.seek(0, os.SEEK_END)
     size = src.tell()
@@ -122,18 +156,12 @@ def _store_upload(upload: UploadFile, folder: Path, limit: int) -> tuple[Path, i
         raise _too_large(limit)
     if size == 0:
         raise ApiError(400, "empty_upload", "The `audio` part is empty (0 bytes).", field="audio")
-    path = folder / f"{uuid.uuid4().hex}.upload"
-    digest = hashlib.sha256()
-    with path.open("wb") as dst:
-        for block in iter(lambda: src.read(1 << 20), b""):
-            digest.update(block)
-            dst.write(block)
-    try:
+    data = src.read()
+    with tempfile.TemporaryDirectory(prefix="arbiter-upload-") as folder:
+        path = Path(folder) / "upload"
+        path.write_bytes(data)
         _sniff(path)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path, size, digest.hexdigest()
+    return data, hashlib.sha256(data).hexdigest()
 
 
 def _sniff(path: Path) -> None:
@@ -204,6 +232,16 @@ class _UploadOperation(Operation):
                 "transcribe": text(
                     "Run Whisper (default: when a reference is given).", OpenAPIType.BOOLEAN
                 ),
+                "occurred_at": text(
+                    "RFC 3339 time of the result (default: when the upload arrives); resend "
+                    "the same to make a retried upload a duplicate."
+                ),
+                "experiment_id": text("A trial target: the experiment (with trial_id)."),
+                "trial_id": text("A trial target: the trial id."),
+                "prompt_index": text("A trial target: the prompt index.", OpenAPIType.INTEGER),
+                "battle_id": text("A battle target: the battle (with side)."),
+                "side": text("A battle target: `a` or `b`, the side this clip is."),
+                "scenario": text("A battle target: the battle's scenario (optional)."),
             },
         )
         self.request_body = RequestBody(
@@ -214,8 +252,11 @@ class _UploadOperation(Operation):
 
 
 _EVAL_ERRORS = {
-    400: "A bad form field (`bad_parameter`), an empty upload or empty audio.",
-    404: "Unknown or expired job (`not_found`); jobs live in the API process's memory.",
+    400: "A bad form field or target (`bad_parameter`), an empty upload or empty audio.",
+    403: "A trial into another key's experiment (`forbidden`).",
+    404: "Unknown job, or another key's (`not_found`).",
+    409: "That side of the battle has a live job already, or the other side disagrees "
+    "(`conflict`).",
     413: "Upload over the size limit (`too_large`).",
     415: "Not multipart, or not decodable audio (`unsupported_media_type`).",
     503: "Evals extra missing (`evals_unavailable`), Whisper weights missing "
@@ -246,10 +287,12 @@ class EvaluationController(Controller):
         summary="Evaluate an audio clip (background job)",
         status_code=202,
         operation_class=_UploadOperation,
-        responses=_responses(400, 413, 415, 503),
+        responses=_responses(400, 403, 409, 413, 415, 503),
         opt={"scope": "publish"},  # see ..auth
     )
-    async def submit(self, request: Request[Any, Any, Any]) -> Response[EvaluationAccepted]:
+    async def submit(
+        self, request: Request[Any, Any, Any], reads: NamedDependency[ReadStore]
+    ) -> Response[EvaluationAccepted]:
         """Store the upload, check that it is audio, queue its evaluation and answer at once
         with the job id. Follow ``status_url`` (poll) or ``events_url`` (server-sent events)."""
         evaluations: Evaluations = request.app.state.evaluations
@@ -293,32 +336,70 @@ class EvaluationController(Controller):
             except WhisperWeightsMissing as exc:
                 raise ApiError(503, "whisper_unavailable", str(exc)) from exc
 
+        values = {name: _text(form, name) for name in TARGET_FIELDS}
+        occurred_at = _time(form, "occurred_at")
+        target = parse_target(values)
+        key = current_key(request)
+        if key is not None and target.experiment_id is not None and not key.allows("admin"):
+            await check_experiment_owner(reads, target.experiment_id, owner_source(key))
         limit = evaluations.config.max_upload_bytes
-        folder = evaluations.upload_dir()
-        path, size, sha = await asyncio.to_thread(_store_upload, upload, folder, limit)
-        job = Job(
-            id=uuid.uuid4().hex, path=path, competitor=competitor, arena=arena,
-            category=category, filename=(upload.filename or None), size_bytes=size,
+        data, sha = await asyncio.to_thread(_read_upload, upload, limit)
+        job = NewJob(
+            job_id=uuid.uuid4().hex, owner=None if key is None else owner_source(key),
+            owner_admin=key is not None and key.allows("admin"), competitor=competitor,
+            arena=arena, category=category, filename=(upload.filename or None), audio=data,
             audio_sha256=sha, reference=reference, latency_ms=latency_ms, semascore=semascore,
-            transcribe=do_transcribe, created_at=now(),
+            transcribe=do_transcribe, target=target, created_at=(arrived := now()),
+            occurred_at=occurred_at or arrived,
         )  # fmt: skip
-        try:
-            evaluations.submit(job)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        status_url = f"{self.path}/{job.id}"
-        body = EvaluationAccepted(job.id, "queued", status_url, f"{status_url}/events")
+        await _store(reads, job, evaluations.config.max_pending)
+        evaluations.wake()
+        status_url = f"{self.path}/{job.job_id}"
+        body = EvaluationAccepted(job.job_id, "queued", status_url, f"{status_url}/events")
         return Response(body, status_code=202, headers={"Location": status_url})
 
+    @get("/", summary="Evaluation jobs, newest first", responses=_responses(400))
+    async def list_evaluations(
+        self,
+        request: Request[Any, Any, Any],
+        reads: NamedDependency[ReadStore],
+        status: Annotated[
+            str | None,
+            QueryParameter(description=f"Only jobs in this status: {', '.join(STATUSES)}."),
+        ] = None,
+        competitor: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=1, max_length=128, description="Only this competitor's jobs."
+            ),
+        ] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> EvaluationPage:
+        """The jobs the caller may see (its own; every job for an admin key or while keys are
+        not enforced), newest first, with their status, competitor, target and result."""
+        if status is not None and status not in STATUSES:
+            raise ApiError(
+                400, "bad_parameter",
+                f"Query parameter `status` is invalid: {status!r} is not one of "
+                f"{', '.join(STATUSES)}.", field="status",
+            )  # fmt: skip
+        viewer = viewer_of(request)
+        async with reads.pool.connection() as conn:
+            rows, total = await list_jobs(
+                conn, owner=viewer.source, everything=viewer.everything, status=status,
+                competitor=competitor, limit=limit, offset=offset,
+            )  # fmt: skip
+        return EvaluationPage([r.view() for r in rows], total, limit, offset)
+
     @get("/{job_id:str}", summary="An evaluation's status and metrics", responses=_responses(404))
-    async def status(self, request: Request[Any, Any, Any], job_id: FromPath[str]) -> Evaluation:
-        """The job as it stands: status, stage and progress; metrics when done, error when
-        failed."""
-        found = request.app.state.evaluations.view(job_id)
-        if found is None:
-            raise _expired(job_id)
-        return found[0]  # type: ignore[no-any-return]
+    async def status(
+        self, request: Request[Any, Any, Any], reads: NamedDependency[ReadStore],
+        job_id: FromPath[str],
+    ) -> Evaluation:  # fmt: skip
+        """The job as it stands: status, stage and progress; metrics when measured, the event
+        published and its verdict when done, error when failed."""
+        return (await _visible_job(request, reads, job_id)).view()
 
     @get(
         "/{job_id:str}/events",
@@ -326,15 +407,47 @@ class EvaluationController(Controller):
         responses=_responses(404),
     )
     async def events(
-        self, request: Request[Any, Any, Any], job_id: FromPath[str]
-    ) -> ServerSentEvent:
-        """``progress`` events while the job is queued or running, then one ``done`` or
-        ``failed`` event, and the stream ends. Each event's data is the job as JSON (the body
-        of ``GET /evaluations/{id}``); its id is the job's change counter."""
-        evaluations: Evaluations = request.app.state.evaluations
-        if evaluations.view(job_id) is None:
-            raise _expired(job_id)
-        return ServerSentEvent(_stream(evaluations, job_id))
+        self, request: Request[Any, Any, Any], reads: NamedDependency[ReadStore],
+        job_id: FromPath[str],
+    ) -> ServerSentEvent:  # fmt: skip
+        """``progress`` events while the job is queued, running or waiting, then one ``done``
+        or ``failed`` event, and the stream ends. Each event's data is the job as JSON (the
+        body of ``GET /evaluations/{id}``); its id is the job's change counter."""
+        await _visible_job(request, reads, job_id)
+        return ServerSentEvent(_stream(reads, job_id))
+
+
+async def _store(reads: ReadStore, job: NewJob, max_pending: int) -> None:
+    """Insert the job: 503 ``busy`` over the queue bound, 409 when a battle side is taken or
+    the other side disagrees."""
+    async with reads.pool.connection() as conn, conn.transaction():
+        pending = await open_jobs(conn)
+        if pending >= max_pending:
+            raise ApiError(
+                503, "busy",
+                f"{pending} evaluations are already queued or running (the limit is "
+                f"{max_pending}, {QUEUE_ENV}); retry shortly.",
+            )  # fmt: skip
+        t = job.target
+        if t.battle_id is not None:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (BATTLE_LOCK, t.battle_id)
+            )
+            mine = {"battle_id": t.battle_id, "side": t.side, "arena": job.arena,
+                    "category": job.category, "scenario": t.scenario, "owner": job.owner,
+                    "competitor": job.competitor}  # fmt: skip
+            for other in await battle_jobs(conn, t.battle_id):
+                if (reason := mismatch(mine, other)) is not None:
+                    raise ApiError(409, "conflict", reason + ".", field="battle_id")
+        await insert_job(conn, job)
+
+
+async def _visible_job(request: Request[Any, Any, Any], reads: ReadStore, job_id: str) -> JobRow:
+    async with reads.pool.connection() as conn:
+        job = await get_job(conn, job_id)
+    if job is None or not viewer_of(request).sees(job.owner):
+        raise not_found(f"No evaluation {job_id!r}.")
+    return job
 
 
 def evaluation_controller(config: EvaluationConfig) -> type[Controller]:
@@ -345,26 +458,19 @@ def evaluation_controller(config: EvaluationConfig) -> type[Controller]:
     )
 
 
-def _expired(job_id: str) -> ApiError:
-    return not_found(
-        f"No evaluation {job_id!r}: unknown, or forgotten (jobs are kept in the API process's "
-        "memory, the newest finished ones only, and are lost when it restarts)."
-    )
-
-
-async def _stream(evaluations: Evaluations, job_id: str) -> AsyncIterator[ServerSentEventMessage]:
+async def _stream(reads: ReadStore, job_id: str) -> AsyncIterator[ServerSentEventMessage]:
     last = -1
     idle = 0.0
     while True:
-        found = evaluations.view(job_id)
-        if found is None:  # evicted while streaming
+        async with reads.pool.connection() as conn:
+            job = await get_job(conn, job_id)
+        if job is None:
             return
-        view, version = found
-        if version != last:
-            last, idle = version, 0.0
-            kind = view.status if view.status in ("done", "failed") else "progress"
-            data = msgspec.json.encode(view).decode()
-            yield ServerSentEventMessage(data=data, event=kind, id=str(version))
+        if job.version != last:
+            last, idle = job.version, 0.0
+            kind = job.status if job.status in ("done", "failed") else "progress"
+            data = msgspec.json.encode(job.view()).decode()
+            yield ServerSentEventMessage(data=data, event=kind, id=str(job.version))
             if kind != "progress":
                 return
         elif idle >= KEEPALIVE_S:

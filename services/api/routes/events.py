@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import msgspec
-from arbiter.domain.decisions import is_key
-from arbiter.domain.events import EVENT_TYPES, TYPE_NAMES, TrialCompleted, content_digest, type_name
+from arbiter.domain.events import EVENT_TYPES, TYPE_NAMES, type_name
 from arbiter.domain.rejections import Rejection
 from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
 from litestar import Controller, Request, get, post
@@ -32,7 +30,8 @@ from ..bus import Bus
 from ..errors import ApiError, not_found, route_errors
 from ..models.log import Accepted, EventPage, LoggedEvent
 from ..parameters import Limit
-from ..privacy import experiment_owner, viewer_of, visible
+from ..privacy import viewer_of, visible
+from ..publishing import publish_checked
 from ..store import SCAN_WINDOW, ReadStore
 
 __all__ = ["EventController"]
@@ -157,31 +156,5 @@ class EventController(Controller):
                 event_id=result.event_id,
                 type=type_name(result),
             )
-        if own is not None:
-            assert key is not None
-            result = msgspec.structs.replace(result, source=own)
-            if isinstance(result, TrialCompleted) and not key.allows("admin"):
-                owner = await experiment_owner(reads, result.experiment_id)
-                if is_key(owner) and owner != own:  # the ingest's rule (not_owner), said early
-                    raise ApiError(
-                        403,
-                        "forbidden",
-                        f"Experiment {result.experiment_id!r} belongs to another publisher; "
-                        "use another experiment_id.",
-                        field="experiment_id",
-                        event_id=result.event_id,
-                    )
-        recorded = await reads.recorded_digest(result.event_id)
-        if recorded is not None:
-            if recorded != content_digest(result):
-                raise ApiError(
-                    409,
-                    "conflict",
-                    f"event_id {result.event_id!r} is already in the log with other content; "
-                    "use a new event_id for a new event, or resend the original unchanged.",
-                    field="event_id",
-                    event_id=result.event_id,
-                    type=type_name(result),
-                )
-            return Accepted(event_id=result.event_id, stream_seq=None, duplicate=True)
-        return await bus.publish(result)
+        admin = key is not None and key.allows("admin")
+        return await publish_checked(reads, bus, result, own=own, admin=admin)

@@ -19,6 +19,7 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from ..cache import CACHE_S
 from ..errors import route_errors
 from ..models.results import ExperimentReport, StatsPage, TrialPage
 from ..parameters import (
@@ -115,7 +116,7 @@ class StatsController(Controller):
     path = "/stats"
     tags = ["experiments"]  # noqa: RUF012
 
-    @get("/", summary="Trial statistics, grouped", responses=route_errors(400, 503))
+    @get("/", summary="Trial statistics, grouped", responses=route_errors(400, 503), cache=CACHE_S)
     async def stats(
         self,
         request: Request[Any, Any, Any],

@@ -23,11 +23,13 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from ..errors import ErrorBody, route_errors
+from ..cache import CACHE_S, do_not_store
+from ..errors import ErrorBody, bad_parameter, route_errors
 from ..models.ratings import Leaderboard
 from ..parameters import ArenaParam, CategoryParam, Limit, Offset, parse_as_of
 from ..privacy import Viewer, viewer_of
 from ..queries import leaderboard as q
+from ..queries.bt_board import bt_options
 from ..store import ReadStore
 
 __all__ = ["STREAMS", "LeaderboardController", "LeaderboardStreamController"]
@@ -43,7 +45,12 @@ class LeaderboardController(Controller):
     path = "/leaderboard"
     tags = ["ratings"]  # noqa: RUF012
 
-    @get("/", summary="Leaderboard of an arena or category", responses=route_errors(400, 503))
+    @get(
+        "/",
+        summary="Leaderboard of an arena or category",
+        responses=route_errors(400, 503),
+        cache=CACHE_S,
+    )
     async def leaderboard(
         self,
         request: Request[Any, Any, Any],
@@ -64,12 +71,46 @@ class LeaderboardController(Controller):
                 "3339 time (by the producers' `occurred_at`).",
             ),
         ] = None,
+        rounds: Annotated[
+            int | None,
+            QueryParameter(description="`system=bt`: bootstrap rounds, 1 to 1,000 (default 100)."),
+        ] = None,
+        seed: Annotated[
+            int | None,
+            QueryParameter(description="`system=bt`: the bootstrap's random seed (default 0)."),
+        ] = None,
+        level: Annotated[
+            float | None,
+            QueryParameter(
+                description="`system=bt`: the intervals' level, between 0 and 1 (default 0.95)."
+            ),
+        ] = None,
+        anchor: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=200,
+                description="`system=bt`: `COMPETITOR:RATING` shows that competitor at that "
+                "rating (as the public Chatbot Arena board does with "
+                "`mixtral-8x7b-instruct-v0.1:1114`); `mean`: the mean at the arena's initial. "
+                "Default: the arena's `bt_anchor`, else the mean.",
+            ),
+        ] = None,
+        control: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=2100,
+                description="`system=bt`: metric names, comma-separated: Bradley-Terry with "
+                "each metric's standardised normalised difference between the sides as a "
+                "covariate (the public board's style control); ranks by the controlled ratings.",
+            ),
+        ] = None,
     ) -> Leaderboard:
         """Standings by rating (highest first, ties by competitor id); with ``system=elo``
         ``rank`` is ``offset`` + row number. ``system=bt``: Bradley-Terry maximum likelihood
         on the Elo scale (the arena's scale, base and initial) from the pool's pairwise counts,
-        ``lower``/``upper`` its 95% bootstrap interval (100 rounds, seed 0) and ``rank`` 1 + the
-        number of competitors whose lower bound is above this one's upper bound.
+        ``lower``/``upper`` its bootstrap interval (``level`` 0.95, ``rounds`` 100, ``seed`` 0
+        by default) and ``rank`` 1 + the number of competitors whose lower bound is above this
+        one's upper bound; ``anchor`` and ``control`` as described on each parameter.
 
         Every row also carries the averages of the metrics its battles and trials carried in
         the pool (``metrics``; wer, semascore, prosody, quality, latency, cost and tokens picked
@@ -79,11 +120,27 @@ class LeaderboardController(Controller):
         last change at or before P); a time T means the last change in the pool whose producer
         time is at or before T (producer clocks, not arrival order: a late-arriving older
         result can fall after P). The averages are always current; while keys are enforced
-        they count only the trials of experiments the caller may read."""
+        they count only the trials of experiments the caller may read.
+
+        In a game pool (one with a game that is not voided) every row also carries
+        ``games_played``, ``games_scored`` and ``games_score`` (the sum of its game scores,
+        always current, voided games excluded); in other pools they are null."""
         when = None if as_of is None else parse_as_of(as_of)
-        return await q.leaderboard(
-            reads, arena, category, limit, offset, system, when, viewer=viewer_of(request)
-        )
+        given = {"rounds": rounds, "seed": seed, "level": level, "anchor": anchor}
+        given["control"] = control
+        if system == "elo" and any(v is not None for v in given.values()):
+            name = next(k for k, v in given.items() if v is not None)
+            raise bad_parameter(name, f"{name} applies to system=bt only")
+        options = bt_options(rounds, seed, level, anchor, control) if system == "bt" else None
+        board = await q.leaderboard(
+            reads, arena, category, limit, offset, system, when, viewer=viewer_of(request),
+            options=options,
+        )  # fmt: skip
+        if board.bootstrap is not None and board.bootstrap.position != board.position:
+            # A fit reused while the log moves: right for now, not for as long as this state
+            # lasts, so the response cache must not keep it.
+            do_not_store(request)
+        return board
 
 
 class LeaderboardStreamController(Controller):

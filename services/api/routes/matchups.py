@@ -17,6 +17,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from ..cache import CACHE_S
 from ..errors import route_errors
 from ..models.ratings import HeadToHeadPage, Matchmaking
 from ..parameters import ArenaParam, CategoryParam, Limit, Offset
@@ -30,7 +31,12 @@ class HeadToHeadController(Controller):
     path = "/head-to-head"
     tags = ["ratings"]  # noqa: RUF012
 
-    @get("/", summary="Head-to-head records in a pool", responses=route_errors(400, 404, 503))
+    @get(
+        "/",
+        summary="Head-to-head records in a pool",
+        responses=route_errors(400, 404, 503),
+        cache=CACHE_S,
+    )
     async def head_to_head(
         self,
         reads: NamedDependency[ReadStore],

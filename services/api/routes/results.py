@@ -2,7 +2,8 @@
 
 * ``GET /battles`` (filters ``arena``, ``category``, ``competitor`` (either side), ``judge``,
   ``scenario``, ``voided``; newest first) and ``GET /battles/{battle_id}`` (metrics, meta,
-  vote counts and every vote).
+  vote counts and every vote). Both carry ``auto_judged`` (outcome and both composites) for a
+  battle the auto-judge decided (:mod:`..queries.verdicts`).
 * ``GET /games`` (filters ``arena``, ``category``, ``competitor``, ``voided``; newest first) and
   ``GET /games/{game_id}`` (participants with ranks and scores, rounds, replay_uri, meta).
 * ``GET /summary?arena=``: counts for a dashboard.
@@ -19,6 +20,7 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from ..cache import CACHE_S
 from ..errors import not_found, route_errors
 from ..models.results import BattleDetail, BattlePage, GameDetail, GamePage, Summary
 from ..parameters import (
@@ -74,7 +76,8 @@ class BattleController(Controller):
         self, reads: NamedDependency[ReadStore], battle_id: FromPath[str]
     ) -> BattleDetail:
         """The battle with its metrics per side, meta, vote counts and every vote cast on it
-        (in log order, voided ones marked)."""
+        (in log order, voided ones marked), and the auto-judge's verdict and composites when
+        it decided the battle (``auto_judged``)."""
         found = await battle(reads, battle_id)
         if found is None:
             raise not_found(f"Unknown battle {battle_id!r}.")
@@ -122,7 +125,7 @@ class SummaryController(Controller):
     path = "/summary"
     tags = ["results"]  # noqa: RUF012
 
-    @get("/", summary="Counts for a dashboard", responses=route_errors(400, 503))
+    @get("/", summary="Counts for a dashboard", responses=route_errors(400, 503), cache=CACHE_S)
     async def summary(
         self,
         request: Request[Any, Any, Any],

@@ -1,0 +1,108 @@
+"""One webhook POST: resolve, refuse what must not be reached, connect to the very address
+that was checked, send, time it. Standard library only (``http.client``), so the webhook worker
+adds no runtime dependency.
+
+The host is resolved once and the connection goes to one of the resolved addresses, never to
+the name again: resolving twice would let a name that answers "public" to the check and
+"127.0.0.1" to the connection (DNS rebinding) reach the host's own network. Every resolved
+address must pass :func:`arbiter.domain.webhook_urls.address_problem` (unless private targets are
+allowed). HTTPS verifies the certificate for the URL's host name (SNI), with the system's
+trust store. Redirects are not followed (a 3xx is a failed attempt): following one would reach
+an address nobody checked.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from arbiter.domain.webhook_urls import address_problem, url_problem
+
+__all__ = ["Outcome", "Refused", "post"]
+
+_READ_LIMIT = 64 * 1024
+
+
+class Refused(Exception):
+    """The URL or its resolved address may not be reached; retrying would not change that."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _resolve(host: str, port: int, allow_private: bool) -> str:
+    """The address to connect to; :class:`Refused` if any address of the name is refused."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve {host!r}: {exc.strerror or exc}") from exc
+    addresses = [str(info[4][0]) for info in infos]
+    if not allow_private:
+        for address in addresses:
+            problem = address_problem(address.split("%", 1)[0])
+            if problem is not None:
+                raise Refused(f"{host} resolves to {problem}")
+    return addresses[0]
+
+
+class _Pinned(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedTLS(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def post(
+    url: str, body: bytes, headers: dict[str, str], *, timeout: float, allow_private: bool
+) -> Outcome:
+    """POST ``body`` to ``url``; the outcome of the attempt (a refusal raises :class:`Refused`)."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise Refused(problem)
+    parts = urlsplit(url)
+    tls = parts.scheme.lower() == "https"
+    host = parts.hostname or ""
+    port = parts.port or (443 if tls else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    started = time.perf_counter()
+    try:
+        address = _resolve(host, port, allow_private)
+        conn = (_PinnedTLS if tls else _Pinned)(host, port, address, timeout)
+        try:
+            conn.request("POST", target, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read(_READ_LIMIT)
+            code = response.status
+        finally:
+            conn.close()
+    except Refused:
+        raise
+    except (OSError, http.client.HTTPException) as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], elapsed)
+    elapsed = (time.perf_counter() - started) * 1000
+    return Outcome(code, None if 200 <= code < 300 else f"HTTP {code}", elapsed)

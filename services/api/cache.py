@@ -1,0 +1,270 @@
+"""Hot reads from memory: the encoded answers of the read routes, cached per read-model state.
+
+Read models change only when a projector commits, so an answer computed once stays right until
+then. :class:`ReadModelWatch` keeps the current state of every projection (position and
+generation, from the ``tracking`` tables) in memory, re-reading it whenever the projectors'
+``NOTIFY`` on :data:`arbiter.projections.tracking.CHANNEL` arrives (PostgreSQL delivers it at
+their commit), and then empties the cache. The answers themselves are cached by Litestar's
+response cache (after the key guard, so a revoked key is refused as before), under the key
+:func:`cache_key`: path, the query string as sent, the caller's view of private data
+(:class:`arbiter.services.api.privacy.Viewer`) and that state. An answer computed while the state
+moved is stored under the old state's key, which no later request builds: it can never be served
+as newer than it is.
+
+How fresh: as before, every answer reflects a committed state of the read models and says which
+(its ``position``). A request that arrives between a commit and the notification (well under a
+millisecond on one host) gets the answer of the state just before, as it would have if it had
+arrived a moment earlier. While the watch has no connection (the database restarting) nothing is
+served from the cache, so a lost notification cannot leave a stale answer in place.
+
+Conditional requests: each cached route's answer carries ``ETag`` (a digest of the cache key, so
+of the state and of who asks) and ``Cache-Control: no-cache`` (clients and proxies may keep it,
+but revalidate: ``private`` when a key was presented); :class:`NotModified` answers a matching
+``If-None-Match`` with 304 and no body. :data:`CACHED_PATHS` lists the routes; the rest (the log,
+lists that page through results, streams, writes) are computed per request as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from arbiter.projections import PROJECTIONS, tracking
+from arbiter.services import commits
+from litestar import Request
+from litestar.config.response_cache import ResponseCacheConfig
+from litestar.stores.memory import MemoryStore
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from psycopg import sql
+
+from .privacy import viewer_of
+
+__all__ = [
+    "CACHED_PATHS",
+    "CACHE_S",
+    "STORE",
+    "ReadModelWatch",
+    "Validators",
+    "cache_config",
+    "cache_key",
+    "do_not_store",
+    "etag_of",
+    "response_cache_enabled",
+]
+
+log = logging.getLogger("arbiter.api.cache")
+
+CACHE_S = 60
+"""What the cached routes pass as ``cache=``: a safety net only, since entries go as soon as the
+state moves."""
+CACHED_PATHS = frozenset(
+    {
+        "/leaderboard",
+        "/competitors/{competitor_id:str}",
+        "/competitors/{competitor_id:str}/history",
+        "/head-to-head",
+        "/summary",
+        "/stats",
+    }
+)
+"""Route paths (as Litestar writes them) whose answers are cached."""
+CACHE_ENV = "ARBITER_RESPONSE_CACHE"
+STORE = "arbiter_responses"
+REFRESH_S = 1.0
+_KEY = "arbiter_cache_key"
+_NO_STORE = "arbiter_do_not_store"
+EXPIRY_S = 60
+"""A safety net only: entries go when the state moves, long before this."""
+
+
+class ReadModelWatch:
+    """The read models' current state, kept by LISTEN (see the module docstring)."""
+
+    def __init__(self, database_url: str, store: MemoryStore, enabled: bool = True) -> None:
+        self.database_url = database_url
+        self.store = store
+        self.enabled = enabled
+        """False: ``ARBITER_RESPONSE_CACHE=off``, every answer computed per request."""
+        self.state: tuple[int, ...] | None = None
+        """(position, generation) of every projection, flattened; None while not listening."""
+        self._task: asyncio.Task[None] | None = None
+        self._commits = 0
+        """Commits this process has made (:mod:`arbiter.services.commits`), so a refresh that
+        read the state before one of them does not install that older state."""
+        self._query = sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT {n}, position, generation FROM {t} WHERE projection = {n}").format(
+                n=sql.Literal(spec.name), t=tracking.table(spec.schema)
+            )
+            for spec in PROJECTIONS.values()
+        )
+
+    def start(self) -> None:
+        if self.enabled:
+            commits.subscribe(self._committed)
+            self._task = asyncio.create_task(self._run(), name="read-model-watch")
+
+    def _committed(self) -> None:
+        """A projector of this process committed: answer uncached until the watch has read the
+        new state (at the NOTIFY, which follows within a millisecond)."""
+        self._commits += 1
+        self.state = None
+
+    async def stop(self) -> None:
+        commits.unsubscribe(self._committed)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self.state = None
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.database_url, autocommit=True, connect_timeout=5
+                ) as conn:
+                    await conn.execute(
+                        sql.SQL("LISTEN {}").format(sql.Identifier(tracking.CHANNEL))
+                    )
+                    delay = 0.2
+                    while True:
+                        # After LISTEN, so no commit falls between the read and the listening.
+                        # The generator holds the connection, so the read comes after it stops:
+                        # at a notification, or every REFRESH_S seconds regardless (a safety net,
+                        # should one be missed; it costs one tiny query).
+                        await self._refresh(conn)
+                        async for _ in conn.notifies(timeout=REFRESH_S, stop_after=1):
+                            pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away: serve uncached until it is back
+                self.state = None
+                log.warning("response cache off, reconnecting in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _refresh(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        commits_before = self._commits
+        rows = await (await conn.execute(self._query)).fetchall()
+        state = tuple(v for _, position, generation in sorted(rows) for v in (position, generation))
+        if state != self.state:
+            self.state = None  # no request may store under a key while the entries go
+            await self.store.delete_all()
+            if self._commits == commits_before:  # else a commit came after the read: wait
+                self.state = state
+
+
+def cache_key(request: Request[Any, Any, Any]) -> str:
+    """Path, canonical query, viewer and read-model state, built once per request: Litestar asks
+    again when it stores the answer, and by then the state may have moved, so the answer would be
+    filed under a state newer than its own. A key no request repeats when the cache is off or the
+    watch is not listening (then nothing is served from the cache, nor stored)."""
+    if (known := request.scope.get(_KEY)) is not None:  # type: ignore[misc]
+        return known  # type: ignore[no-any-return]
+    watch: ReadModelWatch = request.app.state["watch"]
+    state = watch.state
+    if state is None or not watch.enabled:
+        return f"uncached:{id(request)}"  # not put in the scope: nothing stored, no ETag
+    viewer = viewer_of(request)
+    who = "*" if viewer.everything else (viewer.source or "-")
+    # The query string exactly as sent: any normalising (order, blanks, encodings) risks two
+    # requests the route reads differently sharing an answer (``arena=`` is a 400, no
+    # ``arena`` is the default arena).
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    key = f"{request.scope['path']}?{query}|{who}|{state}"
+    request.scope[_KEY] = key  # type: ignore[literal-required]  # for Validators
+    return key
+
+
+def do_not_store(request: Request[Any, Any, Any]) -> None:
+    """This answer is right now but not for the whole state it was computed in (a
+    Bradley-Terry fit reused from an earlier position): serve it, but do not cache it."""
+    request.scope[_NO_STORE] = True  # type: ignore[literal-required]
+
+
+def _store_only_answers(scope: Any, status: int) -> bool:
+    """Only answers (200) of requests that got a real key are stored, unless the route said
+    :func:`do_not_store`."""
+    return status == 200 and scope.get(_KEY) is not None and not scope.get(_NO_STORE)
+
+
+def cache_config() -> ResponseCacheConfig:
+    return ResponseCacheConfig(
+        default_expiration=CACHE_S,
+        key_builder=cache_key,
+        store=STORE,
+        cache_response_filter=_store_only_answers,
+    )
+
+
+def response_cache_enabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """``ARBITER_RESPONSE_CACHE``: ``on`` (the default) or ``off`` (every answer computed per
+    request, e.g. to measure what the cache saves); anything else is refused."""
+    value = environ.get(CACHE_ENV, "on").strip().lower() or "on"
+    if value not in ("on", "off"):
+        raise ValueError(f"{CACHE_ENV}={environ[CACHE_ENV]!r}: it takes on or off")
+    return value == "on"
+
+
+class Validators:
+    """ASGI middleware for the cached routes: ``ETag`` (a digest of the request's cache key, so
+    of the read-model state the answer was looked up in and of who asks), ``Cache-Control:
+    no-cache`` (``private`` when a key was presented, else ``public``) and ``Vary`` on each 200,
+    and a 304 without a body when ``If-None-Match`` names that tag."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        wanted = _header(scope, b"if-none-match")
+        tags = {t.strip() for t in wanted.split(",")} if wanted else set()
+        done = False
+
+        async def validated(message: Message) -> None:
+            nonlocal done
+            if done:
+                return
+            key = None if scope.get(_NO_STORE) else scope.get(_KEY)  # type: ignore[attr-defined]
+            if message["type"] == "http.response.start" and message["status"] == 200 and key:
+                etag = etag_of(key)
+                keyed = _header(scope, b"authorization") or _header(scope, b"x-api-key")
+                headers = [
+                    *message.get("headers", []),
+                    (b"etag", etag.encode()),
+                    (b"cache-control", b"private, no-cache" if keyed else b"public, no-cache"),
+                    (b"vary", b"Authorization, X-API-Key"),
+                ]
+                if etag in tags or "*" in tags:
+                    done = True
+                    kept = [(k, v) for k, v in headers if k.lower() in _KEPT_ON_304]
+                    await send({"type": "http.response.start", "status": 304, "headers": kept})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+                message = {**message, "headers": headers}  # type: ignore[typeddict-item]
+            await send(message)
+
+        await self.app(scope, receive, validated)
+
+
+_KEPT_ON_304 = frozenset({b"etag", b"cache-control", b"vary", b"date"})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def etag_of(key: str) -> str:
+    return '"' + hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + '"'

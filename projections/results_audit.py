@@ -21,7 +21,9 @@ column. The rules it follows are the ones :mod:`.results` documents:
   Trials' sums are kept apart per experiment owner (the source of the experiment's first trial
   in the log, ``''`` for none). A row once summed stays, with total and count 0, when every
   result in it is voided (the store subtracts; it never deletes);
-* ``event_counts`` counts every event folded, by type.
+* ``event_counts`` counts every event folded, by type;
+* the log's index (``event_index`` and its lookup tables) is re-derived by
+  :class:`.event_index_audit.IndexReplay`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor
 
+from .event_index_audit import TABLES as INDEX_TABLES
+from .event_index_audit import IndexReplay
 from .tables import Table, read_table
 
 __all__ = ["TABLES", "ResultsReplay", "stored_tables"]
@@ -67,6 +71,7 @@ TABLES = (
           ("arena", "category", "competitor", "metric", "of_trials", "owner"),
           ("total", "count")),
     Table("event_counts", ("type",), ("count",)),
+    *INDEX_TABLES,
 )  # fmt: skip
 """Every table of the results schema but bookkeeping, key columns first."""
 
@@ -102,6 +107,7 @@ class ResultsReplay:
         """experiment -> the source of its first trial ('' for none)"""
         self.rows_by_event: dict[str, tuple[str, list[Any]]] = {}
         """event id -> (table, its row) in one of the four tables: what a void marks"""
+        self.index = IndexReplay()
 
     def apply(self, position: int, event: Event) -> None:
         if position <= self.position:
@@ -136,6 +142,7 @@ class ResultsReplay:
         elif isinstance(e, ResultVoided):
             self._void(e.event_id, e.target_event_id)
         self.counts[type_name(e)] += 1
+        self.index.apply(position, e)
         self.position = position
         self.events += 1
 
@@ -214,6 +221,7 @@ class ResultsReplay:
             "trials": trials,
             "competitor_metrics": {k: tuple(v) for k, v in self.sums.items()},
             "event_counts": {k: (n,) for k, n in self.counts.items()},
+            **self.index.tables(),
         }
 
 

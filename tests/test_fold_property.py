@@ -158,6 +158,8 @@ def _reset(url: str) -> None:
         conn.execute("UPDATE arbiter_ratings.tracking SET position = 0, events = 0")
         for table in ("battles", "games", "votes", "trials", "competitor_metrics", "event_counts"):
             conn.execute(f"TRUNCATE arbiter_results.{table}")
+        for table in ("event_index", "event_competitors", "event_entities"):
+            conn.execute(f"TRUNCATE arbiter_results.{table}")
         conn.execute("UPDATE arbiter_results.tracking SET position = 0, events = 0")
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from arbiter.domain.events import TYPE_NAMES
 
 from ..errors import bad_parameter
+from ..parameters import rfc3339
 
 __all__ = ["event_types", "parse_time"]
 
@@ -31,13 +32,9 @@ def event_types(given: list[str] | None) -> tuple[str, ...]:
 
 
 def parse_time(name: str, text: str) -> datetime:
-    """An RFC 3339 time with its offset (producer time is always zoned)."""
-    value = text.strip()
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None or "T" not in value.upper():
+    """An RFC 3339 time with its offset (producer time is always zoned); else a 400."""
+    when = rfc3339(text)
+    if when is None:
         raise bad_parameter(
             name,
             f"Query parameter `{name}` ({text[:64]!r}) is invalid: give an RFC 3339 time with "

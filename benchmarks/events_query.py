@@ -166,12 +166,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--home", type=Path, help="embedded servers' home (default: a fresh temp dir)")
     p.add_argument("--keep-home", action="store_true")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="query the log and index already in --home (a run with --keep-home) again",
+    )
     p.add_argument("--no-json", action="store_true")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.reuse and args.home is None:
+        raise SystemExit("--reuse needs --home")
     load_at_start = os.getloadavg()
     external = os.environ.get("ARBITER_DATABASE_URL")
     home = args.home or Path(tempfile.mkdtemp(prefix="arbiter-events-bench-"))
@@ -181,12 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         database_url = external or servers.start()[0]  # type: ignore[union-attr]
         prepare_database(database_url)
-        t0 = time.perf_counter()
-        counts = fill(database_url, args.events, args.competitors, args.seed)
-        append_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rebuild(database_url, PROJECTIONS["results"])
-        rebuild_s = time.perf_counter() - t0
+        counts: dict[str, int] = {}
+        append_s = rebuild_s = 0.0
+        if not args.reuse:
+            t0 = time.perf_counter()
+            counts = fill(database_url, args.events, args.competitors, args.seed)
+            append_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            rebuild(database_url, PROJECTIONS["results"])
+            rebuild_s = time.perf_counter() - t0
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE arbiter_results.event_index")
             conn.execute("VACUUM ANALYZE arbiter_results.event_competitors")
@@ -233,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_service(api)
         if servers is not None:
             servers.stop()
-        if args.home is None and not args.keep_home:
+        if args.home is None and not args.keep_home and not args.reuse:
             shutil.rmtree(home, ignore_errors=True)
 
 

@@ -26,6 +26,9 @@ and page size it answered.
 * ``arena+since``: ``arena=bench&since=<random time>&limit=100``;
 * ``all``: no filter, ``limit=100``, after a random position.
 
+``--home DIR --keep-home`` keeps the database; ``--home DIR --reuse`` queries it again without
+filling it.
+
 Every ``total`` is an exact count (see ``services/api/queries/events.py``), so queries whose
 filter matches many events pay for counting them; that is measured here, not hidden.
 """

@@ -1,4 +1,5 @@
-"""``/events``: read the log in order, read one event, and publish one.
+"""``/events``: query the log (filtered, in either order, through its index:
+:mod:`..queries.events`), read one event, and publish one.
 
 ``POST /events`` validates exactly as a worker's message is validated (:func:`decode_event`) and
 publishes to JetStream (``Nats-Msg-Id`` = ``<event_id>:<content digest>``); the ingest appends it

@@ -128,6 +128,7 @@ DEFERRED_INDEXES = (
     "event_index_category",
     "event_index_source",
     "event_index_occurred",
+    "event_competitors_type",
 )
 """Only readers use these; the store's own lookups go through the keys and ``event_id``."""
 
@@ -173,11 +174,11 @@ u AS (
         experiment = coalesce(i.experiment, x.experiment)
     FROM t JOIN {index} x ON x.position = t.target
     WHERE i.position = t.position
-    RETURNING i.position, i.competitors, i.entities
+    RETURNING i.position, i.type, i.competitors, i.entities
 ),
 c AS (
-    INSERT INTO {competitors} (competitor, position)
-    SELECT c, u.position FROM u, unnest(u.competitors) AS c ON CONFLICT DO NOTHING
+    INSERT INTO {competitors} (competitor, position, type)
+    SELECT c, u.position, u.type FROM u, unnest(u.competitors) AS c ON CONFLICT DO NOTHING
 )
 INSERT INTO {entities} (entity, position)
 SELECT DISTINCT substr(n, strpos(n, ':') + 1), u.position FROM u, unnest(u.entities) AS n
@@ -190,9 +191,9 @@ _BY_ENTITY = (
     "AND r.ref = ANY(x.entities))"
 )
 _OWN_NAMES = """
-WITH n AS (SELECT position, competitors, entities FROM {index} WHERE position > %(start)s),
-c AS (INSERT INTO {competitors} (competitor, position)
-      SELECT c, n.position FROM n, unnest(n.competitors) AS c)
+WITH n AS (SELECT position, type, competitors, entities FROM {index} WHERE position > %(start)s),
+c AS (INSERT INTO {competitors} (competitor, position, type)
+      SELECT c, n.position, n.type FROM n, unnest(n.competitors) AS c)
 INSERT INTO {entities} (entity, position)
 SELECT DISTINCT substr(e, strpos(e, ':') + 1), n.position FROM n, unnest(n.entities) AS e
 """

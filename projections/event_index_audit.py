@@ -22,7 +22,7 @@ TABLES = (
     Table("event_index", ("position",), (
         "event_id", "type", "arena", "category", "source", "occurred_at", "experiment",
         "competitors", "entities")),
-    Table("event_competitors", ("competitor", "position"), ()),
+    Table("event_competitors", ("competitor", "position"), ("type",)),
     Table("event_entities", ("entity", "position"), ()),
 )  # fmt: skip
 
@@ -58,7 +58,7 @@ class IndexReplay:
         entities: dict[Any, tuple[Any, ...]] = {}
         for position, r in self.rows.items():
             for competitor in r[8]:
-                competitors[(competitor, position)] = ()
+                competitors[(competitor, position)] = (r[2],)
             for entity in r[9]:
                 entities[(entity_id(entity), position)] = ()
         return {

@@ -28,11 +28,15 @@ CREATE INDEX event_index_category ON event_index (category, position) WHERE cate
 CREATE INDEX event_index_source ON event_index (source, position) WHERE source IS NOT NULL;
 CREATE INDEX event_index_occurred ON event_index (occurred_at, position);
 
+-- `type` repeats the event's type so that a competitor's events of some types (its votes, its
+-- voids) are one range of event_competitors_type, counted without visiting event_index.
 CREATE TABLE event_competitors (
     competitor  text NOT NULL,
     position    bigint NOT NULL,
+    type        text NOT NULL,
     PRIMARY KEY (competitor, position)
 );
+CREATE INDEX event_competitors_type ON event_competitors (competitor, type, position);
 
 -- The id without its kind: `entity=x` finds every event naming a battle, game, trial or
 -- experiment with id x.

@@ -111,7 +111,9 @@ def _where(
     args: dict[str, Any] = {"lo": lo, "hi": hi}
     on_index: list[sql.Composable] = []
     if f.types:
-        on_index.append(sql.SQL("i.type = ANY(%(types)s)"))
+        # A competitor's lookup rows carry the type: one index range, no join for it.
+        column = "c.type" if f.competitor is not None else "i.type"
+        on_type = sql.SQL(column + " = ANY(%(types)s)")
         args["types"] = list(f.types)
     for column in ("arena", "category", "source"):
         value = getattr(f, column)
@@ -139,6 +141,8 @@ def _where(
     # condition needs it.
     tables: list[sql.Composable] = []
     conditions: list[sql.Composable] = []
+    if f.types:
+        (conditions if f.competitor is not None else on_index).append(on_type)
     if f.competitor is not None:
         tables.append(sql.SQL("{} c").format(_s("event_competitors")))
         conditions.append(sql.SQL("c.competitor = %(competitor)s"))

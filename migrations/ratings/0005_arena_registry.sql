@@ -30,3 +30,8 @@ CREATE TABLE arena_configs (
     strict    boolean NOT NULL,
     PRIMARY KEY (arena, position)
 );
+
+-- An existing read model cannot fill these tables from its own rows (what they need is only in
+-- the log): the marker below has the migration runner empty the model and set it back to
+-- position 0, so the projector folds the log again (adapters/migrations.py, REFOLD).
+-- arbiter:refold

@@ -49,6 +49,7 @@ __all__ = [
     "VoidedFilter",
     "parse_as_of",
     "refusal",
+    "rfc3339",
     "text_filter",
 ]
 
@@ -84,6 +85,17 @@ _DIGITS = re.compile(r"[0-9]+")
 MAX_POSITION = 2**63 - 1
 
 
+def rfc3339(text: str) -> datetime | None:
+    """An RFC 3339 date and time with its offset; None for anything else (a bare date, no
+    offset): producer times are zoned, so a time without one would be a guess."""
+    value = text.strip()
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None and "T" in value.upper() else None
+
+
 def parse_as_of(text: str) -> int | datetime:
     """A log position (a non-negative integer) or an RFC 3339 time with its offset."""
     value = text.strip()
@@ -92,11 +104,8 @@ def parse_as_of(text: str) -> int | datetime:
         if position > MAX_POSITION:
             raise bad_parameter("as_of", f"Query parameter `as_of` ({text[:64]!r}) is too large.")
         return position
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None or "T" not in value.upper():
+    when = rfc3339(value)
+    if when is None:
         raise bad_parameter(
             "as_of",
             f"Query parameter `as_of` ({text[:64]!r}) is invalid: give a log position (an "

@@ -18,13 +18,12 @@ from typing import Any
 
 import msgspec
 from arbiter.adapters.eventstore import StoredState
-from arbiter.domain.events import TYPE_NAMES, type_name
 from arbiter.domain.placement import registry_status
 from arbiter.projections import PROJECTIONS, tracking
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
-from .models.log import EventPage, LoggedEvent
+from .models.log import LoggedEvent
 from .models.ratings import (
     CompetitorDetail,
     History,
@@ -32,21 +31,12 @@ from .models.ratings import (
     Standing,
 )
 
-__all__ = ["EVENT_IDS", "LOG", "SCAN_WINDOW", "Query", "ReadStore", "Rows"]
+__all__ = ["EVENT_IDS", "LOG", "Query", "ReadStore", "Rows"]
 
 LOG = sql.Identifier("public", "arbiter_events")
 EVENT_IDS = sql.Identifier("public", "arbiter_event_ids")
 RATINGS = PROJECTIONS["ratings"]
-SCAN_WINDOW = 10_000
-"""Most log positions one filtered ``/events`` request looks through."""
-
 _STATE = msgspec.msgpack.Decoder(StoredState)
-_TYPE_PATTERNS = {
-    name: msgspec.msgpack.encode("type") + msgspec.msgpack.encode(name) for name in TYPE_NAMES
-}
-"""The bytes msgspec writes for ``"type": <tag>`` inside a stored event's msgpack state. Used as a
-SQL-side prefilter (``position(pattern in state) > 0``): it cannot miss an event of that type,
-and the rare false positive (the same bytes inside ``meta``) is dropped after decoding."""
 
 Query = tuple[sql.Composable, Sequence[Any]]
 Rows = list[tuple[Any, ...]]
@@ -268,47 +258,6 @@ class ReadStore:
     def _logged(position: int, state: bytes) -> LoggedEvent:
         stored = _STATE.decode(state)
         return LoggedEvent(position=int(position), recorded_at=stored.timestamp, event=stored.body)
-
-    async def events(self, after: int, limit: int, event_type: str | None) -> EventPage:
-        """A page of the log after ``after``; with a type, at most :data:`SCAN_WINDOW` positions
-        are looked through, and ``next_after`` says where the next request should resume."""
-        if event_type is None:
-            head, rows = await self.snapshot(
-                self._head(),
-                (
-                    sql.SQL(
-                        "SELECT notification_id, state FROM {} WHERE notification_id > %s "
-                        "ORDER BY notification_id LIMIT %s"
-                    ).format(LOG),
-                    (after, limit),
-                ),
-            )
-            events = [self._logged(p, s) for p, s in rows]
-            next_after = events[-1].position if events else after
-        else:
-            head, rows = await self.snapshot(
-                self._head(),
-                (
-                    sql.SQL(
-                        "SELECT notification_id, state FROM {} WHERE notification_id > %s "
-                        "AND notification_id <= %s AND position(%s::bytea in state) > 0 "
-                        "ORDER BY notification_id LIMIT %s"
-                    ).format(LOG),
-                    (after, after + SCAN_WINDOW, _TYPE_PATTERNS[event_type], limit),
-                ),
-            )
-            candidates = [self._logged(p, s) for p, s in rows]
-            events = [e for e in candidates if type_name(e.event) == event_type]
-            head_value = int(self._first(head))
-            if len(rows) == limit:
-                # The page is full: resume right after the last row looked at.
-                next_after = int(rows[-1][0])
-            else:
-                # Every position up to the window's end (or the head, which no later commit can
-                # land under: appends are serialised by the store's table lock) was looked at.
-                next_after = max(after, min(after + SCAN_WINDOW, head_value))
-            return EventPage(events, after, limit, event_type, next_after, head_value)
-        return EventPage(events, after, limit, event_type, next_after, int(self._first(head)))
 
     async def recorded_digest(self, event_id: str) -> bytes | None:
         """The content digest the log holds for ``event_id``, or None when it holds no such id

@@ -1,6 +1,7 @@
 """The API's read store: its async connection pool and the reads of the competitor registry, a
 competitor's rating history and the log (the other routes' SQL is in :mod:`.queries`, on this
-same pool).
+same pool). With ``ARBITER_READ_DATABASE_URL`` that pool is on a streaming replica and a second,
+smaller one on the primary takes the writes and the reads that must see them (:mod:`.replica`).
 
 Every request that needs more than one query runs them in a single ``REPEATABLE READ, READ ONLY``
 transaction, pipelined (one round trip), so a page, its total and the projection position it

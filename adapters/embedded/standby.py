@@ -15,13 +15,10 @@ the primary's Unix socket. Everything else (launching, stopping, the root case) 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 from .pg_install import pg_bin_dir
 from .postgres import PG_SUPERUSER, EmbeddedPostgres
-from .process import EmbeddedError
 
 __all__ = ["EmbeddedStandby"]
 
@@ -37,8 +34,16 @@ class EmbeddedStandby(EmbeddedPostgres):
     def _ensure_initdb(self) -> None:
         """The base backup instead of ``initdb``, into a side directory renamed into place once
         complete (as ``initdb`` is), so a copy cut short is never taken for a standby."""
-        if (self.data_dir / "PG_VERSION").exists():
-            return
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._base_backup()
+        # The primary's socket lock, copied when its socket lives in its PGDATA: it names the
+        # primary's live pid, so PostgreSQL would refuse to start over it. Ours, if any, goes
+        # with our postmaster.pid (a leftover standby is stopped next, by ``start``).
+        if not (self.data_dir / "postmaster.pid").exists():
+            for copied in self.data_dir.glob(".s.PGSQL.*"):
+                copied.unlink()
+
+    def _base_backup(self) -> None:
         staging = self.data_dir.with_name(self.data_dir.name + ".basebackup")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(mode=0o700)
@@ -53,27 +58,7 @@ class EmbeddedStandby(EmbeddedPostgres):
             "--checkpoint=fast",
             "--no-password",
         ]  # fmt: skip
-        with tempfile.TemporaryFile() as out:  # a file, not a pipe (see EmbeddedPostgres)
-            proc = subprocess.run(
-                args,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=600,
-                check=False,
-                **self._child_kwargs(),
-            )
-            out.seek(0)
-            output = out.read().decode(errors="replace")
-        if proc.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise EmbeddedError(f"pg_basebackup failed ({proc.returncode}):\n{output}")
-        # The primary's socket lock, copied when its socket lives in its PGDATA: ours would
-        # collide with it (PostgreSQL refuses to start over a lock naming a live pid).
-        for copied in staging.glob(".s.PGSQL.*"):
-            copied.unlink()
-        if self.data_dir.exists():
-            self.data_dir.rmdir()
-        staging.rename(self.data_dir)
+        self._make_into(args, staging, "pg_basebackup", 600)
 
     @staticmethod
     def _ensure_database(admin_url: str) -> None:

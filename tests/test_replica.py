@@ -32,8 +32,9 @@ from arbiter.adapters.embedded import EmbeddedStandby, find_free_port
 from arbiter.services.api import create_app
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
+from .conftest import _with_dbname
 from .test_api import append, battle, fold, wire
 
 NAMES = ["a", "b", "c", "d"]
@@ -49,12 +50,6 @@ def standby(servers: tuple[str, str]) -> Iterator[str]:
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _dbname(url: str, name: str) -> str:
-    info = conninfo_to_dict(url)
-    info["dbname"] = name
-    return make_conninfo(**info)
 
 
 def _until(what: str, cond: Callable[[], Any], timeout: float = 60) -> Any:
@@ -92,7 +87,7 @@ def _replayed(replica: str, lsn: str) -> bool:
 @pytest.fixture
 def replica_url(database_url: str, standby: str) -> str:
     """The test's fresh database, as the standby has it (once it has replayed its migration)."""
-    url = _dbname(standby, conninfo_to_dict(database_url)["dbname"])
+    url = _with_dbname(standby, conninfo_to_dict(database_url)["dbname"])
     lsn = _primary_lsn(database_url)
     _until("the replica to replay the test database", lambda: _replayed(url, lsn))
     return url

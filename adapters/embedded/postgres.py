@@ -186,12 +186,7 @@ class EmbeddedPostgres(ServerProcess):
         """
         if (self.data_dir / "PG_VERSION").exists():
             return
-        if self.data_dir.exists() and any(self.data_dir.iterdir()):
-            raise EmbeddedError(f"{self.data_dir} is not empty and holds no PostgreSQL cluster")
-        staging = self.data_dir.with_name(self.data_dir.name + ".initdb")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(mode=0o700)
-        self._chown(staging)
+        staging = self._staging(".initdb")
         args = [
             str(pg_bin_dir() / "initdb"),
             "-D",
@@ -206,6 +201,17 @@ class EmbeddedPostgres(ServerProcess):
             "--no-instructions",
         ]
         self._make_into(args, staging, "initdb", 300)
+
+    def _staging(self, suffix: str) -> Path:
+        """A fresh side directory (``<data_dir><suffix>``) for a tool to fill; ``data_dir`` must
+        be missing or empty."""
+        if self.data_dir.exists() and any(self.data_dir.iterdir()):
+            raise EmbeddedError(f"{self.data_dir} is not empty and holds no PostgreSQL cluster")
+        staging = self.data_dir.with_name(self.data_dir.name + suffix)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+        self._chown(staging)
+        return staging
 
     def _make_into(self, args: list[str], staging: Path, tool: str, timeout: float) -> None:
         """Run ``args`` (a PostgreSQL tool that fills ``staging``) and rename ``staging`` into

@@ -14,7 +14,6 @@ the primary's Unix socket. Everything else (launching, stopping, the root case) 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from .pg_install import pg_bin_dir
@@ -44,10 +43,7 @@ class EmbeddedStandby(EmbeddedPostgres):
                 copied.unlink()
 
     def _base_backup(self) -> None:
-        staging = self.data_dir.with_name(self.data_dir.name + ".basebackup")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(mode=0o700)
-        self._chown(staging)
+        staging = self._staging(".basebackup")
         args = [
             str(pg_bin_dir() / "pg_basebackup"),
             "--pgdata", str(staging),

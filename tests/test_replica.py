@@ -30,6 +30,7 @@ import pytest
 from arbiter.adapters import keys
 from arbiter.adapters.embedded import EmbeddedStandby, find_free_port
 from arbiter.services.api import create_app
+from arbiter.services.api.replica import caught_up
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict
@@ -253,3 +254,12 @@ def test_workers_answer_on_one_port_from_several_processes(
         proc.wait(60)
     assert proc.returncode == 0
     assert not metrics_dir.exists()
+
+
+def test_caught_up_is_per_projection_and_a_rebuild_counts_as_ahead() -> None:
+    # (position, generation) per projection, in name order, as the watch keys the cache.
+    assert caught_up((10, 1, 6, 1), (10, 1, 6, 1))
+    assert not caught_up((20, 1, 5, 1), (10, 1, 6, 1))  # the second projection is behind
+    assert caught_up((3, 2, 6, 1), (10, 1, 6, 1))  # a rebuild swapped in: a later generation
+    assert not caught_up((10, 1, 6, 1), (9, 2, 6, 1))  # the primary's rebuild not replayed
+    assert not caught_up((10, 1), (10, 1, 6, 1))  # a projection the replica does not have yet

@@ -36,6 +36,7 @@ from .docs import assets_router, swagger_plugin
 from .errors import EXCEPTION_HANDLERS
 from .evaluation_jobs import EvaluationConfig, Evaluations
 from .parameters import QueryParameterCheck
+from .replica import read_url_from_env
 from .routes.admin import AdminController
 from .routes.competitors import CompetitorController
 from .routes.evaluations import evaluation_controller
@@ -74,19 +75,25 @@ def create_app(
     pool_timeout: float = 5.0,
     nats_timeout: float = 3.0,
     auth: AuthConfig | None = None,
+    read_database_url: str | None = None,
 ) -> Litestar:
     """The API as an ASGI app. The database pool opens at startup (without waiting: a database
     that is down yields 503s, not a failed start); NATS connects on first use. ``auth``
     (default: from ``ARBITER_AUTH``, ``ARBITER_PUBLIC_READS``, ``ARBITER_AUTH_CACHE_TTL``) says
-    how API keys are enforced (:mod:`.auth`)."""
-    reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
+    how API keys are enforced (:mod:`.auth`). ``read_database_url`` (default: from
+    ``ARBITER_READ_DATABASE_URL``) sends the read routes to a streaming replica (:mod:`.replica`).
+    """
+    read_url = read_database_url or read_url_from_env()
+    reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout, read_url=read_url)
     bus = Bus(nats_url, connect_timeout=nats_timeout)
     evaluations = Evaluations(database_url, EvaluationConfig.from_env())
     authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
     openapi_path = "/schema"
     parameters = QueryParameterCheck(exempt_prefix=openapi_path)
     responses = MemoryStore()
-    watch = ReadModelWatch(database_url, responses, enabled=response_cache_enabled())
+    watch = ReadModelWatch(
+        database_url, responses, enabled=response_cache_enabled(), read_url=read_url
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

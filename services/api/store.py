@@ -1,6 +1,7 @@
 """The API's read store: its async connection pool and the reads of the competitor registry, a
 competitor's rating history and the log (the other routes' SQL is in :mod:`.queries`, on this
-same pool).
+same pool). With ``ARBITER_READ_DATABASE_URL`` that pool is on a streaming replica and a second,
+smaller one on the primary takes the writes and the reads that must see them (:mod:`.replica`).
 
 Every request that needs more than one query runs them in a single ``REPEATABLE READ, READ ONLY``
 transaction, pipelined (one round trip), so a page, its total and the projection position it
@@ -57,11 +58,28 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
 class ReadStore:
     """The SQL behind every read route."""
 
-    def __init__(self, database_url: str, *, max_size: int = 10, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        max_size: int = 10,
+        timeout: float = 5.0,
+        read_url: str | None = None,
+    ) -> None:
         self.database_url = database_url
+        """The primary: every write, and the reads that must see a write at once."""
+        self.read_url = read_url or database_url
+        """Where the read routes read: a streaming replica (``ARBITER_READ_DATABASE_URL``) or
+        the primary itself (see :mod:`.replica`)."""
         self.max_size = max_size
         self.timeout = timeout
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._primary: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+
+    @property
+    def replicated(self) -> bool:
+        """Whether reads go to another server than writes."""
+        return self.read_url != self.database_url
 
     @property
     def pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
@@ -69,31 +87,55 @@ class ReadStore:
             raise RuntimeError("ReadStore.open() was not called")
         return self._pool
 
-    async def open(self) -> None:
-        """Open the pool without waiting: a database that is down now is a 503 later, not a
-        failed start."""
-        self._pool = AsyncConnectionPool(
-            self.database_url,
+    @property
+    def primary(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        """The pool on the primary (the read pool itself when there is no replica): writes,
+        and the reads that must see this process's own writes (keys, evaluation jobs, the
+        digest ``POST /events`` compares a resend with)."""
+        if self._primary is None:
+            raise RuntimeError("ReadStore.open() was not called")
+        return self._primary
+
+    def _new_pool(self, url: str, name: str, max_size: int) -> AsyncConnectionPool[Any]:
+        return AsyncConnectionPool(
+            url,
             min_size=1,
-            max_size=self.max_size,
+            max_size=max_size,
             timeout=self.timeout,
             open=False,
-            name="arbiter-api",
+            name=name,
             kwargs={"autocommit": True, "application_name": "arbiter-api"},
             configure=_configure,
             check=AsyncConnectionPool.check_connection,
         )
+
+    async def open(self) -> None:
+        """Open the pools without waiting: a database that is down now is a 503 later, not a
+        failed start."""
+        self._pool = self._new_pool(self.read_url, "arbiter-api", self.max_size)
         await self._pool.open(wait=False)
+        self._primary = self._pool
+        if self.replicated:  # the primary serves few requests: a smaller pool
+            self._primary = self._new_pool(
+                self.database_url, "arbiter-api-primary", max(2, self.max_size // 2)
+            )
+            await self._primary.open(wait=False)
 
     async def close(self) -> None:
+        if self._primary is not None and self._primary is not self._pool:
+            await self._primary.close()
+        self._primary = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
-    async def snapshot(self, *queries: Query, timeout: float | None = None) -> list[Rows]:
-        """Run queries in one read-only snapshot, pipelined; their rows, in order."""
+    async def snapshot(
+        self, *queries: Query, timeout: float | None = None, primary: bool = False
+    ) -> list[Rows]:
+        """Run queries in one read-only snapshot, pipelined; their rows, in order (on the
+        primary with ``primary``)."""
         async with (
-            self.pool.connection(timeout=timeout) as conn,
+            (self.primary if primary else self.pool).connection(timeout=timeout) as conn,
             conn.transaction(),
         ):
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -262,8 +304,9 @@ class ReadStore:
     async def recorded_digest(self, event_id: str) -> bytes | None:
         """The content digest the log holds for ``event_id``, or None when it holds no such id
         (what ``POST /events`` compares a publish with, to answer a conflict at once)."""
-        (rows,) = await self.snapshot(
-            (sql.SQL("SELECT digest FROM {} WHERE event_id = %s").format(EVENT_IDS), (event_id,))
+        (rows,) = await self.snapshot(  # the primary: the log's latest, not the replica's
+            (sql.SQL("SELECT digest FROM {} WHERE event_id = %s").format(EVENT_IDS), (event_id,)),
+            primary=True,
         )
         return bytes(rows[0][0]) if rows else None
 

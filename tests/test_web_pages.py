@@ -406,7 +406,9 @@ async def test_static_files_load_without_a_key_and_nothing_comes_from_elsewhere(
     assert css.status_code == js.status_code == 200
     assert css.headers["content-type"].startswith("text/css")
     assert "EventSource" in js.text and "sortable" in js.text
-    got = await page(private_client, "/", 401)
+    asked = await private_client.get("/")
+    assert asked.headers["cache-control"] == "private, no-cache"  # no shared cache keeps a page
+    got = parse(asked.text)
     linked = [a.get("src") or a.get("href") for t, a in got.elements if t in ("script", "link")]
     assert linked == ["/ui/static/app.css", "/ui/static/app.js"]
 

@@ -24,21 +24,13 @@ A measurement, not a test: nothing is asserted. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import platform
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-from arbiter.adapters.embedded import EmbeddedServers
 from arbiter.services.api import create_app
-from arbiter.services.setup import prepare_database
 from litestar.testing import AsyncTestClient
-from views import load, log_events  # benchmarks/views.py: the same log
+from views import run  # benchmarks/views.py: the same servers and log
 
 __all__ = ["main"]
 
@@ -85,30 +77,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--home", type=Path, help="keep the servers' data here to measure again")
-    args = parser.parse_args()
-    print(f"{platform.platform()}; python {platform.python_version()}; {os.cpu_count()} cores; "
-          f"load average {os.getloadavg()}", flush=True)  # fmt: skip
-    home = args.home or Path(tempfile.mkdtemp(prefix="arbiter-web-"))
-    home.mkdir(parents=True, exist_ok=True)
-    servers = None
-    try:
-        database_url = os.environ.get("ARBITER_DATABASE_URL")
-        if not database_url:
-            servers = EmbeddedServers(home)
-            database_url, _ = servers.start()
-        prepare_database(database_url)
-        with psycopg.connect(database_url) as conn:
-            loaded = conn.execute("SELECT count(*) FROM arbiter_events").fetchone()
-        if loaded and loaded[0]:
-            print(f"measuring the {loaded[0]:,} events already in {home}", flush=True)
-        else:
-            load(database_url, log_events(args.battles, args.games, args.competitors, args.days))
-        asyncio.run(measure(database_url, args.repeat))
-    finally:
-        if servers is not None:
-            servers.stop()
-        if args.home is None:
-            shutil.rmtree(home, ignore_errors=True)
+    run(parser.parse_args(), measure)
 
 
 if __name__ == "__main__":

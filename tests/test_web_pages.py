@@ -325,14 +325,13 @@ async def test_pages_ask_for_a_key_and_keep_it_in_a_session_cookie(
     got = await page(client, "/ui/arenas/chat?category=code", 401)
     forms = [a for t, a in got.elements if t == "form" and a.get("class") == "key-form"]
     assert forms == [{"class": "key-form", "method": "post", "action": "/ui/key"}]
-    assert (
-        "input",
-        {"type": "hidden", "name": "next", "value": "/ui/arenas/chat?category=code"},
-    ) in got.elements
+    back = {"type": "hidden", "name": "next", "value": "/ui/arenas/chat?category=code"}
+    assert ("input", back) in got.elements
     assert not got.table("board")
     # a wrong key is refused on the spot, with the reason, and nothing is kept
-    wrong = await client.post("/ui/key", data={"key": "ak_nope.secret", "next": "/"})
+    wrong = await client.post("/ui/key", data={"key": "ak_nope.secret", "next": "/ui/stats"})
     assert wrong.status_code == 401 and "not valid" in parse(wrong.text).text
+    assert ("input", {**back, "value": "/ui/stats"}) in parse(wrong.text).elements
     assert "set-cookie" not in wrong.headers
     # the right key: a session cookie (no Max-Age or Expires), HttpOnly, SameSite=Strict, Path=/
     kept = await client.post(
@@ -349,6 +348,8 @@ async def test_pages_ask_for_a_key_and_keep_it_in_a_session_cookie(
     assert client.cookies.get("arbiter_key")
     for url in ("/", "/ui/arenas/chat", "/ui/arenas/chat/head-to-head", "/ui/competitors/alpha"):
         await page(client, url)
+    shown = await client.get("/ui/arenas/chat")
+    assert set(shown.headers["cache-control"].split(", ")) == {"private", "no-cache"}
     assert (await client.get("/leaderboard?arena=chat")).status_code == 401
     assert (await client.get("/summary")).status_code == 401
     posted = await client.post("/events", json={"type": "battle.completed"})
@@ -406,9 +407,7 @@ async def test_static_files_load_without_a_key_and_nothing_comes_from_elsewhere(
     assert css.status_code == js.status_code == 200
     assert css.headers["content-type"].startswith("text/css")
     assert "EventSource" in js.text and "sortable" in js.text
-    asked = await private_client.get("/")
-    assert asked.headers["cache-control"] == "private, no-cache"  # no shared cache keeps a page
-    got = parse(asked.text)
+    got = await page(private_client, "/", 401)
     linked = [a.get("src") or a.get("href") for t, a in got.elements if t in ("script", "link")]
     assert linked == ["/ui/static/app.css", "/ui/static/app.js"]
 

@@ -15,7 +15,15 @@ import pytest
 from arbiter.adapters import keys
 from arbiter.services.api import create_app
 from arbiter.services.api.auth import AuthConfig
-from arbiter.services.web.charts import Series, Whisker, heatmap, lines, nice_ticks, whiskers
+from arbiter.services.web.charts import (
+    Series,
+    Whisker,
+    heatmap,
+    lines,
+    nice_ticks,
+    palette,
+    whiskers,
+)
 from litestar.testing import AsyncTestClient
 
 from .api_events import battle, configured, game, registered, seed, trial, void
@@ -403,6 +411,8 @@ async def test_static_files_load_without_a_key_and_nothing_comes_from_elsewhere(
     database_url: str, private_client: AsyncTestClient[Any]
 ) -> None:
     css = await private_client.get("/ui/static/app.css")
+    for step, colour in enumerate(palette()):  # the heatmap's colour classes
+        assert f".q{step} {{ fill: {colour}; }}" in css.text
     js = await private_client.get("/ui/static/app.js")
     assert css.status_code == js.status_code == 200
     assert css.headers["content-type"].startswith("text/css")

@@ -265,6 +265,13 @@ async def test_competitor_page_equals_the_competitor_routes(
         ]  # fmt: skip
         assert float(values[6]) == pytest.approx(want["win_rate"])
     assert "Alpha" in got.text and "provider acme" in got.text
+    # it plays in chat only: its status there, not "untested" in the default arena
+    in_chat = (await client.get("/competitors/alpha?arena=chat")).json()
+    assert in_chat["status"] == "testing" and detail["status"] == "untested"
+    status = [a["data-status"] for t, a in got.elements if "data-status" in a]
+    assert status == ["testing"] and "status in chat testing" in got.text
+    there = await page(client, "/ui/competitors/alpha?arena=default")
+    assert [a["data-status"] for t, a in there.elements if "data-status" in a] == ["untested"]
 
     # the latest changes, newest first, each linked to its event, explained by the Elo update
     history = (await client.get("/competitors/alpha/history?limit=1000")).json()["history"]

@@ -83,8 +83,8 @@ def _tick_label(value: float) -> str:
 
 # -- whiskers -----------------------------------------------------------------------------------
 
-_ROW = 22.0
-_LEFT = 170.0
+_ROW = 24.0
+_LEFT = 200.0
 _WIDTH = 800.0
 
 
@@ -250,21 +250,22 @@ def heatmap(
     lo, hi = scale if scale is not None else (min(values, default=0.0), max(values, default=1.0))
     if hi <= lo:
         hi = lo + 1
-    cell = max(4, min(28, 620 // n))
+    cell = max(9, min(28, 620 // n))  # 9 at least: every row and column keeps its label
+    font = min(11, cell - 1)
     margin = 130
     size = margin + cell * n + 10
     height = size + 40
     names = [_a(label) for label in labels]
-    body: list[str] = []
-    if cell >= 8:
-        for i, label in enumerate(labels):
-            shown = _a(label if len(label) <= 18 else label[:17] + "…")
-            c = margin + cell * i + cell // 2 + 3
-            body.append(
-                f'<text class="label" x="{margin - 4}" y="{c}" text-anchor="end">{shown}</text>'
-                f'<text class="label" transform="translate({c} {margin - 4}) rotate(-60)">'
-                f"{shown}</text>"
-            )
+    body: list[str] = [f'<g class="labels" font-size="{font}">']
+    for i, label in enumerate(labels):
+        shown = _a(label if len(label) <= 18 else label[:17] + "…")
+        c = margin + cell * i + cell // 2 + font // 3
+        body.append(
+            f'<text class="label" x="{margin - 4}" y="{c}" text-anchor="end">{shown}</text>'
+            f'<text class="label" transform="translate({c} {margin - 4}) rotate(-60)">'
+            f"{shown}</text>"
+        )
+    body.append("</g>")
     per_step = (STEPS - 1) / (hi - lo)
     # The inner loop runs n^2 times: everything that depends on one index only is made once.
     columns = [f'data-b="{names[j]}" x="{margin + cell * j}"' for j in range(n)]

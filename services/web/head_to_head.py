@@ -3,8 +3,8 @@ win fraction against the column's and the number of results between them.
 
 The pairs are ``GET /head-to-head``'s query (:func:`..api.queries.ratings.head_to_head`), all of
 them at once (a pool of n competitors has at most n(n-1)/2 pairs); the competitors are ordered
-by their current Elo rating, best first (as the board lists them), so the strong corner of
-the map is the top left.
+by their current Elo rating, best first (as the board lists them): the favourites' wins fill
+the top right, their losses the bottom left.
 """
 
 from __future__ import annotations

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
 import time
 from pathlib import Path
 
 from arbiter.services.api import create_app
 from litestar.testing import AsyncTestClient
-from views import run  # benchmarks/views.py: the same servers and log
+from views import run, timed  # benchmarks/views.py: the same servers, log and timing
 
 __all__ = ["main"]
 
@@ -57,18 +56,8 @@ async def measure(database_url: str, repeat: int) -> None:
         for url in pages:
             response = await client.get(url)
             assert response.status_code == 200, (url, response.text[:500])
-            times = []
-            for _ in range(repeat):
-                started = time.perf_counter()
-                response = await client.get(url)
-                times.append((time.perf_counter() - started) * 1000)
-            times.sort()
-            p90 = times[min(len(times) - 1, int(len(times) * 0.9))]
-            print(
-                f"{url:58s} median {statistics.median(times):7.1f} ms  p90 {p90:7.1f}  "
-                f"max {times[-1]:7.1f}  {len(response.content) / 1024:6.0f} KiB",
-                flush=True,
-            )
+            label = f"{url} ({len(response.content) / 1024:,.0f} KiB)"
+            await timed(label, repeat, lambda url=url: client.get(url))  # type: ignore[misc]
 
 
 def main() -> None:

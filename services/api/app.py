@@ -108,6 +108,11 @@ def create_app(
             await bus.close()
             await reads.close()
 
+    # Here, not at the top: the pages import the API's modules, whose package imports this one,
+    # so a top-level import would fail whenever a page module is imported first.
+    from ..web.routes import web_router
+    from ..web.templating import template_config
+
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -129,6 +134,7 @@ def create_app(
             AdminController,
             assets_router(openapi_path),
             metrics,
+            web_router(),  # the HTML pages at / and /ui/ (services/web)
         ],
         guards=[authorise, parameters.guard],  # keys first, then the query's parameter names
         plugins=[parameters],
@@ -141,6 +147,7 @@ def create_app(
             "auth": Provide(_auth, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        template_config=template_config(),
         lifespan=[lifespan],
         state=State(
             {

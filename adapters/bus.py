@@ -233,7 +233,9 @@ class Publisher:
     RESEND_AFTER = 2.0
     """Seconds without any ack after which the unanswered messages of a batch are resent."""
     RESEND_PAUSE = 0.25
-    """Seconds between two rounds: a cluster re-electing a leader needs a moment."""
+    """Seconds before the first resend, doubled for each further one up to
+    :attr:`RESEND_AFTER`: a cluster re-electing a leader needs a moment, and a batch resent
+    every quarter second would only add load while it does."""
 
     def __init__(
         self, url: str, *, max_in_flight: int = 4000, reconnect_attempts: int = -1
@@ -297,9 +299,9 @@ class Publisher:
         node this client was on may die, or a stream's leader be re-elected, and a message then
         gets no answer, or "no responders", or "JetStream temporarily unavailable". A round ends
         when every ack is in, or when none has come for :attr:`RESEND_AFTER` seconds; the
-        messages still unanswered are resent (after :attr:`RESEND_PAUSE`). A resend is safe: its
-        ``Nats-Msg-Id`` is the same, so JetStream stores it once (a second copy is acknowledged
-        as a duplicate with the first one's sequence), and the event store's idempotent append
+        messages still unanswered are resent (after :attr:`RESEND_PAUSE`, growing). A resend is
+        safe: its ``Nats-Msg-Id`` is the same, so JetStream stores it once (a second copy is
+        acknowledged as a duplicate with the first one's sequence), and the event store's idempotent append
         covers what outlives the duplicate window.
 
         Raises the server's :class:`APIError` as soon as JetStream refuses a message for good
@@ -311,6 +313,7 @@ class Publisher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         todo = list(range(len(outs)))
+        pause = self.RESEND_PAUSE
         while True:
             todo = await self._round(outs, todo, acks, deadline)
             if not todo:
@@ -322,7 +325,8 @@ class Publisher:
                 )
             self.resent += len(todo)
             log.warning("resending %d unacknowledged message(s)", len(todo))
-            await asyncio.sleep(min(self.RESEND_PAUSE, left))
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, self.RESEND_AFTER)
 
     async def _round(
         self, outs: list[Outgoing], todo: list[int], acks: list[PubAck | None], deadline: float

@@ -98,7 +98,7 @@ def cluster() -> Iterator[LocalCluster]:
     home = Path(tempfile.mkdtemp(prefix="arbiter-cluster-"))
     nodes = LocalCluster(home)
     try:
-        nodes.start(replicas=3)
+        nodes.start(replicas=1)  # as a single server made them: the ingest scales them up
         yield nodes
     finally:
         nodes.stop()
@@ -121,7 +121,8 @@ def _replicas_current(url: str, total: int) -> bool:
     info = _stream_info(url)
     peers = info.cluster.replicas or []
     return (
-        info.state.messages == total
+        info.config.num_replicas == 3
+        and info.state.messages == total
         and info.cluster.leader is not None
         and len(peers) == 2
         and all(p.current and not p.offline for p in peers)
@@ -130,9 +131,7 @@ def _replicas_current(url: str, total: int) -> bool:
 
 def test_a_node_dies_mid_stream_and_comes_back(cluster: LocalCluster, database_url: str) -> None:
     url, total = cluster.url, 3000
-    info = _stream_info(url)
-    assert info.config.num_replicas == 3
-    victim = cluster.node(info.cluster.leader)
+    assert _stream_info(url).config.num_replicas == 1
     env = {"ARBITER_STREAM_REPLICAS": "3"}
     with (
         _services(
@@ -140,6 +139,9 @@ def test_a_node_dies_mid_stream_and_comes_back(cluster: LocalCluster, database_u
         ) as procs,
         PacedFeed(url) as feed,
     ):
+        # The ingest, started with ARBITER_STREAM_REPLICAS=3, updated the stream to 3 replicas.
+        _until("the stream on three nodes", lambda: _replicas_current(url, 0), 60)
+        victim = cluster.node(_stream_info(url).cluster.leader)
         feed.publish_up_to(2000)
         feed.wait_for(600)
         victim.kill()  # the ARBITER stream's leader, while batches are in flight

@@ -301,8 +301,8 @@ class Publisher:
         when every ack is in, or when none has come for :attr:`RESEND_AFTER` seconds; the
         messages still unanswered are resent (after :attr:`RESEND_PAUSE`, growing). A resend is
         safe: its ``Nats-Msg-Id`` is the same, so JetStream stores it once (a second copy is
-        acknowledged as a duplicate with the first one's sequence), and the event store's idempotent append
-        covers what outlives the duplicate window.
+        acknowledged as a duplicate with the first one's sequence), and the event store's
+        idempotent append covers what outlives the duplicate window.
 
         Raises the server's :class:`APIError` as soon as JetStream refuses a message for good
         (a full disk, a limit), and :class:`TimeoutError` when acks do not come within

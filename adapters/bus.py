@@ -324,7 +324,7 @@ class Publisher:
                     f"NATS did not acknowledge {len(todo)} of {len(outs)} message(s) in {timeout} s"
                 )
             self.resent += len(todo)
-            log.warning("resending %d unacknowledged message(s)", len(todo))
+            log.warning("resending %d unacknowledged message(s): %s", len(todo), self._why)
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, self.RESEND_AFTER)
 
@@ -336,6 +336,7 @@ class Publisher:
         loop = asyncio.get_running_loop()
         self._refusal = None
         self._refused.clear()
+        self._why = ""
         round_ = _Round()
         futures: dict[int, asyncio.Future[PubAck]] = {}
         try:
@@ -361,9 +362,10 @@ class Publisher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(round_.changed(), wait)
                 if round_.settled == seen:
-                    break  # no ack for RESEND_AFTER seconds: resend the rest
-        except (TooManyStalledMsgsError, *_TRANSIENT_SEND):
-            pass  # no room or no connection: what was not sent is resent next round
+                    self._why = f"no ack for {self.RESEND_AFTER} s"
+                    break  # resend the rest
+        except (TooManyStalledMsgsError, *_TRANSIENT_SEND) as exc:
+            self._why = f"not sent: {exc!r}"  # no room or no connection: resent next round
         if self._refusal is not None:
             self._cancel(futures.values())
             raise self._refusal
@@ -374,6 +376,7 @@ class Publisher:
             elif (error := future.exception()) is None:
                 acks[i] = future.result()
             elif _transient(error):
+                self._why = repr(error)
                 retry.append(i)
             else:
                 self._cancel(futures.values())
@@ -437,8 +440,9 @@ class _Round:
             self._changed.set()
 
     async def changed(self) -> None:
-        await self._changed.wait()
+        """Return at the next ack (not at one that came before this call)."""
         self._changed.clear()
+        await self._changed.wait()
 
 
 class IngestBacklog(msgspec.Struct, omit_defaults=True):

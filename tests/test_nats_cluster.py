@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from arbiter.adapters.bus import STREAM, Publisher, connect
+from arbiter.adapters.bus import INGEST_DURABLE, STREAM, Publisher, connect
 from arbiter.adapters.eventstore import EventLog
 from arbiter.projections import PROJECTIONS
 from arbiter.services.processes.audit import verify
@@ -117,6 +117,20 @@ def _stream_info(url: str) -> Any:
     return asyncio.run(_stream(url))
 
 
+async def _consumer(url: str) -> Any:
+    nc = await connect(url, name="cluster-check")
+    try:
+        return await nc.jetstream(timeout=5).consumer_info(STREAM, INGEST_DURABLE)
+    finally:
+        await nc.close()
+
+
+def _consumer_peers(url: str) -> int:
+    """How many other nodes hold the ingest's durable consumer, current and online."""
+    peers = asyncio.run(_consumer(url)).cluster.replicas or []
+    return sum(1 for p in peers if p.current and not p.offline)
+
+
 def _replicas_current(url: str, total: int) -> bool:
     info = _stream_info(url)
     peers = info.cluster.replicas or []
@@ -141,6 +155,7 @@ def test_a_node_dies_mid_stream_and_comes_back(cluster: LocalCluster, database_u
     ):
         # The ingest, started with ARBITER_STREAM_REPLICAS=3, updated the stream to 3 replicas.
         _until("the stream on three nodes", lambda: _replicas_current(url, 0), 60)
+        _until("the ingest's consumer on three nodes", lambda: _consumer_peers(url) == 2, 60)
         victim = cluster.node(_stream_info(url).cluster.leader)
         feed.publish_up_to(2000)
         feed.wait_for(600)

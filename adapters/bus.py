@@ -40,7 +40,6 @@ from nats.js.errors import (
     APIError,
     NoStreamResponseError,
     NotFoundError,
-    TooManyStalledMsgsError,
 )
 
 __all__ = [
@@ -259,7 +258,7 @@ class Publisher:
 
     async def open(self) -> None:
         self._refusal: APIError | None = None
-        self._refused = asyncio.Event()
+        self._round_now = _Round(self.max_in_flight)
 
         async def on_error(exc: Exception) -> None:
             # nats-py raises a JetStream refusal of an async publish (a full disk's "insufficient
@@ -270,7 +269,7 @@ class Publisher:
                 if self._refusal is not None:
                     return  # one line per refused batch, not one per message
                 self._refusal = exc
-                self._refused.set()
+                self._round_now.wake()
             log.warning("nats (arbiter-publisher): %s", exc or type(exc).__name__)
 
         self.nc = await connect(
@@ -333,39 +332,32 @@ class Publisher:
     ) -> list[int]:
         """Send ``todo`` once and collect acks into ``acks``; return the indexes to resend."""
         assert self.js is not None
-        loop = asyncio.get_running_loop()
         self._refusal = None
-        self._refused.clear()
         self._why = ""
-        round_ = _Round()
+        round_ = self._round_now = _Round(self.max_in_flight)
         futures: dict[int, asyncio.Future[PubAck]] = {}
         try:
             for i in todo:
                 if self._refusal is not None:
                     raise self._refusal
+                # Our own window, so that publish_async never waits for a slot (unbounded there;
+                # a per-message wait_for with a timeout would cost a task per message).
+                if round_.full() and not await self._progress(round_.room, round_, deadline):
+                    break
                 out = outs[i]
                 msg_id = out.msg_id
                 future = await self.js.publish_async(
                     subject_for(out.type),
                     out.payload,
                     headers={"Nats-Msg-Id": msg_id} if msg_id else None,
-                    wait_stall=self.RESEND_AFTER,
                 )
                 round_.track(future)
                 futures[i] = future
-            round_.sent()
-            while not round_.finished.is_set() and self._refusal is None:
-                seen = round_.settled
-                wait = min(self.RESEND_AFTER, deadline - loop.time())
-                if wait <= 0:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(round_.changed(), wait)
-                if round_.settled == seen:
-                    self._why = f"no ack for {self.RESEND_AFTER} s"
-                    break  # resend the rest
-        except (TooManyStalledMsgsError, *_TRANSIENT_SEND) as exc:
-            self._why = f"not sent: {exc!r}"  # no room or no connection: resent next round
+            else:
+                round_.sent()
+                await self._progress(round_.finished, round_, deadline)
+        except _TRANSIENT_SEND as exc:
+            self._why = f"not sent: {exc!r}"  # no connection: resent next round
         if self._refusal is not None:
             self._cancel(futures.values())
             raise self._refusal
@@ -383,6 +375,25 @@ class Publisher:
                 raise error
         self._cancel(futures.values())
         return sorted(retry)
+
+    async def _progress(self, event: asyncio.Event, round_: _Round, deadline: float) -> bool:
+        """Wait for ``event`` (room in the window, or every ack in) while acks keep coming;
+        False, with the reason noted, when none came for :attr:`RESEND_AFTER` seconds, the
+        deadline passed, or JetStream refused a message. One timer per wait, not per ack."""
+        loop = asyncio.get_running_loop()
+        seen = round_.settled
+        while not event.is_set() and self._refusal is None:
+            wait = min(self.RESEND_AFTER, deadline - loop.time())
+            if wait <= 0:
+                self._why = "out of time"
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), wait)
+            if not event.is_set() and round_.settled == seen:
+                self._why = f"no ack for {self.RESEND_AFTER} s"
+                return False
+            seen = round_.settled
+        return self._refusal is None
 
     @staticmethod
     def _cancel(futures: Iterable[asyncio.Future[PubAck]]) -> None:
@@ -409,17 +420,25 @@ def _transient(error: BaseException) -> bool:
 
 
 class _Round:
-    """The acks of one round: how many have settled, and whether all that were sent have.
+    """The acks of one round: how many are out, whether there is room for more (below half
+    the window once it was full) and whether all that were sent are in.
 
     Counted by done-callbacks, so a round of many thousand messages costs one callback each,
-    not one ``asyncio.wait`` over every future per ack."""
+    not one wake-up of the publishing coroutine per ack."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: int) -> None:
+        self.window = window
         self.tracked = 0
         self.settled = 0
         self.all_sent = False
+        self.room = asyncio.Event()
         self.finished = asyncio.Event()
-        self._changed = asyncio.Event()
+
+    def full(self) -> bool:
+        if self.tracked - self.settled < self.window:
+            return False
+        self.room.clear()
+        return True
 
     def track(self, future: asyncio.Future[PubAck]) -> None:
         self.tracked += 1
@@ -427,22 +446,19 @@ class _Round:
 
     def sent(self) -> None:
         self.all_sent = True
-        self._check()
+        self._settle(None, count=False)
 
-    def _settle(self, _: object) -> None:
-        self.settled += 1
-        self._changed.set()
-        self._check()
+    def wake(self) -> None:
+        """A refusal: whoever waits looks at it now."""
+        self.room.set()
+        self.finished.set()
 
-    def _check(self) -> None:
+    def _settle(self, _: object, *, count: bool = True) -> None:
+        self.settled += count
+        if self.tracked - self.settled <= self.window // 2:
+            self.room.set()
         if self.all_sent and self.settled == self.tracked:
             self.finished.set()
-            self._changed.set()
-
-    async def changed(self) -> None:
-        """Return at the next ack (not at one that came before this call)."""
-        self._changed.clear()
-        await self._changed.wait()
 
 
 class IngestBacklog(msgspec.Struct, omit_defaults=True):

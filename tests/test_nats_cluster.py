@@ -28,6 +28,7 @@ from arbiter.projections import PROJECTIONS
 from arbiter.services.processes.audit import verify
 from arbiter.services.processes.paging import replay
 from arbiter.services.processes.rebuild import rebuild
+from nats.js.errors import NotFoundError
 
 from .helpers import battle
 from .nats_cluster import LocalCluster
@@ -127,7 +128,10 @@ async def _consumer(url: str) -> Any:
 
 def _consumer_peers(url: str) -> int:
     """How many other nodes hold the ingest's durable consumer, current and online."""
-    peers = asyncio.run(_consumer(url)).cluster.replicas or []
+    try:
+        peers = asyncio.run(_consumer(url)).cluster.replicas or []
+    except NotFoundError:
+        return 0  # the ingest has not made it yet
     return sum(1 for p in peers if p.current and not p.offline)
 
 

@@ -129,14 +129,17 @@ async def _consumer(url: str) -> Any:
 def _consumer_peers(url: str) -> int:
     """How many other nodes hold the ingest's durable consumer, current and online."""
     try:
-        peers = asyncio.run(_consumer(url)).cluster.replicas or []
+        cluster = asyncio.run(_consumer(url)).cluster
     except NotFoundError:
         return 0  # the ingest has not made it yet
+    peers = (cluster.replicas if cluster else None) or []
     return sum(1 for p in peers if p.current and not p.offline)
 
 
 def _replicas_current(url: str, total: int) -> bool:
     info = _stream_info(url)
+    if info.cluster is None:  # not placed yet
+        return False
     peers = info.cluster.replicas or []
     return (
         info.config.num_replicas == 3

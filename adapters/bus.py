@@ -31,14 +31,13 @@ from typing import Any, NamedTuple
 import msgspec
 import nats
 from arbiter.adapters.nats_cluster import REPLICAS_ENV, nats_servers, stream_replicas
+from arbiter.adapters.publish_rounds import TRANSIENT_SEND, Round, transient
 from arbiter.domain.events import Event, canonical_json, type_name
 from nats.aio.client import Client as NATS
-from nats.errors import ConnectionReconnectingError, OutboundBufferLimitError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import (
     APIError,
-    NoStreamResponseError,
     NotFoundError,
 )
 
@@ -258,14 +257,14 @@ class Publisher:
 
     async def open(self) -> None:
         self._refusal: APIError | None = None
-        self._round_now = _Round(self.max_in_flight)
+        self._round_now = Round(self.max_in_flight)
 
         async def on_error(exc: Exception) -> None:
             # nats-py raises a JetStream refusal of an async publish (a full disk's "insufficient
             # resources", a stream limit) inside its reply handler, so the refusal reaches only
             # this callback and the publish's future never resolves. Keep it: :meth:`publish`
             # fails at once with the server's reason instead of timing out without one.
-            if isinstance(exc, APIError) and not _transient(exc):
+            if isinstance(exc, APIError) and not transient(exc):
                 if self._refusal is not None:
                     return  # one line per refused batch, not one per message
                 self._refusal = exc
@@ -334,7 +333,7 @@ class Publisher:
         assert self.js is not None
         self._refusal = None
         self._why = ""
-        round_ = self._round_now = _Round(self.max_in_flight)
+        round_ = self._round_now = Round(self.max_in_flight)
         futures: dict[int, asyncio.Future[PubAck]] = {}
         try:
             for i in todo:
@@ -356,7 +355,7 @@ class Publisher:
             else:
                 round_.sent()
                 await self._progress(round_.finished, round_, deadline)
-        except _TRANSIENT_SEND as exc:
+        except TRANSIENT_SEND as exc:
             self._why = f"not sent: {exc!r}"  # no connection: resent next round
         if self._refusal is not None:
             self._cancel(futures.values())
@@ -367,7 +366,7 @@ class Publisher:
                 retry.append(i)
             elif (error := future.exception()) is None:
                 acks[i] = future.result()
-            elif _transient(error):
+            elif transient(error):
                 self._why = repr(error)
                 retry.append(i)
             else:
@@ -376,7 +375,7 @@ class Publisher:
         self._cancel(futures.values())
         return sorted(retry)
 
-    async def _progress(self, event: asyncio.Event, round_: _Round, deadline: float) -> bool:
+    async def _progress(self, event: asyncio.Event, round_: Round, deadline: float) -> bool:
         """Wait for ``event`` (room in the window, or every ack in) while acks keep coming;
         False, with the reason noted, when none came for :attr:`RESEND_AFTER` seconds, the
         deadline passed, or JetStream refused a message. One timer per wait, not per ack."""
@@ -404,61 +403,6 @@ class Publisher:
     async def publish_one(self, event: Event | Mapping[str, Any] | bytes) -> PubAck:
         """Publish one event and wait for its ack."""
         return (await self.publish([event]))[0]
-
-
-_TRANSIENT_CODES = frozenset({10008})
-"""JetStream error codes that pass: "JetStream system temporarily unavailable" (a cluster
-without a meta leader for a moment)."""
-_TRANSIENT_SEND = (OutboundBufferLimitError, ConnectionReconnectingError)
-
-
-def _transient(error: BaseException) -> bool:
-    """Whether a failed publish is worth sending again (the same bytes, the same message id)."""
-    if isinstance(error, (NoStreamResponseError, *_TRANSIENT_SEND, asyncio.CancelledError)):
-        return True
-    return isinstance(error, APIError) and error.err_code in _TRANSIENT_CODES
-
-
-class _Round:
-    """The acks of one round: how many are out, whether there is room for more (below half
-    the window once it was full) and whether all that were sent are in.
-
-    Counted by done-callbacks, so a round of many thousand messages costs one callback each,
-    not one wake-up of the publishing coroutine per ack."""
-
-    def __init__(self, window: int) -> None:
-        self.window = window
-        self.tracked = 0
-        self.settled = 0
-        self.all_sent = False
-        self.room = asyncio.Event()
-        self.finished = asyncio.Event()
-
-    def full(self) -> bool:
-        if self.tracked - self.settled < self.window:
-            return False
-        self.room.clear()
-        return True
-
-    def track(self, future: asyncio.Future[PubAck]) -> None:
-        self.tracked += 1
-        future.add_done_callback(self._settle)
-
-    def sent(self) -> None:
-        self.all_sent = True
-        self._settle(None, count=False)
-
-    def wake(self) -> None:
-        """A refusal: whoever waits looks at it now."""
-        self.room.set()
-        self.finished.set()
-
-    def _settle(self, _: object, *, count: bool = True) -> None:
-        self.settled += count
-        if self.tracked - self.settled <= self.window // 2:
-            self.room.set()
-        if self.all_sent and self.settled == self.tracked:
-            self.finished.set()
 
 
 class IngestBacklog(msgspec.Struct, omit_defaults=True):

@@ -134,15 +134,11 @@ class EmbeddedNats(ServerProcess):
         """SIGKILL, no clean shutdown: a node that crashes (the cluster tests). ``start()``
         brings it back on the same port and store."""
         with self._lock:
-            proc, self._proc = self._proc, None
-            self.url = None
-            if proc is None:
-                return
-            atexit.unregister(self.stop)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait(10)
-            self._remove_pid_file(proc.pid)
+            if self._proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    self._proc.kill()
+                self._proc.wait(10)
+        self.stop()  # the bookkeeping only: the process is gone
 
     def restart(self) -> str:
         """Stop and start again on the same port and store (JetStream data survives)."""

@@ -36,10 +36,7 @@ from arbiter.domain.events import Event, canonical_json, type_name
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import (
-    APIError,
-    NotFoundError,
-)
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 __all__ = [
     "INGEST_DURABLE",
@@ -323,6 +320,8 @@ class Publisher:
                 )
             self.resent += len(todo)
             log.warning("resending %d unacknowledged message(s): %s", len(todo), self._why)
+            if self._no_stream:
+                await self._restore_streams(left)
             await asyncio.sleep(min(pause, left))
             pause = min(pause * 2, self.RESEND_AFTER)
 
@@ -333,6 +332,7 @@ class Publisher:
         assert self.js is not None
         self._refusal = None
         self._why = ""
+        self._no_stream = False
         round_ = self._round_now = Round(self.max_in_flight)
         futures: dict[int, asyncio.Future[PubAck]] = {}
         try:
@@ -368,12 +368,22 @@ class Publisher:
                 acks[i] = future.result()
             elif transient(error):
                 self._why = repr(error)
+                self._no_stream |= isinstance(error, NoStreamResponseError)
                 retry.append(i)
             else:
                 self._cancel(futures.values())
                 raise error
         self._cancel(futures.values())
         return sorted(retry)
+
+    async def _restore_streams(self, left: float) -> None:
+        """ "No responders" means no stream leader for the subject: a re-election on a
+        cluster (which passes), or the stream deleted (which only creating it again mends).
+        Make sure the streams exist; a JetStream that does not answer now is asked again at
+        the next resend."""
+        assert self.js is not None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ensure_streams(self.js), min(left, self.RESEND_AFTER))
 
     async def _progress(self, event: asyncio.Event, round_: Round, deadline: float) -> bool:
         """Wait for ``event`` (room in the window, or every ack in) while acks keep coming;

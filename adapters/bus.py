@@ -377,8 +377,8 @@ class Publisher:
         return sorted(retry)
 
     async def _restore_streams(self, left: float) -> None:
-        """ "No responders" means no stream leader for the subject: a re-election on a
-        cluster (which passes), or the stream deleted (which only creating it again mends).
+        """After "no responders", which means no stream leader for the subject: a re-election
+        on a cluster (which passes), or the stream deleted (which only creating it again mends).
         Make sure the streams exist; a JetStream that does not answer now is asked again at
         the next resend."""
         assert self.js is not None

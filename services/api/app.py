@@ -19,6 +19,7 @@ import uvicorn
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.stores.memory import MemoryStore
 
@@ -48,6 +49,7 @@ from .routes.leaderboard_history import LeaderboardHistoryController
 from .routes.matchups import HeadToHeadController, MatchmakingController
 from .routes.metrics import metrics, request_metrics
 from .routes.results import BattleController, GameController, SummaryController
+from .single_flight import Flights, SingleFlight
 from .store import ReadStore
 
 __all__ = ["create_app", "make_server", "serve"]
@@ -86,6 +88,7 @@ def create_app(
     parameters = QueryParameterCheck(exempt_prefix=openapi_path)
     responses = MemoryStore()
     watch = ReadModelWatch(database_url, responses, enabled=response_cache_enabled())
+    flights = Flights()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -123,7 +126,11 @@ def create_app(
         ],
         guards=[authorise, parameters.guard],  # keys first, then the query's parameter names
         plugins=[parameters],
-        middleware=[request_metrics().middleware, Validators],
+        middleware=[
+            request_metrics().middleware,
+            Validators,
+            DefineMiddleware(SingleFlight, flights=flights),  # innermost: see single_flight
+        ],
         stores={STORE: responses},
         response_cache_config=cache_config(),
         dependencies={
@@ -141,6 +148,7 @@ def create_app(
                 "auth": authenticator,
                 "metrics": scrape_registry(database_url),
                 "watch": watch,
+                "flights": flights,
             }
         ),
         openapi_config=OpenAPIConfig(

@@ -21,7 +21,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.stores.memory import MemoryStore
 
 from ..metrics import scrape_registry
 from .auth import AuthConfig, Authenticator, authorise
@@ -29,6 +28,7 @@ from .bus import Bus
 from .cache import (
     STORE,
     ReadModelWatch,
+    ResponseStore,
     Validators,
     cache_config,
     response_cache_enabled,
@@ -36,6 +36,7 @@ from .cache import (
 from .docs import assets_router, swagger_plugin
 from .errors import EXCEPTION_HANDLERS
 from .evaluation_jobs import EvaluationConfig, Evaluations
+from .guards import in_order
 from .parameters import QueryParameterCheck
 from .routes.admin import AdminController
 from .routes.competitors import CompetitorController
@@ -86,7 +87,7 @@ def create_app(
     authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
     openapi_path = "/schema"
     parameters = QueryParameterCheck(exempt_prefix=openapi_path)
-    responses = MemoryStore()
+    responses = ResponseStore()
     watch = ReadModelWatch(database_url, responses, enabled=response_cache_enabled())
     flights = Flights()
 
@@ -124,7 +125,8 @@ def create_app(
             assets_router(openapi_path),
             metrics,
         ],
-        guards=[authorise, parameters.guard],  # keys first, then the query's parameter names
+        # Keys first, then the query's parameter names: one guard (see .guards).
+        guards=[in_order(authorise, parameters.guard)],
         plugins=[parameters],
         middleware=[
             request_metrics().middleware,

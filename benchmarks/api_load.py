@@ -28,6 +28,9 @@ p90, p99, parsed here). "errors" are wrk's non-2xx-or-3xx responses (no request 
 ``--no-cache`` starts the API with ``ARBITER_RESPONSE_CACHE=off`` (every answer computed per
 request): the difference with a default run is what the response cache saves.
 
+``--workers N`` runs ``arbiter api --workers N``; ``--replica`` starts an embedded hot standby of
+the (embedded) primary and points the API's reads at it (``ARBITER_READ_DATABASE_URL``).
+
 wrk: Debian's package (``apt-get install -y wrk``), or ``--wrk PATH``.
 """
 
@@ -56,7 +59,7 @@ import httpx
 import psutil
 import psycopg
 from arbiter.adapters.bus import Publisher
-from arbiter.adapters.embedded import EmbeddedServers
+from arbiter.adapters.embedded import EmbeddedServers, EmbeddedStandby
 from arbiter.services.setup import prepare_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -366,7 +369,8 @@ def render(results: dict[str, Any]) -> str:
         f"seeded {c['battles']:,} battles + {c['mixed']:,} mixed events, {c['competitors']} "
         f"competitors; streaming phase: {c['rate']:,} battles/s; response cache "
         f"{'OFF' if c['no_cache'] else 'on'}; wrk -t{c['threads']} -c{c['connections']} "
-        f"-d{c['duration']}s",
+        f"-d{c['duration']}s; API workers {c['workers']}, reads from "
+        f"{'a replica' if c['replica'] else 'the primary'}",
         "ref: the same bytes from a one-route Litestar app (same uvicorn settings), measured "
         "right after; ratio = api r/s / ref r/s; latencies in ms; er: non-2xx + socket errors",
         "",
@@ -385,11 +389,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_api(env: dict[str, str], home: Path, port: int) -> Service:
+def start_api(env: dict[str, str], home: Path, port: int, workers: int = 1) -> Service:
     log_file = home / "api.log"
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "arbiter.services.cli", "api", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "arbiter.services.cli",
+                "api",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -462,6 +475,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-home", action="store_true", help="keep the temp home (and its logs)")
     p.add_argument("--ready-timeout", type=float, default=60.0, help="service start timeout (s)")
     p.add_argument("--no-json", action="store_true", help="do not write the JSON results file")
+    p.add_argument("--workers", type=int, default=1, help="API processes (arbiter api --workers)")
+    p.add_argument("--replica", action="store_true", help="API reads from an embedded standby")
     args = p.parse_args(argv)
     if args.battles < 1 or args.mixed < 0 or args.competitors < 51 or args.duration < 1:
         p.error("--battles >= 1, --mixed >= 0, --competitors >= 51 (a page of 50), --duration >= 1")
@@ -484,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="arbiter-load-")) if temp_home else args.home.absolute()
     home.mkdir(parents=True, exist_ok=True)
     servers: EmbeddedServers | None = None
+    standby: EmbeddedStandby | None = None
     services: list[Service] = []
     ctx_mp = multiprocessing.get_context("spawn")
     go, stop, published = ctx_mp.Event(), ctx_mp.Event(), ctx_mp.Value("q", 0)
@@ -512,7 +528,10 @@ def main(argv: list[str] | None = None) -> int:
         nats_version = asyncio.run(seed_and_wait(args, database_url, nats_url, services, run_id))
         port = free_port()
         api_env = {**env, "ARBITER_RESPONSE_CACHE": "off" if args.no_cache else "on"}
-        services.append(start_api(api_env, home, port))
+        if args.replica:
+            standby = EmbeddedStandby(home / "standby", database_url)
+            api_env["ARBITER_READ_DATABASE_URL"] = standby.start()
+        services.append(start_api(api_env, home, port, args.workers))
         api_url = f"http://127.0.0.1:{port}"
         wait_http(api_url + "/health", services, args.ready_timeout)
 
@@ -533,12 +552,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             publisher.start()
         groups: dict[str, tuple[int | None, bool]] = {
-            "api": (services[2].proc.pid, False),
+            "api": (services[2].proc.pid, args.workers > 1),
             "ingest": (services[0].proc.pid, False),
             "projector": (services[1].proc.pid, False),
             "publisher": (publisher.pid if publisher else None, False),
             "nats-server": (servers.nats.pid if servers else None, False),
             "postgres": (servers.postgres.pid if servers else None, True),
+            "standby": (standby.pid if standby else None, True),
         }
         ctx = Context(args, args.wrk, home, api_url, database_url, services, groups, published)
         rows: list[dict[str, Any]] = []
@@ -585,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
                 publisher.join(10)
                 if publisher.is_alive():
                     publisher.kill()
+        if standby is not None:
+            standby.stop()
         if servers is not None:
             servers.stop()
         if temp_home and not keep_home:

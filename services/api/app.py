@@ -38,6 +38,7 @@ from .errors import EXCEPTION_HANDLERS
 from .evaluation_jobs import EvaluationConfig, Evaluations
 from .guards import in_order
 from .parameters import QueryParameterCheck
+from .replica import read_url_from_env
 from .routes.admin import AdminController
 from .routes.competitors import CompetitorController
 from .routes.evaluations import evaluation_controller
@@ -50,6 +51,7 @@ from .routes.leaderboard_history import LeaderboardHistoryController
 from .routes.matchups import HeadToHeadController, MatchmakingController
 from .routes.metrics import metrics, request_metrics
 from .routes.results import BattleController, GameController, SummaryController
+from .routes.votes import VoteController
 from .single_flight import Flights, SingleFlight
 from .store import ReadStore
 
@@ -76,19 +78,25 @@ def create_app(
     pool_timeout: float = 5.0,
     nats_timeout: float = 3.0,
     auth: AuthConfig | None = None,
+    read_database_url: str | None = None,
 ) -> Litestar:
     """The API as an ASGI app. The database pool opens at startup (without waiting: a database
     that is down yields 503s, not a failed start); NATS connects on first use. ``auth``
     (default: from ``ARBITER_AUTH``, ``ARBITER_PUBLIC_READS``, ``ARBITER_AUTH_CACHE_TTL``) says
-    how API keys are enforced (:mod:`.auth`)."""
-    reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
+    how API keys are enforced (:mod:`.auth`). ``read_database_url`` (default: from
+    ``ARBITER_READ_DATABASE_URL``) sends the read routes to a streaming replica (:mod:`.replica`).
+    """
+    read_url = read_database_url or read_url_from_env()
+    reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout, read_url=read_url)
     bus = Bus(nats_url, connect_timeout=nats_timeout)
     evaluations = Evaluations(database_url, EvaluationConfig.from_env())
     authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
     openapi_path = "/schema"
     parameters = QueryParameterCheck(exempt_prefix=openapi_path)
     responses = ResponseStore()
-    watch = ReadModelWatch(database_url, responses, enabled=response_cache_enabled())
+    watch = ReadModelWatch(
+        database_url, responses, enabled=response_cache_enabled(), read_url=read_url
+    )
     flights = Flights()
 
     @contextlib.asynccontextmanager
@@ -121,6 +129,7 @@ def create_app(
             ExperimentController,
             ExperimentStatusController,
             StatsController,
+            VoteController,
             AdminController,
             assets_router(openapi_path),
             metrics,

@@ -1,59 +1,56 @@
-"""API read load benchmark: leaderboard and history latency while events stream in.
+"""API hot-read benchmark: ``arbiter api`` against a same-bytes Litestar route, driven by wrk.
 
 What is measured
 ----------------
 Embedded PostgreSQL and nats-server in a fresh home (or the servers named by
 ``ARBITER_DATABASE_URL`` and ``ARBITER_NATS_URL``), with ``arbiter ingest``, ``arbiter project``
 and ``arbiter api`` as three subprocesses, as in production. The log is seeded with N
-``battle.completed`` (default 20,000, among 100 competitors in one arena; half of them also in one
-of four categories). Then, while a publisher process sends R more battles per second through NATS
-(default 1,000/s, in ticks of 50 ms) and the ingest and the projector fold them, three phases run
-one after the other, each for D seconds (default 20):
+``battle.completed`` (default 20,000, among 100 competitors in one arena) plus M events of the
+``mixed`` workload of ``ingest_rebuild.py`` (default 2,000: games, votes, voids and trials with
+metrics and dimensions, so ``/stats`` and ``/summary`` have something to count).
 
-* ``leaderboard elo``: C concurrent clients (default 16) read ``GET /leaderboard?arena=bench&
-  limit=50`` in a closed loop (a client sends its next request when the last one is answered);
-* ``leaderboard bt``: the same with ``system=bt`` (a Bradley-Terry fit plus 100 bootstrap rounds
-  per request) at lower concurrency (``--bt-clients``, default 2);
-* ``history``: ``GET /competitors/{id}/history?arena=bench&limit=100`` for a random competitor,
-  ``--history-clients`` (default 4).
+Then, for each route of :data:`ROUTES` (the six hot reads of issue 15, the leaderboard twice:
+Elo and ``system=bt``), in two phases, ``idle`` (nothing written) and ``streaming`` (a publisher
+process sends R battles per second through NATS, default 1,000/s in ticks of 50 ms, and the ingest
+and the projector fold them):
 
-Reported per phase: requests, throughput (requests/s), latency p50/p90/p99/max (ms, from sending
-the request to the parsed JSON body), errors (anything but a 200 with a JSON body, or an
-exception), and staleness: the log head at request time minus the response's ``position`` (the
-ratings read model's position), in events. The head "at request time" is the first sample, taken
-after the request was sent, of a thread that polls ``max(notification_id)`` every 20 ms, so it
-errs towards more staleness (by up to 20 ms of events). Also the events published and projected
-during the phase, and the CPU of each process group (percent of one core).
+1. one GET of the route from ``arbiter api``: its body (the bytes the yardstick will serve);
+2. ``wrk -t2 -c16 -d{D}s --latency`` against ``arbiter api``;
+3. a fresh ``same_bytes_app.py`` process (a Litestar app, uvicorn run as ``arbiter api`` runs,
+   whose one route answers those bytes from memory) and the same wrk command against it.
+
+Both are measured in the same run, one right after the other, so they share the machine's load:
+their ratio is the figure to compare across machines, not the requests/s alone. wrk is C, costs
+far less per request than any Python client, and reports its latency distribution (p50, p75,
+p90, p99, parsed here). "errors" are wrk's non-2xx-or-3xx responses (no request sends
+``If-None-Match``, so every answer is a 200 when right) plus its socket errors.
+
+``--no-cache`` starts the API with ``ARBITER_RESPONSE_CACHE=off`` (every answer computed per
+request): the difference with a default run is what the response cache saves.
 
 ``--workers N`` runs ``arbiter api --workers N``; ``--replica`` starts an embedded hot standby of
-the (embedded) primary and points the API's reads at it (``ARBITER_READ_DATABASE_URL``), so the
-staleness then includes the replica's replay delay.
+the (embedded) primary and points the API's reads at it (``ARBITER_READ_DATABASE_URL``).
 
-The clients are Python (httpx, asyncio, one connection each) in this process, on the same machine
-as everything else: on a small machine their CPU competes with the API's, so the figures are a
-lower bound of what the API serves to remote clients. ``wrk`` would cost less per request; it is
-not used because it is rarely installed.
+wrk: Debian's package (``apt-get install -y wrk``), or ``--wrk PATH``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
 import contextlib
 import json
 import multiprocessing
 import os
-import random
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,17 +73,31 @@ from ingest_rebuild import (  # the sibling benchmark's helpers
     check_alive,
     log_head,
     machine_info,
+    mixed_chunks,
     projection_positions,
     start_service,
     stop_service,
     wait_ready,
 )
 
-HEAD_POLL_S = 0.02
 TICK_S = 0.05
+SAME_BYTES_APP = Path(__file__).resolve().parent / "same_bytes_app.py"
+PHASES = ("idle", "streaming")
+
+ROUTES: tuple[tuple[str, str], ...] = (
+    ("leaderboard elo", f"/leaderboard?arena={ARENA}&limit=50"),
+    ("leaderboard bt", f"/leaderboard?arena={ARENA}&limit=50&system=bt"),
+    ("competitor", f"/competitors/m000?arena={ARENA}"),
+    ("history", f"/competitors/m000/history?arena={ARENA}&limit=100"),
+    ("head-to-head", f"/head-to-head?arena={ARENA}&competitor=m000"),
+    ("summary", f"/summary?arena={ARENA}"),
+    ("stats", f"/stats?arena={ARENA}&group_by=persona"),
+)
+"""(name, path and query): one fixed URL per route, as wrk sends one URL. A hot read is one many
+clients ask at once (a dashboard's board, one model's page), which is what the cache is for."""
 
 
-# -- the steady publisher (its own process, so it does not share the clients' GIL) ----------------
+# -- the steady publisher (its own process) -------------------------------------------------------
 
 
 def publish_steady(
@@ -128,36 +139,6 @@ async def _publish_steady(
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
 
 
-# -- log head sampler ---------------------------------------------------------------------------
-
-
-class HeadSampler(threading.Thread):
-    """Polls the log head every 20 ms: ``head_after(t)`` is the first sample at or after ``t``."""
-
-    def __init__(self, database_url: str) -> None:
-        super().__init__(daemon=True, name="head-sampler")
-        self.database_url = database_url
-        self.times: list[float] = []
-        self.heads: list[int] = []
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            while not self._halt.is_set():
-                head = log_head(conn)
-                self.times.append(time.perf_counter())
-                self.heads.append(head)
-                time.sleep(HEAD_POLL_S)
-
-    def head_after(self, t: float) -> int | None:
-        i = bisect.bisect_left(self.times, t)
-        return self.heads[i] if i < len(self.heads) else None
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(5)
-
-
 # -- CPU by process group -----------------------------------------------------------------------
 
 
@@ -191,107 +172,215 @@ def cpu_percent(cpu0: dict[str, float], cpu1: dict[str, float], wall: float) -> 
     return out
 
 
-# -- clients ------------------------------------------------------------------------------------
+# -- wrk ------------------------------------------------------------------------------------------
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_DURATION = re.compile(r"^([\d.]+)(us|ms|s|m|h)$")
+
+
+def to_ms(text: str) -> float:
+    """wrk's duration (``850.00us``, ``1.20ms``, ``2.01s``) in milliseconds."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    """Requests, requests/s, the latency distribution and the errors of a ``wrk --latency`` run.
+    A line it does not find is an error (a wrk whose output changed must not read as zeros)."""
+
+    def find(pattern: str) -> re.Match[str]:
+        match = re.search(pattern, output, re.MULTILINE)
+        if match is None:
+            raise ValueError(f"wrk output without {pattern!r}:\n{output}")
+        return match
+
+    out: dict[str, Any] = {
+        "requests": int(find(r"^\s*(\d+) requests in ").group(1)),
+        "requests_per_s": round(float(find(r"^Requests/sec:\s*([\d.]+)").group(1)), 1),
+        "mean_ms": round(to_ms(find(r"^\s*Latency\s+(\S+)").group(1)), 3),
+        "max_ms": round(to_ms(find(r"^\s*Latency\s+\S+\s+\S+\s+(\S+)").group(1)), 3),
+    }
+    for q in ("50", "75", "90", "99"):
+        out[f"p{q}_ms"] = round(to_ms(find(rf"^\s*{q}%\s+(\S+)").group(1)), 3)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", output)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    out["non_2xx"] = int(non_2xx.group(1)) if non_2xx else 0
+    out["socket_errors"] = sum(int(g) for g in sockets.groups()) if sockets else 0
+    out["errors"] = out["non_2xx"] + out["socket_errors"]
+    return out
+
+
+def run_wrk(wrk: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [
+        wrk,
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{args.duration}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        url,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 60)
+    if done.returncode != 0:
+        raise ServiceFailure(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
+    return parse_wrk(done.stdout)
+
+
+# -- the same-bytes yardstick ---------------------------------------------------------------------
+
+
+def start_yardstick(path: str, body: bytes, home: Path, port: int) -> Service:
+    body_file = home / "yardstick-body.json"
+    body_file.write_bytes(body)
+    log_file = home / "yardstick.log"
+    with open(log_file, "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(SAME_BYTES_APP),
+                "--port",
+                str(port),
+                "--path",
+                path.split("?", 1)[0],
+                "--body",
+                str(body_file),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Service("yardstick", proc, log_file)
+
+
+def fetch(url: str) -> httpx.Response:
+    with httpx.Client(timeout=120) as client:
+        return client.get(url)
+
+
+def wait_http(url: str, services: list[Service], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=5) as client:
+        while True:
+            check_alive(services, f"while waiting for {url}")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise ServiceFailure(f"{url} did not answer in {timeout:.0f}s")
+            time.sleep(0.2)
+
+
+# -- one phase ------------------------------------------------------------------------------------
 
 
 @dataclass
-class Phase:
-    name: str
-    clients: int
-    latencies_ms: list[float] = field(default_factory=list)
-    staleness: list[int] = field(default_factory=list)
-    errors: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    published: int = 0
-    projected: int = 0
-    cpu: dict[str, float] = field(default_factory=dict)
+class Context:
+    args: argparse.Namespace
+    wrk: str
+    home: Path
+    api_url: str
+    database_url: str
+    services: list[Service]
+    groups: dict[str, tuple[int | None, bool]]
+    published: Any
 
 
-async def client_loop(
-    base_url: str,
-    path: Any,
-    params: dict[str, Any],
-    until: float,
-    phase: Phase,
-    sent: list[tuple[float, int]],
-    rng: random.Random,
-) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
-        while time.perf_counter() < until:
-            t0 = time.perf_counter()
-            try:
-                response = await client.get(path(rng), params=params)
-                body = response.json() if response.status_code == 200 else None
-            except Exception as exc:  # counted, not fatal: the run reports it
-                key = type(exc).__name__
-                phase.errors[key] = phase.errors.get(key, 0) + 1
-                continue
-            latency = (time.perf_counter() - t0) * 1000.0
-            if body is None or "position" not in body:
-                key = f"HTTP {response.status_code}"
-                phase.errors[key] = phase.errors.get(key, 0) + 1
-                continue
-            phase.latencies_ms.append(latency)
-            sent.append((t0, int(body["position"])))
-
-
-async def run_phase(
-    base_url: str,
-    phase: Phase,
-    path: Any,
-    params: dict[str, Any],
-    seconds: float,
-    heads: HeadSampler,
-) -> None:
-    sent: list[tuple[float, int]] = []
-    t0 = time.perf_counter()
-    until = t0 + seconds
-    await asyncio.gather(
-        *(
-            client_loop(base_url, path, params, until, phase, sent, random.Random(i))
-            for i in range(phase.clients)
-        )
-    )
-    phase.seconds = time.perf_counter() - t0
-    await asyncio.sleep(2 * HEAD_POLL_S)  # a head sample after the last request
-    for t_sent, position in sent:
-        head = heads.head_after(t_sent)
-        if head is not None:
-            phase.staleness.append(max(0, head - position))
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def summary(phase: Phase) -> dict[str, Any]:
-    lat = phase.latencies_ms
+def measure_route(ctx: Context, phase: str, name: str, path: str) -> dict[str, Any]:
+    """wrk against the API, then against a fresh yardstick serving the bytes the API answered."""
+    first = fetch(ctx.api_url + path)
+    if first.status_code != 200:
+        raise ServiceFailure(f"{path}: HTTP {first.status_code}: {first.text[:500]}")
+    body = first.content
+    with psycopg.connect(ctx.database_url, autocommit=True) as conn:
+        pub0, proj0 = ctx.published.value, projection_positions(conn)["ratings"]
+        cpu0, w0 = cpu_snapshot(ctx.groups), time.perf_counter()
+        api = run_wrk(ctx.wrk, ctx.api_url + path, ctx.args)
+        cpu1, w1 = cpu_snapshot(ctx.groups), time.perf_counter()
+        published = ctx.published.value - pub0
+        projected = projection_positions(conn)["ratings"] - proj0
+    port = free_port()
+    yardstick = start_yardstick(path, body, ctx.home, port)
+    try:
+        ref_url = f"http://127.0.0.1:{port}"
+        wait_http(ref_url + path, [*ctx.services, yardstick], ctx.args.ready_timeout)
+        if (echo := fetch(ref_url + path).content) != body:
+            raise ServiceFailure(f"the yardstick answered {len(echo)} bytes, not {len(body)}")
+        ref = run_wrk(ctx.wrk, ref_url + path, ctx.args)
+    finally:
+        stop_service(yardstick)
+    ratio = api["requests_per_s"] / ref["requests_per_s"] if ref["requests_per_s"] else 0.0
     return {
-        "phase": phase.name,
-        "clients": phase.clients,
-        "seconds": round(phase.seconds, 2),
-        "requests": len(lat),
-        "requests_per_s": round(len(lat) / phase.seconds, 1) if phase.seconds else 0.0,
-        "p50_ms": round(percentile(lat, 0.5), 2),
-        "p90_ms": round(percentile(lat, 0.9), 2),
-        "p99_ms": round(percentile(lat, 0.99), 2),
-        "max_ms": round(max(lat), 2) if lat else None,
-        "errors": sum(phase.errors.values()),
-        "error_kinds": phase.errors,
-        "staleness_p50": round(percentile([float(s) for s in phase.staleness], 0.5)),
-        "staleness_max": max(phase.staleness) if phase.staleness else None,
-        "published_per_s": round(phase.published / phase.seconds) if phase.seconds else 0,
-        "projected_per_s": round(phase.projected / phase.seconds) if phase.seconds else 0,
-        "cpu_percent": {k: round(v, 1) for k, v in phase.cpu.items()},
+        "phase": phase,
+        "route": name,
+        "path": path,
+        "bytes": len(body),
+        "api": api,
+        "same_bytes": ref,
+        "ratio": round(ratio, 3),
+        "published_per_s": round(published / (w1 - w0)),
+        "projected_per_s": round(projected / (w1 - w0)),
+        "cpu_percent": {k: round(v, 1) for k, v in cpu_percent(cpu0, cpu1, w1 - w0).items()},
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-# -- main ---------------------------------------------------------------------------------------
+def run_phase(ctx: Context, phase: str) -> list[dict[str, Any]]:
+    rows = []
+    for name, path in ROUTES:
+        if ctx.args.routes and name not in ctx.args.routes:
+            continue
+        print(f"{phase}: {name}: {path} ...", flush=True)
+        row = measure_route(ctx, phase, name, path)
+        print(f"  {render_row(row)}", flush=True)
+        rows.append(row)
+    return rows
+
+
+def render_row(r: dict[str, Any]) -> str:
+    a, y = r["api"], r["same_bytes"]
+    return (
+        f"{r['phase']:<9} {r['route']:<15} {r['bytes']:>7} {a['requests_per_s']:>8.0f} "
+        f"{y['requests_per_s']:>8.0f} {r['ratio']:>6.2f} {a['p50_ms']:>7.2f} {a['p99_ms']:>7.2f} "
+        f"{y['p99_ms']:>7.2f} {a['errors']:>6} {y['errors']:>6} {r['projected_per_s']:>6}"
+    )
+
+
+HEADER = (
+    f"{'phase':<9} {'route':<15} {'bytes':>7} {'api r/s':>8} {'ref r/s':>8} {'ratio':>6} "
+    f"{'api p50':>7} {'api p99':>7} {'ref p99':>7} {'api er':>6} {'ref er':>6} {'proj/s':>6}"
+)
+
+
+def render(results: dict[str, Any]) -> str:
+    m, c = results["machine"], results["config"]
+    lines = [
+        f"machine: {m['cpu_model']}, {m['logical_cores']} logical cores "
+        f"(usable {m['usable_cores']}, cgroup limit {m['cgroup_cpu_limit']}), {m['ram_gib']} GiB, "
+        f"{m['python']}, PostgreSQL {m['postgresql']['server_version']}, "
+        f"nats-server {m['nats_server']}, {results['wrk']}",
+        f"load average at start: {m['load_average_at_start']}, at the end: "
+        f"{results['load_average_at_end']}",
+        f"seeded {c['battles']:,} battles + {c['mixed']:,} mixed events, {c['competitors']} "
+        f"competitors; streaming phase: {c['rate']:,} battles/s; response cache "
+        f"{'OFF' if c['no_cache'] else 'on'}; wrk -t{c['threads']} -c{c['connections']} "
+        f"-d{c['duration']}s; API workers {c['workers']}, reads from "
+        f"{'a replica' if c['replica'] else 'the primary'}",
+        "ref: the same bytes from a one-route Litestar app (same uvicorn settings), measured "
+        "right after; ratio = api r/s / ref r/s; latencies in ms; er: non-2xx + socket errors",
+        "",
+        HEADER,
+        *(render_row(r) for r in results["rows"]),
+    ]
+    return "\n".join(lines)
+
+
+# -- setup ----------------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -330,6 +419,8 @@ async def seed_and_wait(
     services: list[Service],
     run_id: str,
 ) -> str:
+    """Publishes the seed (battles, then the mixed events) and waits until both projections
+    have folded it; returns nats-server's version."""
     async with Publisher(nats_url) as pub:
         assert pub.nc is not None
         v = pub.nc.connected_server_version
@@ -340,114 +431,45 @@ async def seed_and_wait(
         t0 = time.perf_counter()
         for chunk in battle_chunks(args.battles, args.competitors, args.seed, run_id, CHUNK):
             await pub.publish(chunk)
-        target = base + args.battles
+        counts: dict[str, int] = {}
+        mixed = mixed_chunks(args.mixed, args.competitors, args.seed, f"{run_id}-mix", counts)
+        for chunk in mixed:
+            await pub.publish(chunk)
+        target = base + args.battles + args.mixed
         with psycopg.connect(database_url, autocommit=True) as conn:
             while min(projection_positions(conn).values()) < target:
                 check_alive(services, "while seeding")
-                if time.perf_counter() - t0 > 600:
-                    raise ServiceFailure("seeding did not finish in 600 s")
+                if time.perf_counter() - t0 > 900:
+                    raise ServiceFailure("seeding did not finish in 900 s")
                 await asyncio.sleep(0.1)
-        print(f"seeded {args.battles:,} battles in {time.perf_counter() - t0:.1f}s", flush=True)
+        print(
+            f"seeded {args.battles:,} battles and {args.mixed:,} mixed events "
+            f"({counts.get('trial.completed', 0):,} trials) in {time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
     return nats_version
 
 
-async def wait_api(base_url: str, services: list[Service], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
-        while True:
-            check_alive(services, "while the API started")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get("/health")).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise ServiceFailure(f"the API did not answer in {timeout:.0f}s")
-            await asyncio.sleep(0.2)
-
-
-async def load_phases(
-    args: argparse.Namespace,
-    base_url: str,
-    database_url: str,
-    heads: HeadSampler,
-    groups: dict[str, tuple[int | None, bool]],
-    published: Any,
-) -> list[Phase]:
-    competitors = [f"m{i:03d}" for i in range(args.competitors)]
-    board = {"arena": ARENA, "limit": 50}
-    plan = [
-        (Phase("leaderboard elo", args.clients), lambda _r: "/leaderboard", board),
-        (
-            Phase("leaderboard bt", args.bt_clients),
-            lambda _r: "/leaderboard",
-            {**board, "system": "bt"},
-        ),
-        (
-            Phase("history", args.history_clients),
-            lambda r: f"/competitors/{r.choice(competitors)}/history",
-            {"arena": ARENA, "limit": 100},
-        ),
-    ]
-    phases = []
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        for phase, path, params in plan:
-            if phase.clients < 1:
-                continue
-            print(f"{phase.name}: {phase.clients} clients for {args.duration:.0f}s ...", flush=True)
-            pub0, proj0 = published.value, projection_positions(conn)["ratings"]
-            cpu0, w0 = cpu_snapshot(groups), time.perf_counter()
-            await run_phase(base_url, phase, path, params, args.duration, heads)
-            cpu1, w1 = cpu_snapshot(groups), time.perf_counter()
-            phase.published = published.value - pub0
-            phase.projected = projection_positions(conn)["ratings"] - proj0
-            phase.cpu = cpu_percent(cpu0, cpu1, w1 - w0)
-            phases.append(phase)
-    return phases
-
-
-def render(results: dict[str, Any]) -> str:
-    m = results["machine"]
-    lines = [
-        f"machine: {m['cpu_model']}, {m['logical_cores']} logical cores "
-        f"(usable {m['usable_cores']}, cgroup limit {m['cgroup_cpu_limit']}), {m['ram_gib']} GiB, "
-        f"{m['python']}, PostgreSQL {m['postgresql']['server_version']}, "
-        f"nats-server {m['nats_server']}",
-        f"load average at start: {m['load_average_at_start']}; API workers "
-        f"{results['config']['workers']}, reads from "
-        f"{'a replica' if results['config']['replica'] else 'the primary'}",
-        f"seeded {results['config']['battles']:,} battles, {results['config']['competitors']} "
-        f"competitors; streaming {results['config']['rate']:,} battles/s during the phases",
-        "NOTE: the clients are Python httpx in this process, on the same cores as the API, the "
-        "ingest, the projector and the databases: their CPU competes with the server's.",
-        "",
-        f"{'phase':<16} {'clients':>7} {'req':>6} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} "
-        f"{'p99 ms':>7} {'max ms':>7} {'errors':>6} {'stale p50':>9} {'stale max':>9} "
-        f"{'pub/s':>6} {'proj/s':>6}",
-    ]
-    for s in results["phases"]:
-        lines.append(
-            f"{s['phase']:<16} {s['clients']:>7} {s['requests']:>6} {s['requests_per_s']:>7.1f} "
-            f"{s['p50_ms']:>7.1f} {s['p90_ms']:>7.1f} {s['p99_ms']:>7.1f} {s['max_ms'] or 0:>7.1f} "
-            f"{s['errors']:>6} {s['staleness_p50']:>9} {s['staleness_max'] or 0:>9} "
-            f"{s['published_per_s']:>6} {s['projected_per_s']:>6}"
-        )
-    lines.append("")
-    lines.append("CPU, % of one core, per phase:")
-    for s in results["phases"]:
-        cpu = ", ".join(f"{k} {v:.0f}" for k, v in s["cpu_percent"].items())
-        lines.append(f"  {s['phase']}: {cpu}")
-    lines.append("staleness: log head at request time minus the response's position, in events")
-    return "\n".join(lines)
+async def _ingest_ready(
+    nats_url: str, database_url: str, services: list[Service], timeout: float
+) -> None:
+    async with Publisher(nats_url) as pub:
+        await wait_ready(pub, database_url, 0, services, timeout, projector=False)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     p.add_argument("--battles", type=int, default=20_000, help="battles seeded before the load")
+    p.add_argument("--mixed", type=int, default=2_000, help="mixed events seeded (trials...)")
     p.add_argument("--competitors", type=int, default=100, help="competitors in the arena")
-    p.add_argument("--clients", type=int, default=16, help="concurrent /leaderboard clients")
-    p.add_argument("--bt-clients", type=int, default=2, help="clients for system=bt (0: skip)")
-    p.add_argument("--history-clients", type=int, default=4, help="clients for history (0: skip)")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds per phase")
-    p.add_argument("--rate", type=int, default=1_000, help="battles/s streamed in (0: none)")
+    p.add_argument("--threads", type=int, default=2, help="wrk -t")
+    p.add_argument("--connections", type=int, default=16, help="wrk -c")
+    p.add_argument("--duration", type=int, default=20, help="wrk -d, seconds per measurement")
+    p.add_argument("--rate", type=int, default=1_000, help="battles/s while streaming (0: skip)")
+    p.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
+    p.add_argument("--routes", nargs="+", choices=[n for n, _ in ROUTES], help="default: all")
+    p.add_argument("--no-cache", action="store_true", help="ARBITER_RESPONSE_CACHE=off")
+    p.add_argument("--wrk", default=shutil.which("wrk"), help="wrk binary (apt-get install wrk)")
     p.add_argument("--seed", type=int, default=1, help="workload RNG seed")
     p.add_argument("--home", type=Path, help="embedded servers' home (default: a fresh temp dir)")
     p.add_argument("--keep-home", action="store_true", help="keep the temp home (and its logs)")
@@ -456,8 +478,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="API processes (arbiter api --workers)")
     p.add_argument("--replica", action="store_true", help="API reads from an embedded standby")
     args = p.parse_args(argv)
-    if args.battles < 1 or args.competitors < 51 or args.clients < 1 or args.duration <= 0:
-        p.error("--battles, --clients >= 1, --competitors >= 51 (a page of 50), --duration > 0")
+    if args.battles < 1 or args.mixed < 0 or args.competitors < 51 or args.duration < 1:
+        p.error("--battles >= 1, --mixed >= 0, --competitors >= 51 (a page of 50), --duration >= 1")
+    if not args.wrk:
+        p.error("wrk not found: apt-get install -y wrk (Debian/Ubuntu), or --wrk PATH")
+    if args.rate <= 0 and "streaming" in args.phases:
+        args.phases.remove("streaming")
     return args
 
 
@@ -475,11 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     servers: EmbeddedServers | None = None
     standby: EmbeddedStandby | None = None
     services: list[Service] = []
-    heads: HeadSampler | None = None
-    ctx = multiprocessing.get_context("spawn")
-    go, stop, published = ctx.Event(), ctx.Event(), ctx.Value("q", 0)
+    ctx_mp = multiprocessing.get_context("spawn")
+    go, stop, published = ctx_mp.Event(), ctx_mp.Event(), ctx_mp.Value("q", 0)
     publisher: Any = None
     keep_home = args.keep_home
+    wrk_version = subprocess.run([args.wrk, "-v"], capture_output=True, text=True)
+    wrk = (wrk_version.stdout + wrk_version.stderr).strip().splitlines()[0]
     try:
         if external:
             assert external_db and external_nats
@@ -500,17 +527,16 @@ def main(argv: list[str] | None = None) -> int:
         services.append(start_service("projector", "project", env, home))
         nats_version = asyncio.run(seed_and_wait(args, database_url, nats_url, services, run_id))
         port = free_port()
+        api_env = {**env, "ARBITER_RESPONSE_CACHE": "off" if args.no_cache else "on"}
         if args.replica:
             standby = EmbeddedStandby(home / "standby", database_url)
-            env["ARBITER_READ_DATABASE_URL"] = standby.start()
-        services.append(start_api(env, home, port, args.workers))
-        base_url = f"http://127.0.0.1:{port}"
-        asyncio.run(wait_api(base_url, services, args.ready_timeout))
+            api_env["ARBITER_READ_DATABASE_URL"] = standby.start()
+        services.append(start_api(api_env, home, port, args.workers))
+        api_url = f"http://127.0.0.1:{port}"
+        wait_http(api_url + "/health", services, args.ready_timeout)
 
-        heads = HeadSampler(database_url)
-        heads.start()
-        if args.rate > 0:
-            publisher = ctx.Process(
+        if "streaming" in args.phases:
+            publisher = ctx_mp.Process(
                 target=publish_steady,
                 args=(
                     nats_url,
@@ -530,14 +556,17 @@ def main(argv: list[str] | None = None) -> int:
             "ingest": (services[0].proc.pid, False),
             "projector": (services[1].proc.pid, False),
             "publisher": (publisher.pid if publisher else None, False),
-            "clients (this process)": (os.getpid(), False),
             "nats-server": (servers.nats.pid if servers else None, False),
             "postgres": (servers.postgres.pid if servers else None, True),
             "standby": (standby.pid if standby else None, True),
         }
-        go.set()
-        time.sleep(2.0)  # the stream reaches its rate before the first phase
-        phases = asyncio.run(load_phases(args, base_url, database_url, heads, groups, published))
+        ctx = Context(args, args.wrk, home, api_url, database_url, services, groups, published)
+        rows: list[dict[str, Any]] = []
+        for phase in args.phases:
+            if phase == "streaming":
+                go.set()
+                time.sleep(2.0)  # the stream reaches its rate before the first measurement
+            rows += run_phase(ctx, phase)
         stop.set()
         check_alive(services, "during the load")
 
@@ -546,17 +575,19 @@ def main(argv: list[str] | None = None) -> int:
             "started_at": started_at.isoformat(),
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "machine": machine_info(database_url, nats_version, home, load_at_start),
-            "phases": [summary(p) for p in phases],
+            "wrk": wrk,
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "rows": rows,
         }
         print()
         print(render(results))
         if not args.no_json:
             RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-            out = RESULTS_DIR / f"api_load-{started_at.strftime('%Y%m%dT%H%M%S')}.json"
+            tag = "-nocache" if args.no_cache else ""
+            out = RESULTS_DIR / f"api_load{tag}-{started_at.strftime('%Y%m%dT%H%M%S')}.json"
             out.write_text(json.dumps(results, indent=2))
             print(f"\nresults: {out}")
-        errors = sum(s["errors"] for s in results["phases"])
-        return 1 if errors else 0
+        return 1 if any(r["api"]["errors"] or r["same_bytes"]["errors"] for r in rows) else 0
     except ServiceFailure as exc:
         keep_home = True
         print(f"error: {exc}", file=sys.stderr)
@@ -574,9 +605,6 @@ def main(argv: list[str] | None = None) -> int:
                 publisher.join(10)
                 if publisher.is_alive():
                     publisher.kill()
-        if heads is not None:
-            with contextlib.suppress(Exception):
-                heads.stop()
         if standby is not None:
             standby.stop()
         if servers is not None:
@@ -585,13 +613,6 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(home, ignore_errors=True)
         elif keep_home:
             print(f"home kept: {home}")
-
-
-async def _ingest_ready(
-    nats_url: str, database_url: str, services: list[Service], timeout: float
-) -> None:
-    async with Publisher(nats_url) as pub:
-        await wait_ready(pub, database_url, 0, services, timeout, projector=False)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import uvicorn
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.stores.memory import MemoryStore
 
 from ..metrics import scrape_registry
 from .auth import AuthConfig, Authenticator, authorise
@@ -28,6 +28,7 @@ from .bus import Bus
 from .cache import (
     STORE,
     ReadModelWatch,
+    ResponseStore,
     Validators,
     cache_config,
     response_cache_enabled,
@@ -35,6 +36,7 @@ from .cache import (
 from .docs import assets_router, swagger_plugin
 from .errors import EXCEPTION_HANDLERS
 from .evaluation_jobs import EvaluationConfig, Evaluations
+from .guards import in_order
 from .parameters import QueryParameterCheck
 from .replica import read_url_from_env
 from .routes.admin import AdminController
@@ -50,6 +52,7 @@ from .routes.matchups import HeadToHeadController, MatchmakingController
 from .routes.metrics import metrics, request_metrics
 from .routes.results import BattleController, GameController, SummaryController
 from .routes.votes import VoteController
+from .single_flight import Flights, SingleFlight
 from .store import ReadStore
 
 __all__ = ["create_app", "make_server", "serve"]
@@ -90,10 +93,11 @@ def create_app(
     authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
     openapi_path = "/schema"
     parameters = QueryParameterCheck(exempt_prefix=openapi_path)
-    responses = MemoryStore()
+    responses = ResponseStore()
     watch = ReadModelWatch(
         database_url, responses, enabled=response_cache_enabled(), read_url=read_url
     )
+    flights = Flights()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -136,9 +140,14 @@ def create_app(
             metrics,
             web_router(),  # the HTML pages at / and /ui/ (services/web)
         ],
-        guards=[authorise, parameters.guard],  # keys first, then the query's parameter names
+        # Keys first, then the query's parameter names: one guard (see .guards).
+        guards=[in_order(authorise, parameters.guard)],
         plugins=[parameters],
-        middleware=[request_metrics().middleware, Validators],
+        middleware=[
+            request_metrics().middleware,
+            Validators,
+            DefineMiddleware(SingleFlight, flights=flights),  # innermost: see single_flight
+        ],
         stores={STORE: responses},
         response_cache_config=cache_config(),
         dependencies={
@@ -157,6 +166,7 @@ def create_app(
                 "auth": authenticator,
                 "metrics": scrape_registry(database_url),
                 "watch": watch,
+                "flights": flights,
             }
         ),
         openapi_config=OpenAPIConfig(

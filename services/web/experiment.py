@@ -1,0 +1,72 @@
+"""``/ui/experiments/{id}``: one experiment, as seed 001 reports it: its lifecycle (declared,
+running, completed), rankings by composite score with the components, each competitor's trials
+and averages, the per-prompt head-to-head, the winner with its confidence, and the trials.
+
+Privacy is the JSON routes' (:mod:`arbiter.services.api.privacy`): while keys are enforced the
+page shows only to the experiment's owner and admins; anyone else gets the 404 of an unknown
+experiment. The page is a ``read`` route (not ``owner``) so that, with public reads off, a
+visitor without a key is asked for one (the key form) instead of being told "not found".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Template
+
+from ..api.errors import ApiError, not_found
+from ..api.models.results import ExperimentReport
+from ..api.privacy import experiment_owner, viewer_of
+from ..api.queries import experiments as q
+from ..api.queries.experiment_status import experiment_status
+from ..api.store import ReadStore
+from .charts import Whisker, whiskers
+
+__all__ = ["HANDLERS", "TRIALS_SHOWN", "experiment_page"]
+
+TRIALS_SHOWN = 200
+"""Trials listed on the page (newest last); the JSON route pages through all of them."""
+
+
+async def _report(reads: ReadStore, experiment_id: str) -> ExperimentReport | None:
+    try:
+        return await q.experiment(reads, experiment_id)
+    except ApiError as exc:
+        if exc.status_code == 404:  # declared, no trials yet
+            return None
+        raise
+
+
+@get("/ui/experiments/{experiment_id:str}", name="web-experiment")
+async def experiment_page(
+    request: Request[Any, Any, Any],
+    reads: NamedDependency[ReadStore],
+    experiment_id: FromPath[str],
+) -> Template:
+    """The experiment's status, results and latest trials."""
+    viewer = viewer_of(request)
+    if not viewer.everything and not viewer.sees(await experiment_owner(reads, experiment_id)):
+        raise not_found(f"Experiment {experiment_id!r} has no trials.")
+    status = await experiment_status(reads, experiment_id)
+    report = await _report(reads, experiment_id)
+    chart = None
+    if report is not None and report.rankings:
+        chart = whiskers(
+            [Whisker(r.competitor, r.composite) for r in report.rankings], unit="composite score"
+        )
+    trials = None
+    if report is not None:
+        trials = await q.trials(
+            reads, experiment_id, competitor=None, status=None, voided=None,
+            limit=TRIALS_SHOWN, offset=max(0, report.total + report.voided - TRIALS_SHOWN),
+        )  # fmt: skip
+    return Template(
+        template_name="experiment.html",
+        context={"status": status, "report": report, "chart": chart, "trials": trials},
+    )
+
+
+HANDLERS = (experiment_page,)

@@ -23,6 +23,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.stores.memory import MemoryStore
 
 from ..metrics import scrape_registry
+from ..web import template_config, web_router
 from .auth import AuthConfig, Authenticator, authorise
 from .bus import Bus
 from .cache import (
@@ -120,6 +121,7 @@ def create_app(
             AdminController,
             assets_router(openapi_path),
             metrics,
+            web_router(),  # the HTML pages at / and /ui/ (services/web)
         ],
         guards=[authorise, parameters.guard],  # keys first, then the query's parameter names
         plugins=[parameters],
@@ -132,6 +134,7 @@ def create_app(
             "auth": Provide(_auth, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        template_config=template_config(),
         lifespan=[lifespan],
         state=State(
             {

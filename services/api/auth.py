@@ -5,7 +5,9 @@ This module holds the key guard and its cache; the ``/admin`` routes that manage
 
 How a request is judged (one app-level Litestar guard, :func:`authorise`):
 
-* The token comes from ``Authorization: Bearer <token>`` or, failing that, ``X-API-Key: <token>``.
+* The token comes from ``Authorization: Bearer <token>`` or, failing that, ``X-API-Key: <token>``;
+  for the web pages only (``GET`` routes with ``opt["key_cookie"]``) also from the session cookie
+  :data:`PAGE_KEY_COOKIE` that the pages' key form sets.
   Keys, their scopes and their storage are :mod:`arbiter.adapters.keys` (SHA-256 of the token
   stored, compared with :func:`hmac.compare_digest`).
 * ``ARBITER_AUTH``: ``auto`` (the default) enforces keys once a key has been created (revoked
@@ -70,6 +72,7 @@ from .store import ReadStore
 __all__ = [
     "AuthConfig",
     "Authenticator",
+    "PAGE_KEY_COOKIE",
     "Mode",
     "Scope",
     "authorise",
@@ -192,6 +195,14 @@ class Authenticator:
         return key
 
 
+PAGE_KEY_COOKIE = "arbiter_key"
+"""The session cookie the web pages keep a key in (:mod:`arbiter.services.web.keys`). It is read
+for ``GET`` routes marked ``opt["key_cookie"]`` (the pages and the live board stream that
+the leaderboard page listens to; an ``EventSource`` cannot send headers) and nowhere else: a browser sends cookies with
+requests other sites start, so a JSON route, and above all a write, that accepted it could be
+driven by a cross-site request (CSRF); the JSON API takes keys from headers only."""
+
+
 def _token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     header = connection.headers.get("authorization")
     if header is not None:
@@ -221,6 +232,8 @@ async def authorise(
         return
     auth: Authenticator = connection.app.state.auth
     token = _token(connection)
+    if token is None and handler.opt.get("key_cookie") and connection.scope.get("method") == "GET":
+        token = connection.cookies.get(PAGE_KEY_COOKIE)  # pages only: see PAGE_KEY_COOKIE
     if not await auth.enforcing(scope, token is not None):
         set_viewer(connection, EVERYONE)
         return

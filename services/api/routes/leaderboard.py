@@ -151,6 +151,7 @@ class LeaderboardStreamController(Controller):
         "/",
         summary="The leaderboard, live (server-sent events)",
         responses=route_errors(400, 503),
+        opt={"key_cookie": True},  # the leaderboard page's EventSource sends no headers (auth)
     )
     async def stream(
         self,

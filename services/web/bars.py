@@ -50,7 +50,7 @@ def bars(
     def x(v: float) -> float:
         return _LABEL + (v - lo) / span * plot
 
-    body = [f'<text class="axis" x="{_n(_LABEL)}" y="14">{_a(title)} ({_a(unit)})</text>']
+    body = [f'<text class="axis-label" x="{_n(_LABEL)}" y="14">{_a(title)} ({_a(unit)})</text>']
     for i, (key, value) in enumerate(rows):
         y = 22.0 + i * _ROW
         shown = "(none)" if key is None else key
@@ -62,7 +62,7 @@ def bars(
             continue
         left, right = sorted((x(0.0), x(value)))
         body.append(
-            f'<rect class="mark" {key_attribute}="{_a(shown)}" data-value="{value!r}" '
+            f'<rect class="mark" fill="#2457c5" {key_attribute}="{_a(shown)}" data-value="{value!r}" '
             f'x="{_n(left)}" y="{_n(y + 3)}" width="{_n(max(right - left, 1.0))}" '
             f'height="{_n(_ROW - 6)}"><title>{_a(shown)}: {_a(_value(value))} {_a(unit)}'
             f"</title></rect>"

@@ -23,7 +23,7 @@ from ..api.privacy import experiment_owner, viewer_of
 from ..api.queries import experiments as q
 from ..api.queries.experiment_status import experiment_status
 from ..api.store import ReadStore
-from .charts import Whisker, whiskers
+from .bars import bars
 
 __all__ = ["HANDLERS", "TRIALS_SHOWN", "experiment_page"]
 
@@ -54,8 +54,11 @@ async def experiment_page(
     report = await _report(reads, experiment_id)
     chart = None
     if report is not None and report.rankings:
-        chart = whiskers(
-            [Whisker(r.competitor, r.composite) for r in report.rankings], unit="composite score"
+        chart = bars(
+            [(r.competitor, r.composite) for r in report.rankings],
+            "0–1, higher is better",
+            "composite score",
+            key_attribute="data-competitor",
         )
     trials = None
     if report is not None:

@@ -70,9 +70,9 @@ from .privacy import EVERYONE, NOBODY, Viewer, experiment_owner, set_viewer
 from .store import ReadStore
 
 __all__ = [
+    "PAGE_KEY_COOKIE",
     "AuthConfig",
     "Authenticator",
-    "PAGE_KEY_COOKIE",
     "Mode",
     "Scope",
     "authorise",
@@ -197,10 +197,10 @@ class Authenticator:
 
 PAGE_KEY_COOKIE = "arbiter_key"
 """The session cookie the web pages keep a key in (:mod:`arbiter.services.web.keys`). It is read
-for ``GET`` routes marked ``opt["key_cookie"]`` (the pages and the live board stream that
-the leaderboard page listens to; an ``EventSource`` cannot send headers) and nowhere else: a browser sends cookies with
-requests other sites start, so a JSON route, and above all a write, that accepted it could be
-driven by a cross-site request (CSRF); the JSON API takes keys from headers only."""
+for ``GET`` routes marked ``opt["key_cookie"]`` (the pages, and the live board stream the
+leaderboard page listens to: an ``EventSource`` cannot send headers) and nowhere else. A browser
+sends cookies with requests other sites start, so a JSON route, and above all a write, that
+accepted it could be driven by a cross-site request (CSRF); the JSON API takes headers only."""
 
 
 def _token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

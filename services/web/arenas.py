@@ -17,7 +17,9 @@ __all__ = ["HANDLERS", "arenas_page"]
 
 
 @get("/", name="web-arenas")
-async def arenas_page(request: Request[Any, Any, Any], reads: NamedDependency[ReadStore]) -> Template:
+async def arenas_page(
+    request: Request[Any, Any, Any], reads: NamedDependency[ReadStore]
+) -> Template:
     """Every arena, by name."""
     position, results_position, found = await arenas(reads, viewer_of(request))
     return Template(

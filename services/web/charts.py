@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from html import escape
 
 __all__ = ["Series", "Whisker", "heatmap", "lines", "nice_ticks", "whiskers"]
@@ -147,19 +147,17 @@ def _x_number(value: float | date | datetime) -> float:
     if isinstance(value, datetime):
         return value.timestamp()
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day).timestamp()
+        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
     return float(value)
 
 
 def _x_label(value: float, as_time: bool) -> str:
     if not as_time:
         return _tick_label(value)
-    return datetime.fromtimestamp(value).strftime("%Y-%m-%d")  # noqa: DTZ006 - naive days in
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d")
 
 
-def lines(
-    series: Sequence[Series], y_unit: str = "Elo points", x_unit: str = "UTC day"
-) -> str:
+def lines(series: Sequence[Series], y_unit: str = "Elo points", x_unit: str = "UTC day") -> str:
     """A line chart: one ``<path class="mark">`` per series (its ``data-competitor`` and
     ``data-series`` set), a dot on each series' last point, a y axis of ratings in ``y_unit``
     and an x axis in ``x_unit`` (dates when the xs are dates or datetimes)."""

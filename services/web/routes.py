@@ -12,7 +12,8 @@ from typing import Any
 from litestar import Router
 from litestar.static_files import create_static_files_router
 
-from . import arenas, board, experiment, log, records, stats
+from . import arenas, board, competitor, head_to_head
+from . import experiment, log, records, stats
 from .failures import PAGE_EXCEPTION_HANDLERS
 from .keys import keep_key
 from .templating import STATIC
@@ -22,6 +23,8 @@ __all__ = ["PAGES", "web_router"]
 PAGES: tuple[Any, ...] = (
     *arenas.HANDLERS,
     *board.HANDLERS,
+    *head_to_head.HANDLERS,
+    *competitor.HANDLERS,
     *experiment.HANDLERS,
     *stats.HANDLERS,
     *log.HANDLERS,

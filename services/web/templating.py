@@ -12,11 +12,19 @@ from pathlib import Path
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template import TemplateConfig
 from markupsafe import Markup
 
-__all__ = ["STATIC", "TEMPLATES", "environment", "fmt_num", "fmt_time", "path_segment", "template_config"]
+__all__ = [
+    "STATIC",
+    "TEMPLATES",
+    "environment",
+    "fmt_num",
+    "fmt_time",
+    "path_segment",
+    "template_config",
+]
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"

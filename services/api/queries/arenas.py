@@ -59,9 +59,9 @@ async def arenas(reads: ReadStore, viewer: Viewer) -> tuple[int, int, list[Arena
         configured, rated, battles, games, trials = await snap.many(
             (sql.SQL("SELECT arena FROM {}").format(_r("arenas")), ()),
             (
-                sql.SQL(
-                    "SELECT arena, count(*) FROM {} WHERE category = '' GROUP BY arena"
-                ).format(_r("ratings")),
+                sql.SQL("SELECT arena, count(*) FROM {} WHERE category = '' GROUP BY arena").format(
+                    _r("ratings")
+                ),
                 (),
             ),
             (_per_arena("battles", sql.SQL("")), params),

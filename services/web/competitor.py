@@ -1,0 +1,95 @@
+"""``/ui/competitors/{id}``: one competitor. Its standings (W/L/T) in every pool, a rating
+history chart per arena (one line per category, a point per UTC day), its latest rating changes
+each linked to the event that caused it with the audit's explanation of the change, and its
+latest battles and games.
+
+Everything comes from the JSON routes' queries: the standings and recent games are
+``GET /competitors/{id}``'s, the chart is ``GET /competitors/{id}/history?bucket=day``'s and the
+changes ``GET /competitors/{id}/history``'s. The explanation is the Elo update the audit
+(``arbiter audit explain``) re-derives from the log, written out from the rating history row the
+fold stored (the audit proves the two equal; replaying the log on every page view would not be
+fast): ``before + K x (score - expected) = after``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Template
+
+from ..api.errors import not_found
+from ..api.models.ratings import HistoryEntry
+from ..api.parameters import ArenaParam
+from ..api.queries.game_scores import with_games
+from ..api.queries.ratings import history_days
+from ..api.queries.results import battles
+from ..api.store import ReadStore
+from .charts import Series, lines
+
+__all__ = ["HANDLERS", "MAX_CHART_DAYS", "competitor_page", "explanation"]
+
+MAX_CHART_DAYS = 1000
+"""UTC days drawn per pool (``GET .../history?bucket=day``'s largest page)."""
+
+RECENT = 20
+"""Latest rating changes, battles and games listed."""
+
+
+def explanation(h: HistoryEntry) -> str:
+    """The change in words, as ``arbiter audit explain`` accounts for it."""
+    if h.kind == "void" or h.k is None or h.score is None or h.expected is None:
+        after = "unrated in the pool" if h.rating_after is None else f"{h.rating_after:.2f}"
+        return f"recomputed after a voided result: {h.rating_before:.2f} → {after}"
+    after = "–" if h.rating_after is None else f"{h.rating_after:.2f}"
+    return f"{h.rating_before:.2f} + {h.k:g} × ({h.score:g} − {h.expected:.4f}) = {after}"
+
+
+@get("/ui/competitors/{competitor_id:str}", name="web-competitor")
+async def competitor_page(
+    request: Request[Any, Any, Any],
+    reads: NamedDependency[ReadStore],
+    competitor_id: FromPath[str],
+    arena: Annotated[
+        ArenaParam, QueryParameter(description="The arena whose status is shown.")
+    ] = "default",
+) -> Template:
+    """The competitor, its standings, history charts, latest changes, battles and games."""
+    found = await reads.competitor(competitor_id, arena)
+    if found is None:
+        raise not_found(f"Unknown competitor {competitor_id!r}.")
+    detail = await with_games(reads, found, RECENT)
+    head = await reads.history(competitor_id, None, None, 1, 0)
+    total = head.total if head is not None else 0
+    recent = await reads.history(competitor_id, None, None, RECENT, max(0, total - RECENT))
+    changes = list(reversed(recent.history)) if recent is not None else []
+    fought = await battles(
+        reads, arena=None, category=None, competitor=competitor_id, judge=None, scenario=None,
+        voided=None, limit=RECENT, offset=0,
+    )  # fmt: skip
+    charts: list[tuple[str, str]] = []
+    by_arena: dict[str, list[str]] = {}
+    for s in detail.standings:
+        by_arena.setdefault(s.arena, []).append(s.category)
+    for name, categories in sorted(by_arena.items()):
+        series = []
+        for category in sorted(categories):
+            days = await history_days(reads, competitor_id, name, category, MAX_CHART_DAYS, 0)
+            points = [(d.day, d.rating) for d in (days.days or []) if d.rating is not None]
+            series.append(Series(category or "(all)", competitor_id, points))
+        charts.append((name, lines(series)))
+    return Template(
+        template_name="competitor.html",
+        context={
+            "c": detail,
+            "changes": [(h, explanation(h)) for h in changes],
+            "total_changes": total,
+            "battles": fought,
+            "charts": charts,
+        },
+    )
+
+
+HANDLERS = (competitor_page,)

@@ -62,7 +62,8 @@ def bars(
             continue
         left, right = sorted((x(0.0), x(value)))
         body.append(
-            f'<rect class="mark" fill="#2457c5" {key_attribute}="{_a(shown)}" data-value="{value!r}" '
+            f'<rect class="mark" fill="#2457c5" {key_attribute}="{_a(shown)}" '
+            f'data-value="{value!r}" '
             f'x="{_n(left)}" y="{_n(y + 3)}" width="{_n(max(right - left, 1.0))}" '
             f'height="{_n(_ROW - 6)}"><title>{_a(shown)}: {_a(_value(value))} {_a(unit)}'
             f"</title></rect>"

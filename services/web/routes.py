@@ -12,8 +12,7 @@ from typing import Any
 from litestar import Router
 from litestar.static_files import create_static_files_router
 
-from . import arenas, board, competitor, head_to_head
-from . import experiment, log, records, stats
+from . import arenas, board, competitor, experiment, head_to_head, log, records, stats
 from .failures import PAGE_EXCEPTION_HANDLERS
 from .keys import keep_key
 from .templating import STATIC

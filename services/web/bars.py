@@ -16,8 +16,8 @@ from html import escape
 __all__ = ["bars"]
 
 _ROW = 22.0
-_LABEL = 150.0
-_WIDTH = 480.0
+_LABEL = 110.0
+_WIDTH = 360.0
 _PAD = 34.0
 
 
@@ -50,13 +50,14 @@ def bars(
     def x(v: float) -> float:
         return _LABEL + (v - lo) / span * plot
 
-    body = [f'<text class="axis-label" x="{_n(_LABEL)}" y="14">{_a(title)} ({_a(unit)})</text>']
+    caption = title if unit in ("", "count") else f"{title} ({unit})"
+    body = [f'<text class="axis-label" x="{_n(_LABEL)}" y="14">{_a(caption)}</text>']
     for i, (key, value) in enumerate(rows):
         y = 22.0 + i * _ROW
         shown = "(none)" if key is None else key
         body.append(
             f'<text class="label" x="{_n(_LABEL - 6)}" y="{_n(y + 14)}" '
-            f'text-anchor="end">{_a(shown[:24])}</text>'
+            f'text-anchor="end">{_a(shown[:18])}</text>'
         )
         if value is None:
             continue

@@ -35,7 +35,7 @@ async def _report(reads: ReadStore, experiment_id: str) -> ExperimentReport | No
     try:
         return await q.experiment(reads, experiment_id)
     except ApiError as exc:
-        if exc.status_code == 404:  # declared, no trials yet
+        if exc.body.status == 404:  # declared, no trials yet
             return None
         raise
 

@@ -23,14 +23,14 @@ __all__ = ["HANDLERS", "MEASURES", "measures", "stats_page"]
 _STATS = StatsController.stats.fn
 
 MEASURES: tuple[tuple[str, str, str], ...] = (
-    ("count", "trials", "trials"),
-    ("failures", "failures", "trials"),
+    ("count", "trials", "count"),
+    ("failures", "failures", "count"),
     ("avg_latency_ms", "average latency", "ms"),
     ("avg_input_tokens", "average input", "tokens"),
     ("avg_output_tokens", "average output", "tokens"),
     ("total_cost_usd", "total cost", "USD"),
     ("avg_score", "average score vote", "points"),
-    ("score_votes", "score votes", "votes"),
+    ("score_votes", "score votes", "count"),
 )
 """Each group's fixed measures: field, label, unit. Metric averages follow, by name."""
 

@@ -20,5 +20,6 @@ _SUFFIXES = (
 
 
 def unit_of(name: str) -> str:
-    """The unit a measure's name ends with; ``count`` when it names none (a plain tally)."""
-    return next((unit for suffix, unit in _SUFFIXES if name.endswith(suffix)), "count")
+    """The unit a measure's name ends with; empty when it names none (a producer's own
+    measure, such as ``wer``: shown without a unit rather than with a guessed one)."""
+    return next((unit for suffix, unit in _SUFFIXES if name.endswith(suffix)), "")

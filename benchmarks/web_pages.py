@@ -1,0 +1,135 @@
+"""Server render time of the web pages (issue 16 point 2: under 200 ms for an arena of 100
+competitors and 100,000 results).
+
+What is measured
+----------------
+Embedded PostgreSQL in a fresh home (or ``--home``, reused when it already holds a log). The log
+gets ``views.py``'s data (``--battles`` battles among ``--competitors`` in arena ``bench``, 1 %
+voided, and 4-player games in arena ``snake``) and an experiment ``bench-exp`` of every
+competitor on ``--prompts`` prompts (100 x 50 = 5,000 trials with latency, cost, token metrics
+and two dimensions), appended through the event store and folded by both projectors. Then every
+page is requested ``--repeat`` times (after one warm-up) through the whole app in-process
+(Litestar's test client: routing, guards, queries, Jinja rendering; no socket), one at a time,
+and the median, p90 and max are printed in milliseconds with the page's size.
+
+A measurement, not a test: nothing is asserted. Run from the repository root:
+
+    .venv/bin/python benchmarks/web_pages.py [--battles N] [--prompts N] [--repeat N] [--home D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+from arbiter.adapters.embedded import EmbeddedServers
+from arbiter.domain.events import Event, TrialCompleted
+from arbiter.services.api import create_app
+from arbiter.services.setup import prepare_database
+from litestar.testing import AsyncTestClient
+from views import T0, load, log_events  # benchmarks/views.py: the same arena of 100 x 100,000
+
+
+def trials(competitors: int, prompts: int) -> list[Event]:
+    rng = random.Random(11)
+    out: list[Event] = []
+    for p in range(prompts):
+        for c in range(competitors):
+            failed = rng.random() < 0.03
+            out.append(TrialCompleted(
+                event_id=f"t{p}-{c}", occurred_at=T0 + timedelta(seconds=p), arena="bench-tts",
+                experiment_id="bench-exp", trial_id=f"t{p}-{c}", competitor=f"m{c:03d}",
+                prompt_index=p, status="failed" if failed else "completed",
+                metrics={} if failed else {
+                    "ttfb_ms": rng.uniform(150, 600), "generation_time_ms": rng.uniform(800, 2500),
+                    "duration_s": rng.uniform(2, 6), "silence_ratio": rng.uniform(0.05, 0.3),
+                    "cost_usd": rng.uniform(0.001, 0.01), "latency_ms": rng.uniform(300, 900),
+                },
+                dimensions={"persona": rng.choice(["agent", "caller", "narrator"]),
+                            "style": rng.choice(["calm", "excited"])},
+            ))  # fmt: skip
+    return out
+
+
+PAGES = (
+    "/ui/experiments/bench-exp",
+    "/ui/stats",
+    "/ui/stats?group_by=persona",
+    "/ui/stats?experiment_id=bench-exp&order=avg_score",
+    "/ui/log",
+    "/ui/log?limit=1000",
+    "/ui/log?type=trial.completed",
+    "/ui/log/b500",
+    "/ui/battles/b500",
+    "/ui/games/g100",
+    "/",
+    "/ui/arenas/bench",
+    "/ui/arenas/bench/head-to-head",
+    "/ui/competitors/m001?arena=bench",
+)
+
+
+async def measure(database_url: str, repeat: int) -> None:
+    async with AsyncTestClient(app=create_app(database_url, None)) as client:
+        for path in PAGES:
+            first = await client.get(path)
+            assert first.status_code == 200, (path, first.status_code, first.text[:300])
+            times = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                r = await client.get(path)
+                times.append((time.perf_counter() - started) * 1000)
+                assert r.status_code == 200
+            times.sort()
+            p90 = times[min(len(times) - 1, int(len(times) * 0.9))]
+            print(
+                f"{path:52s} median {statistics.median(times):7.1f} ms  p90 {p90:7.1f}  "
+                f"max {times[-1]:7.1f}  {len(first.content) / 1024:7.1f} KiB",
+                flush=True,
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--battles", type=int, default=100_000)
+    parser.add_argument("--games", type=int, default=2_000)
+    parser.add_argument("--competitors", type=int, default=100)
+    parser.add_argument("--prompts", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--home", type=Path, help="keep the data here, to measure again later")
+    args = parser.parse_args()
+    print(f"{platform.platform()}; python {platform.python_version()}; {os.cpu_count()} cores; "
+          f"load average {os.getloadavg()}", flush=True)  # fmt: skip
+    os.environ["ARBITER_AUTH"] = "off"
+    home = args.home or Path(tempfile.mkdtemp(prefix="arbiter-web-"))
+    home.mkdir(parents=True, exist_ok=True)
+    servers = EmbeddedServers(home)
+    try:
+        database_url, _ = servers.start()
+        prepare_database(database_url)
+        with psycopg.connect(database_url) as conn:
+            loaded = conn.execute("SELECT count(*) FROM arbiter_events").fetchone()
+        if loaded and loaded[0]:
+            print(f"measuring the {loaded[0]:,} events already in {home}", flush=True)
+        else:
+            events = log_events(args.battles, args.games, args.competitors, 100)
+            load(database_url, events + trials(args.competitors, args.prompts))
+        asyncio.run(measure(database_url, args.repeat))
+    finally:
+        servers.stop()
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -20,7 +20,7 @@ from arbiter.services.web.bars import bars
 from arbiter.services.web.units import unit_of
 from litestar.testing import AsyncTestClient
 
-from .api_events import T0, battle, game, score_vote, seed, trial, vote, void
+from .api_events import T0, battle, game, score_vote, seed, trial, void, vote
 from .web_html import Page, parse
 
 
@@ -120,7 +120,7 @@ async def test_stats_page_shows_the_stats_route(database_url, client, query) -> 
     figures = [a["data-measure"] for t, a in got.elements if t == "figure"]
     assert "total_cost_usd" in figures and "metric:ttfb_ms" in figures
     key = "data-competitor" if "group_by" not in query else "data-group"
-    drawn = [(f, g["key"] or "(none)") for f in figures for g in body["groups"] if not _missing(f, g)]
+    drawn = [(f, g["key"]) for f in figures for g in body["groups"] if not _missing(f, g)]
     assert len(got.marks) == len(drawn)
     assert all(key in m for m in got.marks)
 
@@ -232,5 +232,9 @@ def test_bars_draw_one_escaped_mark_per_value_and_none_for_a_missing_one() -> No
 
 def test_units_come_from_the_names() -> None:
     assert [unit_of(n) for n in ("ttfb_ms", "duration_s", "cost_usd", "wer", "silence_ratio")] == [
-        "ms", "s", "USD", "", "ratio"
+        "ms",
+        "s",
+        "USD",
+        "",
+        "ratio",
     ]

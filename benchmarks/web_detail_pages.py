@@ -1,5 +1,6 @@
-"""Server render time of the web pages (issue 16 point 2: under 200 ms for an arena of 100
-competitors and 100,000 results).
+"""Server render time of the experiment, stats, event log and result pages (issue 16 point 2:
+under 200 ms for an arena of 100 competitors and 100,000 results; the arena pages are
+``web_pages.py``'s).
 
 What is measured
 ----------------
@@ -14,7 +15,7 @@ and the median, p90 and max are printed in milliseconds with the page's size.
 
 A measurement, not a test: nothing is asserted. Run from the repository root:
 
-    .venv/bin/python benchmarks/web_pages.py [--battles N] [--prompts N] [--repeat N] [--home D]
+    .venv/bin/python benchmarks/web_detail_pages.py [--battles N] [--prompts N] [--repeat N]
 """
 
 from __future__ import annotations
@@ -72,10 +73,6 @@ PAGES = (
     "/ui/log/b500",
     "/ui/battles/b500",
     "/ui/games/g100",
-    "/",
-    "/ui/arenas/bench",
-    "/ui/arenas/bench/head-to-head",
-    "/ui/competitors/m001?arena=bench",
 )
 
 

@@ -193,7 +193,12 @@ def main() -> None:
         help="keep the embedded servers' data here; a later run with the same home measures "
         "again without loading the log anew",
     )
-    args = parser.parse_args()
+    run(parser.parse_args(), measure)
+
+
+def run(args: argparse.Namespace, measure: Callable[[str, int], Awaitable[None]]) -> None:
+    """Start the servers (or use ``ARBITER_DATABASE_URL``), load the log unless ``args.home``
+    holds one already, and ``measure(database_url, args.repeat)``; shared with web_pages.py."""
     print(f"{platform.platform()}; python {platform.python_version()}; {os.cpu_count()} cores; "
           f"load average {os.getloadavg()}", flush=True)  # fmt: skip
     home = args.home or Path(tempfile.mkdtemp(prefix="arbiter-views-"))

@@ -8,6 +8,7 @@ model seeded through the store and both projectors.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -77,6 +78,10 @@ async def test_an_unknown_parameter_is_refused_on_every_route(
     response = await open_client.request(method, url, params={UNKNOWN: "1"})
     if method == "HEAD":  # the status of the GET, no body
         assert response.status_code == 400 and not response.content
+        return
+    if path == "/" or path.startswith("/ui/"):  # the web pages: the same refusal, as a page
+        assert response.status_code == 400 and "text/html" in response.headers["content-type"]
+        assert f"`{UNKNOWN}` is not accepted by {method} {path};" in html.unescape(response.text)
         return
     body = assert_error(response, 400, "bad_parameter")
     assert body["field"] == UNKNOWN

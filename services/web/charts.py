@@ -51,14 +51,15 @@ def _n(value: float) -> str:
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """About ``count`` round tick values covering [lo, hi] (steps of 1, 2 or 5 x 10^k)."""
+    """About ``count`` round tick values within [lo, hi]: the step of 1, 2 or 5 x 10^k that
+    gives the count nearest ``count``."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return []
     if hi <= lo:
         return [lo]
     raw = (hi - lo) / max(count, 1)
     power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    step = min((m * power for m in (1, 2, 5, 10)), key=lambda s: abs((hi - lo) / s - count))
     first = math.ceil(lo / step) * step
     ticks = []
     value = first

@@ -21,7 +21,7 @@ from litestar import Request, post
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from ..api.auth import PAGE_KEY_COOKIE, Authenticator
@@ -54,7 +54,7 @@ def _same_origin(request: Request[Any, Any, Any]) -> bool:
 async def keep_key(
     request: Request[Any, Any, Any],
     data: Annotated[KeyForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-) -> Redirect:
+) -> Redirect | Template:
     """Keep (or with an empty key, forget) the API key the pages send; back to ``next``."""
     if not _same_origin(request):
         raise ApiError(403, "forbidden", "The key form may be posted from this site only.")
@@ -62,7 +62,14 @@ async def keep_key(
     secure = request.url.scheme == "https"
     if token:
         auth: Authenticator = request.app.state.auth
-        await auth.resolve(token)  # 401 with the reason: unknown, malformed or revoked
+        try:
+            await auth.resolve(token)
+        except ApiError as refused:  # unknown, malformed or revoked: the form again, and why
+            return Template(
+                template_name="error.html",
+                context={"error": refused.body, "next": local_path(data.next)},
+                status_code=refused.body.status,
+            )
         cookie = Cookie(
             key=PAGE_KEY_COOKIE, value=token, path="/", httponly=True, samesite="strict",
             secure=secure,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Router
+from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
 from . import arenas, board, competitor, experiment, head_to_head, log, records, stats
@@ -42,4 +43,7 @@ def web_router() -> Router:
         opt={"key_cookie": True},
         include_in_schema=False,
         exception_handlers=PAGE_EXCEPTION_HANDLERS,
+        # A page may show what only its key may see: never kept by a shared cache, and a
+        # browser asks again (the live state is what a page is for).
+        cache_control=CacheControlHeader(private=True, no_cache=True),
     )

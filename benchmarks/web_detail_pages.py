@@ -21,24 +21,18 @@ A measurement, not a test: nothing is asserted. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import platform
 import random
-import shutil
 import statistics
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import psycopg
-from arbiter.adapters.embedded import EmbeddedServers
 from arbiter.domain.events import Event, TrialCompleted
 from arbiter.services.api import create_app
-from arbiter.services.setup import prepare_database
 from litestar.testing import AsyncTestClient
-from views import T0, load, log_events  # benchmarks/views.py: the same arena of 100 x 100,000
+from views import T0, load, run  # benchmarks/views.py: the same servers and arena log
 
 
 def trials(competitors: int, prompts: int) -> list[Event]:
@@ -101,31 +95,23 @@ def main() -> None:
     parser.add_argument("--battles", type=int, default=100_000)
     parser.add_argument("--games", type=int, default=2_000)
     parser.add_argument("--competitors", type=int, default=100)
+    parser.add_argument("--days", type=int, default=100)
     parser.add_argument("--prompts", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--home", type=Path, help="keep the data here, to measure again later")
     args = parser.parse_args()
-    print(f"{platform.platform()}; python {platform.python_version()}; {os.cpu_count()} cores; "
-          f"load average {os.getloadavg()}", flush=True)  # fmt: skip
     os.environ["ARBITER_AUTH"] = "off"
-    home = args.home or Path(tempfile.mkdtemp(prefix="arbiter-web-"))
-    home.mkdir(parents=True, exist_ok=True)
-    servers = EmbeddedServers(home)
-    try:
-        database_url, _ = servers.start()
-        prepare_database(database_url)
+
+    async def with_trials(database_url: str, repeat: int) -> None:
         with psycopg.connect(database_url) as conn:
-            loaded = conn.execute("SELECT count(*) FROM arbiter_events").fetchone()
-        if loaded and loaded[0]:
-            print(f"measuring the {loaded[0]:,} events already in {home}", flush=True)
-        else:
-            events = log_events(args.battles, args.games, args.competitors, 100)
-            load(database_url, events + trials(args.competitors, args.prompts))
-        asyncio.run(measure(database_url, args.repeat))
-    finally:
-        servers.stop()
-        if args.home is None:
-            shutil.rmtree(home, ignore_errors=True)
+            found = conn.execute(
+                "SELECT count(*) FROM arbiter_event_ids WHERE event_id = 't0-0'"
+            ).fetchone()
+        if not (found and found[0]):
+            load(database_url, trials(args.competitors, args.prompts))
+        await measure(database_url, repeat)
+
+    run(args, with_trials)  # views.py: servers, the arena's log, then with_trials
 
 
 if __name__ == "__main__":

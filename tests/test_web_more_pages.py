@@ -13,12 +13,16 @@ from typing import Any
 import pytest
 from arbiter.adapters import keys
 from arbiter.domain.events import ExperimentCreated
+from arbiter.domain.experiments import TrialRecord, experiment_results
 from arbiter.services.api import create_app
 from arbiter.services.api.auth import AuthConfig
+from arbiter.services.api.models.results import ExperimentReport
 from arbiter.services.web import log as log_page
 from arbiter.services.web.bars import bars
+from arbiter.services.web.experiment import PAIRS_AMONG, top_pairs
 from arbiter.services.web.units import unit_of
 from litestar.testing import AsyncTestClient
+from msgspec import structs
 
 from .api_events import T0, battle, game, score_vote, seed, trial, void, vote
 from .web_html import Page, parse
@@ -238,3 +242,41 @@ def test_units_come_from_the_names() -> None:
         "",
         "ratio",
     ]
+
+
+def test_head_to_head_table_keeps_the_pairs_among_the_best_ranked() -> None:
+    records = [
+        TrialRecord(
+            trial_id=f"{c}-{p}", competitor=f"c{c:02d}", prompt_index=p, status="completed",
+            metrics={"ttfb_ms": 100.0 + 37 * c + p, "generation_time_ms": 900.0 - 5 * c,
+                     "duration_s": 2.0, "silence_ratio": 0.1},
+        )
+        for c in range(12)
+        for p in range(3)
+    ]  # fmt: skip
+    results = experiment_results(records)
+    report = ExperimentReport(
+        **structs.asdict(results), experiment_id="x", voided=0, results_position=0
+    )
+    pairs = top_pairs(report)
+    best = {r.competitor for r in report.rankings[:PAIRS_AMONG]}
+    assert len(report.head_to_head) == 66 and len(pairs) == 45
+    assert all(h.a in best and h.b in best for h in pairs)
+    assert "c11" not in best  # the slowest is left out
+
+
+async def test_cached_pages_move_with_the_read_models(database_url, client) -> None:
+    """The experiment and stats pages are kept in the response cache; a new trial shows at once
+    (the cache is keyed by the read models' state), and the cached page is the fresh one."""
+    seed(database_url, _trials())
+    before = await client.get("/ui/experiments/exp")
+    again = await client.get("/ui/experiments/exp")
+    assert before.text == again.text and "etag" in again.headers
+    stats = await html(client, "/ui/stats")
+    assert stats.by("stats", "data-group")["v1"].cells[1].value == "2"
+    seed(database_url, [trial("t9", "exp", "v1", prompt=2, arena="tts", at=9,
+                              metrics={"ttfb_ms": 250.0})])  # fmt: skip
+    after = parse((await client.get("/ui/experiments/exp")).text)
+    assert after.by("competitors", "data-competitor")["v1"].cells[1].value == "3"
+    stats = await html(client, "/ui/stats")
+    assert stats.by("stats", "data-group")["v1"].cells[1].value == "3"

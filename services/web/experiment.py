@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from arbiter.domain.experiments import HeadToHead
 from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
 
+from ..api.cache import CACHE_S
 from ..api.errors import ApiError, not_found
 from ..api.models.results import ExperimentReport
 from ..api.privacy import experiment_owner, viewer_of
@@ -25,10 +27,25 @@ from ..api.queries.experiment_status import experiment_status
 from ..api.store import ReadStore
 from .bars import bars
 
-__all__ = ["HANDLERS", "TRIALS_SHOWN", "experiment_page"]
+__all__ = ["HANDLERS", "PAIRS_AMONG", "TRIALS_SHOWN", "experiment_page", "top_pairs"]
 
 TRIALS_SHOWN = 200
 """Trials listed on the page (newest last); the JSON route pages through all of them."""
+
+PAIRS_AMONG = 10
+"""The head-to-head table lists the pairs among this many competitors, the best ranked: n
+competitors make n(n-1)/2 pairs (4,950 for 100), a table nobody reads on a phone and most of
+the page's weight; the JSON route has them all."""
+
+
+def top_pairs(report: ExperimentReport) -> list[HeadToHead]:
+    """The head-to-head rows among the :data:`PAIRS_AMONG` best ranked competitors (all rows
+    when there are no more), in the route's order."""
+    ranked = [r.competitor for r in report.rankings] or [c.competitor for c in report.competitors]
+    if len(ranked) <= PAIRS_AMONG:
+        return list(report.head_to_head)
+    best = set(ranked[:PAIRS_AMONG])
+    return [h for h in report.head_to_head if h.a in best and h.b in best]
 
 
 async def _report(reads: ReadStore, experiment_id: str) -> ExperimentReport | None:
@@ -40,7 +57,7 @@ async def _report(reads: ReadStore, experiment_id: str) -> ExperimentReport | No
         raise
 
 
-@get("/ui/experiments/{experiment_id:str}", name="web-experiment")
+@get("/ui/experiments/{experiment_id:str}", name="web-experiment", cache=CACHE_S)
 async def experiment_page(
     request: Request[Any, Any, Any],
     reads: NamedDependency[ReadStore],
@@ -68,7 +85,13 @@ async def experiment_page(
         )  # fmt: skip
     return Template(
         template_name="experiment.html",
-        context={"status": status, "report": report, "chart": chart, "trials": trials},
+        context={
+            "status": status,
+            "report": report,
+            "chart": chart,
+            "trials": trials,
+            "pairs": top_pairs(report) if report is not None else [],
+        },
     )
 
 

@@ -1,7 +1,12 @@
 """``/ui/stats``: seed 004's grouped trial statistics as a sortable table and one bar chart per
 measure. It takes the parameters of ``GET /stats`` (group_by, order, arena, category,
 experiment_id, limit, offset) through the same query function, so its numbers are the route's,
-with the same privacy (only the trials of experiments the viewer may read)."""
+with the same privacy (only the trials of experiments the viewer may read).
+
+Cached like ``GET /stats`` (:mod:`arbiter.services.api.cache`): the grouping reads every trial in
+scope, so the rendered page is kept until a projector commits, under a key of its path and query,
+the viewer and the read models' state; a viewer never gets a page rendered for another.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.response import Template
 
+from ..api.cache import CACHE_S
 from ..api.models.results import StatsPage
 from ..api.routes.experiments import StatsController
 from ..api.store import ReadStore
@@ -76,5 +82,5 @@ async def stats_page(
 
 
 FILTERS = mirror(_STATS, stats_page)
-stats_handler = get("/ui/stats", name="web-stats")(stats_page)
+stats_handler = get("/ui/stats", name="web-stats", cache=CACHE_S)(stats_page)
 HANDLERS = (stats_handler,)

@@ -24,6 +24,7 @@ A measurement, not a test: nothing is asserted. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = ["main"]
 
 
 async def measure(database_url: str, repeat: int) -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     async with AsyncTestClient(app=create_app(database_url, None)) as client:
         top = (await client.get("/leaderboard?arena=bench&limit=1")).json()["rows"][0]
         position = (await client.get("/leaderboard?arena=bench&limit=1")).json()["position"]

@@ -8,17 +8,28 @@ units), chart marks by ``class="mark"``. The key form's rules are tested at the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from arbiter.adapters import keys
 from arbiter.services.api import create_app
 from arbiter.services.api.auth import AuthConfig
-from arbiter.services.web.charts import Series, Whisker, heatmap, lines, nice_ticks, whiskers
+from arbiter.services.web.charts import (
+    Series,
+    Whisker,
+    heatmap,
+    lines,
+    nice_ticks,
+    palette,
+    whiskers,
+)
 from litestar.testing import AsyncTestClient
 
 from .api_events import battle, configured, game, registered, seed, trial, void
+from .helpers import running_api
 from .web_html import Page, parse
 
 
@@ -403,6 +414,8 @@ async def test_static_files_load_without_a_key_and_nothing_comes_from_elsewhere(
     database_url: str, private_client: AsyncTestClient[Any]
 ) -> None:
     css = await private_client.get("/ui/static/app.css")
+    for step, colour in enumerate(palette()):  # the heatmap's colour classes
+        assert f".q{step} {{ fill: {colour}; }}" in css.text
     js = await private_client.get("/ui/static/app.js")
     assert css.status_code == js.status_code == 200
     assert css.headers["content-type"].startswith("text/css")
@@ -431,3 +444,33 @@ def test_charts_mark_every_datum_and_escape_every_name() -> None:
     assert nice_ticks(1481.0, 1533.0, 5) == [1490.0, 1500.0, 1510.0, 1520.0, 1530.0]
     for svg in (whiskers([]), lines([]), heatmap([], [], str)):
         assert 'viewBox="' in svg and not parse(svg).marks
+
+
+def test_the_live_boards_stream_takes_the_page_cookie_over_http(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The board page's EventSource sends the cookie, not a header: the stream must take it
+    (and, over a real server, the page must point at it)."""
+    monkeypatch.setenv("ARBITER_AUTH", "on")
+    monkeypatch.setenv("ARBITER_PUBLIC_READS", "false")
+    seed(database_url, arena_events())
+    _, token = keys.create(database_url, "reader", ["read"])
+    with running_api(database_url, None) as base, httpx.Client(base_url=base, timeout=10) as web:
+        assert web.get("/ui/arenas/chat").status_code == 401
+        assert web.post("/ui/key", data={"key": token}).status_code == 303
+        live = [a["data-live"] for t, a in parse(web.get("/ui/arenas/chat").text).elements
+                if t == "table" and "data-live" in a]  # fmt: skip
+        assert live == ["/leaderboard/stream?arena=chat&category=&limit=100"]
+        with web.stream("GET", live[0]) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = []
+            for line in response.iter_lines():
+                lines.append(line)
+                if line.startswith("data:"):
+                    break
+        body = json.loads(lines[-1].split(":", 1)[1])
+        expected = web.get("/leaderboard?arena=chat&limit=100", headers=bearer(token)).json()
+        assert body["rows"] == expected["rows"]
+        web.cookies.clear()
+        assert web.get(live[0]).status_code == 401  # no cookie, no header: no stream

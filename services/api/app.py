@@ -23,7 +23,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.stores.memory import MemoryStore
 
 from ..metrics import scrape_registry
-from ..web import template_config, web_router
 from .auth import AuthConfig, Authenticator, authorise
 from .bus import Bus
 from .cache import (
@@ -79,6 +78,11 @@ def create_app(
     that is down yields 503s, not a failed start); NATS connects on first use. ``auth``
     (default: from ``ARBITER_AUTH``, ``ARBITER_PUBLIC_READS``, ``ARBITER_AUTH_CACHE_TTL``) says
     how API keys are enforced (:mod:`.auth`)."""
+    # Here, not at the top: the pages import the API's modules, whose package imports this one,
+    # so a top-level import would fail whenever a page module is imported first.
+    from ..web.routes import web_router
+    from ..web.templating import template_config
+
     reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
     bus = Bus(nats_url, connect_timeout=nats_timeout)
     evaluations = Evaluations(database_url, EvaluationConfig.from_env())

@@ -21,12 +21,9 @@ a page is the number the JSON route answers; charts are SVG drawn on the server
 updates from ``/leaderboard/stream``. The pages are read routes like the JSON ones (scope
 ``read``); with keys enforced and public reads off a page without a key answers the key form
 (401), which keeps the key in a session cookie that only page ``GET`` routes read
-(:mod:`.keys`). The router is :func:`web_router`.
+(:mod:`.keys`). The router is :func:`.routes.web_router`.
 """
 
 from __future__ import annotations
 
-from .routes import web_router
-from .templating import template_config
-
-__all__ = ["template_config", "web_router"]
+__all__: list[str] = []  # the app imports .routes and .templating itself (see services/api/app.py)

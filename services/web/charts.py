@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from html import escape
 
-__all__ = ["Series", "Whisker", "heatmap", "lines", "nice_ticks", "whiskers"]
+__all__ = ["STEPS", "Series", "Whisker", "heatmap", "lines", "nice_ticks", "palette", "whiskers"]
 
 
 @dataclass(frozen=True)
@@ -230,12 +230,19 @@ def heatmap(
     scale: tuple[float, float] | None = None,
     unit: str = "",
     title: str = "heatmap",
+    percent: bool = False,
 ) -> str:
     """A square heatmap: the cell at row ``i``, column ``j`` is ``matrix[i][j]`` (row ``labels[i]``
-    against column ``labels[j]``), one ``<rect class="mark">`` per cell with ``data-a`` (row) and
-    ``data-b`` (column); a cell without a value (the diagonal, pairs that never met) is drawn
-    empty with ``class="mark empty"``. Colours run over ``scale`` (default: the values' range),
-    shown in a legend with ``unit``; ``fmt`` writes a value for the cell's tooltip."""
+    against column ``labels[j]``), one ``<rect class="mark">`` per cell with ``data-a`` (row),
+    ``data-b`` (column) and ``data-value``; a cell without a value (the diagonal, pairs that
+    never met) is drawn empty with ``class="mark empty"``. Colours run over ``scale`` (default:
+    the values' range) in :data:`STEPS` classes (``q0`` .. ``q10``, filled by app.css), shown in
+    a legend whose ends ``fmt`` writes, with ``unit``.
+
+    Sized for 100 competitors: two maps of 10,000 cells each are a page, so a cell is kept
+    short (integer coordinates, a colour class rather than a fill, no per-cell ``<title>``:
+    app.js writes the tooltip from the data attributes on hover, as a percentage when
+    ``percent``)."""
     n = len(labels)
     if n == 0:
         return _svg(_WIDTH, 40, title, ['<text x="10" y="24">No pairs yet.</text>'], "h")
@@ -243,53 +250,58 @@ def heatmap(
     lo, hi = scale if scale is not None else (min(values, default=0.0), max(values, default=1.0))
     if hi <= lo:
         hi = lo + 1
-    cell = max(4.0, min(28.0, 620.0 / n))
-    margin = 130.0
+    cell = max(4, min(28, 620 // n))
+    margin = 130
     size = margin + cell * n + 10
     height = size + 40
+    names = [_a(label) for label in labels]
     body: list[str] = []
-    show_labels = cell >= 8
-    for i, label in enumerate(labels):
-        shown = _a(label if len(label) <= 18 else label[:17] + "…")
-        if show_labels:
-            c = _n(margin + cell * i + cell / 2 + 3)
+    if cell >= 8:
+        for i, label in enumerate(labels):
+            shown = _a(label if len(label) <= 18 else label[:17] + "…")
+            c = margin + cell * i + cell // 2 + 3
             body.append(
-                f'<text class="label" x="{_n(margin - 4)}" y="{c}" text-anchor="end">{shown}</text>'
-                f'<text class="label" transform="translate({c} {_n(margin - 4)}) rotate(-60)">'
+                f'<text class="label" x="{margin - 4}" y="{c}" text-anchor="end">{shown}</text>'
+                f'<text class="label" transform="translate({c} {margin - 4}) rotate(-60)">'
                 f"{shown}</text>"
             )
+    per_step = (STEPS - 1) / (hi - lo)
+    # The inner loop runs n^2 times: everything that depends on one index only is made once.
+    columns = [f'data-b="{names[j]}" x="{margin + cell * j}"' for j in range(n)]
     for i, row in enumerate(matrix):
-        a = _a(labels[i])
-        y = _n(margin + cell * i)
-        for j, value in enumerate(row):
-            b = _a(labels[j])
-            x = _n(margin + cell * j)
-            if value is None:
-                body.append(
-                    f'<rect class="mark empty" data-a="{a}" data-b="{b}" x="{x}" y="{y}" '
-                    f'width="{_n(cell)}" height="{_n(cell)}"/>'
-                )
-                continue
-            t = min(1.0, max(0.0, (value - lo) / (hi - lo)))
-            body.append(
-                f'<rect class="mark" data-a="{a}" data-b="{b}" data-value="{value:.6g}" '
-                f'x="{x}" y="{y}" width="{_n(cell)}" height="{_n(cell)}" '
-                f'fill="{_colour(t)}"><title>{a} vs {b}: {_a(fmt(value))}</title></rect>'
-            )
+        head = f'data-a="{names[i]}" '
+        tail = f' y="{margin + cell * i}" width="{cell}" height="{cell}"/>'
+        body.extend(
+            f'<rect class="mark empty" {head}{column}{tail}'
+            if value is None
+            else f'<rect class="mark q{min(STEPS - 1, max(0, round((value - lo) * per_step)))}" '
+            f'{head}{column} data-value="{value:.6g}"{tail}'
+            for column, value in zip(columns, row, strict=True)
+        )
     legend_y = size + 8
-    for k in range(11):
+    for k in range(STEPS):
         body.append(
-            f'<rect class="legend" x="{_n(margin + k * 20)}" y="{_n(legend_y)}" width="20" '
-            f'height="10" fill="{_colour(k / 10)}"/>'
+            f'<rect class="legend q{k}" x="{margin + k * 20}" y="{legend_y}" width="20" '
+            'height="10"/>'
         )
     body.append(
-        f'<text class="tick" x="{_n(margin)}" y="{_n(legend_y + 24)}">{_a(fmt(lo))}</text>'
-        f'<text class="tick" x="{_n(margin + 220)}" y="{_n(legend_y + 24)}" text-anchor="end">'
+        f'<text class="tick" x="{margin}" y="{legend_y + 24}">{_a(fmt(lo))}</text>'
+        f'<text class="tick" x="{margin + STEPS * 20}" y="{legend_y + 24}" text-anchor="end">'
         f"{_a(fmt(hi))}</text>"
-        f'<text class="axis-label" x="{_n(margin + 230)}" y="{_n(legend_y + 9)}">'
+        f'<text class="axis-label" x="{margin + STEPS * 20 + 10}" y="{legend_y + 9}">'
         f"{_a(unit)} (row vs column)</text>"
     )
-    return _svg(max(size, margin + 420), height, title, body, "heatmap")
+    kind = "heatmap pct" if percent else "heatmap"
+    return _svg(max(size, margin + 420), height, title, body, kind)
+
+
+STEPS = 11
+"""Colour steps of a heatmap (``q0`` .. ``q10`` in app.css): blue (low) through white to red."""
+
+
+def palette() -> list[str]:
+    """The heatmap's colours, ``q0`` to ``q10`` (app.css holds them; a test checks they agree)."""
+    return [_colour(k / (STEPS - 1)) for k in range(STEPS)]
 
 
 def _colour(t: float) -> str:

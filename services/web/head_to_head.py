@@ -3,28 +3,25 @@ win fraction against the column's and the number of results between them.
 
 The pairs are ``GET /head-to-head``'s query (:func:`..api.queries.ratings.head_to_head`), all of
 them at once (a pool of n competitors has at most n(n-1)/2 pairs); the competitors are ordered
-by their current Elo rating, best first, so the strong corner of the map is the top left.
+by their current Elo rating, best first (as the board lists them), so the strong corner of
+the map is the top left.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Request, get
+from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
 
 from ..api.models.ratings import HeadToHeadRow
 from ..api.parameters import CategoryParam
-from ..api.privacy import viewer_of
-from ..api.queries import leaderboard as boards
 from ..api.queries.arenas import arena_categories
 from ..api.queries.ratings import head_to_head
 from ..api.store import ReadStore
 from .charts import heatmap
 
-__all__ = ["HANDLERS", "MAX_PAIRS", "TABLE_ROWS", "head_to_head_page", "matrices"]
+__all__ = ["HANDLERS", "MAX_PAIRS", "TABLE_ROWS", "board_order", "head_to_head_page", "matrices"]
 
 TABLE_ROWS = 200
 """Pairs listed in the table under the maps (the most played): the maps show them all."""
@@ -51,19 +48,25 @@ def matrices(order: list[str], rows: list[HeadToHeadRow]) -> tuple[Matrix, Matri
     return wins, counts
 
 
+def board_order(rows: list[HeadToHeadRow]) -> list[str]:
+    """The pairs' competitors as the Elo board orders them (rating, highest first, then id),
+    from the ratings the pairs carry; unrated ones last, by id."""
+    rating: dict[str, float | None] = {}
+    for r in rows:
+        rating[r.competitor] = r.competitor_rating
+        rating[r.opponent] = r.opponent_rating
+    return sorted(rating, key=lambda c: (rating[c] is None, -(rating[c] or 0.0), c))
+
+
 @get("/ui/arenas/{arena:str}/head-to-head", name="web-head-to-head")
 async def head_to_head_page(
-    request: Request[Any, Any, Any],
     reads: NamedDependency[ReadStore],
     arena: FromPath[str],
     category: CategoryParam = "",
 ) -> Template:
     """Both heatmaps and the pairs as a sortable table."""
     pairs = await head_to_head(reads, arena, category, None, MAX_PAIRS, 0)
-    board = await boards.leaderboard(reads, arena, category, 1000, 0, viewer=viewer_of(request))
-    order = [r.competitor for r in board.rows]
-    known = set(order)
-    order += sorted({c for p in pairs.rows for c in (p.competitor, p.opponent)} - known)
+    order = board_order(pairs.rows)
     wins, counts = matrices(order, pairs.rows)
     most = max((p.games for p in pairs.rows), default=1)
     return Template(
@@ -77,7 +80,7 @@ async def head_to_head_page(
             "table_rows": TABLE_ROWS,
             "win_map": heatmap(
                 wins, order, lambda v: f"{v * 100:.1f} % won", scale=(0.0, 1.0),
-                unit="win fraction", title="win fraction, row against column",
+                unit="win fraction", title="win fraction, row against column", percent=True,
             ),
             "count_map": heatmap(
                 counts, order, lambda v: f"{v:,.0f} results", scale=(0.0, float(most)),

@@ -99,7 +99,23 @@ function startLive(table) {
   });
 }
 
+// -- heatmap tooltips: written on hover from the cell's data (the server sends none per cell) --
+function heatmapTip(event) {
+  const cell = event.target;
+  if (!(cell instanceof SVGElement) || !cell.classList.contains("mark") || cell.querySelector("title")) return;
+  const map = cell.closest("svg");
+  const raw = cell.dataset.value;
+  let text = cell.dataset.a + " vs " + cell.dataset.b + ": ";
+  if (raw === undefined) text += "never met";
+  else if (map.classList.contains("pct")) text += pct(Number(raw)) + " won";
+  else text += fmt(Number(raw), 0) + " results";
+  const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+  title.textContent = text;
+  cell.appendChild(title);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("svg.heatmap").forEach((svg) => svg.addEventListener("mouseover", heatmapTip));
   document.querySelectorAll("table.sortable").forEach(makeSortable);
   document.querySelectorAll("table[data-live]").forEach(startLive);
 });

@@ -16,10 +16,16 @@ from typing import Any
 
 from psycopg import Connection, sql
 
-__all__ = ["migrate", "migration_files"]
+__all__ = ["REFOLD", "migrate", "migration_files", "refold"]
 
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+REFOLD = "-- arbiter:refold"
+"""A line a migration file holds when the tables it adds cannot be filled from the model's own
+rows (what they need is only in the log): after applying it, :func:`refold` runs. Left empty,
+such tables would answer wrongly without a word; refolded, the model is briefly behind, and
+every answer says the position it reflects."""
+_KEPT = ("tracking", "quarantine", "schema_migrations")
 
 
 def migration_files(projection: str) -> list[tuple[int, str, str]]:
@@ -60,6 +66,8 @@ def migrate(conn: Connection[Any], projection: str, schema: str) -> list[str]:
                 continue
             conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
             conn.execute(text.encode())
+            if REFOLD in text.splitlines():
+                refold(conn, schema)
             conn.execute(
                 sql.SQL("INSERT INTO {}.schema_migrations (version, name) VALUES (%s, %s)").format(
                     sql.Identifier(schema)
@@ -68,3 +76,29 @@ def migrate(conn: Connection[Any], projection: str, schema: str) -> list[str]:
             )
             applied.append(f"{schema}: {version:04d}_{name}")
     return applied
+
+
+def refold(conn: Connection[Any], schema: str) -> bool:
+    """Empty every table of the read model in ``schema`` but its bookkeeping (tracking,
+    quarantine, migrations) and set its position back to 0, in the caller's transaction, so that
+    its projector folds the whole log again (quarantined positions stay skipped; a running
+    projector sees its position move and reloads). A model at position 0 (a new database, a
+    rebuild's fresh schema) is left alone. Returns whether it refolds."""
+    ident = sql.Identifier(schema)
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {}.tracking WHERE position > 0").format(ident)
+    ).fetchone()
+    if not row or not row[0]:
+        return False
+    tables = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+        "AND c.relname <> ALL(%s) ORDER BY c.relname",
+        (schema, list(_KEPT)),
+    ).fetchall()
+    for (table,) in tables:
+        conn.execute(sql.SQL("TRUNCATE {}.{}").format(ident, sql.Identifier(table)))
+    conn.execute(
+        sql.SQL("UPDATE {}.tracking SET position = 0, events = 0, updated_at = now()").format(ident)
+    )
+    return True

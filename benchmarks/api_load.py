@@ -25,6 +25,10 @@ after the request was sent, of a thread that polls ``max(notification_id)`` ever
 errs towards more staleness (by up to 20 ms of events). Also the events published and projected
 during the phase, and the CPU of each process group (percent of one core).
 
+``--workers N`` runs ``arbiter api --workers N``; ``--replica`` starts an embedded hot standby of
+the (embedded) primary and points the API's reads at it (``ARBITER_READ_DATABASE_URL``), so the
+staleness then includes the replica's replay delay.
+
 The clients are Python (httpx, asyncio, one connection each) in this process, on the same machine
 as everything else: on a small machine their CPU competes with the API's, so the figures are a
 lower bound of what the API serves to remote clients. ``wrk`` would cost less per request; it is
@@ -58,7 +62,7 @@ import httpx
 import psutil
 import psycopg
 from arbiter.adapters.bus import Publisher
-from arbiter.adapters.embedded import EmbeddedServers
+from arbiter.adapters.embedded import EmbeddedServers, EmbeddedStandby
 from arbiter.services.setup import prepare_database
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -296,11 +300,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_api(env: dict[str, str], home: Path, port: int) -> Service:
+def start_api(env: dict[str, str], home: Path, port: int, workers: int = 1) -> Service:
     log_file = home / "api.log"
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "arbiter.services.cli", "api", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "arbiter.services.cli",
+                "api",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -398,7 +411,9 @@ def render(results: dict[str, Any]) -> str:
         f"(usable {m['usable_cores']}, cgroup limit {m['cgroup_cpu_limit']}), {m['ram_gib']} GiB, "
         f"{m['python']}, PostgreSQL {m['postgresql']['server_version']}, "
         f"nats-server {m['nats_server']}",
-        f"load average at start: {m['load_average_at_start']}",
+        f"load average at start: {m['load_average_at_start']}; API workers "
+        f"{results['config']['workers']}, reads from "
+        f"{'a replica' if results['config']['replica'] else 'the primary'}",
         f"seeded {results['config']['battles']:,} battles, {results['config']['competitors']} "
         f"competitors; streaming {results['config']['rate']:,} battles/s during the phases",
         "NOTE: the clients are Python httpx in this process, on the same cores as the API, the "
@@ -438,6 +453,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-home", action="store_true", help="keep the temp home (and its logs)")
     p.add_argument("--ready-timeout", type=float, default=60.0, help="service start timeout (s)")
     p.add_argument("--no-json", action="store_true", help="do not write the JSON results file")
+    p.add_argument("--workers", type=int, default=1, help="API processes (arbiter api --workers)")
+    p.add_argument("--replica", action="store_true", help="API reads from an embedded standby")
     args = p.parse_args(argv)
     if args.battles < 1 or args.competitors < 51 or args.clients < 1 or args.duration <= 0:
         p.error("--battles, --clients >= 1, --competitors >= 51 (a page of 50), --duration > 0")
@@ -456,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="arbiter-load-")) if temp_home else args.home.absolute()
     home.mkdir(parents=True, exist_ok=True)
     servers: EmbeddedServers | None = None
+    standby: EmbeddedStandby | None = None
     services: list[Service] = []
     heads: HeadSampler | None = None
     ctx = multiprocessing.get_context("spawn")
@@ -482,7 +500,10 @@ def main(argv: list[str] | None = None) -> int:
         services.append(start_service("projector", "project", env, home))
         nats_version = asyncio.run(seed_and_wait(args, database_url, nats_url, services, run_id))
         port = free_port()
-        services.append(start_api(env, home, port))
+        if args.replica:
+            standby = EmbeddedStandby(home / "standby", database_url)
+            env["ARBITER_READ_DATABASE_URL"] = standby.start()
+        services.append(start_api(env, home, port, args.workers))
         base_url = f"http://127.0.0.1:{port}"
         asyncio.run(wait_api(base_url, services, args.ready_timeout))
 
@@ -505,13 +526,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             publisher.start()
         groups: dict[str, tuple[int | None, bool]] = {
-            "api": (services[2].proc.pid, False),
+            "api": (services[2].proc.pid, args.workers > 1),
             "ingest": (services[0].proc.pid, False),
             "projector": (services[1].proc.pid, False),
             "publisher": (publisher.pid if publisher else None, False),
             "clients (this process)": (os.getpid(), False),
             "nats-server": (servers.nats.pid if servers else None, False),
             "postgres": (servers.postgres.pid if servers else None, True),
+            "standby": (standby.pid if standby else None, True),
         }
         go.set()
         time.sleep(2.0)  # the stream reaches its rate before the first phase
@@ -555,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
         if heads is not None:
             with contextlib.suppress(Exception):
                 heads.stop()
+        if standby is not None:
+            standby.stop()
         if servers is not None:
             servers.stop()
         if temp_home and not keep_home:

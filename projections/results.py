@@ -40,7 +40,7 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor, sql
 
-from . import game_scores, tracking
+from . import event_index, game_scores, tracking
 from .copy import copy_rows, qualified
 from .experiments import closed_row, created_row, store_experiments
 
@@ -58,7 +58,13 @@ __all__ = [
 
 NAME = "results"
 _JSON = msgspec.json.Encoder(order="sorted")
-DEFERRED_INDEXES = ("battles_a", "battles_b", "games_competitors", "trials_arena")
+DEFERRED_INDEXES = (
+    "battles_a",
+    "battles_b",
+    "games_competitors",
+    "trials_arena",
+    *event_index.DEFERRED_INDEXES,
+)
 """Indexes a rebuild builds once the tables are full (see ``ProjectionSpec.deferred_indexes``):
 those only readers use. The keys stay, and so do the indexes on position and the votes' ones:
 the store's own statements (sums over a batch's new rows, voids, vote tallies) look rows up
@@ -85,6 +91,8 @@ class Batch:
     experiments_created: list[tuple[Any, ...]] = field(default_factory=list)
     experiments_closed: list[tuple[Any, ...]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    index: event_index.IndexBatch = field(default_factory=event_index.IndexBatch)
+    """The log's index rows (:mod:`.event_index`)."""
     events: int = 0
     position: int = 0
     """The fold's position after the batch (what tracking records)."""
@@ -135,6 +143,7 @@ class ResultsFold:
         elif isinstance(e, ExperimentCompleted):
             b.experiments_closed.append(closed_row(position, e))
         b.counts[type_name(e)] += 1
+        b.index.add(position, e)
         b.events += 1
         self.position = position
         self.events += 1
@@ -286,6 +295,7 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
             ).format(t["event_counts"], t["event_counts"]),
             (types, [batch.counts[k] for k in types]),
         )
+    event_index.store(cur, schema, batch.start, batch.index)
     tracking.write(cur, schema, NAME, batch.position, batch.total)
 
 
@@ -371,6 +381,9 @@ def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, list[tuple[Any, ...]
         ("event_counts", "type"),
         (game_scores.TABLE.name, ", ".join(game_scores.TABLE.key)),
         ("experiments", "experiment_id"),
+        ("event_index", "position"),
+        ("event_competitors", "competitor, position"),
+        ("event_entities", "entity, position"),
     ):
         cur.execute(sql.SQL(f"SELECT * FROM {{}} ORDER BY {key}").format(qualified(schema, table)))
         out[table] = [tuple(r) for r in cur.fetchall()]

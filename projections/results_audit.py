@@ -25,6 +25,8 @@ column. The rules it follows are the ones :mod:`.results` documents:
 * ``competitor_game_scores``: see :mod:`.game_scores` (each game's players, exact score sums).
 * ``experiments`` holds each experiment's declaration (``experiment.created``) and close
   (``experiment.completed``), each half from its own event, whichever came first.
+* the log's index (``event_index`` and its lookup tables) is re-derived by
+  :class:`.event_index_audit.IndexReplay`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from arbiter.domain.events import (
 from psycopg import Cursor
 
 from . import game_scores
+from .event_index_audit import TABLES as INDEX_TABLES
+from .event_index_audit import IndexReplay
 from .tables import Table, read_table
 
 __all__ = ["TABLES", "ResultsReplay", "stored_tables"]
@@ -78,6 +82,7 @@ TABLES = (
         "event_id", "position", "occurred_at", "arena", "category", "name", "competitors",
         "prompt_count", "trials_per_prompt", "webhook_url", "source", "closed_by",
         "closed_position", "closed_at", "close_reason")),
+    *INDEX_TABLES,
 )  # fmt: skip
 """Every table of the results schema but bookkeeping, key columns first."""
 
@@ -115,6 +120,7 @@ class ResultsReplay:
         """experiment -> the source of its first trial ('' for none)"""
         self.rows_by_event: dict[str, tuple[str, list[Any]]] = {}
         """event id -> (table, its row) in one of the four tables: what a void marks"""
+        self.index = IndexReplay()
 
     def apply(self, position: int, event: Event) -> None:
         if position <= self.position:
@@ -157,6 +163,7 @@ class ResultsReplay:
             row = self.experiments.setdefault(e.experiment_id, [None] * 15)
             row[11:] = [e.event_id, position, e.occurred_at, e.reason]
         self.counts[type_name(e)] += 1
+        self.index.apply(position, e)
         self.position = position
         self.events += 1
 
@@ -237,6 +244,7 @@ class ResultsReplay:
             "event_counts": {k: (n,) for k, n in self.counts.items()},
             game_scores.TABLE.name: game_scores.replayed_rows(self.games.values()),
             "experiments": {k: tuple(r) for k, r in self.experiments.items()},
+            **self.index.tables(),
         }
 
 

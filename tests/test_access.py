@@ -255,6 +255,10 @@ async def test_private_experiments_leak_through_no_shared_route(
         assert page.status_code == 200, page.text
         assert {e["event"]["event_id"] for e in page.json()["events"]} == expected, who
         assert page.json()["next_after"] == page.json()["head"] == 6
+        assert page.json()["total"] == len(expected), who  # hidden events are not counted
+        alpha = (await client.get("/events?competitor=alpha", headers=headers)).json()
+        named = {e["event"]["event_id"] for e in alpha["events"]}
+        assert named == expected - {"ev-t2", "ev-d1"} and alpha["total"] == len(named), who
         typed = await client.get("/events?type=trial.completed", headers=headers)
         got = {e["event"]["event_id"] for e in typed.json()["events"]}
         assert got == expected & {"ev-t1", "ev-t2", "ev-t3"}, who

@@ -478,15 +478,18 @@ async def test_competitor_status(database_url: str, client: AsyncTestClient) -> 
     assert d["retired"] is True and d["retired_reason"] == "old"
     c = next(c for c in listing["competitors"] if c["competitor"] == "c")
     assert c["provider"] == "p" and c["meta"] == {"slug": "c-1"}
-    assert listing["arena"] == "default" and listing["total"] == 13
+    assert listing["arena"] is None and listing["total"] == 13  # the global registry
 
     testing = (await client.get("/competitors", params={"status": "testing", "limit": 3})).json()
     assert testing["total"] == 10 and len(testing["competitors"]) == 3
     assert testing["status"] == "testing"
     ranked = (await client.get("/competitors", params={"status": "ranked"})).json()
     assert [c["competitor"] for c in ranked["competitors"]] == ["a"]
+    # Presence is per arena (issue 13 point 7): nobody was registered or seen in `other`.
     elsewhere = (await client.get("/competitors", params={"arena": "other"})).json()
-    assert {c["status"] for c in elsewhere["competitors"]} == {"untested", "retired"}
+    assert elsewhere["total"] == 0 and elsewhere["competitors"] == []
+    here = (await client.get("/competitors", params={"arena": "default"})).json()
+    assert here["arena"] == "default" and here["total"] == 13
     detail = (await client.get("/competitors/a")).json()
     assert detail["status"] == "ranked" and detail["rated_results"] == 10
     assert (await client.get("/competitors/a", params={"arena": "other"})).json()[
@@ -505,7 +508,8 @@ async def test_matchmaking_placement_and_pairs(database_url: str, client: AsyncT
     events += [battle("l5", "p1", "p3", "a")]
     seed(database_url, events)
     rows = (await client.get("/leaderboard")).json()["rows"]
-    ratings = {r["competitor"]: r["rating"] for r in rows}
+    # n is on the board (registered, never played: 0 games); the walk is over the rated.
+    ratings = {r["competitor"]: r["rating"] for r in rows if r["games"]}
     ladder = sorted(ratings, key=ratings.get)  # type: ignore[arg-type]
     median = ladder[2]
 
@@ -520,7 +524,9 @@ async def test_matchmaking_placement_and_pairs(database_url: str, client: AsyncT
     # n beats the median: the next proposal is above it.
     seed(database_url, [battle("n1", "n", median, "a")])
     ratings = {
-        r["competitor"]: r["rating"] for r in (await client.get("/leaderboard")).json()["rows"]
+        r["competitor"]: r["rating"]
+        for r in (await client.get("/leaderboard")).json()["rows"]
+        if r["games"]
     }
     second = (await client.get("/matchmaking/next", params={"competitor": "n"})).json()
     expected = next_opponent("n", ratings, [(median, 1.0)])
@@ -535,7 +541,9 @@ async def test_matchmaking_placement_and_pairs(database_url: str, client: AsyncT
     assert third["placement_results"] == 0 and third["status"] == "untested"
     assert third["proposal"]["opponent"] != median and third["candidates"] == 4
     ratings = {
-        r["competitor"]: r["rating"] for r in (await client.get("/leaderboard")).json()["rows"]
+        r["competitor"]: r["rating"]
+        for r in (await client.get("/leaderboard")).json()["rows"]
+        if r["games"]
     }
     expected = next_opponent("n", ratings, [], exclude={median})
     assert expected is not None and third["proposal"]["opponent"] == expected.opponent
@@ -564,10 +572,9 @@ async def test_matchmaking_placement_and_pairs(database_url: str, client: AsyncT
     )
     empty = (await client.get("/matchmaking/next", params={"arena": "empty"})).json()
     assert empty["proposal"] is None and empty["candidates"] == 0 and empty["reason"]
-    lonely = (
-        await client.get("/matchmaking/next", params={"arena": "empty", "competitor": "n"})
-    ).json()
-    assert lonely["proposal"] is None and lonely["status"] == "untested"
+    # Placement is per arena (issue 13 point 7): n is neither registered nor seen in `empty`.
+    lonely = await client.get("/matchmaking/next", params={"arena": "empty", "competitor": "n"})
+    assert "arena 'empty'" in assert_error(lonely, 404, "not_found")["message"]
 
 
 # -- summary ------------------------------------------------------------------------------------

@@ -186,10 +186,12 @@ def _corrupt(url: str, projection: str, table: str, how: str) -> None:
         if how == "delete":
             conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(target, match), values)
             return
+        # The first column outside the key; in a table that is all key (a lookup table), the
+        # first key column: changing it moves the row to a key the replay does not have.
         column, kind = conn.execute(
             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
             "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
-            "AND NOT attname = ANY(%s) ORDER BY attnum LIMIT 1",
+            "ORDER BY attname = ANY(%s), attnum LIMIT 1",
             (f"{schema}.{table}", key),
         ).fetchone()
         if how == "update":

@@ -150,7 +150,8 @@ def events(draw: Any) -> list[Event]:
             ))  # fmt: skip
         elif kind == "register":
             out.append(CompetitorRegistered(
-                event_id=eid, occurred_at=at, competitor=draw(st.sampled_from(NAMES)),
+                event_id=eid, occurred_at=at, arena=arena,
+                competitor=draw(st.sampled_from(NAMES)),
                 name=draw(st.sampled_from([None, "Model"])), meta={"price": 1.5, "b": [1]},
             ))  # fmt: skip
         else:
@@ -182,6 +183,8 @@ def _reset(url: str) -> None:
             "pairs",
             "matches",
             "voids",
+            "arena_competitors",
+            "arena_configs",
         ):
             conn.execute(f"TRUNCATE arbiter_ratings.{table}")
         conn.execute("UPDATE arbiter_ratings.tracking SET position = 0, events = 0")
@@ -189,6 +192,8 @@ def _reset(url: str) -> None:
                       "experiments"):  # fmt: skip
             conn.execute(f"TRUNCATE arbiter_results.{table}")
         conn.execute("TRUNCATE arbiter_results.competitor_game_scores")
+        for table in ("event_index", "event_competitors", "event_entities"):
+            conn.execute(f"TRUNCATE arbiter_results.{table}")
         conn.execute("UPDATE arbiter_results.tracking SET position = 0, events = 0")
 
 
@@ -332,7 +337,7 @@ def test_two_shards_together_are_the_whole_fold(evs: list[Event], every: int) ->
         ), field
     assert union("matches", taken[0]) == union("matches", taken[2])
     assert union("matches", taken[1]) == []
-    for field in ("competitors", "arenas", "voids"):
+    for field in ("competitors", "arenas", "voids", "presence", "configs"):
         assert union(field, taken[0]) == union(field, taken[1]), field
         assert union(field, taken[2]) == [], field
     assert all(r.globals for r in taken[1]) and not any(r.globals for r in taken[2])

@@ -74,6 +74,9 @@ async def test_an_unknown_parameter_is_refused_on_every_route(
     method: str,
     path: str,
 ) -> None:
+    if path == "/experiments/{experiment_id}/trials":
+        pytest.skip("takes any dimension key its experiment's trials carry, so its refusal reads "
+                    "the read model: tests/test_rating_workflow.py checks it")  # fmt: skip
     url = re.sub(r"\{\w+\}", "x", path)
     response = await open_client.request(method, url, params={UNKNOWN: "1"})
     if method == "HEAD":  # the status of the GET, no body
@@ -108,10 +111,11 @@ async def test_filters_the_api_lacks_are_refused_not_ignored(
 ) -> None:
     seed(database_url, [trial("t1", "e1", "m1", metrics={"latency_ms": 10.0})])
     # Both once answered everything, as if the filter had matched it all.
-    body = assert_error(await client.get("/events", params={"source": "x"}), 400, "bad_parameter")
+    body = assert_error(await client.get("/events", params={"player": "x"}), 400, "bad_parameter")
     assert body["message"] == (
-        "Query parameter `source` is not accepted by GET /events; it takes `after`, `limit`, "
-        "`type`."
+        "Query parameter `player` is not accepted by GET /events; it takes `after`, `arena`, "
+        "`before`, `category`, `competitor`, `cursor`, `entity`, `limit`, `order`, `since`, "
+        "`source`, `type`, `until`."
     )
     body = assert_error(
         await client.get("/competitors", params={"provider": "x"}), 400, "bad_parameter"
@@ -127,7 +131,7 @@ async def test_filters_the_api_lacks_are_refused_not_ignored(
     assert "`run_id` is the seeds' name for `experiment_id`" in body["message"]
     # Known parameters still work, and an empty value of an unknown one is still unknown.
     assert (await client.get("/events", params={"limit": 1})).status_code == 200
-    assert_error(await client.get("/events?source="), 400, "bad_parameter")
+    assert_error(await client.get("/events?player="), 400, "bad_parameter")
 
 
 async def test_group_by_a_dimension_no_trial_carries(

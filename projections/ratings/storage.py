@@ -29,6 +29,7 @@ from .records import (
     Competitor,
     HistoryRow,
     Match,
+    Presence,
     Standing,
     StandingKey,
     arena_row,
@@ -37,8 +38,11 @@ from .records import (
 __all__ = [
     "ARENA_COLS",
     "COMPETITOR_COLS",
+    "CONFIG_COLS",
     "PAIR_COLUMNS",
     "PAIR_TYPES",
+    "PRESENCE_COLUMNS",
+    "PRESENCE_TYPES",
     "RATING_COLS",
     "RATING_COLUMNS",
     "RATING_TYPES",
@@ -73,6 +77,9 @@ COMPETITOR_COLS = (
 ARENA_COLS = (
     "arena, k, initial, scale, base, weights, strict, position, bt_anchor, bt_anchor_rating"
 )
+PRESENCE_COLUMNS = ("arena", "competitor", "registered", "registered_position", "first_position")
+PRESENCE_TYPES = ("text", "text", "bool", "int8", "int8")
+CONFIG_COLS = "arena, position, k, initial, scale, base, weights, strict"
 
 
 def load(cur: Cursor[Any], schema: str) -> RatingsFold:
@@ -102,6 +109,20 @@ def load(cur: Cursor[Any], schema: str) -> RatingsFold:
     )
     for arena, category, x, y, *counts in cur.fetchall():
         fold.pool((arena, category)).pairs[(x, y)] = list(counts)
+    cur.execute(
+        sql.SQL("SELECT {} FROM {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, PRESENCE_COLUMNS)),
+            qualified(schema, "arena_competitors"),
+        )
+    )
+    for arena, comp, registered, registered_position, first in cur.fetchall():
+        fold.presence.setdefault(arena, {})[comp] = Presence(first, registered, registered_position)
+    cur.execute(
+        sql.SQL(f"SELECT {CONFIG_COLS} FROM {{}}").format(qualified(schema, "arena_configs"))
+    )
+    for arena, position, k, initial, scale, base, weights, strict in cur.fetchall():
+        settings = ArenaSettings(k, initial, scale, base, dict(weights), strict)
+        fold.configs[(arena, int(position))] = arena_row(settings, position)[:6]
     cols = sql.SQL(", ").join(map(sql.Identifier, MATCH_COLUMNS))
     cur.execute(
         sql.SQL("SELECT {} FROM {} ORDER BY position").format(cols, qualified(schema, "matches"))
@@ -146,6 +167,8 @@ class Rows:
     competitors: list[tuple[Any, ...]]
     arenas: list[tuple[Any, ...]]
     pairs: list[tuple[Any, ...]]
+    presence: list[tuple[Any, ...]]
+    configs: list[tuple[Any, ...]]
     voids: list[tuple[int, str, str, int, str | None]]
     matches: list[tuple[Any, ...]]
     history: list[HistoryRow]
@@ -169,6 +192,10 @@ def prepare(fold: RatingsFold, changes: Changes) -> Rows:
         if globals_
         else [],
         pairs=[k + tuple(fold.pools[k[:2]].pairs[k[2:]]) for k in sorted(changes.pairs)],
+        presence=[(a, c, *fold.presence[a][c].row()) for a, c in sorted(changes.presence)]
+        if globals_
+        else [],
+        configs=changes.configs if globals_ else [],
         voids=changes.voids,
         matches=[m.row() for m in changes.matches],
         history=changes.history,
@@ -223,6 +250,17 @@ def store(cur: Cursor[Any], schema: str, rows: Rows) -> None:
         )
     if rows.pairs:
         upsert_rows(cur, schema, "pairs", PAIR_COLUMNS, PAIR_TYPES, 4, rows.pairs)
+    if rows.presence:
+        upsert_rows(
+            cur, schema, "arena_competitors", PRESENCE_COLUMNS, PRESENCE_TYPES, 2, rows.presence
+        )
+    if rows.configs:
+        cur.executemany(
+            sql.SQL(
+                f"INSERT INTO {{}} ({CONFIG_COLS}) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s)"
+            ).format(qualified(schema, "arena_configs")),
+            rows.configs,
+        )
     if rows.voids:
         cur.executemany(
             sql.SQL(

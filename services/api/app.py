@@ -36,6 +36,7 @@ from .docs import assets_router, swagger_plugin
 from .errors import EXCEPTION_HANDLERS
 from .evaluation_jobs import EvaluationConfig, Evaluations
 from .parameters import QueryParameterCheck
+from .replica import read_url_from_env
 from .routes.admin import AdminController
 from .routes.competitors import CompetitorController
 from .routes.evaluations import evaluation_controller
@@ -48,6 +49,7 @@ from .routes.leaderboard_history import LeaderboardHistoryController
 from .routes.matchups import HeadToHeadController, MatchmakingController
 from .routes.metrics import metrics, request_metrics
 from .routes.results import BattleController, GameController, SummaryController
+from .routes.votes import VoteController
 from .store import ReadStore
 
 __all__ = ["create_app", "make_server", "serve"]
@@ -73,24 +75,30 @@ def create_app(
     pool_timeout: float = 5.0,
     nats_timeout: float = 3.0,
     auth: AuthConfig | None = None,
+    read_database_url: str | None = None,
 ) -> Litestar:
     """The API as an ASGI app. The database pool opens at startup (without waiting: a database
     that is down yields 503s, not a failed start); NATS connects on first use. ``auth``
     (default: from ``ARBITER_AUTH``, ``ARBITER_PUBLIC_READS``, ``ARBITER_AUTH_CACHE_TTL``) says
-    how API keys are enforced (:mod:`.auth`)."""
+    how API keys are enforced (:mod:`.auth`). ``read_database_url`` (default: from
+    ``ARBITER_READ_DATABASE_URL``) sends the read routes to a streaming replica (:mod:`.replica`).
+    """
     # Here, not at the top: the pages import the API's modules, whose package imports this one,
     # so a top-level import would fail whenever a page module is imported first.
     from ..web.routes import web_router
     from ..web.templating import template_config
 
-    reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout)
+    read_url = read_database_url or read_url_from_env()
+    reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout, read_url=read_url)
     bus = Bus(nats_url, connect_timeout=nats_timeout)
     evaluations = Evaluations(database_url, EvaluationConfig.from_env())
     authenticator = Authenticator(auth or AuthConfig.from_env(), reads)
     openapi_path = "/schema"
     parameters = QueryParameterCheck(exempt_prefix=openapi_path)
     responses = MemoryStore()
-    watch = ReadModelWatch(database_url, responses, enabled=response_cache_enabled())
+    watch = ReadModelWatch(
+        database_url, responses, enabled=response_cache_enabled(), read_url=read_url
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -122,6 +130,7 @@ def create_app(
             ExperimentController,
             ExperimentStatusController,
             StatsController,
+            VoteController,
             AdminController,
             assets_router(openapi_path),
             metrics,

@@ -117,7 +117,9 @@ def unauthorized(message: str) -> ApiError:
 
 
 class Authenticator:
-    """Key lookups over the API's read pool, cached for ``config.cache_ttl`` seconds."""
+    """Key lookups, cached for ``config.cache_ttl`` seconds. Always on the primary, also when
+    reads go to a replica: a key created a moment ago (here or by ``arbiter keys create``) must
+    work at once, and a revoked one stop, whatever the replica's delay; the table is tiny."""
 
     def __init__(self, config: AuthConfig, reads: ReadStore) -> None:
         self.config = config
@@ -132,7 +134,7 @@ class Authenticator:
         self._any = None
 
     async def _fetch(self, query: str, params: tuple[Any, ...]) -> list[Any]:
-        async with self.reads.pool.connection(timeout=self.reads.timeout) as conn:
+        async with self.reads.primary.connection(timeout=self.reads.timeout) as conn:
             cur = await conn.execute(query, params)
             return await cur.fetchall()
 

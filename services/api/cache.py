@@ -16,6 +16,8 @@ How fresh: as before, every answer reflects a committed state of the read models
 millisecond on one host) gets the answer of the state just before, as it would have if it had
 arrived a moment earlier. While the watch has no connection (the database restarting) nothing is
 served from the cache, so a lost notification cannot leave a stale answer in place.
+With a read replica (``ARBITER_READ_DATABASE_URL``) the state is the replica's, installed only
+once the replica has replayed what the primary notified: :mod:`.replica` says how.
 
 Conditional requests: each cached route's answer carries ``ETag`` (a digest of the cache key, so
 of the state and of who asks) and ``Cache-Control: no-cache`` (clients and proxies may keep it,
@@ -35,7 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from arbiter.projections import PROJECTIONS, tracking
+from arbiter.projections import tracking
 from arbiter.services import commits
 from litestar import Request
 from litestar.config.response_cache import ResponseCacheConfig
@@ -43,6 +45,7 @@ from litestar.stores.memory import MemoryStore
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from psycopg import sql
 
+from . import replica as replica_state
 from .privacy import viewer_of
 
 __all__ = [
@@ -86,8 +89,17 @@ EXPIRY_S = 60
 class ReadModelWatch:
     """The read models' current state, kept by LISTEN (see the module docstring)."""
 
-    def __init__(self, database_url: str, store: MemoryStore, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        store: MemoryStore,
+        enabled: bool = True,
+        read_url: str | None = None,
+    ) -> None:
         self.database_url = database_url
+        self.read_url = read_url or database_url
+        """Whose state keys the cache: the server answers come from (a replica: see
+        :mod:`.replica`)."""
         self.store = store
         self.enabled = enabled
         """False: ``ARBITER_RESPONSE_CACHE=off``, every answer computed per request."""
@@ -97,12 +109,6 @@ class ReadModelWatch:
         self._commits = 0
         """Commits this process has made (:mod:`arbiter.services.commits`), so a refresh that
         read the state before one of them does not install that older state."""
-        self._query = sql.SQL(" UNION ALL ").join(
-            sql.SQL("SELECT {n}, position, generation FROM {t} WHERE projection = {n}").format(
-                n=sql.Literal(spec.name), t=tracking.table(spec.schema)
-            )
-            for spec in PROJECTIONS.values()
-        )
 
     def start(self) -> None:
         if self.enabled:
@@ -134,6 +140,8 @@ class ReadModelWatch:
                         sql.SQL("LISTEN {}").format(sql.Identifier(tracking.CHANNEL))
                     )
                     delay = 0.2
+                    if self.read_url != self.database_url:
+                        await self._follow_replica(conn)
                     while True:
                         # After LISTEN, so no commit falls between the read and the listening.
                         # The generator holds the connection, so the read comes after it stops:
@@ -150,10 +158,24 @@ class ReadModelWatch:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    async def _follow_replica(self, listening: psycopg.AsyncConnection[Any]) -> None:
+        """Forever: at each notification on the primary (or every REFRESH_S), the primary's
+        state; uncached until the replica has replayed it; then the replica's state."""
+        async with await psycopg.AsyncConnection.connect(
+            self.read_url, autocommit=True, connect_timeout=5
+        ) as replica:
+            while True:
+                target = await replica_state.read_state(listening)
+                if not replica_state.caught_up(await replica_state.read_state(replica), target):
+                    self.state = None  # the primary is ahead: answers computed on the replica
+                    await replica_state.wait_for_replica(replica, target)
+                await self._refresh(replica)
+                async for _ in listening.notifies(timeout=REFRESH_S, stop_after=1):
+                    self.state = None  # committed on the primary: off until the replica has it
+
     async def _refresh(self, conn: psycopg.AsyncConnection[Any]) -> None:
         commits_before = self._commits
-        rows = await (await conn.execute(self._query)).fetchall()
-        state = tuple(v for _, position, generation in sorted(rows) for v in (position, generation))
+        state = await replica_state.read_state(conn)
         if state != self.state:
             self.state = None  # no request may store under a key while the entries go
             await self.store.delete_all()

@@ -386,7 +386,7 @@ class Evaluations:
 
         async def write(stage: str, progress: float) -> None:
             assert self._reads is not None
-            async with self._reads.pool.connection() as conn:
+            async with self._reads.primary.connection() as conn:
                 await set_fields(conn, job_id, attempt, stage=stage, progress=progress)
 
         def report(stage: str, progress: float) -> None:

@@ -33,8 +33,10 @@ from litestar.routes import BaseRoute, HTTPRoute
 from .errors import ApiError, bad_parameter
 
 __all__ = [
+    "EXTRA_QUERY",
     "MAX_LIMIT",
     "MAX_POSITION",
+    "OPEN_QUERY",
     "SEED_PARAMETER_NAMES",
     "ArenaFilter",
     "ArenaParam",
@@ -46,6 +48,8 @@ __all__ = [
     "QueryParameterCheck",
     "VoidedFilter",
     "parse_as_of",
+    "refusal",
+    "rfc3339",
     "text_filter",
 ]
 
@@ -81,6 +85,17 @@ _DIGITS = re.compile(r"[0-9]+")
 MAX_POSITION = 2**63 - 1
 
 
+def rfc3339(text: str) -> datetime | None:
+    """An RFC 3339 date and time with its offset; None for anything else (a bare date, no
+    offset): producer times are zoned, so a time without one would be a guess."""
+    value = text.strip()
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None and "T" in value.upper() else None
+
+
 def parse_as_of(text: str) -> int | datetime:
     """A log position (a non-negative integer) or an RFC 3339 time with its offset."""
     value = text.strip()
@@ -89,11 +104,8 @@ def parse_as_of(text: str) -> int | datetime:
         if position > MAX_POSITION:
             raise bad_parameter("as_of", f"Query parameter `as_of` ({text[:64]!r}) is too large.")
         return position
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None or "T" not in value.upper():
+    when = rfc3339(value)
+    if when is None:
         raise bad_parameter(
             "as_of",
             f"Query parameter `as_of` ({text[:64]!r}) is invalid: give a log position (an "
@@ -114,6 +126,13 @@ SEED_PARAMETER_NAMES: dict[str, str] = {
 """Query parameter names the seeds used -> Arbiter's name for the same thing."""
 
 _TYPED = re.compile(r"\{(\w+):\w+\}")
+
+OPEN_QUERY = "open_query"
+"""A handler ``opt`` key: the route takes query parameters named by data (an experiment's
+dimension keys), so the guard hands their names on (scope key :data:`EXTRA_QUERY`: the route,
+the unknown names, the declared ones) instead of refusing them, and the handler checks them
+against the data, with the same 400 naming both (:func:`refusal`)."""
+EXTRA_QUERY = "arbiter_extra_query"
 
 
 class QueryParameterCheck(ReceiveRoutePlugin):
@@ -143,17 +162,26 @@ class QueryParameterCheck(ReceiveRoutePlugin):
         unknown = sorted(set(connection.query_params) - names)
         if unknown:
             method = connection.scope.get("method", "GET")
-            raise _refusal(f"{method} {path}", unknown, names)
+            if connection.route_handler.opt.get(OPEN_QUERY):
+                extra = (f"{method} {path}", unknown, names)
+                connection.scope[EXTRA_QUERY] = extra  # type: ignore[literal-required]
+                return
+            raise refusal(f"{method} {path}", unknown, names)
 
 
-def _refusal(route: str, unknown: list[str], accepted: frozenset[str]) -> ApiError:
+def refusal(
+    route: str, unknown: list[str], accepted: frozenset[str], more_accepted: str = ""
+) -> ApiError:
+    """The 400 for query parameters a route does not take; ``more_accepted`` ends the list of
+    what it takes (e.g. "or a dimension key its trials carry: `persona`")."""
     shown = [f"`{name[:64]}`" for name in unknown[:5]]
     more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
     noun = "Query parameter" if len(unknown) == 1 else "Query parameters"
     verb = "is" if len(unknown) == 1 else "are"
     message = f"{noun} {', '.join(shown)}{more} {verb} not accepted by {route}; "
     if accepted:
-        message += "it takes " + ", ".join(f"`{n}`" for n in sorted(accepted)) + "."
+        message += "it takes " + ", ".join(f"`{n}`" for n in sorted(accepted))
+        message += (f", {more_accepted}" if more_accepted else "") + "."
     else:
         message += "it takes no query parameters."
     hints = [

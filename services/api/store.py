@@ -1,6 +1,7 @@
 """The API's read store: its async connection pool and the reads of the competitor registry, a
 competitor's rating history and the log (the other routes' SQL is in :mod:`.queries`, on this
-same pool).
+same pool). With ``ARBITER_READ_DATABASE_URL`` that pool is on a streaming replica and a second,
+smaller one on the primary takes the writes and the reads that must see them (:mod:`.replica`).
 
 Every request that needs more than one query runs them in a single ``REPEATABLE READ, READ ONLY``
 transaction, pipelined (one round trip), so a page, its total and the projection position it
@@ -18,37 +19,25 @@ from typing import Any
 
 import msgspec
 from arbiter.adapters.eventstore import StoredState
-from arbiter.domain.events import TYPE_NAMES, type_name
-from arbiter.domain.placement import PLACEMENT_GAMES, registry_status
+from arbiter.domain.placement import registry_status
 from arbiter.projections import PROJECTIONS, tracking
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
-from .models.log import EventPage, LoggedEvent
+from .models.log import LoggedEvent
 from .models.ratings import (
     CompetitorDetail,
-    CompetitorInfo,
-    CompetitorList,
     History,
     HistoryEntry,
     Standing,
 )
 
-__all__ = ["EVENT_IDS", "LOG", "SCAN_WINDOW", "Query", "ReadStore", "Rows"]
+__all__ = ["EVENT_IDS", "LOG", "Query", "ReadStore", "Rows"]
 
 LOG = sql.Identifier("public", "arbiter_events")
 EVENT_IDS = sql.Identifier("public", "arbiter_event_ids")
 RATINGS = PROJECTIONS["ratings"]
-SCAN_WINDOW = 10_000
-"""Most log positions one filtered ``/events`` request looks through."""
-
 _STATE = msgspec.msgpack.Decoder(StoredState)
-_TYPE_PATTERNS = {
-    name: msgspec.msgpack.encode("type") + msgspec.msgpack.encode(name) for name in TYPE_NAMES
-}
-"""The bytes msgspec writes for ``"type": <tag>`` inside a stored event's msgpack state. Used as a
-SQL-side prefilter (``position(pattern in state) > 0``): it cannot miss an event of that type,
-and the rare false positive (the same bytes inside ``meta``) is dropped after decoding."""
 
 Query = tuple[sql.Composable, Sequence[Any]]
 Rows = list[tuple[Any, ...]]
@@ -69,11 +58,28 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
 class ReadStore:
     """The SQL behind every read route."""
 
-    def __init__(self, database_url: str, *, max_size: int = 10, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        max_size: int = 10,
+        timeout: float = 5.0,
+        read_url: str | None = None,
+    ) -> None:
         self.database_url = database_url
+        """The primary: every write, and the reads that must see a write at once."""
+        self.read_url = read_url or database_url
+        """Where the read routes read: a streaming replica (``ARBITER_READ_DATABASE_URL``) or
+        the primary itself (see :mod:`.replica`)."""
         self.max_size = max_size
         self.timeout = timeout
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._primary: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+
+    @property
+    def replicated(self) -> bool:
+        """Whether reads go to another server than writes."""
+        return self.read_url != self.database_url
 
     @property
     def pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
@@ -81,31 +87,55 @@ class ReadStore:
             raise RuntimeError("ReadStore.open() was not called")
         return self._pool
 
-    async def open(self) -> None:
-        """Open the pool without waiting: a database that is down now is a 503 later, not a
-        failed start."""
-        self._pool = AsyncConnectionPool(
-            self.database_url,
+    @property
+    def primary(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        """The pool on the primary (the read pool itself when there is no replica): writes,
+        and the reads that must see this process's own writes (keys, evaluation jobs, the
+        digest ``POST /events`` compares a resend with)."""
+        if self._primary is None:
+            raise RuntimeError("ReadStore.open() was not called")
+        return self._primary
+
+    def _new_pool(self, url: str, name: str, max_size: int) -> AsyncConnectionPool[Any]:
+        return AsyncConnectionPool(
+            url,
             min_size=1,
-            max_size=self.max_size,
+            max_size=max_size,
             timeout=self.timeout,
             open=False,
-            name="arbiter-api",
+            name=name,
             kwargs={"autocommit": True, "application_name": "arbiter-api"},
             configure=_configure,
             check=AsyncConnectionPool.check_connection,
         )
+
+    async def open(self) -> None:
+        """Open the pools without waiting: a database that is down now is a 503 later, not a
+        failed start."""
+        self._pool = self._new_pool(self.read_url, "arbiter-api", self.max_size)
         await self._pool.open(wait=False)
+        self._primary = self._pool
+        if self.replicated:  # the primary serves few requests: a smaller pool
+            self._primary = self._new_pool(
+                self.database_url, "arbiter-api-primary", max(2, self.max_size // 2)
+            )
+            await self._primary.open(wait=False)
 
     async def close(self) -> None:
+        if self._primary is not None and self._primary is not self._pool:
+            await self._primary.close()
+        self._primary = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
-    async def snapshot(self, *queries: Query, timeout: float | None = None) -> list[Rows]:
-        """Run queries in one read-only snapshot, pipelined; their rows, in order."""
+    async def snapshot(
+        self, *queries: Query, timeout: float | None = None, primary: bool = False
+    ) -> list[Rows]:
+        """Run queries in one read-only snapshot, pipelined; their rows, in order (on the
+        primary with ``primary``)."""
         async with (
-            self.pool.connection(timeout=timeout) as conn,
+            (self.primary if primary else self.pool).connection(timeout=timeout) as conn,
             conn.transaction(),
         ):
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -162,12 +192,6 @@ class ReadStore:
         "{} c LEFT JOIN {} r ON r.arena = %(arena)s AND r.category = '' "
         "AND r.competitor = c.competitor"
     ).format(_t("competitors"), _t("ratings"))
-    # registry_status as SQL, for the ``status`` filter (the rows' status comes from
-    # registry_status itself).
-    _STATUS = sql.SQL(
-        "CASE WHEN c.retired THEN 'retired' WHEN coalesce(r.games, 0) = 0 THEN 'untested' "
-        "WHEN r.games < {} THEN 'testing' ELSE 'ranked' END"
-    ).format(sql.Literal(PLACEMENT_GAMES))
 
     @staticmethod
     def _info(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -185,34 +209,6 @@ class ReadStore:
             "status": registry_status(int(rated), bool(retired)),
             "rated_results": int(rated),
         }
-
-    async def competitors(
-        self, limit: int, offset: int, arena: str = "default", status: str | None = None
-    ) -> CompetitorList:
-        """The registry by id, each with its status in ``arena``; optionally one status only."""
-        where = (
-            sql.SQL("") if status is None else sql.SQL("WHERE {} = %(status)s").format(self._STATUS)
-        )
-        params = {"arena": arena, "status": status, "limit": limit, "offset": offset}
-        total, position, rows = await self.snapshot(
-            (sql.SQL("SELECT count(*) FROM {} {}").format(self._COMPETITOR_FROM, where), params),
-            self._position(),
-            (
-                sql.SQL(
-                    "SELECT {} FROM {} {} ORDER BY c.competitor LIMIT %(limit)s OFFSET %(offset)s"
-                ).format(self._COMPETITOR_COLUMNS, self._COMPETITOR_FROM, where),
-                params,
-            ),
-        )
-        return CompetitorList(
-            competitors=[CompetitorInfo(**self._info(r)) for r in rows],
-            total=int(self._first(total)),
-            limit=limit,
-            offset=offset,
-            position=int(self._first(position)),
-            arena=arena,
-            status=status,
-        )
 
     async def competitor(self, competitor: str, arena: str = "default") -> CompetitorDetail | None:
         """Registry entry (status in ``arena``) plus standings (with rank) in every pool; None if
@@ -305,52 +301,12 @@ class ReadStore:
         stored = _STATE.decode(state)
         return LoggedEvent(position=int(position), recorded_at=stored.timestamp, event=stored.body)
 
-    async def events(self, after: int, limit: int, event_type: str | None) -> EventPage:
-        """A page of the log after ``after``; with a type, at most :data:`SCAN_WINDOW` positions
-        are looked through, and ``next_after`` says where the next request should resume."""
-        if event_type is None:
-            head, rows = await self.snapshot(
-                self._head(),
-                (
-                    sql.SQL(
-                        "SELECT notification_id, state FROM {} WHERE notification_id > %s "
-                        "ORDER BY notification_id LIMIT %s"
-                    ).format(LOG),
-                    (after, limit),
-                ),
-            )
-            events = [self._logged(p, s) for p, s in rows]
-            next_after = events[-1].position if events else after
-        else:
-            head, rows = await self.snapshot(
-                self._head(),
-                (
-                    sql.SQL(
-                        "SELECT notification_id, state FROM {} WHERE notification_id > %s "
-                        "AND notification_id <= %s AND position(%s::bytea in state) > 0 "
-                        "ORDER BY notification_id LIMIT %s"
-                    ).format(LOG),
-                    (after, after + SCAN_WINDOW, _TYPE_PATTERNS[event_type], limit),
-                ),
-            )
-            candidates = [self._logged(p, s) for p, s in rows]
-            events = [e for e in candidates if type_name(e.event) == event_type]
-            head_value = int(self._first(head))
-            if len(rows) == limit:
-                # The page is full: resume right after the last row looked at.
-                next_after = int(rows[-1][0])
-            else:
-                # Every position up to the window's end (or the head, which no later commit can
-                # land under: appends are serialised by the store's table lock) was looked at.
-                next_after = max(after, min(after + SCAN_WINDOW, head_value))
-            return EventPage(events, after, limit, event_type, next_after, head_value)
-        return EventPage(events, after, limit, event_type, next_after, int(self._first(head)))
-
     async def recorded_digest(self, event_id: str) -> bytes | None:
         """The content digest the log holds for ``event_id``, or None when it holds no such id
         (what ``POST /events`` compares a publish with, to answer a conflict at once)."""
-        (rows,) = await self.snapshot(
-            (sql.SQL("SELECT digest FROM {} WHERE event_id = %s").format(EVENT_IDS), (event_id,))
+        (rows,) = await self.snapshot(  # the primary: the log's latest, not the replica's
+            (sql.SQL("SELECT digest FROM {} WHERE event_id = %s").format(EVENT_IDS), (event_id,)),
+            primary=True,
         )
         return bytes(rows[0][0]) if rows else None
 

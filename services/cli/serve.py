@@ -125,13 +125,26 @@ def api(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=256,
+            help="API processes behind the one port (metrics merged across them); reads go to "
+            "ARBITER_READ_DATABASE_URL when set.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API alone."""
     from arbiter.services.api import serve  # lazy: see above
+    from arbiter.services.api.workers import serve_workers
 
     setup_logging(verbose, "api")
     with servers() as rt:
-        serve(rt.database_url, rt.nats_url, host, port)
+        if workers == 1:
+            serve(rt.database_url, rt.nats_url, host, port)
+        else:
+            serve_workers(rt.database_url, rt.nats_url, host, port, workers)
 
 
 def _serve_metrics(port: int | None, host: str, database_url: str) -> None:

@@ -15,6 +15,8 @@ __all__ = [
     "Health",
     "ProjectionHealth",
     "QuarantinedEvent",
+    "ReplicaHealth",
+    "ReplicaPosition",
 ]
 
 
@@ -52,3 +54,29 @@ class Health(Struct):
     ingest: IngestBacklog | None = None
     """Events waiting in NATS, not in the log yet (``lag_events`` counts only the log's);
     null while NATS does not answer."""
+    pid: int = 0
+    """The API process that answered (with ``arbiter api --workers``, one of several)."""
+    replica: ReplicaHealth | None = None
+    """The read replica's delay (``ARBITER_READ_DATABASE_URL``); null when reads go to the
+    primary, or while the replica or the primary does not answer (then ``database`` says
+    which)."""
+
+
+class ReplicaPosition(Struct):
+    name: str
+    primary: int
+    """The projection's position on the primary."""
+    replica: int
+    """Its position on the replica: what the read routes' ``position`` says now."""
+
+
+class ReplicaHealth(Struct):
+    standby: bool
+    """Whether the read database is in recovery (a hot standby); false means it is not a
+    replica of anything, and its positions may never move."""
+    delay_s: float
+    """Seconds since the last transaction the replica replayed committed on the primary; 0
+    when it has replayed all the WAL it received."""
+    lag_bytes: int
+    """WAL bytes the primary has written that the replica has not replayed yet."""
+    projections: list[ReplicaPosition]

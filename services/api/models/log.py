@@ -32,6 +32,16 @@ class EventPage(Struct):
     """Pass as ``after`` to get the next page; nothing is skipped or repeated."""
     head: int
     """Highest position in the log when this page was read."""
+    total: int = 0
+    """Every event matching the filters and the ``after`` / ``before`` bounds, up to
+    ``indexed`` (exact; the same on every page of one query)."""
+    indexed: int = 0
+    """The position the log's index reflects: pages are served from it, so events after it
+    (up to ``head``) are not in any page yet."""
+    order: str = "asc"
+    next: str | None = None
+    """Opaque cursor for the next page (pass as ``cursor`` with the same filters); null when a
+    descending walk has reached the start of the log."""
 
 
 class Accepted(Struct):

@@ -64,6 +64,10 @@ class LeaderboardRow(Struct):
     avg_score: float | None = None
     """Average 1-5 score vote on its trials in this pool (voided trials and votes excluded)."""
     score_votes: int = 0
+    provisional: bool = False
+    """Fewer than 10 rated results in this pool (seed 003's placement; status ``untested`` or
+    ``testing``): the rating is still moving fast. A competitor registered in the arena and
+    never played is on the Elo board at the initial rating, 0 games, provisional."""
     games_played: int | None = None
     games_scored: int | None = None
     games_score: float | None = None
@@ -141,8 +145,9 @@ class CompetitorList(Struct):
     limit: int
     offset: int
     position: int
-    arena: str = "default"
-    """The arena ``status`` and ``rated_results`` refer to."""
+    arena: str | None = None
+    """The arena listed (its members only; ``status`` and ``rated_results`` there); null: the
+    global registry (``status`` the most advanced in any arena)."""
     status: str | None = None
     """The ``status`` filter, if one was given."""
 

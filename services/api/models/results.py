@@ -180,6 +180,9 @@ class Trial(Struct, kw_only=True):
     score_votes: int
     avg_score: float | None
     voided_by: str | None
+    my_rating: int | None = None
+    """With ``voter=V``: V's current score vote on this trial (its latest that is not voided);
+    null when V has none, or without ``voter``."""
 
 
 class TrialPage(Struct, kw_only=True):
@@ -189,6 +192,8 @@ class TrialPage(Struct, kw_only=True):
     limit: int
     offset: int
     results_position: int
+    voter: str | None = None
+    """The ``voter`` whose ``my_rating`` each row carries."""
 
 
 class ExperimentReport(ExperimentResults, frozen=True, kw_only=True):

@@ -13,14 +13,13 @@ from msgspec import structs
 from psycopg import sql
 
 from ..errors import ApiError, bad_parameter, not_found
-from ..models.results import ExperimentReport, StatsPage, Trial, TrialPage
+from ..models.results import ExperimentReport, StatsPage
 from ..privacy import Viewer, visible_trials
 from ..store import ReadStore
-from .pages import filtered, read_page, voided_filter
 from .snapshot import Snapshot, snapshot, where_all
 from .snapshot import results_table as _s
 
-__all__ = ["experiment", "stats", "trials"]
+__all__ = ["experiment", "stats"]
 
 
 _TRIAL_COLUMNS = sql.SQL(
@@ -58,60 +57,6 @@ async def _experiment_known(snap: Snapshot, experiment_id: str) -> bool:
 
 def _unknown_experiment(experiment_id: str) -> ApiError:
     return not_found(f"Experiment {experiment_id!r} has no trials.")
-
-
-async def trials(
-    reads: ReadStore,
-    experiment_id: str,
-    *,
-    competitor: str | None,
-    status: str | None,
-    voided: bool | None,
-    limit: int,
-    offset: int,
-) -> TrialPage:
-    where, params = filtered(
-        {"experiment": experiment_id, "limit": limit, "offset": offset},
-        (
-            ("competitor", competitor, "competitor = %(competitor)s"),
-            ("status", status, "status = %(status)s"),
-        ),
-        [sql.SQL("experiment_id = %(experiment)s"), *voided_filter(voided)],
-    )
-    async with snapshot(reads) as snap:
-        if not await _experiment_known(snap, experiment_id):
-            raise _unknown_experiment(experiment_id)
-        _, results_position = await snap.positions()
-        total, page = await read_page(snap, "trials", _TRIAL_COLUMNS, where, params, "position")
-    return TrialPage(
-        experiment_id=experiment_id,
-        trials=[
-            Trial(
-                trial_id=r[0],
-                event_id=r[1],
-                position=int(r[2]),
-                occurred_at=r[3],
-                arena=r[4],
-                category=r[5],
-                experiment_id=r[6],
-                competitor=r[7],
-                prompt_index=int(r[8]),
-                status=r[9],
-                error=r[10],
-                metrics=_metrics(r[11]),
-                dimensions={k: str(v) for k, v in (r[12] or {}).items()},
-                score_sum=int(r[13]),
-                score_votes=int(r[14]),
-                avg_score=r[13] / r[14] if r[14] else None,
-                voided_by=r[15],
-            )
-            for r in page
-        ],
-        total=total,
-        limit=limit,
-        offset=offset,
-        results_position=results_position,
-    )
 
 
 async def experiment(reads: ReadStore, experiment_id: str) -> ExperimentReport:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from arbiter.domain import bradley_terry as bt
+from arbiter.domain.placement import PLACEMENT_GAMES
 from arbiter.projections import tracking
 from psycopg import sql
 
@@ -38,6 +39,7 @@ from .ratings import voided_at
 from .snapshot import RATINGS, Snapshot, snapshot
 from .snapshot import ratings_table as _r
 from .snapshot import results_table as _s
+from .unplayed import DEFAULT_INITIAL, with_unplayed
 
 __all__ = [
     "BT_CACHE_SIZE",
@@ -237,6 +239,7 @@ def _row(
         metrics=averages,
         avg_score=score_sum / votes if votes else None,
         score_votes=votes,
+        provisional=games < PLACEMENT_GAMES,
         **named,
     )
 
@@ -287,6 +290,8 @@ async def leaderboard(
                 ).format(_r("ratings"))
             else:
                 source = _board_at()
+            source = with_unplayed(source)  # registered there, not played yet: at the initial
+            params["default_initial"] = DEFAULT_INITIAL
             total, page = await snap.many(
                 (sql.SQL("SELECT count(*) FROM ({}) b").format(source), params),
                 (

@@ -211,14 +211,21 @@ async def matchmaking(
         if competitor is not None:
             info = await snap.rows(
                 sql.SQL(
-                    "SELECT c.retired, coalesce(r.games, 0) FROM {c} c LEFT JOIN {r} r "
+                    "SELECT c.retired, coalesce(r.games, 0), p.competitor IS NOT NULL "
+                    "FROM {c} c LEFT JOIN {r} r "
                     "ON r.arena = %(arena)s AND r.category = '' AND r.competitor = c.competitor "
+                    "LEFT JOIN {p} p ON p.arena = %(arena)s AND p.competitor = c.competitor "
                     "WHERE c.competitor = %(competitor)s"
-                ).format(c=_r("competitors"), r=_r("ratings")),
+                ).format(c=_r("competitors"), r=_r("ratings"), p=_r("arena_competitors")),
                 {**pool, "competitor": competitor},
             )
             if not info:
                 raise not_found(f"Unknown competitor {competitor!r}.")
+            if not info[0][2]:  # status and placement are per arena (issue 13 point 7)
+                raise not_found(
+                    f"Competitor {competitor!r} is neither registered in nor seen in arena "
+                    f"{arena!r}: publish competitor.registered with arena {arena!r} to place it."
+                )
         ratings_rows, retired_rows = await snap.many(
             (
                 sql.SQL(

@@ -13,6 +13,7 @@ from ..cache import CACHE_S
 from ..errors import not_found, route_errors
 from ..models.ratings import CompetitorDetail, CompetitorList, History
 from ..parameters import ArenaParam, Limit, Offset
+from ..queries import registry
 from ..queries.game_scores import MAX_RECENT_GAMES, with_games
 from ..queries.ratings import history_days
 from ..store import ReadStore
@@ -30,16 +31,29 @@ class CompetitorController(Controller):
         reads: NamedDependency[ReadStore],
         limit: Limit = 100,
         offset: Offset = 0,
-        arena: ArenaParam = "default",
+        arena: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=1,
+                max_length=128,
+                description="Only the competitors registered in or seen in this arena, with "
+                "their status there; absent: the global registry.",
+            ),
+        ] = None,
         status: Annotated[
             Literal["untested", "testing", "ranked", "retired"] | None,
-            QueryParameter(description="Only competitors with this status in `arena`."),
+            QueryParameter(
+                description="Only competitors with this status in `arena` (without `arena`: "
+                "the most advanced status in any arena)."
+            ),
         ] = None,
     ) -> CompetitorList:
-        """Every competitor registered or seen in a result, by id, with its status in
-        ``arena``: untested (no rated result in its arena-wide pool), testing (1 to 9), ranked
-        (10 or more), retired."""
-        return await reads.competitors(limit, offset, arena, status)
+        """Competitors by id with their status: untested (no rated result in the arena-wide
+        pool), testing (1 to 9), ranked (10 or more), retired (global). With ``arena``: only
+        those registered there (``competitor.registered`` with that ``arena``) or seen in one
+        of its results, ``registered`` meaning registered there. Without: every competitor,
+        its status the most advanced in any arena."""
+        return await registry.competitors(reads, limit, offset, arena, status)
 
     @get(
         "/{competitor_id:str}",

@@ -385,7 +385,7 @@ class EvaluationController(Controller):
                 f"{', '.join(STATUSES)}.", field="status",
             )  # fmt: skip
         viewer = viewer_of(request)
-        async with reads.pool.connection() as conn:
+        async with reads.primary.connection() as conn:
             rows, total = await list_jobs(
                 conn, owner=viewer.source, everything=viewer.everything, status=status,
                 competitor=competitor, limit=limit, offset=offset,
@@ -420,7 +420,7 @@ class EvaluationController(Controller):
 async def _store(reads: ReadStore, job: NewJob, max_pending: int) -> None:
     """Insert the job: 503 ``busy`` over the queue bound, 409 when a battle side is taken or
     the other side disagrees."""
-    async with reads.pool.connection() as conn, conn.transaction():
+    async with reads.primary.connection() as conn, conn.transaction():
         pending = await open_jobs(conn)
         if pending >= max_pending:
             raise ApiError(
@@ -443,7 +443,7 @@ async def _store(reads: ReadStore, job: NewJob, max_pending: int) -> None:
 
 
 async def _visible_job(request: Request[Any, Any, Any], reads: ReadStore, job_id: str) -> JobRow:
-    async with reads.pool.connection() as conn:
+    async with reads.primary.connection() as conn:
         job = await get_job(conn, job_id)
     if job is None or not viewer_of(request).sees(job.owner):
         raise not_found(f"No evaluation {job_id!r}.")
@@ -462,7 +462,7 @@ async def _stream(reads: ReadStore, job_id: str) -> AsyncIterator[ServerSentEven
     last = -1
     idle = 0.0
     while True:
-        async with reads.pool.connection() as conn:
+        async with reads.primary.connection() as conn:
             job = await get_job(conn, job_id)
         if job is None:
             return

@@ -1,4 +1,5 @@
-"""``/events``: read the log in order, read one event, and publish one.
+"""``/events``: query the log (filtered, in either order, through its index:
+:mod:`..queries.events`), read one event, and publish one.
 
 ``POST /events`` validates exactly as a worker's message is validated (:func:`decode_event`) and
 publishes to JetStream (``Nats-Msg-Id`` = ``<event_id>:<content digest>``); the ingest appends it
@@ -8,9 +9,9 @@ to the log. Reads leave out the events of experiments the caller may not see (:m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from arbiter.domain.events import EVENT_TYPES, TYPE_NAMES, type_name
+from arbiter.domain.events import EVENT_TYPES, type_name
 from arbiter.domain.rejections import Rejection
 from arbiter.domain.validation import MAX_EVENT_BYTES, decode_event
 from litestar import Controller, Request, get, post
@@ -29,10 +30,12 @@ from ..auth import current_key, owner_source
 from ..bus import Bus
 from ..errors import ApiError, not_found, route_errors
 from ..models.log import Accepted, EventPage, LoggedEvent
-from ..parameters import Limit
+from ..parameters import MAX_POSITION, ArenaFilter, CategoryFilter, Limit, text_filter
 from ..privacy import viewer_of, visible
 from ..publishing import publish_checked
-from ..store import SCAN_WINDOW, ReadStore
+from ..queries.event_params import event_types, parse_time
+from ..queries.events import EventFilter, decode_cursor, event_page
+from ..store import ReadStore
 
 __all__ = ["EventController"]
 
@@ -61,40 +64,97 @@ class EventController(Controller):
     path = "/events"
     tags = ["events"]  # noqa: RUF012
 
-    @get("/", summary="The event log, in order", responses=route_errors(400, 503))
+    @get("/", summary="The event log, filtered, in order", responses=route_errors(400, 503))
     async def list_events(
         self,
         request: Request[Any, Any, Any],
         reads: NamedDependency[ReadStore],
         after: Annotated[
-            int, QueryParameter(ge=0, description="Exclusive lower bound on the log position.")
+            int,
+            QueryParameter(
+                ge=0, le=MAX_POSITION, description="Exclusive lower bound on the log position."
+            ),
         ] = 0,
+        before: Annotated[
+            int | None,
+            QueryParameter(
+                ge=1, le=MAX_POSITION, description="Exclusive upper bound on the log position."
+            ),
+        ] = None,
         limit: Limit = 100,
         event_type: Annotated[
-            str | None,
+            list[str] | None,
             QueryParameter(
                 name="type",
-                description=f"Only events of this type; looks through at most {SCAN_WINDOW} "
-                "positions per request (follow `next_after`).",
+                description="Only events of these types: repeat the parameter or separate them "
+                "with commas.",
+            ),
+        ] = None,
+        arena: ArenaFilter = None,
+        category: CategoryFilter = None,
+        source: Annotated[str | None, text_filter("Only events with this source.")] = None,
+        competitor: Annotated[
+            str | None,
+            text_filter(
+                "Only events that name this competitor: its battles, games, trials, the votes "
+                "on them, voids of any of those, its registrations and retirements."
+            ),
+        ] = None,
+        entity: Annotated[
+            str | None,
+            text_filter(
+                "Only events that name this battle, game, trial or experiment id (the result "
+                "itself, votes on it, voids of either; an experiment's trials)."
+            ),
+        ] = None,
+        since: Annotated[
+            str | None,
+            QueryParameter(
+                description="Only events whose `occurred_at` is at or after this "
+                "RFC 3339 time (producer time)."
+            ),
+        ] = None,
+        until: Annotated[
+            str | None,
+            QueryParameter(
+                description="Only events whose `occurred_at` is before this RFC 3339 "
+                "time (producer time)."
+            ),
+        ] = None,
+        order: Annotated[
+            Literal["asc", "desc"],
+            QueryParameter(description="`asc` (oldest first, the default) or `desc`."),
+        ] = "asc",
+        cursor: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=256, description="`next` of the previous page (same filters)."
             ),
         ] = None,
     ) -> EventPage:
-        """Accepted events after ``after`` in log order. Resume from ``next_after``; with a
-        ``type`` a page may be short (even empty) before the log's end, so page until
-        ``next_after`` reaches ``head``. While keys are enforced, the events of experiments the
-        caller may not read (their trials, score votes and voids) are left out of the page, so
-        a page may be short then too."""
-        if event_type is not None and event_type not in TYPE_NAMES:
-            raise ApiError(
-                400,
-                "bad_parameter",
-                f"Query parameter `type` is invalid: {event_type!r} is not one of "
-                f"{', '.join(TYPE_NAMES)}.",
-                field="type",
-            )
-        page = await reads.events(after, limit, event_type)
-        page.events = await visible(reads, viewer_of(request), page.events)
-        return page
+        """Events in log order (``order=desc``: newest first), served from the log's index, a
+        projection kept by the results projector (``indexed`` says how far it has read; ``head``
+        is the log's end). Filters combine with AND. Page with ``cursor`` = the last page's
+        ``next`` (ascending pages may also resume with ``after`` = ``next_after``): nothing is
+        skipped or repeated while events are appended. ``total`` counts every match of the
+        filters and bounds (exact). While keys are enforced, the events of experiments the
+        caller may not read (their trials, score votes and voids) are left out and not
+        counted."""
+        f = EventFilter(
+            types=event_types(event_type),
+            arena=arena,
+            category=category,
+            source=source,
+            competitor=competitor,
+            entity=entity,
+            since=None if since is None else parse_time("since", since),
+            until=None if until is None else parse_time("until", until),
+            after=after,
+            before=before,
+            order=order,
+        )
+        position = None if cursor is None else decode_cursor(f, cursor)
+        return await event_page(reads, f, viewer_of(request), limit, position)
 
     @get(
         "/{event_id:str}",

@@ -22,9 +22,19 @@ from litestar.params import FromPath, QueryParameter
 from ..cache import CACHE_S
 from ..errors import route_errors
 from ..models.results import ExperimentReport, StatsPage, TrialPage
-from ..parameters import ArenaFilter, CategoryFilter, Limit, Offset, VoidedFilter, text_filter
+from ..parameters import (
+    EXTRA_QUERY,
+    OPEN_QUERY,
+    ArenaFilter,
+    CategoryFilter,
+    Limit,
+    Offset,
+    VoidedFilter,
+    text_filter,
+)
 from ..privacy import viewer_of
 from ..queries import experiments as q
+from ..queries import rating_workflow
 from ..store import ReadStore
 
 __all__ = ["ExperimentController", "StatsController"]
@@ -38,10 +48,11 @@ class ExperimentController(Controller):
         "/{experiment_id:str}/trials",
         summary="An experiment's trials",
         responses=route_errors(400, 404, 503),
-        opt={"scope": "owner"},  # the publishing key and admins (..auth)
+        opt={"scope": "owner", OPEN_QUERY: True},  # owner and admins; dimension filters
     )
     async def trials(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[ReadStore],
         experiment_id: FromPath[str],
         competitor: Annotated[str | None, text_filter("Only this competitor's trials.")] = None,
@@ -50,17 +61,36 @@ class ExperimentController(Controller):
             QueryParameter(description="Only trials with this status."),
         ] = None,
         voided: VoidedFilter = None,
+        rated_by: Annotated[
+            str | None, text_filter("Only trials this voter has a current score vote on.")
+        ] = None,
+        unrated_by: Annotated[
+            str | None, text_filter("Only trials this voter has no current score vote on.")
+        ] = None,
+        voter: Annotated[
+            str | None, text_filter("Each row carries this voter's score as `my_rating`.")
+        ] = None,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> TrialPage:
         """Trials in log order with their metrics, dimensions, current score votes and
-        ``voided_by``."""
-        return await q.trials(
+        ``voided_by``. Seed 004's rating workflow: ``rated_by``/``unrated_by`` a voter,
+        ``voter`` for ``my_rating``, and any dimension key the experiment's trials carry as a
+        filter (``persona=calm``, or ``dim.persona=calm``; repeated: either value); another
+        name is a 400 naming the parameters and the dimension keys."""
+        return await rating_workflow.trials(
             reads,
             experiment_id,
-            competitor=competitor,
-            status=status,
-            voided=voided,
+            filters={
+                "competitor": competitor,
+                "status": status,
+                "voided": voided,
+                "rated_by": rated_by,
+                "unrated_by": unrated_by,
+                "voter": voter,
+            },
+            extra=request.scope.get(EXTRA_QUERY),  # type: ignore[arg-type]
+            extra_values={k: request.query_params.getall(k) for k in request.query_params},
             limit=limit,
             offset=offset,
         )

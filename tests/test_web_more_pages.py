@@ -6,7 +6,9 @@ the route mirror."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -152,7 +154,13 @@ async def test_log_page_takes_the_events_route_parameters(database_url, client) 
     assert {p for p in signature if p not in ("request", "reads")} == {
         f.argument for f in log_page.FILTERS
     }
-    for query in ("?limit=3", "?type=trial.completed", "?after=2&limit=2"):
+    for query in (
+        "?limit=3",
+        "?type=trial.completed",
+        "?after=2&limit=2",
+        "?order=desc&limit=2",
+        "?competitor=y&type=battle.completed",
+    ):
         got = await html(client, "/ui/log" + query)
         body = (await client.get("/events" + query)).json()
         assert [r.attrs["data-event-id"] for r in got.table("events")] == [
@@ -160,7 +168,13 @@ async def test_log_page_takes_the_events_route_parameters(database_url, client) 
         ]
     got = await html(client, "/ui/log?limit=3")
     nxt = next(a["href"] for t, a in got.elements if "next" in a.get("class", ""))
-    assert nxt == "?limit=3&after=3"
+    assert nxt.startswith("?limit=3&")  # the filters kept, the route's resume field added
+    follow = await html(client, "/ui/log" + nxt)
+    body = (await client.get("/events" + nxt)).json()
+    assert [r.attrs["data-event-id"] for r in follow.table("events")] == [
+        e["event"]["event_id"] for e in body["events"]
+    ]
+    assert body["events"][0]["position"] == 4
     assert "`bogus`" in (await html(client, "/ui/log?bogus=1", 400)).text
     assert "limit" in (await html(client, "/ui/log?limit=0", 400)).text
     assert "type" in (await html(client, "/ui/log?type=nope", 400)).text
@@ -269,6 +283,11 @@ async def test_cached_pages_move_with_the_read_models(database_url, client) -> N
     """The experiment and stats pages are kept in the response cache; a new trial shows at once
     (the cache is keyed by the read models' state), and the cached page is the fresh one."""
     seed(database_url, _trials())
+    watch = client.app.state["watch"]
+    deadline = time.monotonic() + 30
+    while watch.state is None:  # the watch listens: answers are cached from here on
+        assert time.monotonic() < deadline, "the read-model watch never started"
+        await asyncio.sleep(0.02)
     before = await client.get("/ui/experiments/exp")
     again = await client.get("/ui/experiments/exp")
     assert before.text == again.text and "etag" in again.headers

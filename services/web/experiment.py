@@ -24,6 +24,7 @@ from ..api.models.results import ExperimentReport
 from ..api.privacy import experiment_owner, viewer_of
 from ..api.queries import experiments as q
 from ..api.queries.experiment_status import experiment_status
+from ..api.queries.rating_workflow import trials as trial_page
 from ..api.store import ReadStore
 from .bars import bars
 
@@ -79,8 +80,8 @@ async def experiment_page(
         )
     trials = None
     if report is not None:
-        trials = await q.trials(
-            reads, experiment_id, competitor=None, status=None, voided=None,
+        trials = await trial_page(
+            reads, experiment_id, filters={}, extra=None, extra_values={},
             limit=TRIALS_SHOWN, offset=max(0, report.total + report.voided - TRIALS_SHOWN),
         )  # fmt: skip
     return Template(

@@ -3,8 +3,8 @@
 
 The list page takes exactly the query parameters ``GET /events`` takes (:mod:`.route_mirror`)
 and calls that route's function, so its rows, privacy and paging are the JSON route's. Paging
-follows whatever resume field the page carries (``next_after`` today, a ``next_cursor`` if the
-route grows one).
+follows the route's own resume field: its cursor (``next``) where it gives one, else
+``next_after``.
 """
 
 from __future__ import annotations
@@ -54,12 +54,17 @@ def subject(logged: LoggedEvent) -> dict[str, Any]:
 
 
 def _next_link(page: Any, chosen: dict[str, str]) -> str | None:
-    """The query of the next page: the route's cursor if it has one, else ``after`` while the
-    page has not reached the log's head."""
+    """The query of the next page: the route's own cursor (``next``) with the same filters when
+    it gives one and more may follow, else ``after`` = ``next_after`` while the page has not
+    reached the log's head."""
     names = {f.name for f in FILTERS}
-    cursor = getattr(page, "next_cursor", None)
-    if cursor is not None and "cursor" in names:
-        return "?" + urlencode({**chosen, "cursor": cursor})
+    cursor = getattr(page, "next", None)
+    if isinstance(cursor, str) and "cursor" in names:
+        descending = getattr(page, "order", "asc") == "desc"
+        ahead = page.next_after < getattr(page, "indexed", page.head)
+        if descending or len(page.events) >= page.limit or ahead:
+            return "?" + urlencode({**chosen, "cursor": cursor})
+        return None
     after = getattr(page, "next_after", None)
     if after is not None and "after" in names and after < getattr(page, "head", after):
         return "?" + urlencode({**chosen, "after": after})

@@ -265,6 +265,13 @@ async def test_competitor_page_equals_the_competitor_routes(
         ]  # fmt: skip
         assert float(values[6]) == pytest.approx(want["win_rate"])
     assert "Alpha" in got.text and "provider acme" in got.text
+    # it plays in chat only: its status there, not "untested" in the default arena
+    in_chat = (await client.get("/competitors/alpha?arena=chat")).json()
+    assert in_chat["status"] == "testing" and detail["status"] == "untested"
+    status = [a["data-status"] for t, a in got.elements if "data-status" in a]
+    assert status == ["testing"] and "status in chat testing" in got.text
+    there = await page(client, "/ui/competitors/alpha?arena=default")
+    assert [a["data-status"] for t, a in there.elements if "data-status" in a] == ["untested"]
 
     # the latest changes, newest first, each linked to its event, explained by the Elo update
     history = (await client.get("/competitors/alpha/history?limit=1000")).json()["history"]
@@ -474,3 +481,25 @@ def test_the_live_boards_stream_takes_the_page_cookie_over_http(
         assert body["rows"] == expected["rows"]
         web.cookies.clear()
         assert web.get(live[0]).status_code == 401  # no cookie, no header: no stream
+
+
+async def test_head_to_head_page_follows_the_log(
+    database_url: str, client: AsyncTestClient[Any]
+) -> None:
+    """The maps are kept per ratings position: a new result (a new position) is drawn at once."""
+    seed(database_url, arena_events())
+
+    def count(got: Page, a: str, b: str) -> str | None:
+        cells = [m for m in got.marks if m["tag"] == "rect"]
+        counts = cells[len(cells) // 2 :]
+        return next(m.get("data-value") for m in counts if (m["data-a"], m["data-b"]) == (a, b))
+
+    before = await page(client, "/ui/arenas/chat/head-to-head")
+    again = await page(client, "/ui/arenas/chat/head-to-head")
+    # b1, b6 and the game g1 (b5 is voided)
+    assert count(before, "alpha", "beta") == count(again, "alpha", "beta") == "3"
+    seed(database_url, [battle("b7", "beta", "alpha", arena="chat", at=60 * 24 * 4)])
+    after = await page(client, "/ui/arenas/chat/head-to-head")
+    assert count(after, "alpha", "beta") == "4"
+    body = (await client.get("/head-to-head?arena=chat&competitor=alpha")).json()
+    assert [r["games"] for r in body["rows"] if r["opponent"] == "beta"] == [4]

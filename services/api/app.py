@@ -83,11 +83,6 @@ def create_app(
     how API keys are enforced (:mod:`.auth`). ``read_database_url`` (default: from
     ``ARBITER_READ_DATABASE_URL``) sends the read routes to a streaming replica (:mod:`.replica`).
     """
-    # Here, not at the top: the pages import the API's modules, whose package imports this one,
-    # so a top-level import would fail whenever a page module is imported first.
-    from ..web.routes import web_router
-    from ..web.templating import template_config
-
     read_url = read_database_url or read_url_from_env()
     reads = ReadStore(database_url, max_size=pool_size, timeout=pool_timeout, read_url=read_url)
     bus = Bus(nats_url, connect_timeout=nats_timeout)
@@ -112,6 +107,11 @@ def create_app(
             await evaluations.close()
             await bus.close()
             await reads.close()
+
+    # Here, not at the top: the pages import the API's modules, whose package imports this one,
+    # so a top-level import would fail whenever a page module is imported first.
+    from ..web.routes import web_router
+    from ..web.templating import template_config
 
     app = Litestar(
         route_handlers=[

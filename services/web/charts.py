@@ -83,9 +83,12 @@ def _tick_label(value: float) -> str:
 
 # -- whiskers -----------------------------------------------------------------------------------
 
-_ROW = 22.0
-_LEFT = 170.0
+_ROW = 24.0
 _WIDTH = 800.0
+_W_WIDTH = 480.0
+"""The whisker plot is narrow (and app.css caps its width): one row per competitor must stay
+readable both at 375 px, where it is shrunk, and on a desktop, where it would be blown up."""
+_LEFT = 140.0
 
 
 def whiskers(rows: Sequence[Whisker], unit: str = "Elo points", level: float = 0.95) -> str:
@@ -93,14 +96,14 @@ def whiskers(rows: Sequence[Whisker], unit: str = "Elo points", level: float = 0
     bar from ``lower`` to ``upper`` (none when the interval is unknown), a shared rating axis
     with ``unit``, and the ``level`` in the axis label."""
     if not rows:
-        return _svg(_WIDTH, 40, "no ratings", ['<text x="10" y="24">No ratings yet.</text>'], "w")
+        return _svg(_W_WIDTH, 40, "no ratings", ['<text x="10" y="24">No ratings yet.</text>'], "w")
     values = [v for r in rows for v in (r.rating, r.lower, r.upper) if v is not None]
     lo, hi = min(values), max(values)
     pad = max((hi - lo) * 0.05, 1.0)
     lo, hi = lo - pad, hi + pad
     top, bottom = 10.0, 40.0
     height = top + _ROW * len(rows) + bottom
-    span = _WIDTH - _LEFT - 20
+    span = _W_WIDTH - _LEFT - 16
 
     def x(value: float) -> float:
         return _LEFT + (value - lo) / (hi - lo) * span
@@ -121,7 +124,7 @@ def whiskers(rows: Sequence[Whisker], unit: str = "Elo points", level: float = 0
     for i, row in enumerate(rows):
         cy = top + _ROW * i + _ROW / 2
         name = _a(row.competitor)
-        shown = row.competitor if len(row.competitor) <= 24 else row.competitor[:23] + "…"
+        shown = row.competitor if len(row.competitor) <= 20 else row.competitor[:19] + "…"
         body.append(
             f'<text class="label" x="{_n(_LEFT - 8)}" y="{_n(cy + 4)}" text-anchor="end">'
             f"{_a(shown)}</text>"
@@ -138,7 +141,7 @@ def whiskers(rows: Sequence[Whisker], unit: str = "Elo points", level: float = 0
             f'cy="{_n(cy)}" r="4"><title>{name}: {row.rating:.1f} {_a(unit)}{interval}</title>'
             "</circle>"
         )
-    return _svg(_WIDTH, height, f"ratings with {level:.0%} intervals", body, "whiskers")
+    return _svg(_W_WIDTH, height, f"ratings with {level:.0%} intervals", body, "whiskers")
 
 
 # -- lines --------------------------------------------------------------------------------------
@@ -250,21 +253,22 @@ def heatmap(
     lo, hi = scale if scale is not None else (min(values, default=0.0), max(values, default=1.0))
     if hi <= lo:
         hi = lo + 1
-    cell = max(4, min(28, 620 // n))
+    cell = max(9, min(28, 620 // n))  # 9 at least: every row and column keeps its label
+    font = min(11, cell - 1)
     margin = 130
     size = margin + cell * n + 10
     height = size + 40
     names = [_a(label) for label in labels]
-    body: list[str] = []
-    if cell >= 8:
-        for i, label in enumerate(labels):
-            shown = _a(label if len(label) <= 18 else label[:17] + "…")
-            c = margin + cell * i + cell // 2 + 3
-            body.append(
-                f'<text class="label" x="{margin - 4}" y="{c}" text-anchor="end">{shown}</text>'
-                f'<text class="label" transform="translate({c} {margin - 4}) rotate(-60)">'
-                f"{shown}</text>"
-            )
+    body: list[str] = [f'<g class="labels" font-size="{font}">']
+    for i, label in enumerate(labels):
+        shown = _a(label if len(label) <= 18 else label[:17] + "…")
+        c = margin + cell * i + cell // 2 + font // 3
+        body.append(
+            f'<text class="label" x="{margin - 4}" y="{c}" text-anchor="end">{shown}</text>'
+            f'<text class="label" transform="translate({c} {margin - 4}) rotate(-60)">'
+            f"{shown}</text>"
+        )
+    body.append("</g>")
     per_step = (STEPS - 1) / (hi - lo)
     # The inner loop runs n^2 times: everything that depends on one index only is made once.
     columns = [f'data-b="{names[j]}" x="{margin + cell * j}"' for j in range(n)]

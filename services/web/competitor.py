@@ -22,7 +22,6 @@ from litestar.response import Template
 
 from ..api.errors import not_found
 from ..api.models.ratings import HistoryEntry
-from ..api.parameters import ArenaParam
 from ..api.queries.game_scores import with_games
 from ..api.queries.ratings import history_days
 from ..api.queries.results import battles
@@ -53,13 +52,24 @@ async def competitor_page(
     reads: NamedDependency[ReadStore],
     competitor_id: FromPath[str],
     arena: Annotated[
-        ArenaParam, QueryParameter(description="The arena whose status is shown.")
-    ] = "default",
+        str | None,
+        QueryParameter(
+            min_length=1,
+            max_length=128,
+            description="The arena whose status is shown; default: `default` if the "
+            "competitor has a standing there, else the arena of its first standing.",
+        ),
+    ] = None,
 ) -> Template:
     """The competitor, its standings, history charts, latest changes, battles and games."""
-    found = await reads.competitor(competitor_id, arena)
+    shown = arena or "default"
+    found = await reads.competitor(competitor_id, shown)
     if found is None:
         raise not_found(f"Unknown competitor {competitor_id!r}.")
+    if arena is None and found.standings and "default" not in {s.arena for s in found.standings}:
+        # "untested in default" says nothing of a competitor that plays elsewhere
+        shown = found.standings[0].arena
+        found = await reads.competitor(competitor_id, shown) or found
     detail = await with_games(reads, found, RECENT)
     head = await reads.history(competitor_id, None, None, 1, 0)
     total = head.total if head is not None else 0
@@ -84,6 +94,7 @@ async def competitor_page(
         template_name="competitor.html",
         context={
             "c": detail,
+            "status_arena": shown,
             "changes": [(h, explanation(h)) for h in changes],
             "total_changes": total,
             "battles": fought,

@@ -3,11 +3,14 @@ win fraction against the column's and the number of results between them.
 
 The pairs are ``GET /head-to-head``'s query (:func:`..api.queries.ratings.head_to_head`), all of
 them at once (a pool of n competitors has at most n(n-1)/2 pairs); the competitors are ordered
-by their current Elo rating, best first (as the board lists them), so the strong corner of
-the map is the top left.
+by their current Elo rating, best first (as the board lists them): the favourites' wins fill
+the top right, their losses the bottom left.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
 
 from litestar import get
 from litestar.di import NamedDependency
@@ -17,11 +20,21 @@ from litestar.response import Template
 from ..api.models.ratings import HeadToHeadRow
 from ..api.parameters import CategoryParam
 from ..api.queries.arenas import arena_categories
+from ..api.queries.leaderboard import tracking_position
 from ..api.queries.ratings import head_to_head
 from ..api.store import ReadStore
 from .charts import heatmap
 
-__all__ = ["HANDLERS", "MAX_PAIRS", "TABLE_ROWS", "board_order", "head_to_head_page", "matrices"]
+__all__ = [
+    "HANDLERS",
+    "MAPS_KEPT",
+    "MAX_PAIRS",
+    "TABLE_ROWS",
+    "board_order",
+    "head_to_head_page",
+    "matrices",
+    "pool_maps",
+]
 
 TABLE_ROWS = 200
 """Pairs listed in the table under the maps (the most played): the maps show them all."""
@@ -58,6 +71,44 @@ def board_order(rows: list[HeadToHeadRow]) -> list[str]:
     return sorted(rating, key=lambda c: (rating[c] is None, -(rating[c] or 0.0), c))
 
 
+MAPS_KEPT = 16
+"""Pools whose rendered maps are kept (see :func:`pool_maps`)."""
+
+_MAPS: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
+
+
+async def pool_maps(reads: ReadStore, arena: str, category: str) -> dict[str, Any]:
+    """The pairs and both maps of a pool, kept per ratings position: a read model at a given
+    position is always the same, so what was drawn from it stays right and another view of
+    the pool at that position skips the query and the 2 x n^2 cells (most of the page's time at
+    100 competitors). Nothing here depends on who asks (pairs hold no private trial)."""
+    key = (arena, category, await tracking_position(reads))
+    kept = _MAPS.get(key)
+    if kept is not None:
+        _MAPS.move_to_end(key)
+        return kept
+    pairs = await head_to_head(reads, arena, category, None, MAX_PAIRS, 0)
+    order = board_order(pairs.rows)
+    wins, counts = matrices(order, pairs.rows)
+    most = max((p.games for p in pairs.rows), default=1)
+    drawn = {
+        "pairs": pairs,
+        "competitors": order,
+        "win_map": heatmap(
+            wins, order, lambda v: f"{v * 100:.1f} % won", scale=(0.0, 1.0),
+            unit="win fraction", title="win fraction, row against column", percent=True,
+        ),
+        "count_map": heatmap(
+            counts, order, lambda v: f"{v:,.0f} results", scale=(0.0, float(most)),
+            unit="results", title="results between row and column",
+        ),
+    }  # fmt: skip
+    _MAPS[(arena, category, pairs.position)] = drawn  # the position it was read at
+    while len(_MAPS) > MAPS_KEPT:
+        _MAPS.popitem(last=False)
+    return drawn
+
+
 @get("/ui/arenas/{arena:str}/head-to-head", name="web-head-to-head")
 async def head_to_head_page(
     reads: NamedDependency[ReadStore],
@@ -65,29 +116,15 @@ async def head_to_head_page(
     category: CategoryParam = "",
 ) -> Template:
     """Both heatmaps and the pairs as a sortable table."""
-    pairs = await head_to_head(reads, arena, category, None, MAX_PAIRS, 0)
-    order = board_order(pairs.rows)
-    wins, counts = matrices(order, pairs.rows)
-    most = max((p.games for p in pairs.rows), default=1)
-    return Template(
-        template_name="head_to_head.html",
-        context={
-            "arena": arena,
-            "category": category,
-            "categories": await arena_categories(reads, arena),
-            "pairs": pairs,
-            "competitors": order,
-            "table_rows": TABLE_ROWS,
-            "win_map": heatmap(
-                wins, order, lambda v: f"{v * 100:.1f} % won", scale=(0.0, 1.0),
-                unit="win fraction", title="win fraction, row against column", percent=True,
-            ),
-            "count_map": heatmap(
-                counts, order, lambda v: f"{v:,.0f} results", scale=(0.0, float(most)),
-                unit="results", title="results between row and column",
-            ),
-        },
-    )  # fmt: skip
+    drawn = await pool_maps(reads, arena, category)
+    context = {
+        "arena": arena,
+        "category": category,
+        "categories": await arena_categories(reads, arena),
+        "table_rows": TABLE_ROWS,
+        **drawn,
+    }
+    return Template(template_name="head_to_head.html", context=context)
 
 
 HANDLERS = (head_to_head_page,)

@@ -21,19 +21,22 @@ message would cap a publisher near 4k messages/s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import msgspec
 import nats
+from arbiter.adapters.nats_cluster import REPLICAS_ENV, nats_servers, stream_replicas
+from arbiter.adapters.publish_rounds import TRANSIENT_SEND, Round, transient
 from arbiter.domain.events import Event, canonical_json, type_name
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, NotFoundError, TooManyStalledMsgsError
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 __all__ = [
     "INGEST_DURABLE",
@@ -77,7 +80,10 @@ def subject_for(type_: str | None, prefix: str = SUBJECT_PREFIX) -> str:
 
 
 async def connect(url: str, *, name: str = "arbiter", **options: Any) -> NATS:
-    """Connect with reconnection on (forever, 0.5 s apart): a restarted server is not fatal."""
+    """Connect with reconnection on (forever, 0.5 s apart): a restarted server is not fatal.
+
+    ``url`` may name several servers, comma-separated (:func:`nats_servers`): the nodes of a
+    cluster, any of which will do, and the client moves to another when its node goes away."""
 
     async def on_error(exc: Exception) -> None:
         # One line, not nats-py's default traceback per failed connection attempt.
@@ -92,28 +98,58 @@ async def connect(url: str, *, name: str = "arbiter", **options: Any) -> NATS:
         "allow_reconnect": True,
     }
     defaults.update(options)
-    return await nats.connect(url, **defaults)
+    return await nats.connect(nats_servers(url), **defaults)
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    """Create ``ARBITER`` and ``ARBITER_REJECTED`` when absent (file storage, survive restarts)."""
+async def ensure_streams(js: JetStreamContext, replicas: int | None = None) -> None:
+    """Create ``ARBITER`` and ``ARBITER_REJECTED`` when absent (file storage, survive restarts).
+
+    ``replicas`` (default: ``ARBITER_STREAM_REPLICAS``, :func:`stream_replicas`) is how many
+    cluster nodes keep each stream. When it is given and an existing stream has another count,
+    the stream is updated to it: JetStream changes a stream's replicas in place (it copies the
+    data to the new peers, or drops peers), so raising the setting to 3 after moving to a
+    cluster is all it takes. When it is not given, existing streams keep what they have."""
+    wanted = stream_replicas() if replicas is None else replicas
     for name, subjects in (
         (STREAM, [f"{SUBJECT_PREFIX}.>"]),
         (REJECTED_STREAM, [f"{REJECTED_PREFIX}.>"]),
     ):
         try:
-            await js.stream_info(name)
+            info = await js.stream_info(name)
         except NotFoundError:
-            await js.add_stream(
-                StreamConfig(
-                    name=name,
-                    subjects=subjects,
-                    storage=StorageType.FILE,
-                    retention=RetentionPolicy.LIMITS,
-                    max_msg_size=MAX_PAYLOAD,
-                    duplicate_window=120.0,
-                )
+            config = StreamConfig(
+                name=name,
+                subjects=subjects,
+                storage=StorageType.FILE,
+                retention=RetentionPolicy.LIMITS,
+                max_msg_size=MAX_PAYLOAD,
+                duplicate_window=120.0,
+                num_replicas=wanted or 1,
             )
+            await _stream_call(js.add_stream(config), name, wanted)
+            continue
+        if wanted is not None and (info.config.num_replicas or 1) != wanted:
+            log.warning(
+                "stream %s has %s replica(s); updating it to %d (%s)",
+                name, info.config.num_replicas or 1, wanted, REPLICAS_ENV,
+            )  # fmt: skip
+            info.config.num_replicas = wanted
+            await _stream_call(js.update_stream(info.config), name, wanted)
+
+
+async def _stream_call(call: Awaitable[object], name: str, replicas: int | None) -> None:
+    """Create or update a stream; a server that cannot hold that many replicas (a single
+    server, a cluster with fewer nodes) is an error that names the setting to change."""
+    try:
+        await call
+    except APIError as exc:
+        if replicas is not None and replicas > 1:
+            exc.description = (
+                f"{exc.description}; stream {name} wants {replicas} replicas "
+                f"({REPLICAS_ENV}): run a NATS cluster of at least {replicas} JetStream nodes, "
+                f"or set {REPLICAS_ENV} to 1 on a single server"
+            )
+        raise
 
 
 class Outgoing(NamedTuple):
@@ -189,10 +225,19 @@ class Publisher:
     in its duplicate window; its ``seq`` is then the first copy's.
     """
 
+    RESEND_AFTER = 2.0
+    """Seconds without any ack after which the unanswered messages of a batch are resent."""
+    RESEND_PAUSE = 0.25
+    """Seconds before the first resend, doubled for each further one up to
+    :attr:`RESEND_AFTER`: a cluster re-electing a leader needs a moment, and a batch resent
+    every quarter second would only add load while it does."""
+
     def __init__(
         self, url: str, *, max_in_flight: int = 4000, reconnect_attempts: int = -1
     ) -> None:
         self.url = url
+        self.resent = 0
+        """Messages sent again because their ack did not come (a node lost, a re-election)."""
         self.max_in_flight = max_in_flight
         self.reconnect_attempts = reconnect_attempts
         """-1 (a long-lived worker): retry forever. A command line tool passes a few, so that
@@ -209,18 +254,18 @@ class Publisher:
 
     async def open(self) -> None:
         self._refusal: APIError | None = None
-        self._refused = asyncio.Event()
+        self._round_now = Round(self.max_in_flight)
 
         async def on_error(exc: Exception) -> None:
             # nats-py raises a JetStream refusal of an async publish (a full disk's "insufficient
             # resources", a stream limit) inside its reply handler, so the refusal reaches only
             # this callback and the publish's future never resolves. Keep it: :meth:`publish`
             # fails at once with the server's reason instead of timing out without one.
-            if isinstance(exc, APIError):
+            if isinstance(exc, APIError) and not transient(exc):
                 if self._refusal is not None:
                     return  # one line per refused batch, not one per message
                 self._refusal = exc
-                self._refused.set()
+                self._round_now.wake()
             log.warning("nats (arbiter-publisher): %s", exc or type(exc).__name__)
 
         self.nc = await connect(
@@ -245,37 +290,125 @@ class Publisher:
     ) -> list[PubAck]:
         """Publish many events and wait for all their acks, in order.
 
-        Raises the server's :class:`APIError` as soon as JetStream refuses a message (a full
-        disk, a limit), and :class:`TimeoutError` when acks do not come within ``timeout``."""
+        Messages whose ack does not come are sent again, until ``timeout``: on a cluster the
+        node this client was on may die, or a stream's leader be re-elected, and a message then
+        gets no answer, or "no responders", or "JetStream temporarily unavailable". A round ends
+        when every ack is in, or when none has come for :attr:`RESEND_AFTER` seconds; the
+        messages still unanswered are resent (after :attr:`RESEND_PAUSE`, growing). A resend is
+        safe: its ``Nats-Msg-Id`` is the same, so JetStream stores it once (a second copy is
+        acknowledged as a duplicate with the first one's sequence), and the event store's
+        idempotent append covers what outlives the duplicate window.
+
+        Raises the server's :class:`APIError` as soon as JetStream refuses a message for good
+        (a full disk, a limit), and :class:`TimeoutError` when acks do not come within
+        ``timeout``."""
         assert self.js is not None, "use 'async with Publisher(url)' or call open() first"
+        outs = [e if isinstance(e, Outgoing) else encode_event(e) for e in events]
+        acks: list[PubAck | None] = [None] * len(outs)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        todo = list(range(len(outs)))
+        pause = self.RESEND_PAUSE
+        while True:
+            todo = await self._round(outs, todo, acks, deadline)
+            if not todo:
+                return acks  # type: ignore[return-value]  # every slot is filled
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(
+                    f"NATS did not acknowledge {len(todo)} of {len(outs)} message(s) in {timeout} s"
+                )
+            self.resent += len(todo)
+            log.warning("resending %d unacknowledged message(s): %s", len(todo), self._why)
+            if self._no_stream:
+                await self._restore_streams(left)
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, self.RESEND_AFTER)
+
+    async def _round(
+        self, outs: list[Outgoing], todo: list[int], acks: list[PubAck | None], deadline: float
+    ) -> list[int]:
+        """Send ``todo`` once and collect acks into ``acks``; return the indexes to resend."""
+        assert self.js is not None
         self._refusal = None
-        self._refused.clear()
-        futures = []
+        self._why = ""
+        self._no_stream = False
+        round_ = self._round_now = Round(self.max_in_flight)
+        futures: dict[int, asyncio.Future[PubAck]] = {}
         try:
-            for event in events:
+            for i in todo:
                 if self._refusal is not None:
                     raise self._refusal
-                out = event if isinstance(event, Outgoing) else encode_event(event)
+                # Our own window, so that publish_async never waits for a slot (unbounded there;
+                # a per-message wait_for with a timeout would cost a task per message).
+                if round_.full() and not await self._progress(round_.room, round_, deadline):
+                    break
+                out = outs[i]
                 msg_id = out.msg_id
-                headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-                futures.append(
-                    await self.js.publish_async(subject_for(out.type), out.payload, headers=headers)
+                future = await self.js.publish_async(
+                    subject_for(out.type),
+                    out.payload,
+                    headers={"Nats-Msg-Id": msg_id} if msg_id else None,
                 )
-        except TooManyStalledMsgsError:
-            raise self._refusal or TimeoutError("NATS did not acknowledge in time") from None
-        gathered = asyncio.gather(*futures)
-        refused = asyncio.ensure_future(self._refused.wait())
-        done, _ = await asyncio.wait(
-            {gathered, refused}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        refused.cancel()
-        if gathered in done:
-            return list(gathered.result())
-        gathered.add_done_callback(lambda f: f.cancelled() or f.exception())
-        gathered.cancel()
+                round_.track(future)
+                futures[i] = future
+            else:
+                round_.sent()
+                await self._progress(round_.finished, round_, deadline)
+        except TRANSIENT_SEND as exc:
+            self._why = f"not sent: {exc!r}"  # no connection: resent next round
         if self._refusal is not None:
+            self._cancel(futures.values())
             raise self._refusal
-        raise TimeoutError(f"NATS did not acknowledge {len(futures)} message(s) in {timeout} s")
+        retry = [i for i in todo if i not in futures]
+        for i, future in futures.items():
+            if not future.done() or future.cancelled():
+                retry.append(i)
+            elif (error := future.exception()) is None:
+                acks[i] = future.result()
+            elif transient(error):
+                self._why = repr(error)
+                self._no_stream |= isinstance(error, NoStreamResponseError)
+                retry.append(i)
+            else:
+                self._cancel(futures.values())
+                raise error
+        self._cancel(futures.values())
+        return sorted(retry)
+
+    async def _restore_streams(self, left: float) -> None:
+        """After "no responders", which means no stream leader for the subject: a re-election
+        on a cluster (which passes), or the stream deleted (which only creating it again mends).
+        Make sure the streams exist; a JetStream that does not answer now is asked again at
+        the next resend."""
+        assert self.js is not None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ensure_streams(self.js), min(left, self.RESEND_AFTER))
+
+    async def _progress(self, event: asyncio.Event, round_: Round, deadline: float) -> bool:
+        """Wait for ``event`` (room in the window, or every ack in) while acks keep coming;
+        False, with the reason noted, when none came for :attr:`RESEND_AFTER` seconds, the
+        deadline passed, or JetStream refused a message. One timer per wait, not per ack."""
+        loop = asyncio.get_running_loop()
+        seen = round_.settled
+        while not event.is_set() and self._refusal is None:
+            wait = min(self.RESEND_AFTER, deadline - loop.time())
+            if wait <= 0:
+                self._why = "out of time"
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), wait)
+            if not event.is_set() and round_.settled == seen:
+                self._why = f"no ack for {self.RESEND_AFTER} s"
+                return False
+            seen = round_.settled
+        return self._refusal is None
+
+    @staticmethod
+    def _cancel(futures: Iterable[asyncio.Future[PubAck]]) -> None:
+        """Give up waiting for these acks (frees their in-flight slots)."""
+        for future in futures:
+            future.cancel()
 
     async def publish_one(self, event: Event | Mapping[str, Any] | bytes) -> PubAck:
         """Publish one event and wait for its ack."""

@@ -19,6 +19,7 @@ import sys
 import sysconfig
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -53,9 +54,19 @@ class EmbeddedNats(ServerProcess):
     its log goes to ``<store_dir>.log``.
     """
 
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int | None = None,
+        *,
+        server_name: str = "arbiter-embedded",
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.store_dir = Path(store_dir).expanduser().absolute()
         self.port = port
+        self.server_name = server_name
+        self.extra_args = tuple(extra_args)
+        """More nats-server flags, e.g. a cluster node's ``--cluster``/``--routes``."""
         self.log_file = self.store_dir.parent / f"{self.store_dir.name}.log"
         self.pid_file = self.store_dir.parent / f"{self.store_dir.name}.pid"
         self.url: str | None = None
@@ -119,6 +130,16 @@ class EmbeddedNats(ServerProcess):
                     proc.wait(10)
             self._remove_pid_file(proc.pid)
 
+    def kill(self) -> None:
+        """SIGKILL, no clean shutdown: a node that crashes (the cluster tests). ``start()``
+        brings it back on the same port and store."""
+        with self._lock:
+            if self._proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    self._proc.kill()
+                self._proc.wait(10)
+        self.stop()  # the bookkeeping only: the process is gone
+
     def restart(self) -> str:
         """Stop and start again on the same port and store (JetStream data survives)."""
         with self._lock:
@@ -142,7 +163,8 @@ class EmbeddedNats(ServerProcess):
             "-sd",
             str(self.store_dir),
             "--server_name",
-            "arbiter-embedded",
+            self.server_name,
+            *self.extra_args,
         ]
         log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
         with open(self.log_file, "ab") as log:

@@ -46,7 +46,8 @@ WaitOption = Annotated[
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` (Rich markup) on stderr; the caller raises the returned exit."""
-    err.print(f"[red]error:[/red] {message}")
+    # soft_wrap: one line however narrow the terminal, so paths and scripts' greps stay whole.
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 import typer
+from arbiter.adapters.urls import redact
 from rich.markup import escape
 
 from .common import servers
@@ -79,13 +80,14 @@ class _BackgroundPublisher:
 async def _probe(nats_url: str, timeout: float) -> None:
     """One quiet connection attempt, without retries: raises when NATS cannot be reached."""
     import nats  # lazy: loads NATS; --help need not
+    from arbiter.adapters.nats_cluster import nats_servers
 
     async def quiet(_: Exception) -> None:
         return None
 
     nc = await nats.connect(
-        nats_url, allow_reconnect=False, max_reconnect_attempts=1, connect_timeout=timeout,
-        error_cb=quiet, name="arbiter-evals-probe",
+        nats_servers(nats_url), allow_reconnect=False, max_reconnect_attempts=1,
+        connect_timeout=timeout, error_cb=quiet, name="arbiter-evals-probe",
     )  # fmt: skip
     await nc.close()
 
@@ -103,7 +105,7 @@ def open_publisher(nats_url: str) -> _BackgroundPublisher:
     except Exception as exc:
         reason = str(exc) or type(exc).__name__
         raise fail_literal(
-            f"cannot reach NATS at {nats_url} ({reason}); check ARBITER_NATS_URL"
+            f"cannot reach NATS at {redact(nats_url)} ({reason}); check ARBITER_NATS_URL"
         ) from exc
 
 

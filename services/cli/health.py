@@ -101,10 +101,14 @@ async def _nats_problem(url: str) -> tuple[str | None, IngestBacklog | None]:
     """What is wrong with NATS (or None), and the ingest's backlog when it answers."""
     import nats  # lazy: NATS is loaded only by the commands that talk to it
     from arbiter.adapters.bus import STREAM, ingest_backlog
+    from arbiter.adapters.nats_cluster import nats_servers
 
     try:
         nc = await nats.connect(
-            url, allow_reconnect=False, max_reconnect_attempts=1, connect_timeout=NATS_TIMEOUT
+            nats_servers(url),
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            connect_timeout=NATS_TIMEOUT,
         )
     except Exception as exc:
         return str(exc) or type(exc).__name__, None

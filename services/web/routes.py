@@ -13,7 +13,7 @@ from litestar import Router
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
-from . import arenas, board, competitor, head_to_head
+from . import arenas, board, competitor, experiment, head_to_head, log, records, stats
 from .failures import PAGE_EXCEPTION_HANDLERS
 from .keys import keep_key
 from .templating import STATIC
@@ -25,6 +25,10 @@ PAGES: tuple[Any, ...] = (
     *board.HANDLERS,
     *head_to_head.HANDLERS,
     *competitor.HANDLERS,
+    *experiment.HANDLERS,
+    *stats.HANDLERS,
+    *log.HANDLERS,
+    *records.HANDLERS,
 )
 
 

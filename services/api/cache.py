@@ -48,6 +48,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from psycopg import sql
 
 from . import replica as replica_state
+from .auth import PAGE_KEY_COOKIE
 from .privacy import viewer_of
 
 __all__ = [
@@ -85,6 +86,7 @@ CACHE_ENV = "ARBITER_RESPONSE_CACHE"
 STORE = "arbiter_responses"
 REFRESH_S = 1.0
 _KEY = "arbiter_cache_key"
+
 _NO_STORE = "arbiter_do_not_store"
 _ARRIVAL = "arbiter_state_at_arrival"
 EXPIRY_S = 60
@@ -219,6 +221,8 @@ def cache_key(request: Request[Any, Any, Any]) -> str:
         return f"uncached:{id(request)}"  # not put in the scope: nothing stored, no ETag
     viewer = viewer_of(request)
     who = "*" if viewer.everything else (viewer.source or "-")
+    if request.cookies.get(PAGE_KEY_COOKIE):  # the pages say whether a key is kept: not shared
+        who += "+cookie"
     # The query string exactly as sent: any normalising (order, blanks, encodings) risks two
     # requests the route reads differently sharing an answer (``arena=`` is a 400, no
     # ``arena`` is the default arena).

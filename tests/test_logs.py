@@ -117,3 +117,25 @@ async def test_a_real_ingest_logs_json_lines(database_url: str, nats_url: str) -
     [rejected] = [line for line in lines if line.get("code")]
     assert rejected["code"] == "same_competitor" and rejected["event_id"] == "ev-ak_0123abcd.***"
     assert SECRET not in stderr.decode() and "hunter2" not in stderr.decode()
+
+
+async def test_the_api_app_leaves_the_logging_configuration_alone(database_url: str) -> None:
+    """Litestar's default logging config resets the root logger to INFO in its own format when
+    an app starts; under ``arbiter up`` that printed every projector batch, and in plain text
+    whatever ARBITER_LOG_FORMAT said."""
+    from arbiter.services.api import create_app
+    from arbiter.services.logs import configure
+    from litestar.testing import AsyncTestClient
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        configure("api", verbose=False, environ={"ARBITER_LOG_FORMAT": "json"})
+        ours = list(root.handlers)
+        async with AsyncTestClient(app=create_app(database_url, None)) as client:
+            assert (await client.get("/health")).status_code == 200
+        assert root.handlers == ours and root.level == logging.WARNING
+        assert isinstance(ours[0].formatter, JsonFormatter)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])

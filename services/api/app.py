@@ -118,6 +118,9 @@ def create_app(
     from ..web.templating import template_config
 
     app = Litestar(
+        # Logging is arbiter.services.logs' (ARBITER_LOG_FORMAT, --verbose): Litestar's default
+        # config would reset the root logger to INFO in its own format when the app starts.
+        logging_config=None,
         route_handlers=[
             HealthController,
             LeaderboardController,

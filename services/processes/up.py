@@ -222,7 +222,7 @@ def run_up(runtime: Runtime, host: str, port: int, echo: Callable[[str], None]) 
         where = "embedded" if runtime.embedded else "external"
         echo(f"PostgreSQL ({where}): {redact(runtime.database_url)}")
         echo(f"NATS ({where}):       {redact(runtime.nats_url)}")
-        echo(f"API:                 http://{host}:{port}  (OpenAPI at /schema)")
+        echo(f"API:                 http://{host}:{port}  (web pages at /, OpenAPI at /schema)")
         echo("ingest and projector running; Ctrl-C or SIGTERM stops everything")
         while not done.wait(0.5):
             dead = [t.name for t in services.threads if not t.is_alive()]

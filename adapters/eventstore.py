@@ -44,6 +44,7 @@ from uuid import UUID, uuid5
 
 import msgspec
 from arbiter.adapters import chainstore, keys
+from arbiter.adapters.stored_rows import StoredRow, stored_state, stream_uuid
 from arbiter.domain.chain import StoredLink, stored_digest
 from arbiter.domain.decisions import (
     CompetitorFacts,
@@ -133,6 +134,9 @@ RECORDED_TOPIC = get_topic(Recorded)
 def stream_id(event: Event) -> UUID:
     """The originator id of an event's stream: uuid5 of its natural key."""
     return uuid5(NAMESPACE, stream_key(event))
+
+
+_NS = NAMESPACE.bytes
 
 
 @dataclass
@@ -260,9 +264,10 @@ class ArbiterRecorder(PostgresApplicationRecorder):
             return outcome
         digests = [digest(e) for e in events]
         needed = facts_needed(events)
+        known = {stream_key(e): s.originator_id for e, s in zip(events, stored, strict=True)}
         with self.datastore.transaction(commit=True) as curs:
             self._lock_table(curs)
-            facts = self._facts(curs, needed)
+            facts = self._facts(curs, needed, known)
             decisions = decide(events, digests, facts)
             rows: list[tuple[UUID, int, str, bytes, str, bytes, str]] = []
             accepted: list[Event] = []
@@ -316,7 +321,7 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 self._notify_channel(curs)
         return outcome
 
-    def _facts(self, curs: Any, needed: Needed) -> Facts:
+    def _facts(self, curs: Any, needed: Needed, known: dict[str, UUID]) -> Facts:
         """Look up, in four queries (three more with owners), everything :func:`decide` needs
         about a batch."""
         facts = Facts()
@@ -327,7 +332,7 @@ class ArbiterRecorder(PostgresApplicationRecorder):
             (list(needed.event_ids),),
         )
         facts.ids = {r["event_id"]: (bytes(r["digest"]), r["type"]) for r in curs.fetchall()}
-        by_uuid = {uuid5(NAMESPACE, key): key for key in needed.streams}
+        by_uuid = {known.get(key) or stream_uuid(_NS, key): key for key in needed.streams}
         curs.execute(
             SQL(
                 "SELECT originator_id, max(originator_version) AS v FROM {} "
@@ -480,15 +485,8 @@ class EventLog(Application):  # type: ignore[type-arg]
     def append(self, events: Iterable[Event], *, insert: Any = None) -> AppendOutcome:
         """Append a batch of validated events; see :meth:`ArbiterRecorder.append_checked`."""
         batch = list(events)
-        stored = [
-            self.mapper.to_stored_event(
-                Recorded(
-                    originator_id=stream_id(e),
-                    originator_version=1,
-                    timestamp=Recorded.create_timestamp(),
-                    body=e,
-                )
-            )
+        stored = [  # the rows the library's mapper would build (adapters/stored_rows.py)
+            StoredRow(stream_uuid(_NS, stream_key(e)), RECORDED_TOPIC, stored_state(StoredState, e))
             for e in batch
         ]
         return self.store.append_checked(batch, stored, insert=insert)

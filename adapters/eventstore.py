@@ -324,8 +324,9 @@ class ArbiterRecorder(PostgresApplicationRecorder):
         """Look up, in four queries (three more with owners), everything :func:`decide` needs
         about a batch."""
         facts = Facts()
+        # %b: a batch's ids and streams go as binary arrays, 3-5x cheaper to dump than text
         curs.execute(
-            SQL("SELECT event_id, digest, type FROM {} WHERE event_id = ANY(%s)").format(
+            SQL("SELECT event_id, digest, type FROM {} WHERE event_id = ANY(%b)").format(
                 self.ids_table
             ),
             (list(needed.event_ids),),
@@ -335,7 +336,7 @@ class ArbiterRecorder(PostgresApplicationRecorder):
         curs.execute(
             SQL(
                 "SELECT originator_id, max(originator_version) AS v FROM {} "
-                "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+                "WHERE originator_id = ANY(%b) GROUP BY originator_id"
             ).format(self.events_table),
             (list(by_uuid),),
         )

@@ -1,7 +1,8 @@
 """The event log: an ``eventsourcing`` application on PostgreSQL, with a batched, checked append.
 
 What the library gives us and we keep: the stored-event table and its notification id (the one
-global order), the mapper and a pluggable transcoder, LISTEN/NOTIFY on append, paged reads.
+global order), the stored-event format (the append builds the mapper's rows itself, byte for byte:
+:mod:`arbiter.adapters.stored_rows`), a pluggable transcoder, LISTEN/NOTIFY on append, paged reads.
 
 What we change, and why (see ../shared/reference/eventsourcing-and-nats.md):
 

@@ -36,7 +36,7 @@ def test_rows_equal_the_library_mappers(evs: list[Any], seconds: float, micros: 
         assert uuid == library.originator_id
         assert str(uuid) == str(library.originator_id) and uuid.version == 5
         assert hash(uuid) == hash(library.originator_id)
-        assert RECORDED_TOPIC == library.topic
+        assert library.topic == RECORDED_TOPIC
         assert stored_state(StoredState, e, when) == library.state
 
 

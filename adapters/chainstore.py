@@ -71,12 +71,15 @@ def chain_batch(
         c.execute(
             SQL(
                 "SELECT (SELECT chain FROM {} ORDER BY notification_id DESC LIMIT 1), "
-                "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'notification_id')) "
-                "FROM generate_series(1, %s) ORDER BY 1)"
+                "setval(s, nextval(s) + %s - 1) FROM pg_get_serial_sequence(%s, "
+                "'notification_id') AS s"
             ).format(ids),
-            (events_table, len(batch)),
+            (len(batch), events_table),
         )
-        head, positions = c.fetchone()
+        head, last = c.fetchone()
+    # One setval, not one nextval per event (~12 us an event under load): the same numbers,
+    # since the lock keeps every other taker out and the sequence counts up by one.
+    positions = list(range(last - len(batch) + 1, last + 1))
     previous = GENESIS if head is None else bytes(head)
     chains = []
     for (stream, version, event_id, tag, digest, ingest), position in zip(

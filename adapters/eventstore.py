@@ -1,7 +1,8 @@
 """The event log: an ``eventsourcing`` application on PostgreSQL, with a batched, checked append.
 
 What the library gives us and we keep: the stored-event table and its notification id (the one
-global order), the mapper and a pluggable transcoder, LISTEN/NOTIFY on append, paged reads.
+global order), the stored-event format (the append builds the mapper's rows itself, byte for byte:
+:mod:`arbiter.adapters.stored_rows`), a pluggable transcoder, LISTEN/NOTIFY on append, paged reads.
 
 What we change, and why (see ../shared/reference/eventsourcing-and-nats.md):
 
@@ -44,6 +45,8 @@ from uuid import UUID, uuid5
 
 import msgspec
 from arbiter.adapters import chainstore, keys
+from arbiter.adapters.stored_rows import StoredRow, stored_state, stream_uuid
+from arbiter.domain.batch_decisions import decide_batch, needed_for
 from arbiter.domain.chain import StoredLink, stored_digest
 from arbiter.domain.decisions import (
     CompetitorFacts,
@@ -51,8 +54,6 @@ from arbiter.domain.decisions import (
     Needed,
     Target,
     Verdict,
-    decide,
-    facts_needed,
     own,
     stream_key,
     thing_of,
@@ -133,6 +134,9 @@ RECORDED_TOPIC = get_topic(Recorded)
 def stream_id(event: Event) -> UUID:
     """The originator id of an event's stream: uuid5 of its natural key."""
     return uuid5(NAMESPACE, stream_key(event))
+
+
+_NS = NAMESPACE.bytes
 
 
 @dataclass
@@ -259,11 +263,12 @@ class ArbiterRecorder(PostgresApplicationRecorder):
         if not events:
             return outcome
         digests = [digest(e) for e in events]
-        needed = facts_needed(events)
+        needed = needed_for(events)
+        known = {stream_key(e): s.originator_id for e, s in zip(events, stored, strict=True)}
         with self.datastore.transaction(commit=True) as curs:
             self._lock_table(curs)
-            facts = self._facts(curs, needed)
-            decisions = decide(events, digests, facts)
+            facts = self._facts(curs, needed, known)
+            decisions = decide_batch(events, digests, facts)  # = decide, battles faster
             rows: list[tuple[UUID, int, str, bytes, str, bytes, str]] = []
             accepted: list[Event] = []
             for event, item, dig, d in zip(events, stored, digests, decisions, strict=True):
@@ -316,22 +321,23 @@ class ArbiterRecorder(PostgresApplicationRecorder):
                 self._notify_channel(curs)
         return outcome
 
-    def _facts(self, curs: Any, needed: Needed) -> Facts:
+    def _facts(self, curs: Any, needed: Needed, known: dict[str, UUID]) -> Facts:
         """Look up, in four queries (three more with owners), everything :func:`decide` needs
         about a batch."""
         facts = Facts()
+        # %b: a batch's ids and streams go as binary arrays, 3-5x cheaper to dump than text
         curs.execute(
-            SQL("SELECT event_id, digest, type FROM {} WHERE event_id = ANY(%s)").format(
+            SQL("SELECT event_id, digest, type FROM {} WHERE event_id = ANY(%b)").format(
                 self.ids_table
             ),
             (list(needed.event_ids),),
         )
         facts.ids = {r["event_id"]: (bytes(r["digest"]), r["type"]) for r in curs.fetchall()}
-        by_uuid = {uuid5(NAMESPACE, key): key for key in needed.streams}
+        by_uuid = {known.get(key) or stream_uuid(_NS, key): key for key in needed.streams}
         curs.execute(
             SQL(
                 "SELECT originator_id, max(originator_version) AS v FROM {} "
-                "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+                "WHERE originator_id = ANY(%b) GROUP BY originator_id"
             ).format(self.events_table),
             (list(by_uuid),),
         )
@@ -480,15 +486,8 @@ class EventLog(Application):  # type: ignore[type-arg]
     def append(self, events: Iterable[Event], *, insert: Any = None) -> AppendOutcome:
         """Append a batch of validated events; see :meth:`ArbiterRecorder.append_checked`."""
         batch = list(events)
-        stored = [
-            self.mapper.to_stored_event(
-                Recorded(
-                    originator_id=stream_id(e),
-                    originator_version=1,
-                    timestamp=Recorded.create_timestamp(),
-                    body=e,
-                )
-            )
+        stored = [  # the rows the library's mapper would build (adapters/stored_rows.py)
+            StoredRow(stream_uuid(_NS, stream_key(e)), RECORDED_TOPIC, stored_state(StoredState, e))
             for e in batch
         ]
         return self.store.append_checked(batch, stored, insert=insert)

@@ -19,7 +19,8 @@ What is timed, from the moment ``arbiter import`` starts:
 
 Printed and written to ``benchmarks/results/import_bulk.json``: rows, seconds and rows/s of
 each, the ratio of the import's rate (file to visible) to the floor's, the peak RSS of the
-import and of the projector, and the load average at start and end (the machine is shared).
+import and of the projector, their CPU time per row (user + system: far steadier than the rates
+on a loaded machine), and the load average at start and end (the machine is shared).
 
     .venv/bin/python benchmarks/import_bulk.py                  # the full 1,670,250 battles
     .venv/bin/python benchmarks/import_bulk.py --rows 200000    # the first N of the same file
@@ -169,6 +170,9 @@ def main() -> None:
                 time.sleep(0.1)
         visible_s = time.perf_counter() - started
         projector_rss.done.set()
+        # CPU seconds per row: unlike the rates, they hardly move with the machine's load.
+        projector_cpu = sum(psutil.Process(projector.pid).cpu_times()[:2])
+        import_cpu = usage.ru_utime + usage.ru_stime
         floor_rate, rate = rows / floor_s, rows / visible_s
         result = {
             "rows": rows, "log_head": head,
@@ -178,6 +182,8 @@ def main() -> None:
             "ratio_to_floor": round(rate / floor_rate, 4),
             "import_peak_rss_mb": round(max(import_rss.peak, usage.ru_maxrss * 1024) / 2**20),
             "projector_peak_rss_mb": round(projector_rss.peak / 2**20),
+            "import_cpu_us_per_row": round(import_cpu / rows * 1e6, 1),
+            "projector_cpu_us_per_row": round(projector_cpu / rows * 1e6, 1),
             "cpus": os.cpu_count(), "load_at_start": load_start, "load_at_end": os.getloadavg(),
         }  # fmt: skip
         for key, value in result.items():

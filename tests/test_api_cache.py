@@ -105,3 +105,13 @@ async def test_errors_are_not_cached_and_unknown_settings_refused(
     monkeypatch.setenv("ARBITER_RESPONSE_CACHE", "sometimes")
     with pytest.raises(ValueError, match="on or off"):
         response_cache_enabled()
+
+
+async def test_an_answer_to_a_keyed_visitor_is_private(client: AsyncTestClient[Any]) -> None:
+    """A key in the pages' cookie makes the answer that viewer's, as a key in a header does:
+    a shared cache must not keep it for others."""
+    public = await client.get("/summary")
+    assert public.headers["cache-control"] == "public, no-cache"
+    assert "Cookie" in public.headers["vary"]
+    keyed = await client.get("/summary", headers={"Cookie": "arbiter_key=ak_0.x"})
+    assert keyed.headers["cache-control"] == "private, no-cache"

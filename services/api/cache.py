@@ -298,12 +298,18 @@ class Validators:
             key = None if scope.get(_NO_STORE) else scope.get(_KEY)  # type: ignore[attr-defined]
             if message["type"] == "http.response.start" and message["status"] == 200 and key:
                 etag = etag_of(key)
-                keyed = _header(scope, b"authorization") or _header(scope, b"x-api-key")
+                # A key in a header or in the pages' cookie: the answer is that viewer's, so a
+                # shared cache must not keep it for others.
+                keyed = (
+                    _header(scope, b"authorization")
+                    or _header(scope, b"x-api-key")
+                    or (f"{PAGE_KEY_COOKIE}=" in (_header(scope, b"cookie") or ""))
+                )
                 headers = [
                     *message.get("headers", []),
                     (b"etag", etag.encode()),
                     (b"cache-control", b"private, no-cache" if keyed else b"public, no-cache"),
-                    (b"vary", b"Authorization, X-API-Key"),
+                    (b"vary", b"Authorization, X-API-Key, Cookie"),
                 ]
                 if etag in tags or "*" in tags:
                     done = True

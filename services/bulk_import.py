@@ -82,7 +82,11 @@ class _Direct:
         self.on_progress = on_progress
         self.deferred: _Batch = []
         self.settled = 0
-        self.counted: set[int] = set()
+        self.counted: Future[AppendOutcome] | None = None
+        """The last batch counted. The future itself, not its ``id``: a freed future's id is
+        reused by a later one, which then looked counted and was skipped (its events left out
+        of the report, its deferred votes and voids never retried). One batch is in flight at a
+        time, so the last one is all that can be counted twice."""
 
     def append(self, batch: _Batch) -> AppendOutcome:
         return self.log.append([event for _, event in batch], insert=self.insert)
@@ -90,8 +94,8 @@ class _Direct:
     def settle_once(self, batch: _Batch, future: Future[AppendOutcome]) -> None:
         """Wait for an append and count it, once (Ctrl-C may come between two steps)."""
         outcome = future.result()
-        if id(future) not in self.counted:
-            self.counted.add(id(future))
+        if future is not self.counted:
+            self.counted = future
             self.settle(batch, outcome)
 
     def settle(self, batch: _Batch, outcome: AppendOutcome, *, last_try: bool = False) -> None:

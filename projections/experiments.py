@@ -103,7 +103,7 @@ FROM (
     FROM (
         SELECT i.experiment_id, coalesce(o.owner, '') AS owner, x.name, x.arena, x.category,
                x.competitors, x.prompt_count, x.trials_per_prompt, x.webhook_url,
-               cardinality(x.competitors) * x.prompt_count * x.trials_per_prompt
+               cardinality(x.competitors)::int8 * x.prompt_count * x.trials_per_prompt
                    AS expected_trials,
                coalesce(t.trials, 0) AS trials, coalesce(c.counted, 0) AS counted_trials,
                CASE WHEN x.competitors IS NOT NULL

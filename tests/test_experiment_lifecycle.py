@@ -180,3 +180,25 @@ async def test_each_key_lists_its_own_experiments(database_url: str, nats_url: s
         own = httpx.post(f"{base}/events", json=closed("ea"), headers=as_a)
         assert own.status_code == 202, own.text
     assert admin_key.key_id
+
+
+async def test_a_huge_declaration_lists_with_its_exact_count(
+    database_url: str, nats_url: str
+) -> None:
+    """64 competitors x 1,000,000 prompts x 1,000,000 trials each is a valid declaration; its
+    expected count (6.4e13) does not fit a 32-bit integer, and computing it as one made every
+    GET /experiments fail (and the webhook worker's look with it)."""
+    huge = [f"m{i}" for i in range(64)]
+    payloads = [
+        created("huge", huge, 1_000_000, trials_per_prompt=1_000_000),
+        created("s", ["x"], 1),
+    ]
+    ingest = await ingest_all(database_url, nats_url, payloads)
+    assert ingest.stats.appended == 2, await rejected_messages(nats_url)
+    project_all(database_url)
+    with running_api(database_url, nats_url) as base:
+        listed = httpx.get(f"{base}/experiments")
+        assert listed.status_code == 200, listed.text
+        by_id = {e["experiment_id"]: e for e in listed.json()["experiments"]}
+        assert by_id["huge"]["expected_trials"] == 64 * 10**12
+        assert by_id["s"]["status"] == "created"

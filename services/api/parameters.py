@@ -142,6 +142,9 @@ class QueryParameterCheck(ReceiveRoutePlugin):
     def __init__(self, exempt_prefix: str = "/schema") -> None:
         self.exempt_prefix = exempt_prefix
         self._accepted: dict[BaseRouteHandler, tuple[str, frozenset[str]]] = {}
+        self._single: dict[BaseRouteHandler, frozenset[str]] = {}
+        """Per handler, the parameters that take one value: given twice, Litestar keeps the last
+        and drops the other without a word, so the guard refuses that instead."""
 
     def receive_route(self, route: BaseRoute) -> None:
         if not isinstance(route, HTTPRoute) or route.path.startswith(self.exempt_prefix):
@@ -150,6 +153,9 @@ class QueryParameterCheck(ReceiveRoutePlugin):
         for handler, model in route.route_handler_map.values():
             names = frozenset(p.field_alias for p in model.expected_query_params)
             self._accepted[handler] = (path, names)
+            self._single[handler] = frozenset(
+                p.field_alias for p in model.expected_query_params if not p.is_sequence
+            )
 
     async def guard(
         self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
@@ -159,7 +165,15 @@ class QueryParameterCheck(ReceiveRoutePlugin):
         if found is None:
             return
         path, names = found
-        unknown = sorted(set(connection.query_params) - names)
+        params = connection.query_params
+        for name in sorted(self._single.get(connection.route_handler, frozenset())):
+            if len(params.getall(name, [])) > 1:
+                raise bad_parameter(
+                    name,
+                    f"Query parameter `{name[:64]}` is given more than once; "
+                    f"{connection.scope.get('method', 'GET')} {path} takes one value for it.",
+                )
+        unknown = sorted(set(params) - names)
         if unknown:
             method = connection.scope.get("method", "GET")
             if connection.route_handler.opt.get(OPEN_QUERY):

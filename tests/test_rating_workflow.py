@@ -95,6 +95,10 @@ async def test_trials_filter_by_any_dimension(
     assert await _ids(client, input_type="audio") == ["t1"]
     assert await _ids(client, **{"dim.persona": "rushed"}) == ["t2", "t3"]
     assert await _ids(client, persona=["calm", "stressed"]) == ["t0", "t1", "t4", "t5"]
+    # Both spellings of one key are one filter: either value matches.
+    assert await _ids(client, **{"persona": "calm", "dim.persona": "rushed"}) == [
+        "t0", "t1", "t2", "t3", "t4"
+    ]  # fmt: skip
     assert await _ids(client, persona="calm", status="completed") == ["t0", "t1"]
     assert await _ids(client, persona="calm", competitor="m2") == ["t1"]
     assert await _ids(client, persona="rushed", unrated_by="bob") == ["t2"]

@@ -299,3 +299,18 @@ async def test_cached_pages_move_with_the_read_models(database_url, client) -> N
     assert after.by("competitors", "data-competitor")["v1"].cells[1].value == "3"
     stats = await html(client, "/ui/stats")
     assert stats.by("stats", "data-group")["v1"].cells[1].value == "3"
+
+
+async def test_log_next_page_keeps_every_value_of_a_repeated_filter(database_url, client) -> None:
+    """The route reads every `type` given and its cursor covers them all: a next link that kept
+    only the first value was another query's, and following it was a 400."""
+    seed(database_url, [battle("b1", "x", "y"), battle("b2", "y", "z"), *_trials()])
+    query = "?type=battle.completed&type=trial.completed&limit=1"
+    got = await html(client, "/ui/log" + query)
+    nxt = next(a["href"] for t, a in got.elements if "next" in a.get("class", ""))
+    assert "type=battle.completed" in nxt and "type=trial.completed" in nxt
+    follow = await html(client, "/ui/log" + nxt)
+    body = (await client.get("/events" + nxt)).json()
+    assert [r.attrs["data-event-id"] for r in follow.table("events")] == [
+        e["event"]["event_id"] for e in body["events"]
+    ]

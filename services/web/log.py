@@ -53,7 +53,7 @@ def subject(logged: LoggedEvent) -> dict[str, Any]:
     }
 
 
-def _next_link(page: Any, chosen: dict[str, str]) -> str | None:
+def _next_link(page: Any, chosen: dict[str, list[str]]) -> str | None:
     """The query of the next page: the route's own cursor (``next``) with the same filters when
     it gives one and more may follow, else ``after`` = ``next_after`` while the page has not
     reached the log's head."""
@@ -63,11 +63,11 @@ def _next_link(page: Any, chosen: dict[str, str]) -> str | None:
         descending = getattr(page, "order", "asc") == "desc"
         ahead = page.next_after < getattr(page, "indexed", page.head)
         if descending or len(page.events) >= page.limit or ahead:
-            return "?" + urlencode({**chosen, "cursor": cursor})
+            return "?" + urlencode({**chosen, "cursor": cursor}, doseq=True)
         return None
     after = getattr(page, "next_after", None)
     if after is not None and "after" in names and after < getattr(page, "head", after):
-        return "?" + urlencode({**chosen, "after": after})
+        return "?" + urlencode({**chosen, "after": after}, doseq=True)
     return None
 
 
@@ -76,8 +76,12 @@ async def log_page(
 ) -> Template:
     """The log, one page at a time, filtered as ``GET /events`` filters."""
     page = await _LIST(None, request=request, reads=reads, **filters)
-    chosen = {f.name: request.query_params.get(f.name) for f in FILTERS}
-    chosen = {k: v for k, v in chosen.items() if v not in (None, "")}
+    # Every value of a repeated filter (`type`), as the route read them: the cursor's digest
+    # covers them all, so a next link with fewer would be another query's.
+    chosen = {
+        f.name: [v for v in request.query_params.getall(f.name, []) if v != ""] for f in FILTERS
+    }
+    chosen = {k: v for k, v in chosen.items() if v}
     next_link = _next_link(page, chosen)
     return Template(
         template_name="log.html",
@@ -85,7 +89,7 @@ async def log_page(
             "page": page,
             "rows": [(e, type_name(e.event), subject(e)) for e in page.events],
             "filters": FILTERS,
-            "chosen": chosen,
+            "chosen": {k: ",".join(v) for k, v in chosen.items()},  # the form: one box each
             "next_link": next_link,
         },
     )

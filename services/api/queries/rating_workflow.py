@@ -69,7 +69,8 @@ def _dimension_filters(
         return []
     route, unknown, declared = extra
     known = set(keys)
-    out: list[tuple[str, list[str]]] = []
+    # One filter per key: `persona=a` and `dim.persona=b` name the same key and match either.
+    out: dict[str, list[str]] = {}
     wrong: list[str] = []
     for name in unknown:
         key = name.removeprefix(DIMENSION_PREFIX)
@@ -79,7 +80,7 @@ def _dimension_filters(
         given = values.get(name, [])
         if any(not v or len(v) > 128 for v in given):
             raise bad_parameter(name, f"Query parameter `{name[:64]}` takes 1 to 128 characters.")
-        out.append((key, given))
+        out.setdefault(key, []).extend(given)
     if wrong:
         shown = ", ".join(f"`{k}`" for k in keys[:50]) if keys else "none"
         raise refusal(
@@ -89,7 +90,7 @@ def _dimension_filters(
             f"or a dimension key this experiment's trials carry (as `KEY=` or "
             f"`{DIMENSION_PREFIX}KEY=`): {shown}",
         )
-    return out
+    return list(out.items())
 
 
 async def trials(

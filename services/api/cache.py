@@ -89,8 +89,6 @@ _KEY = "arbiter_cache_key"
 
 _NO_STORE = "arbiter_do_not_store"
 _ARRIVAL = "arbiter_state_at_arrival"
-EXPIRY_S = 60
-"""A safety net only: entries go when the state moves, long before this."""
 
 
 class ReadModelWatch:

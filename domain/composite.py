@@ -61,6 +61,7 @@ __all__ = [
     "measured",
     "outcome_of",
     "seed_composite",
+    "seed_terms",
 ]
 
 Outcome = Literal["a", "b", "tie"]
@@ -90,22 +91,33 @@ def measured(metrics: Mapping[str, float]) -> list[str]:
     return [c for c, name in SOURCES.items() if name in metrics]
 
 
-def seed_composite(metrics: Mapping[str, float]) -> float:
-    """Seed 000's composite of one metric set; a missing metric counts as the seed counts it."""
+def seed_terms(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The value of each of the seed's five terms (before its weight), a missing metric counted
+    as the seed counts it: semascore 0, WER 1, prosody 0, quality 0, latency 1000 ms. The one
+    place the terms are written: :func:`seed_composite` weighs them, the evals show them."""
     semascore = float(metrics.get("semascore", 0.0))
     if semascore < 0:
         semascore = 0.0
-    wer = float(metrics.get("wer", 1.0))
-    prosody = float(metrics.get("prosody_score", 0.0))
-    quality = float(metrics.get("quality_score", 0.0))
     latency = float(metrics.get("latency_ms", 1000.0))
-    norm_latency = min(latency / 1000, 1.0)
+    return {
+        "semascore": semascore,
+        "wer": 1 - float(metrics.get("wer", 1.0)),
+        "prosody": float(metrics.get("prosody_score", 0.0)),
+        "quality": float(metrics.get("quality_score", 0.0)),
+        "latency": 1 - min(latency / 1000, 1.0),
+    }
+
+
+def seed_composite(metrics: Mapping[str, float]) -> float:
+    """Seed 000's composite of one metric set; a missing metric counts as the seed counts it.
+    The sum runs in the seed's order, so the float result is the seed's to the bit."""
+    t = seed_terms(metrics)
     return (
-        0.30 * semascore
-        + 0.25 * (1 - wer)
-        + 0.20 * prosody
-        + 0.15 * quality
-        + 0.10 * (1 - norm_latency)
+        0.30 * t["semascore"]
+        + 0.25 * t["wer"]
+        + 0.20 * t["prosody"]
+        + 0.15 * t["quality"]
+        + 0.10 * t["latency"]
     )
 
 

@@ -37,6 +37,7 @@ from arbiter.domain.composite import (
     measured,
     outcome_of,
     seed_composite,
+    seed_terms,
 )
 
 __all__ = [
@@ -93,15 +94,9 @@ def component_values(metrics: Mapping[str, float]) -> dict[str, float]:
 
 
 def _seed_terms(metrics: Mapping[str, float]) -> dict[str, float]:
-    """The seed's term value of each measured component (no clamp but a negative semascore's)."""
-    terms = {
-        "semascore": lambda x: max(x, 0.0),
-        "wer": lambda x: 1 - x,
-        "prosody": lambda x: x,
-        "quality": lambda x: x,
-        "latency": lambda x: 1 - min(x / 1000, 1.0),
-    }
-    return {c: terms[c](float(metrics[SOURCES[c]])) for c in measured(metrics)}
+    """The seed's term value of each measured component (:func:`seed_terms`, the domain's)."""
+    terms = seed_terms(metrics)
+    return {c: terms[c] for c in measured(metrics)}
 
 
 def _nothing_measured(considered: list[str]) -> ValueError:

@@ -133,9 +133,11 @@ FROM (
         LEFT JOIN (
             SELECT cells.experiment_id,
                    sum(least(cells.n, d.trials_per_prompt))::int8 AS counted,
-                   sum(cells.n)::int8 AS expected, max(cells.at) AS counted_at
+                   sum(cells.n)::int8 AS expected,
+                   max((SELECT max(a) FROM unnest(cells.ats[1:d.trials_per_prompt]) a))
+                       AS counted_at
             FROM (SELECT experiment_id, competitor, prompt_index, count(*) AS n,
-                         max(occurred_at) AS at
+                         array_agg(occurred_at ORDER BY position) AS ats
                   FROM {trials} WHERE voided_by IS NULL AND {among}
                   GROUP BY experiment_id, competitor, prompt_index) cells
             JOIN {experiments} d ON d.experiment_id = cells.experiment_id
@@ -165,9 +167,10 @@ def status_query(schema: str, ids: sql.Composable | None = None) -> sql.Composed
     ``running`` with a trial; else ``created``. An experiment that has trials but was never
     declared expects nothing it can count, so it stays ``running`` until an
     ``experiment.completed`` closes it. ``completed_by`` says which (``trials`` wins when both
-    hold), and ``completed_at`` is then the latest producer time of a counted trial, or the
-    close's. A voided trial can take a trials-completed experiment back to ``running``; its
-    webhook, once sent, is not sent again.
+    hold), and ``completed_at`` is then the latest producer time of a counted trial (the trials
+    that count in a cell are its first ``trials_per_prompt`` in log order, so an extra trial
+    does not move it), or the close's. A voided trial can take a trials-completed experiment
+    back to ``running``; its webhook, once sent, is not sent again.
 
     ``ids`` is a query of the experiment ids to report on (None: every one, and the trials are
     read in one pass; given, their trials are read through the ``(experiment_id, position)``

@@ -202,3 +202,29 @@ async def test_a_huge_declaration_lists_with_its_exact_count(
         by_id = {e["experiment_id"]: e for e in listed.json()["experiments"]}
         assert by_id["huge"]["expected_trials"] == 64 * 10**12
         assert by_id["s"]["status"] == "created"
+
+
+async def test_completed_at_is_the_last_counted_trial(database_url: str, nats_url: str) -> None:
+    """A trial beyond ``trials_per_prompt`` is recorded but not counted, so it does not move
+    ``completed_at``; once a counted trial is voided, the next one in log order counts."""
+    hour = 3600
+
+    def at(i: int, seconds: int) -> dict[str, Any]:
+        t = in_exp(i, "late", "x", 0)
+        t["occurred_at"] = T0.fromtimestamp(T0.timestamp() + seconds, T0.tzinfo).isoformat()
+        return t
+
+    payloads = [created("late", ["x"], 1), at(1, hour), at(2, 3 * hour), at(3, 2 * hour)]
+    await ingest_all(database_url, nats_url, payloads)
+    project_all(database_url)
+    with running_api(database_url, nats_url) as base:
+        first = httpx.get(f"{base}/experiments/late").json()
+        assert (first["status"], first["trials"], first["counted_trials"]) == ("completed", 3, 1)
+        assert first["completed_at"].startswith("2025-01-01T01:00:00"), first
+        assert first["last_trial_at"].startswith("2025-01-01T03:00:00"), first
+        void = [ev("result.voided", "void-late-1", target_event_id="trial-ev-late-1")]
+        await ingest_all(database_url, nats_url, void)
+        project_all(database_url)
+        after = httpx.get(f"{base}/experiments/late").json()
+        assert after["status"] == "completed" and after["counted_trials"] == 1
+        assert after["completed_at"].startswith("2025-01-01T03:00:00"), after

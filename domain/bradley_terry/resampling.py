@@ -7,9 +7,8 @@ so a seed gives the same intervals on every run; each resample is fitted by
 
 from __future__ import annotations
 
-import queue
+import os
 import threading
-from collections.abc import Iterator
 
 import numpy as np
 
@@ -84,11 +83,13 @@ def fit_and_bootstrap(
     """``(point, samples)``: :func:`.solver.fit` (unless ``point`` is given) and
     :func:`bootstrap_samples`.
 
-    The multinomial draws (about a third of a cold board's CPU for 100 competitors and 100,000
-    battles, and bound to stay so: the same seed must give the same draws) run in a worker
-    thread of their own while this one fits the point estimate and then each chunk of rounds
-    as it is drawn (numpy draws without the GIL). Chunks are drawn one after the other from
-    the one generator, which gives exactly the draws of a single ``size=rounds`` call."""
+    Two threads share the work when the host has two cores or more: the chunks of rounds are
+    drawn one after the other from the one generator (under a lock, so the draws are exactly
+    those of a single ``size=rounds`` call) and each thread fits the chunks it drew. The draws
+    are about a third of a cold board's CPU for 100 competitors and 100,000 battles, and bound
+    to stay so (the same seed must give the same draws); numpy draws and fits without the GIL
+    for most of the time, so while this thread fits the point estimate the other draws, and
+    then both fit. The result does not depend on which thread fitted what."""
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
     check_settings(scale, base, ridge)
@@ -97,57 +98,66 @@ def fit_and_bootstrap(
     nonzero = np.flatnonzero(cells > 0)
     total = float(cells.sum())
     n_draw = round(total)
-    draws: _Draws | None = None
-    if nonzero.size and n_draw:
-        probs = cells[nonzero] / total
-        probs /= probs.sum()
-        chunk = max(1, BATCH_BYTES // (8 * counts.i.size))
-        draws = _Draws(np.random.default_rng(seed), n_draw, probs, rounds, chunk)
-    if point is None:
-        point = fit(counts, scale=scale, base=base, initial=initial, ridge=ridge, tol=tol)
-    if draws is None:
+    if nonzero.size == 0 or n_draw == 0:
+        if point is None:
+            point = fit(counts, scale=scale, base=base, initial=initial, ridge=ridge, tol=tol)
         return point, np.broadcast_to(np.asarray(point, dtype=np.float64), (rounds, n)).copy()
-    theta0 = to_logit(point, scale, base, initial)
+    probs = cells[nonzero] / total
+    probs /= probs.sum()
+    chunk = max(1, BATCH_BYTES // (8 * counts.i.size))
+    rng = np.random.default_rng(seed)
     out = np.empty((rounds, n))
-    done = 0
-    for drawn in draws:
-        dense = np.zeros((drawn.shape[0], cells.size))
-        dense[:, nonzero] = drawn
-        dense = dense.reshape(drawn.shape[0], -1, 3)
-        w_ij = dense[:, :, 0] + 0.5 * dense[:, :, 2]
-        w_ji = dense[:, :, 1] + 0.5 * dense[:, :, 2]
-        theta = solve_rounds(n, counts.i, counts.j, w_ij, w_ji, ridge, theta0, tol, max_iter)
-        out[done : done + drawn.shape[0]] = to_elo(theta, scale, base, initial)
-        done += drawn.shape[0]
+    starts = list(range(0, rounds, chunk))
+    lock = threading.Lock()
+    taken = [0]  # chunks drawn so far
+    theta0: list[FloatArray] = []  # the point on the logit scale, once fitted
+    ready = threading.Event()
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        while True:
+            with lock:
+                k = taken[0]
+                if k == len(starts) or failed:
+                    return
+                taken[0] = k + 1
+                size = min(chunk, rounds - starts[k])
+                drawn = rng.multinomial(n_draw, probs, size=size).astype(np.float64)
+            ready.wait()
+            if not theta0:
+                return  # the point fit failed: its error is raised by the caller's thread
+            dense = np.zeros((size, cells.size))
+            dense[:, nonzero] = drawn
+            dense = dense.reshape(size, -1, 3)
+            w_ij = dense[:, :, 0] + 0.5 * dense[:, :, 2]
+            w_ji = dense[:, :, 1] + 0.5 * dense[:, :, 2]
+            theta = solve_rounds(n, counts.i, counts.j, w_ij, w_ji, ridge, theta0[0], tol, max_iter)
+            out[starts[k] : starts[k] + size] = to_elo(theta, scale, base, initial)
+
+    def helper() -> None:
+        try:
+            work()
+        except BaseException as exc:  # raised in the caller's thread
+            failed.append(exc)
+
+    other = None
+    if len(starts) > 1 and (os.cpu_count() or 1) > 1:
+        other = threading.Thread(target=helper, name="bt-bootstrap", daemon=True)
+        other.start()
+    try:
+        if point is None:
+            point = fit(counts, scale=scale, base=base, initial=initial, ridge=ridge, tol=tol)
+        theta0.append(to_logit(point, scale, base, initial))
+    finally:
+        ready.set()
+    try:
+        work()
+    finally:
+        if other is not None:
+            other.join()
+    if failed:
+        raise failed[0]
     return point, out
-
-
-class _Draws:
-    """``rounds`` multinomial draws from ``rng``, made in a worker thread in chunks of
-    ``chunk`` rounds and handed over in order by iterating."""
-
-    def __init__(
-        self, rng: np.random.Generator, n: int, probs: FloatArray, rounds: int, chunk: int
-    ) -> None:
-        self._queue: queue.SimpleQueue[FloatArray | BaseException] = queue.SimpleQueue()
-        sizes = [min(chunk, rounds - k) for k in range(0, rounds, chunk)]
-
-        def draw() -> None:
-            try:
-                for size in sizes:
-                    self._queue.put(rng.multinomial(n, probs, size=size).astype(np.float64))
-            except BaseException as exc:  # handed to the consumer, raised there
-                self._queue.put(exc)
-
-        self._chunks = len(sizes)
-        threading.Thread(target=draw, name="bt-bootstrap-draws", daemon=True).start()
-
-    def __iter__(self) -> Iterator[FloatArray]:
-        for _ in range(self._chunks):
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
 
 
 def intervals(samples: FloatArray, level: float = DEFAULT_LEVEL) -> tuple[FloatArray, FloatArray]:

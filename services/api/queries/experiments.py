@@ -128,8 +128,8 @@ async def stats(
         conditions.append(private)
     async with snapshot(reads) as snap:
         _, results_position = await snap.positions()
-        rows = await snap.rows(
-            sql.SQL("SELECT {} FROM {} {} ORDER BY position").format(
+        rows = await snap.rows(  # in no order: the grouping's sums are fsum, order-free
+            sql.SQL("SELECT {} FROM {} {}").format(
                 _TRIAL_COLUMNS, _s("trials"), where_all(conditions)
             ),
             params,

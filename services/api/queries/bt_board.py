@@ -215,8 +215,8 @@ def steady_heap() -> None:
     fit's temporaries from its heap. A bootstrap batch makes dozens of arrays of about 0.5 MiB
     per Newton iteration (domain/bradley_terry/rounds.py); glibc maps any block above its mmap
     threshold (128 KiB at start) straight from the kernel and unmaps it on free, so each of
-    them cost fresh page faults: 80 of the 330 ms of CPU of a cold 100-competitor board in a
-    new process (benchmarks/bt_fit.py's shape). Freeing a mapped block raises the threshold to
+    them cost fresh page faults: 80 of the 330 ms of CPU of a cold board of 100 competitors
+    and 100,000 battles in a new process. Freeing a mapped block raises the threshold to
     its size for the rest of the process (and the heap's trim threshold to twice that), which
     is all this does: the block is never touched, so it costs no page. Other allocators ignore
     it. (32 MiB is glibc's ceiling for that raise: a block of that size would not raise it.)"""

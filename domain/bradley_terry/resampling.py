@@ -1,8 +1,9 @@
 """The bootstrap: resampled fits, their percentile intervals, and ranks from intervals. Pure.
 
 Resampling the battles is one multinomial draw over the distinct (pair, outcome) cells, seeded,
-so a seed gives the same intervals on every run; each resample is fitted by
-:func:`.solver.solve`, warm-started from the point estimate.
+so a seed gives the same intervals on every run; the resamples are fitted in batches by
+:mod:`.rounds` (the floats of :func:`.solver.solve`, round by round), warm-started from the point
+estimate.
 """
 
 from __future__ import annotations

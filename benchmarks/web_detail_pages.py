@@ -9,24 +9,25 @@ gets ``views.py``'s data (``--battles`` battles among ``--competitors`` in arena
 voided, and 4-player games in arena ``snake``) and an experiment ``bench-exp`` of every
 competitor on ``--prompts`` prompts (100 x 50 = 5,000 trials with latency, cost, token metrics
 and two dimensions), appended through the event store and folded by both projectors. Then every
-page is requested ``--repeat`` times (after one warm-up) through the whole app in-process
-(Litestar's test client: routing, guards, queries, Jinja rendering; no socket), one at a time:
-the first request's time (nothing cached: the experiment and stats pages are kept in the
-response cache until the read models move) and the median, p90 and max of the rest, in
-milliseconds, with the page's size.
+page goes through the whole app in-process (Litestar's test client: routing, guards, queries,
+Jinja rendering; no socket), one request at a time, timed by ``page_timing.py``: its very first
+request, the median of ``--cold`` (5) first views with every cache emptied before each (the
+criterion: the experiment and stats pages are otherwise kept in the response cache until the
+read models move) and the median and p90 of ``--repeat`` (20) cached repeats, in milliseconds,
+with the page's size.
 
 A measurement, not a test: nothing is asserted. Run from the repository root:
 
-    .venv/bin/python benchmarks/web_detail_pages.py [--battles N] [--prompts N] [--repeat N]
+    .venv/bin/python benchmarks/web_detail_pages.py [--battles N] [--prompts N] [--cold N] \\
+        [--repeat N]
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
-import statistics
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +35,7 @@ import psycopg
 from arbiter.domain.events import Event, TrialCompleted
 from arbiter.services.api import create_app
 from litestar.testing import AsyncTestClient
+from page_timing import time_page  # benchmarks/page_timing.py: cold, first and warm views
 from views import T0, load, run  # benchmarks/views.py: the same servers and arena log
 
 
@@ -76,26 +78,11 @@ PAGES = (
 )
 
 
-async def measure(database_url: str, repeat: int) -> None:
+async def measure(database_url: str, repeat: int, cold: int) -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     async with AsyncTestClient(app=create_app(database_url, None)) as client:
         for path in PAGES:
-            started = time.perf_counter()
-            first = await client.get(path)
-            cold = (time.perf_counter() - started) * 1000
-            assert first.status_code == 200, (path, first.status_code, first.text[:300])
-            times = []
-            for _ in range(repeat):
-                started = time.perf_counter()
-                r = await client.get(path)
-                times.append((time.perf_counter() - started) * 1000)
-                assert r.status_code == 200
-            times.sort()
-            p90 = times[min(len(times) - 1, int(len(times) * 0.9))]
-            print(
-                f"{path:50s} first {cold:7.1f} ms  then median {statistics.median(times):7.1f}  "
-                f"p90 {p90:7.1f}  max {times[-1]:7.1f}  {len(first.content) / 1024:7.1f} KiB",
-                flush=True,
-            )
+            await time_page(client, path, cold, repeat)
 
 
 def main() -> None:
@@ -105,7 +92,8 @@ def main() -> None:
     parser.add_argument("--competitors", type=int, default=100)
     parser.add_argument("--days", type=int, default=100)
     parser.add_argument("--prompts", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=20, help="warm requests per page")
+    parser.add_argument("--cold", type=int, default=5, help="cold requests per page")
     parser.add_argument("--home", type=Path, help="keep the data here, to measure again later")
     args = parser.parse_args()
     os.environ["ARBITER_AUTH"] = "off"
@@ -117,7 +105,7 @@ def main() -> None:
             ).fetchone()
         if not (found and found[0]):
             load(database_url, trials(args.competitors, args.prompts))
-        await measure(database_url, repeat)
+        await measure(database_url, repeat, args.cold)
 
     run(args, with_trials)  # views.py: servers, the arena's log, then with_trials
 

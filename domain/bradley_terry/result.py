@@ -11,11 +11,11 @@ from .pair_counts import PairCounts
 from .resampling import (
     DEFAULT_LEVEL,
     DEFAULT_ROUNDS,
-    bootstrap_samples,
+    fit_and_bootstrap,
     intervals,
     rank_with_intervals,
 )
-from .solver import DEFAULT_RIDGE, fit
+from .solver import DEFAULT_RIDGE
 
 __all__ = ["BTResult", "leaderboard", "sorted_result"]
 
@@ -67,9 +67,8 @@ def leaderboard(
     is not in ``counts``."""
     if anchor is not None:
         anchor_index(counts.competitors, anchor)  # refuse an unknown one before any work
-    point = fit(counts, scale=scale, base=base, initial=initial, ridge=ridge)
-    samples = bootstrap_samples(
-        counts, rounds, seed, scale=scale, base=base, initial=initial, ridge=ridge, point=point
+    point, samples = fit_and_bootstrap(
+        counts, rounds, seed, scale=scale, base=base, initial=initial, ridge=ridge
     )
     rating = anchor_ratings(point, counts.competitors, anchor)
     lower, upper = intervals(anchor_ratings(samples, counts.competitors, anchor), level)

@@ -212,15 +212,17 @@ def fit(
     if theta0 is not None and theta0.shape != (n,):
         raise ValueError("start must have one rating per competitor")
     half = 0.5 * counts.ties
-    theta = solve(
+    from .rounds import solve_rounds  # solve() by another road, same floats; it imports this
+
+    theta = solve_rounds(
         n,
         counts.i,
         counts.j,
-        counts.wins_i + half,
-        counts.wins_j + half,
+        (counts.wins_i + half)[None, :],
+        (counts.wins_j + half)[None, :],
         ridge,
-        theta0,
+        np.zeros(n) if theta0 is None else theta0,
         tol,
         max_iter,
-    )
+    )[0]
     return to_elo(theta, scale, base, initial)

@@ -47,6 +47,7 @@ __all__ = [
     "fit_pairs",
     "one_blas_thread",
     "resolve_anchor",
+    "steady_heap",
 ]
 
 BT_ROUNDS = 100
@@ -208,11 +209,29 @@ def one_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
+@functools.cache
+def steady_heap() -> None:
+    """Allocate and free one 16 MiB block, once per process, so that glibc's malloc serves the
+    fit's temporaries from its heap. A bootstrap batch makes dozens of arrays of about 0.5 MiB
+    per Newton iteration (domain/bradley_terry/rounds.py); glibc maps any block above its mmap
+    threshold (128 KiB at start) straight from the kernel and unmaps it on free, so each of
+    them cost fresh page faults: 80 of the 330 ms of CPU of a cold board of 100 competitors
+    and 100,000 battles in a new process. Freeing a mapped block raises the threshold to
+    its size for the rest of the process (and the heap's trim threshold to twice that), which
+    is all this does: the block is never touched, so it costs no page. Other allocators ignore
+    it. (32 MiB is glibc's ceiling for that raise: a block of that size would not raise it.)"""
+    import numpy as np
+
+    block = np.empty(16 << 20, dtype=np.uint8)
+    del block
+
+
 def fit_pairs(
     pairs: Rows, settings: tuple[float, float, float], options: BTOptions, anchor: bt.Anchor | None
 ) -> bt.BTResult:
     """The uncontrolled board from stored pair rows ``(x, y, x_wins, y_wins, ties)``."""
     one_blas_thread()
+    steady_heap()
     scale, base, initial = settings
     counts = bt.PairCounts.from_rows(
         (x, y, float(a), float(b), float(t)) for x, y, a, b, t in pairs
@@ -229,6 +248,7 @@ def fit_controlled(
     """The controlled board from :func:`controlled_rows`' rows; ValueError (a 400 for the
     caller) when a metric does not vary over the battles."""
     one_blas_thread()
+    steady_heap()
     scale, base, initial = settings
     if not rows:
         raise ValueError(

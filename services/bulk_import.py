@@ -56,6 +56,7 @@ from arbiter.domain.validation import decode_event
 from arbiter.services.delivery import DeliveryReport, Refusal
 
 from .import_order import Entry
+from .processes.paging import collector_relaxed
 
 __all__ = ["BATCH", "import_direct"]
 
@@ -139,7 +140,10 @@ def import_direct(
     state = _Direct(log, on_refused, on_progress)
     pending: tuple[_Batch, Future[AppendOutcome]] | None = None
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-append") as worker:
+        with (
+            collector_relaxed(),  # the garbage collector less often (.processes.paging)
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-append") as worker,
+        ):
             try:
                 batch: _Batch = []
                 now = datetime.now(UTC)

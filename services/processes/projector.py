@@ -31,7 +31,7 @@ from psycopg import sql
 
 from ..commits import committed
 from ..metrics import observe_fold
-from .paging import fold_page, read_page
+from .paging import collector_relaxed, fold_page, read_page
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -268,10 +268,11 @@ def run_projectors(
     """Run one projector thread per projection until ``stop`` is set."""
     threads = []
     batch = int(os.environ.get("ARBITER_PROJECTOR_BATCH", DEFAULT_BATCH))
-    for name in names or list(PROJECTIONS):
-        projector = Projector(database_url, PROJECTIONS[name], batch_size=batch)
-        t = threading.Thread(target=projector.run, args=(stop,), name=f"projector-{name}")
-        t.start()
-        threads.append(t)
-    for t in threads:
-        t.join()
+    with collector_relaxed():  # see .paging: about 3 us of CPU an event less per projection
+        for name in names or list(PROJECTIONS):
+            projector = Projector(database_url, PROJECTIONS[name], batch_size=batch)
+            t = threading.Thread(target=projector.run, args=(stop,), name=f"projector-{name}")
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()

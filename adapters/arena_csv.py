@@ -27,26 +27,49 @@ and ids on random files.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple, Protocol
 
-if TYPE_CHECKING:
-    from .arena_files import RowError, _Converter
+__all__ = ["Converter", "Rules", "csv_rows"]
 
-__all__ = ["csv_rows"]
+
+class Converter(Protocol):
+    """What the lane needs of the general converter (``arena_files._Converter``)."""
+
+    def __call__(self, number: int, record: object, *, events: bool = True) -> Any: ...
+
+    def event(
+        self,
+        pairs: list[tuple[str, str]],
+        occurred: str | None,
+        model_a: str,
+        model_b: str,
+        outcome: str,
+        meta: dict[str, Any],
+    ) -> dict[str, Any]: ...
+
+
+class Rules(NamedTuple):
+    """The general converter's checks, handed in (this module imports nothing of it)."""
+
+    model: Callable[[str], str | None]
+    """A model cell's name, stripped, or None where it is refused."""
+    tstamp: Callable[[str | None], tuple[bool, str | None]]
+    """``(True, occurred_at or None)`` for a ``tstamp`` cell, ``(False, None)`` if refused."""
+    winners: dict[str, str]
+    """A lower-cased, stripped winner to its outcome."""
+    ids: tuple[str, ...]
+    """The columns that identify a battle, in order of preference (the first non-empty one
+    goes into ``meta``)."""
+    persons: tuple[str, ...]
+    """The columns naming the person who voted (into ``meta`` when not empty)."""
 
 
 def csv_rows(
-    reader: Iterator[list[str]],
-    header: list[str],
-    convert: _Converter,
-    check_model: Callable[[str], str | None],
-    winners: dict[str, str],
-) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    reader: Iterator[list[str]], header: list[str], convert: Converter, rules: Rules
+) -> Iterator[tuple[int, Any]]:
     """``(row number, event or RowError)`` for each record of a ``csv.reader`` past the header,
-    numbered as ``DictReader`` numbers them (blank lines skipped, not counted).
-    ``check_model(value)`` is the stripped name or None when refused; ``winners`` maps a
-    lower-cased, stripped winner to its outcome."""
-    lane = _Lane(header, convert, check_model, winners)
+    numbered as ``DictReader`` numbers them (blank lines skipped, not counted)."""
+    lane = _Lane(header, convert, rules)
     number = 0
     for cells in reader:
         if not cells:
@@ -63,15 +86,7 @@ class _Lane:
     """What the header says once: where each column is and the identity's column order; and
     the answers for the model names and winners seen so far."""
 
-    def __init__(
-        self,
-        header: list[str],
-        convert: _Converter,
-        check_model: Callable[[str], str | None],
-        winners: dict[str, str],
-    ) -> None:
-        from .arena_files import ID_COLUMNS, PERSON_COLUMNS, _RowProblem, _tstamp
-
+    def __init__(self, header: list[str], convert: Converter, rules: Rules) -> None:
         self.width = len(header)
         at = {name: i for i, name in enumerate(header)}
         self.fast = len(at) == self.width
@@ -79,11 +94,11 @@ class _Lane:
         general path then takes every row."""
         self.ia, self.ib, self.iw = at["model_a"], at["model_b"], at["winner"]
         self.it = at.get("tstamp")
-        self.ids = [(c, at[c]) for c in ID_COLUMNS if c in at]
-        self.persons = [(c, at[c]) for c in PERSON_COLUMNS if c in at]
+        self.ids = [(c, at[c]) for c in rules.ids if c in at]
+        self.persons = [(c, at[c]) for c in rules.persons if c in at]
         self.order = sorted(at.items())
-        self.convert, self.check_model, self.winners = convert, check_model, winners
-        self.tstamp, self.problem = _tstamp, _RowProblem
+        self.convert, self.check_model, self.winners = convert, rules.model, rules.winners
+        self.tstamp = rules.tstamp
         self.models: dict[str, str | None] = {}
         self.outcomes: dict[str, tuple[str, str] | None] = {}
 
@@ -101,12 +116,9 @@ class _Lane:
             won = self.outcomes[raw] = None if outcome is None else (outcome, raw.strip())
         if won is None:
             return None
-        occurred = None
-        if self.it is not None:
-            try:
-                occurred = self.tstamp(cells[self.it])
-            except self.problem:  # the general path says which
-                return None
+        ok, occurred = self.tstamp(None if self.it is None else cells[self.it])
+        if not ok:  # the general path says why
+            return None
         meta: dict[str, Any] = {"winner": won[1]}
         for column, i in self.ids:
             if cells[i] != "":

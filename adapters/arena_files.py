@@ -56,7 +56,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .arena_csv import csv_rows
+from .arena_csv import Rules, csv_rows
 
 __all__ = [
     "ID_COLUMNS",
@@ -253,7 +253,7 @@ def _iter_csv(
                 f"{os.fspath(path)}: the CSV header has no {', '.join(missing)} column; an arena "
                 f"battles file needs {', '.join(REQUIRED)} (found: {', '.join(header) or 'none'})"
             )
-        yield from csv_rows(reader, header, convert, _checked_model, WINNERS)
+        yield from csv_rows(reader, header, convert, _RULES)
 
 
 def _checked_model(value: str) -> str | None:
@@ -262,6 +262,14 @@ def _checked_model(value: str) -> str | None:
         return _model(value, "model")
     except _RowProblem:
         return None
+
+
+def _checked_tstamp(value: str | None) -> tuple[bool, str | None]:
+    """``(True, what _tstamp returns)``, or ``(False, None)`` where it refuses the value."""
+    try:
+        return True, _tstamp(value)
+    except _RowProblem:
+        return False, None
 
 
 def _split_array(path: PathLike) -> list[msgspec.Raw]:
@@ -451,3 +459,7 @@ def _tstamp(value: object) -> str | None:
 
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+_RULES = Rules(_checked_model, _checked_tstamp, WINNERS, ID_COLUMNS, PERSON_COLUMNS)
+"""The checks the CSV fast lane (:mod:`.arena_csv`) applies, the general converter's own."""

@@ -36,7 +36,10 @@ def files(draw: Any) -> tuple[list[str], list[list[str]]]:
         "tstamp": st.sampled_from(STAMPS),
     }
     row = st.tuples(
-        *(cell.get(n.strip(), st.sampled_from(["", "q1", "q2", "x y"])) for n in header)
+        *(
+            cell.get(n.strip(), st.sampled_from(["", "q1", "q2", "x y", " q3 ", "7"]))
+            for n in header
+        )
     )
     rows = [list(r) for r in draw(st.lists(row, max_size=30))]
     for _ in range(draw(st.integers(0, 3))):  # a repeated row, a blank line, a ragged row

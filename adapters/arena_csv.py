@@ -33,19 +33,13 @@ __all__ = ["Converter", "Rules", "csv_rows"]
 
 
 class Converter(Protocol):
-    """What the lane needs of the general converter (``arena_files._Converter``)."""
+    """What the lane needs of the general converter (``arena_files._Converter``): a record
+    converted the general way, and ``event`` (identity pairs, occurred_at, model_a, model_b,
+    outcome, meta) building a checked row's event."""
 
     def __call__(self, number: int, record: object, *, events: bool = True) -> Any: ...
 
-    def event(
-        self,
-        pairs: list[tuple[str, str]],
-        occurred: str | None,
-        model_a: str,
-        model_b: str,
-        outcome: str,
-        meta: dict[str, Any],
-    ) -> dict[str, Any]: ...
+    event: Callable[..., dict[str, Any]]
 
 
 class Rules(NamedTuple):

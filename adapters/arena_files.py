@@ -56,6 +56,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from .arena_csv import Rules, csv_rows
+
 __all__ = [
     "ID_COLUMNS",
     "IMPORT_EPOCH",
@@ -243,17 +245,31 @@ def _iter_csv(
     # Exports carrying whole conversations have fields far above csv's 128 KiB default.
     csv.field_size_limit(2**31 - 1)
     with open(path, encoding="utf-8-sig", newline="", buffering=_CHUNK) as f:
-        reader = csv.DictReader(f)
-        header = [name.strip() for name in reader.fieldnames or []]
+        reader = csv.reader(f)
+        header = [name.strip() for name in next(reader, [])]
         missing = [name for name in REQUIRED if name not in header]
         if missing:
             raise ArenaFileError(
                 f"{os.fspath(path)}: the CSV header has no {', '.join(missing)} column; an arena "
                 f"battles file needs {', '.join(REQUIRED)} (found: {', '.join(header) or 'none'})"
             )
-        reader.fieldnames = header
-        for number, record in enumerate(reader, 1):
-            yield number, convert(number, record, events=False)
+        yield from csv_rows(reader, header, convert, _RULES)
+
+
+def _checked_model(value: str) -> str | None:
+    """A model name as :func:`_model` returns it, or None where it refuses it."""
+    try:
+        return _model(value, "model")
+    except _RowProblem:
+        return None
+
+
+def _checked_tstamp(value: str | None) -> tuple[bool, str | None]:
+    """``(True, what _tstamp returns)``, or ``(False, None)`` where it refuses the value."""
+    try:
+        return True, _tstamp(value)
+    except _RowProblem:
+        return False, None
 
 
 def _split_array(path: PathLike) -> list[msgspec.Raw]:
@@ -323,19 +339,32 @@ class _Converter:
             )
         winner = winner.strip()
         occurred = _tstamp(record.get("tstamp"))
-        id_column, row_id = next(
-            ((c, record[c]) for c in ID_COLUMNS if record.get(c) not in (None, "")), (None, None)
-        )
-        identity = hashlib.sha256(_encode([self.arena, self.category, _row_identity(record)]))
-        digest = hashlib.sha256(
-            identity.digest() + self._occurrence(identity.digest()).to_bytes(8, "big")
-        ).hexdigest()[:32]
         meta: dict[str, Any] = {"winner": winner}
-        if id_column:
-            meta[id_column] = row_id
+        for column in ID_COLUMNS:
+            if record.get(column) not in (None, ""):
+                meta[column] = record[column]
+                break
         for column in PERSON_COLUMNS:
             if record.get(column) not in (None, ""):
                 meta[column] = record[column]
+        return self.event(_row_identity(record), occurred, model_a, model_b, outcome, meta)
+
+    def event(
+        self,
+        pairs: list[tuple[str, str]],
+        occurred: str | None,
+        model_a: str,
+        model_b: str,
+        outcome: str,
+        meta: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The event of a checked row: ``pairs`` is its identity (:func:`_row_identity`),
+        ``occurred`` its ``tstamp`` (:func:`_tstamp`), ``meta`` what it keeps. Shared by the
+        general path and the CSV fast lane (:mod:`.arena_csv`), so both spell events alike."""
+        identity = hashlib.sha256(_encode([self.arena, self.category, pairs])).digest()
+        digest = hashlib.sha256(
+            identity + self._occurrence(identity).to_bytes(8, "big")
+        ).hexdigest()[:32]
         event: dict[str, Any] = {
             "type": "battle.completed",
             "event_id": f"import:{digest}",
@@ -430,3 +459,7 @@ def _tstamp(value: object) -> str | None:
 
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+_RULES = Rules(_checked_model, _checked_tstamp, WINNERS, ID_COLUMNS, PERSON_COLUMNS)
+"""The checks the CSV fast lane (:mod:`.arena_csv`) applies, the general converter's own."""

@@ -19,8 +19,10 @@ What is timed, from the moment ``arbiter import`` starts:
 
 Printed and written to ``benchmarks/results/import_bulk.json``: rows, seconds and rows/s of
 each, the ratio of the import's rate (file to visible) to the floor's, the peak RSS of the
-import and of the projector, their CPU time per row (user + system: far steadier than the rates
-on a loaded machine), and the load average at start and end (the machine is shared).
+import and of the projector, the CPU time per row of the import, of the projector and of
+PostgreSQL from the import's start to visible (user + system: far steadier than the rates on a
+loaded machine; the projector's start-up, before the import, is left out), and the load average
+at start and end (the machine is shared).
 
     .venv/bin/python benchmarks/import_bulk.py                  # the full 1,670,250 battles
     .venv/bin/python benchmarks/import_bulk.py --rows 200000    # the first N of the same file
@@ -118,6 +120,21 @@ class PeakRss(threading.Thread):
             time.sleep(0.2)
 
 
+def postgres_cpu() -> float:
+    """CPU seconds (user + system) of the embedded PostgreSQL so far: the postmaster, its live
+    backends and workers, and the ones it has reaped."""
+    total = 0.0
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if child.name().startswith("postgres"):
+                times = child.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+                for backend in child.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        total += sum(backend.cpu_times()[:2])
+    return total
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=None, help="first N battles (default: all)")
@@ -148,6 +165,8 @@ def main() -> None:
         projector_rss = PeakRss(projector.pid)
         projector_rss.start()
         time.sleep(5)  # the projector has created its tables and LISTENs
+        postgres_started = postgres_cpu()
+        projector_started = sum(psutil.Process(projector.pid).cpu_times()[:2])
         started = time.perf_counter()
         with (home / "import.log").open("ab") as log:
             proc = subprocess.Popen([*cli, "import", str(path), "--arena", "lmsys"], env=env,
@@ -170,8 +189,9 @@ def main() -> None:
                 time.sleep(0.1)
         visible_s = time.perf_counter() - started
         projector_rss.done.set()
+        postgres_used = postgres_cpu() - postgres_started
         # CPU seconds per row: unlike the rates, they hardly move with the machine's load.
-        projector_cpu = sum(psutil.Process(projector.pid).cpu_times()[:2])
+        projector_cpu = sum(psutil.Process(projector.pid).cpu_times()[:2]) - projector_started
         import_cpu = usage.ru_utime + usage.ru_stime
         floor_rate, rate = rows / floor_s, rows / visible_s
         result = {
@@ -184,6 +204,7 @@ def main() -> None:
             "projector_peak_rss_mb": round(projector_rss.peak / 2**20),
             "import_cpu_us_per_row": round(import_cpu / rows * 1e6, 1),
             "projector_cpu_us_per_row": round(projector_cpu / rows * 1e6, 1),
+            "postgres_cpu_us_per_row": round(postgres_used / rows * 1e6, 1),
             "cpus": os.cpu_count(), "load_at_start": load_start, "load_at_end": os.getloadavg(),
         }  # fmt: skip
         for key, value in result.items():

@@ -191,3 +191,12 @@ def test_stale_postmaster_pid_after_server_crash(tmp_path: Path) -> None:
     with pg:  # starts anyway (crash recovery), same data
         assert pg.url is not None
         assert pg_read(pg.url) == ["survives"]
+
+
+def test_the_server_has_a_bulk_load_sized_page_cache(database_url: str) -> None:
+    """512 MB of shared buffers, not PostgreSQL's 128 MB: a bulk import's indexes outgrow the
+    default, and PostgreSQL's CPU a row grew with it (``adapters/embedded/postgres.py``)."""
+    if os.environ.get("ARBITER_TEST_DATABASE_URL"):
+        pytest.skip("an external server: its settings are its owner's")
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SHOW shared_buffers").fetchone() == ("512MB",)

@@ -10,7 +10,8 @@ stored position, in memory) all fold the same log the same way; this module is t
 * :func:`fold_page`: apply a page, skipping the positions a projector quarantined, so that a
   rebuild and an audit leave out the same poison events the projector left out;
 * :func:`collector_paused`: bulk folding (rebuild, audit) runs with the cyclic garbage
-  collector off.
+  collector off; :func:`collector_relaxed`: the long-running bulk work (the projector, the
+  bulk import) runs it less often.
 
 The collector. Folding a log decodes hundreds of thousands of small container objects (events,
 their dicts, history tuples), and the collector's full passes rescan everything that survives,
@@ -37,9 +38,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PAGE",
+    "RELAXED",
     "Page",
     "Reader",
     "collector_paused",
+    "collector_relaxed",
     "fold_page",
     "pages",
     "read_page",
@@ -53,6 +56,11 @@ Page = list[tuple[int, "Event"]]
 """A page of the log: ``(position, event)`` in increasing position."""
 
 _NOTHING: frozenset[int] = frozenset()
+
+RELAXED = (50_000, 20, 100)
+"""Collector thresholds for long bulk work (module docstring): a young collection every 50,000
+allocations, an older one every 20 of those, a full one every 100 of those (and, as always,
+only once the objects that survived since the last one reach a quarter of the heap)."""
 
 
 Reader = Callable[[int, int], Page]
@@ -135,3 +143,15 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextmanager
+def collector_relaxed() -> Iterator[None]:
+    """Run the cyclic garbage collector at the :data:`RELAXED` thresholds for a block (the
+    previous thresholds are put back after it)."""
+    before = gc.get_threshold()
+    gc.set_threshold(*RELAXED)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)

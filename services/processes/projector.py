@@ -31,7 +31,7 @@ from psycopg import sql
 
 from ..commits import committed
 from ..metrics import observe_fold
-from .paging import fold_page, read_page
+from .paging import collector_relaxed, fold_page, read_page
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -46,7 +46,15 @@ __all__ = [
 
 log = logging.getLogger("arbiter.projector")
 
-DEFAULT_BATCH = 5_000
+DEFAULT_BATCH = 20_000
+"""Most events folded per transaction (``ARBITER_PROJECTOR_BATCH``). A cap, not a wait: a live
+projector folds whatever has arrived, so it matters only with a backlog (a bulk import, a
+restart), where each batch's fixed work (the standings, pair and sum upserts, the position, the
+commit) is shared by more events. Measured on 100,000 imported battles (loaded 2-core machine,
+two runs each): 5,000 to 20,000 took the ratings fold from 15-16 to 11-12 us of PostgreSQL CPU
+an event and results from 46-58 to 38-42, and each fold's own CPU by 1-1.5 us; the rebuild
+reads pages of the same size (:data:`.paging.PAGE`). The price is a longer transaction (about a
+second) once in a while, which readers never wait for."""
 FAULT_SLEEP_ENV = "ARBITER_FAULT_SLEEP_IN_TX"
 """Fault injection for the crash tests: seconds to sleep inside each batch's transaction, after
 its writes and before its commit, so a test can SIGKILL the projector mid-transaction."""
@@ -268,10 +276,11 @@ def run_projectors(
     """Run one projector thread per projection until ``stop`` is set."""
     threads = []
     batch = int(os.environ.get("ARBITER_PROJECTOR_BATCH", DEFAULT_BATCH))
-    for name in names or list(PROJECTIONS):
-        projector = Projector(database_url, PROJECTIONS[name], batch_size=batch)
-        t = threading.Thread(target=projector.run, args=(stop,), name=f"projector-{name}")
-        t.start()
-        threads.append(t)
-    for t in threads:
-        t.join()
+    with collector_relaxed():  # see .paging: about 3 us of CPU an event less per projection
+        for name in names or list(PROJECTIONS):
+            projector = Projector(database_url, PROJECTIONS[name], batch_size=batch)
+            t = threading.Thread(target=projector.run, args=(stop,), name=f"projector-{name}")
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()

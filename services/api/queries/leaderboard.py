@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ from .bt_board import (
     fit_pairs,
     resolve_anchor,
 )
-from .game_scores import board_totals, with_totals
+from .game_scores import BoardTotals, board_totals, with_totals
 from .ratings import voided_at
 from .snapshot import RATINGS, Snapshot, snapshot
 from .snapshot import ratings_table as _r
@@ -79,10 +80,25 @@ NAMED_METRICS: dict[str, tuple[str, ...]] = {
 Fit = bt.BTResult | bt.ControlledResult
 _BT_CACHE: OrderedDict[tuple[Any, ...], Fit] = OrderedDict()
 _BT_PENDING: dict[tuple[Any, ...], asyncio.Task[Fit]] = {}
-_BT_LATEST: OrderedDict[tuple[Any, ...], tuple[int, float, Fit]] = OrderedDict()
-"""(database, arena, category, settings, options, anchor) -> (position, monotonic time, fit) of
-the latest live fit of a pool: what :data:`BT_REFRESH_S` reuses. Bounded like the cache (least
-recently stored evicted): the options (a seed, a level) are the caller's to vary without end."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Latest:
+    """The latest live fit of a pool: the position it reflects, when it was made (monotonic
+    seconds), the fit and, with ``control``, how many battles it left out."""
+
+    position: int
+    at: float
+    fit: Fit
+    left_out: int | None
+
+
+_BT_LATEST: OrderedDict[tuple[Any, ...], _Latest] = OrderedDict()
+"""(database, arena, category, settings, options, the arena's default anchor) -> the latest live
+fit of that pool: what :data:`BT_REFRESH_S` reuses. Keyed before the pairs are read (the anchor
+the fit applied is resolved from them, and is in the fit), so that a reuse reads no pairs.
+Bounded like the cache (least recently stored evicted): the options (a seed, a level) are the
+caller's to vary without end."""
 
 
 async def _bt_fit(key: tuple[Any, ...], compute: Callable[[], Fit]) -> Fit:
@@ -255,11 +271,14 @@ async def leaderboard(
     *,
     viewer: Viewer,
     options: BTOptions | None = None,
+    reused: Callable[[float], None] | None = None,
 ) -> Leaderboard:
     """The pool's standings by Elo (the ratings read model) or Bradley-Terry (fitted from the
     pool's pair counts), now or as they stood at a log position or time. The averages count the
     trials of the experiments ``viewer`` may read only. ``options``: the bootstrap, anchor and
-    controlled metrics of a Bradley-Terry board (:mod:`.bt_board`)."""
+    controlled metrics of a Bradley-Terry board (:mod:`.bt_board`). ``reused``: called with the
+    seconds the fit may still be reused when the board is built on a live fit of an earlier
+    position (right for now, and for that long at most: the route caches it no longer)."""
     opts = options or BTOptions()
     async with snapshot(reads) as snap:
         position, results_position = await snap.positions()
@@ -316,8 +335,29 @@ async def leaderboard(
                 system="elo", as_of=at, results_position=results_position,
             )  # fmt: skip
 
-        # Bradley-Terry: everything the page could need is read now, in this snapshot; the fit
-        # runs after the transaction is closed (it may take a while on a cold cache).
+        # Bradley-Terry. A live board whose pool was fitted less than BT_REFRESH_S ago reuses
+        # that fit: only what its page shows is read (the counters, averages and totals of
+        # ``limit`` rows), not the pool's pairs, so its cost is that of an Elo page.
+        default = await default_anchor(snap, arena) if opts.anchor is None else None
+        live = (reads.database_url, arena, category, settings, opts, default)
+        recent = _BT_LATEST.get(live) if at is None else None
+        age = 0.0 if recent is None else time.monotonic() - recent.at
+        if recent is not None and age < BT_REFRESH_S:
+            result, fitted_at, left_out = recent.fit, recent.position, recent.left_out
+            board = result.board if isinstance(result, bt.ControlledResult) else result
+            lines = list(board.rows())
+            page = [line[1] for line in lines[offset : offset + limit]]
+            counters, metrics, scores, names, game_totals = await _page_reads(
+                snap, arena, category, page, viewer
+            )
+            if reused is not None and fitted_at != (results_position if opts.control else position):
+                reused(BT_REFRESH_S - age)
+            return _bt_page(
+                arena, category, limit, offset, position, results_position, None, result, lines,
+                fitted_at, left_out, counters, metrics, scores, names, game_totals,
+            )  # fmt: skip
+        # A fit to make (or found in the fit cache): everything the page could need is read
+        # now, in this snapshot; the fit runs after the transaction is closed.
         if at is None:
             pairs_q: sql.Composable = sql.SQL(
                 "SELECT x, y, x_wins, y_wins, ties FROM {} WHERE arena = %(arena)s "
@@ -334,7 +374,6 @@ async def leaderboard(
             )
         pairs, counter_rows = await snap.many((pairs_q, params), (counters_q, params))
         counters = {r[0]: r[1:5] for r in counter_rows}
-        default = await default_anchor(snap, arena) if opts.anchor is None else None
         left_out: int | None = None
         fit_position = params["p"]
         if opts.control:
@@ -348,27 +387,69 @@ async def leaderboard(
 
     anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
     key = (reads.database_url, arena, category, fit_position, settings, opts, anchor)
-    live = (reads.database_url, arena, category, settings, opts, anchor)
-    recent = _BT_LATEST.get(live) if at is None else None
-    if recent is not None and time.monotonic() - recent[1] < BT_REFRESH_S:
-        fitted_at, result = recent[0], recent[2]
-    else:
-        fit = fit_controlled if opts.control else fit_pairs
-        try:
-            result = await _bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
-        except ValueError as exc:  # a controlled metric that does not vary, or no battle has
-            if not opts.control:
-                raise
-            raise bad_parameter("control", str(exc)) from None
-        fitted_at = fit_position
-        if at is None:
-            _BT_LATEST[live] = (fitted_at, time.monotonic(), result)
-            _BT_LATEST.move_to_end(live)
-            while len(_BT_LATEST) > BT_CACHE_SIZE:
-                _BT_LATEST.popitem(last=False)
+    fit = fit_controlled if opts.control else fit_pairs
+    try:
+        result = await _bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
+    except ValueError as exc:  # a controlled metric that does not vary, or no battle has
+        if not opts.control:
+            raise
+        raise bad_parameter("control", str(exc)) from None
+    if at is None:
+        _BT_LATEST[live] = _Latest(fit_position, time.monotonic(), result, left_out)
+        _BT_LATEST.move_to_end(live)
+        while len(_BT_LATEST) > BT_CACHE_SIZE:
+            _BT_LATEST.popitem(last=False)
+    board = result.board if isinstance(result, bt.ControlledResult) else result
+    return _bt_page(
+        arena, category, limit, offset, position, results_position, at, result,
+        list(board.rows()), fit_position, left_out, counters, metrics, scores, names, game_totals,
+    )  # fmt: skip
+
+
+async def _page_reads(
+    snap: Snapshot, arena: str, category: str, page: list[str], viewer: Viewer
+) -> tuple[
+    dict[str, Sequence[int]],
+    dict[str, dict[str, float]],
+    dict[str, tuple[int, int]],
+    dict[str, tuple[Any, Any]],
+    BoardTotals,
+]:
+    """What the rows of a page built on a reused fit show besides the fit: counters, averages,
+    score votes, names and game totals of ``page``'s competitors, now."""
+    counter_rows = await snap.rows(
+        sql.SQL(
+            "SELECT competitor, games, wins, losses, ties FROM {} WHERE arena = %s "
+            "AND category = %s AND competitor = ANY(%s)"
+        ).format(_r("ratings")),
+        (arena, category, page),
+    )
+    metrics, scores, names = await _extras(snap, arena, category, page, viewer)
+    game_totals = await board_totals(snap, arena, category, page)
+    return {r[0]: r[1:5] for r in counter_rows}, metrics, scores, names, game_totals
+
+
+def _bt_page(
+    arena: str,
+    category: str,
+    limit: int,
+    offset: int,
+    position: int,
+    results_position: int,
+    as_of: int | None,
+    result: Fit,
+    lines: list[tuple[Any, ...]],
+    fitted_at: int,
+    left_out: int | None,
+    counters: dict[str, Sequence[int]],
+    metrics: dict[str, dict[str, float]],
+    scores: dict[str, tuple[int, int]],
+    names: dict[str, tuple[Any, Any]],
+    game_totals: BoardTotals,
+) -> Leaderboard:
+    """The body of a Bradley-Terry page: the fit's rows ``offset`` to ``offset + limit``."""
     board = result.board if isinstance(result, bt.ControlledResult) else result
     control = list(result.covariates) if isinstance(result, bt.ControlledResult) else None
-    lines = list(board.rows())
     rows = [
         _row(rank, competitor, rating, counters.get(competitor, (0, 0, 0, 0)), names, metrics,
              scores, lower=lower, upper=upper)
@@ -377,7 +458,7 @@ async def leaderboard(
     rows = with_totals(rows, game_totals)
     return Leaderboard(
         arena, category, len(lines), limit, offset, position, rows,
-        system="bt", as_of=at, results_position=results_position,
+        system="bt", as_of=as_of, results_position=results_position,
         bootstrap=Bootstrap(
             board.rounds, board.seed, board.level, board.battles, fitted_at,
             anchor=None if board.anchor is None else BTAnchorBody(*board.anchor),

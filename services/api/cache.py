@@ -205,10 +205,10 @@ class ReadModelWatch:
         commits_before = self._commits
         state = await replica_state.read_state(conn)
         if state != self.state:
-            self.state = None  # no request may store under a key while the entries go
-            await self.store.delete_stale(state)
-            if self._commits == commits_before:  # else a commit came after the read: wait
-                self.state = state
+            self.store.drop_stale(state)  # no await: nothing runs in between
+            # Unless a commit of this process came after the read (then its callback has set
+            # None, and the next notification installs the newer state).
+            self.state = state if self._commits == commits_before else None
 
 
 class ResponseStore(MemoryStore):
@@ -245,19 +245,24 @@ class ResponseStore(MemoryStore):
             value = msgpack.encode(messages)
         await super().set(key, value, expires_in)
 
-    async def delete_stale(self, state: tuple[int, ...]) -> None:
+    def drop_stale(self, state: tuple[int, ...]) -> None:
         """Drop the answers keyed on a projection state other than ``state``'s; answers of routes
-        whose projections did not move stay (:data:`READS`)."""
+        whose projections did not move stay (:data:`READS`). Synchronous, without the store's
+        lock: on the one event loop the store serves nothing can interleave with it, so the
+        watch installs the new state right after, with no moment in between where requests
+        would be answered uncached (each computing its own answer, sharing no flight: under
+        load that window cost more than the recomputation itself). A writer that took the lock
+        before and writes after stores an answer under a stale key only requests pinned to that
+        state build, as :meth:`ReadModelWatch._refresh` always allowed."""
         current = set(state_token(state).split(";"))
 
         def stale(key: str) -> bool:
             return not current.issuperset(key.rpartition("|")[2].split(";"))
 
-        async with self._lock:
-            for key in [k for k in self._store if stale(k)]:
-                del self._store[key]
-            for key in [k for k in self._sooner if stale(k)]:
-                del self._sooner[key]
+        for key in [k for k in self._store if stale(k)]:
+            del self._store[key]
+        for key in [k for k in self._sooner if stale(k)]:
+            del self._sooner[key]
 
     def expire_sooner(self, key: str, seconds: float) -> None:
         self._sooner[key] = timedelta(seconds=max(seconds, 0.001))

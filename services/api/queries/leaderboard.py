@@ -35,9 +35,15 @@ from .bt_board import (
     fit_pairs,
     resolve_anchor,
 )
-from .game_scores import BoardTotals, board_totals, with_totals
+from .game_scores import (
+    BoardTotals,
+    board_totals,
+    board_totals_of,
+    board_totals_queries,
+    with_totals,
+)
 from .ratings import voided_at
-from .snapshot import RATINGS, Snapshot, snapshot
+from .snapshot import POSITIONS, RATINGS, Query, Rows, Snapshot, positions_of, snapshot
 from .snapshot import ratings_table as _r
 from .snapshot import results_table as _s
 from .unplayed import DEFAULT_INITIAL, with_unplayed
@@ -174,16 +180,26 @@ def _pairs_at() -> sql.Composable:
     ).format(history=_r("rating_history"), voided=voided_at())
 
 
+Extras = tuple[dict[str, dict[str, float]], dict[str, tuple[int, int]], dict[str, tuple[Any, Any]]]
+"""Metric averages, score votes ``(sum, count)`` and ``(name, provider)``, by competitor."""
+
+
 async def _extras(
     snap: Snapshot, arena: str, category: str, competitors: list[str], viewer: Viewer
-) -> tuple[dict[str, dict[str, float]], dict[str, tuple[int, int]], dict[str, tuple[Any, Any]]]:
+) -> Extras:
     """Metric averages, score votes ``(sum, count)`` and ``(name, provider)`` per competitor,
     over the battles and the trials of experiments the viewer may read."""
     if not competitors:
         return {}, {}, {}
+    return _extras_of(*await snap.many(*_extras_queries(arena, category, competitors, viewer)))
+
+
+def _extras_queries(
+    arena: str, category: str, competitors: list[str], viewer: Viewer
+) -> list[Query]:
     pool = {"arena": arena, "category": category, "competitors": competitors}
     visible = visible_trials(viewer, pool)
-    metrics, scores, names = await snap.many(
+    return [
         (
             sql.SQL(
                 "SELECT competitor, metric, (sum(total) / sum(count))::float8 FROM {} "
@@ -209,7 +225,10 @@ async def _extras(
             ),
             (competitors,),
         ),
-    )
+    ]
+
+
+def _extras_of(metrics: Rows, scores: Rows, names: Rows) -> Extras:
     by_metric: dict[str, dict[str, float]] = {}
     for competitor, metric, value in metrics:
         by_metric.setdefault(competitor, {})[metric] = float(value)
@@ -218,6 +237,26 @@ async def _extras(
         {c: (int(s or 0), int(n or 0)) for c, s, n in scores},
         {c: (name, provider) for c, name, provider in names},
     )
+
+
+async def _page_extras(
+    snap: Snapshot,
+    arena: str,
+    category: str,
+    competitors: list[str],
+    viewer: Viewer,
+    *first: Query,
+) -> tuple[list[Rows], Extras, BoardTotals]:
+    """The rows of the queries ``first``, then the extras and game totals of ``competitors``:
+    all in one round trip (a page's answer is recomputed at every commit while events stream
+    in, and each round trip waits for the database's turn on the CPU)."""
+    rows = await snap.many(
+        *first,
+        *_extras_queries(arena, category, competitors, viewer),
+        *board_totals_queries(arena, category, competitors),
+    )
+    n = len(first)
+    return rows[:n], _extras_of(*rows[n : n + 3]), board_totals_of(*rows[n + 3 :])
 
 
 def _row(
@@ -280,6 +319,8 @@ async def leaderboard(
     seconds the fit may still be reused when the board is built on a live fit of an earlier
     position (right for now, and for that long at most: the route caches it no longer)."""
     opts = options or BTOptions()
+    if system == "elo" and as_of is None:
+        return await _live_elo(reads, arena, category, limit, offset, viewer)
     async with snapshot(reads) as snap:
         position, results_position = await snap.positions()
         settings = await snap.settings(arena)
@@ -406,6 +447,53 @@ async def leaderboard(
     )  # fmt: skip
 
 
+async def _live_elo(
+    reads: ReadStore, arena: str, category: str, limit: int, offset: int, viewer: Viewer
+) -> Leaderboard:
+    """The Elo board now: the answer the response cache recomputes at every commit while
+    events stream in, so read in two round trips (positions, count and page; then what the
+    page's rows show), each pipelined."""
+    pool = {"arena": arena, "category": category, "limit": limit, "offset": offset}
+    source = with_unplayed(
+        sql.SQL(
+            "SELECT competitor, rating, games, wins, losses, ties FROM {} "
+            "WHERE arena = %(arena)s AND category = %(category)s"
+        ).format(_r("ratings"))
+    )  # registered there, not played yet: at the initial
+    # Unplayed competitors as of the snapshot's position: every row of the ratings model is at
+    # or before it (written in the transaction that moved it), so no bound is the same bound,
+    # and the position need not be read first.
+    params = {**pool, "default_initial": DEFAULT_INITIAL, "p": 2**63 - 1}
+    async with snapshot(reads) as snap:
+        positions, total, page = await snap.many(
+            POSITIONS,
+            (sql.SQL("SELECT count(*) FROM ({}) b").format(source), params),
+            (
+                sql.SQL(
+                    "SELECT * FROM ({}) b ORDER BY rating DESC, competitor "
+                    "LIMIT %(limit)s OFFSET %(offset)s"
+                ).format(source),
+                params,
+            ),
+        )
+        names = [r[0] for r in page]
+        if names:
+            _, (metrics, scores, named), totals = await _page_extras(
+                snap, arena, category, names, viewer
+            )
+        else:
+            (metrics, scores, named), totals = ({}, {}, {}), None
+    position, results_position = positions_of(positions)
+    rows = [
+        _row(offset + i, r[0], r[1], r[2:6], named, metrics, scores)
+        for i, r in enumerate(page, start=1)
+    ]
+    return Leaderboard(
+        arena, category, int(total[0][0]), limit, offset, position, with_totals(rows, totals),
+        system="elo", as_of=None, results_position=results_position,
+    )  # fmt: skip
+
+
 async def _page_reads(
     snap: Snapshot, arena: str, category: str, page: list[str], viewer: Viewer
 ) -> tuple[
@@ -416,16 +504,17 @@ async def _page_reads(
     BoardTotals,
 ]:
     """What the rows of a page built on a reused fit show besides the fit: counters, averages,
-    score votes, names and game totals of ``page``'s competitors, now."""
-    counter_rows = await snap.rows(
+    score votes, names and game totals of ``page``'s competitors, now, in one round trip."""
+    counters_q: Query = (
         sql.SQL(
             "SELECT competitor, games, wins, losses, ties FROM {} WHERE arena = %s "
             "AND category = %s AND competitor = ANY(%s)"
         ).format(_r("ratings")),
         (arena, category, page),
     )
-    metrics, scores, names = await _extras(snap, arena, category, page, viewer)
-    game_totals = await board_totals(snap, arena, category, page)
+    (counter_rows,), (metrics, scores, names), game_totals = await _page_extras(
+        snap, arena, category, page, viewer, counters_q
+    )
     return {r[0]: r[1:5] for r in counter_rows}, metrics, scores, names, game_totals
 
 

@@ -17,9 +17,9 @@ from psycopg import sql
 from ..models.results import Summary, Voided
 from ..privacy import Viewer, visible_trials
 from ..store import ReadStore
+from .snapshot import POSITIONS, positions_of, snapshot
 from .snapshot import ratings_table as _r
 from .snapshot import results_table as _s
-from .snapshot import snapshot
 
 __all__ = ["summary"]
 
@@ -100,8 +100,19 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
             "WHERE (b.arena = %(arena)s OR t.arena = %(arena)s) AND NOT {h}"
         ).format(v=_s("votes"), b=_s("battles"), t=_s("trials"), h=hidden_trial)
     async with snapshot(reads) as snap:
-        position, results_position = await snap.positions()
-        comp, battles_, games_, trials_, votes_, extra, events, hidden, declared = await snap.many(
+        (
+            positions,
+            comp,
+            battles_,
+            games_,
+            trials_,
+            votes_,
+            extra,
+            events,
+            hidden,
+            declared,
+        ) = await snap.many(
+            POSITIONS,
             (competitors_q, params),
             (
                 sql.SQL(
@@ -132,6 +143,7 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
             (_hidden_events(private), params),
             (_hidden_experiment_events(private), params),
         )
+    position, results_position = positions_of(positions)
     if arena is None:
         counts = {t: int(n) for t, n in events}
         for type_, n in zip(

@@ -9,6 +9,7 @@ Voids: a voided result is out of every rating, pair count and average.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -59,13 +60,17 @@ __all__ = [
     "tracking_position",
 ]
 
+log = logging.getLogger("arbiter.api.boards")
+
 BT_CACHE_SIZE = 64
 """Bradley-Terry fits kept in process memory, least recently used evicted."""
 BT_REFRESH_S = 2.0
 """While the log moves, a pool's live Bradley-Terry board is refitted at most this often: a fit
 with 100 bootstrap rounds costs up to a second of CPU, and refitting for every new position made
 ``system=bt`` fall to about one request a second under a stream of 1,000 events/s (measured with
-benchmarks/api_load.py). The body's ``bootstrap.position`` says which position the fit reflects."""
+benchmarks/api_load.py). The body's ``bootstrap.position`` says which position the fit reflects.
+A fit older than this is refitted in the background and serves until the refit is done, so it
+may trail by this plus one fit's time."""
 
 NAMED_METRICS: dict[str, tuple[str, ...]] = {
     "wer": ("wer",),
@@ -144,6 +149,13 @@ def clear_bt_cache() -> None:
     _BT_LATEST.clear()
 
 
+_BT_REFITS: dict[tuple[Any, ...], asyncio.Task[None]] = {}
+"""(event loop, live pool key) -> its refit in progress (:func:`_refit`)."""
+REFIT_POLL_S = 0.1
+"""How long an answer built on a fit older than BT_REFRESH_S (its refit in progress) may be
+cached: the refit's result is then picked up within this."""
+
+
 def _board_at() -> sql.Composable:
     """The pool's standings at log position ``%(p)s``: each competitor's latest history row at
     or before it (one primary-key lookup per registry entry; everyone with history is in the
@@ -157,6 +169,14 @@ def _board_at() -> sql.Composable:
         "AND h.category = %(category)s AND h.position <= %(p)s "
         "ORDER BY h.position DESC LIMIT 1) h WHERE h.rating_after IS NOT NULL"
     ).format(competitors=_r("competitors"), history=_r("rating_history"))
+
+
+def _live_pairs() -> sql.Composable:
+    """The pool's pairwise counts now (``%(arena)s``, ``%(category)s``)."""
+    return sql.SQL(
+        "SELECT x, y, x_wins, y_wins, ties FROM {} WHERE arena = %(arena)s "
+        "AND category = %(category)s AND x_wins + y_wins + ties > 0 ORDER BY x, y"
+    ).format(_r("pairs"))
 
 
 def _pairs_at() -> sql.Composable:
@@ -378,12 +398,15 @@ async def leaderboard(
 
         # Bradley-Terry. A live board whose pool was fitted less than BT_REFRESH_S ago reuses
         # that fit: only what its page shows is read (the counters, averages and totals of
-        # ``limit`` rows), not the pool's pairs, so its cost is that of an Elo page.
+        # ``limit`` rows), not the pool's pairs, so its cost is that of an Elo page. An older
+        # fit is refitted in the background, and serves until the refit lands (_refit).
         default = await default_anchor(snap, arena) if opts.anchor is None else None
         live = (reads.database_url, arena, category, settings, opts, default)
         recent = _BT_LATEST.get(live) if at is None else None
         age = 0.0 if recent is None else time.monotonic() - recent.at
-        if recent is not None and age < BT_REFRESH_S:
+        if recent is not None and age >= BT_REFRESH_S:
+            _refit(reads, live, recent)
+        if recent is not None:
             result, fitted_at, left_out = recent.fit, recent.position, recent.left_out
             board = result.board if isinstance(result, bt.ControlledResult) else result
             lines = list(board.rows())
@@ -392,7 +415,7 @@ async def leaderboard(
                 snap, arena, category, page, viewer
             )
             if reused is not None and fitted_at != (results_position if opts.control else position):
-                reused(BT_REFRESH_S - age)
+                reused(max(BT_REFRESH_S - age, REFIT_POLL_S))
             return _bt_page(
                 arena, category, limit, offset, position, results_position, None, result, lines,
                 fitted_at, left_out, counters, metrics, scores, names, game_totals,
@@ -400,10 +423,7 @@ async def leaderboard(
         # A fit to make (or found in the fit cache): everything the page could need is read
         # now, in this snapshot; the fit runs after the transaction is closed.
         if at is None:
-            pairs_q: sql.Composable = sql.SQL(
-                "SELECT x, y, x_wins, y_wins, ties FROM {} WHERE arena = %(arena)s "
-                "AND category = %(category)s AND x_wins + y_wins + ties > 0 ORDER BY x, y"
-            ).format(_r("pairs"))
+            pairs_q: sql.Composable = _live_pairs()
             counters_q: sql.Composable = sql.SQL(
                 "SELECT competitor, games, wins, losses, ties FROM {} "
                 "WHERE arena = %(arena)s AND category = %(category)s"
@@ -436,15 +456,59 @@ async def leaderboard(
             raise
         raise bad_parameter("control", str(exc)) from None
     if at is None:
-        _BT_LATEST[live] = _Latest(fit_position, time.monotonic(), result, left_out)
-        _BT_LATEST.move_to_end(live)
-        while len(_BT_LATEST) > BT_CACHE_SIZE:
-            _BT_LATEST.popitem(last=False)
+        _remember(live, _Latest(fit_position, time.monotonic(), result, left_out))
     board = result.board if isinstance(result, bt.ControlledResult) else result
     return _bt_page(
         arena, category, limit, offset, position, results_position, at, result,
         list(board.rows()), fit_position, left_out, counters, metrics, scores, names, game_totals,
     )  # fmt: skip
+
+
+def _remember(live: tuple[Any, ...], latest: _Latest) -> None:
+    _BT_LATEST[live] = latest
+    _BT_LATEST.move_to_end(live)
+    while len(_BT_LATEST) > BT_CACHE_SIZE:
+        _BT_LATEST.popitem(last=False)
+
+
+def _refit(reads: ReadStore, live: tuple[Any, ...], recent: _Latest) -> None:
+    """Refit the live pool ``live`` in a task of its own (one per pool and event loop at a time):
+    its pairs read in a snapshot of their own, the fit made by :func:`_bt_fit`, then kept as the
+    pool's latest. Meanwhile the previous fit serves, so no request waits for a fit while the log
+    moves (a fit of 100 competitors costs up to a second of CPU: every request of the route
+    waited for it, every BT_REFRESH_S). If the refit fails (the pool changed so that the fit is
+    refused, the database went away) the previous fit is forgotten: the next request fits
+    itself, and says why it cannot."""
+    pending = (id(asyncio.get_running_loop()), live)
+    if pending in _BT_REFITS:
+        return
+    database_url, arena, category, settings, opts, default = live
+
+    async def refit() -> None:
+        try:
+            async with snapshot(reads) as snap:
+                positions, pairs = await snap.many(
+                    POSITIONS,
+                    (_live_pairs(), {"arena": arena, "category": category}),
+                )
+                at, results_position = positions_of(positions)
+                left_out: int | None = None
+                if opts.control:
+                    pairs, left_out = await controlled_rows(snap, arena, category, opts.control)
+                    at = results_position
+            anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
+            fit = fit_controlled if opts.control else fit_pairs
+            key = (database_url, arena, category, at, settings, opts, anchor)
+            result = await _bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
+            _remember(live, _Latest(at, time.monotonic(), result, left_out))
+        except Exception as exc:
+            if _BT_LATEST.get(live) is recent:
+                _BT_LATEST.pop(live, None)
+            log.warning("Bradley-Terry refit of %s/%s failed: %s", arena, category, exc)
+        finally:
+            _BT_REFITS.pop(pending, None)
+
+    _BT_REFITS[pending] = asyncio.create_task(refit(), name="bt-refit")
 
 
 async def _live_elo(

@@ -144,6 +144,7 @@ class ReadStore:
         # (see :class:`.queries.snapshot.Snapshot`; the connection pool hands out connections
         # outside a transaction, so the BEGIN here starts one).
         async with (self.primary if primary else self.pool).connection(timeout=timeout) as conn:
+            autocommit = conn.autocommit  # the pool's connections are (see _new_pool)
             await conn.set_autocommit(True)
             try:
                 async with conn.pipeline():
@@ -158,7 +159,7 @@ class ReadStore:
                 raise
             finally:
                 if conn.info.transaction_status == TransactionStatus.IDLE:
-                    await conn.set_autocommit(False)
+                    await conn.set_autocommit(autocommit)
 
     # -- pieces shared by several reads ---------------------------------------------------------
 

@@ -147,6 +147,7 @@ async def snapshot(reads: ReadStore) -> AsyncIterator[Snapshot]:
     nothing) when the block ends. The connection is in autocommit mode meanwhile, so that psycopg
     sends no ``BEGIN`` of its own: the snapshot's is explicit."""
     async with reads.pool.connection() as conn:
+        autocommit = conn.autocommit  # the pool's connections are (see ReadStore)
         await conn.set_autocommit(True)
         snap = Snapshot(conn)
         try:
@@ -161,7 +162,7 @@ async def snapshot(reads: ReadStore) -> AsyncIterator[Snapshot]:
                 await conn.execute("ROLLBACK")
         finally:
             if conn.info.transaction_status == TransactionStatus.IDLE:
-                await conn.set_autocommit(False)  # else the pool rolls back or drops it
+                await conn.set_autocommit(autocommit)  # else the pool rolls back or drops it
 
 
 def where_all(conditions: list[sql.Composable]) -> sql.Composable:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
@@ -152,11 +152,14 @@ async def test_each_route_is_keyed_on_the_projections_it_reads(
     def moved(after: dict[str, tuple[str, dict[str, Any]]]) -> set[str]:
         return {url for url in HOT_READS if after[url][0] != before[url][0]}
 
+    async def committed(projector: Callable[[str], Any]) -> dict[str, tuple[str, Any]]:
+        state = client.app.state["watch"].state
+        await asyncio.to_thread(projector, database_url)
+        await _watching(client, moved_from=state)
+        return await _tags(client)
+
     append(database_url, [battle(100, "a", "b")])  # position 21
-    state = client.app.state["watch"].state
-    await asyncio.to_thread(fold, database_url)  # the ratings model only
-    await _watching(client, moved_from=state)
-    after = await _tags(client)
+    after = await committed(fold)  # the ratings model only
     ratings_readers = {u for u, shown in HOT_READS.items() if "position" in shown}
     assert moved(after) == ratings_readers
     for url in ratings_readers:
@@ -164,10 +167,7 @@ async def test_each_route_is_keyed_on_the_projections_it_reads(
     assert after["/stats?arena=default&group_by=persona"][1]["results_position"] == 20
 
     before = after
-    state = client.app.state["watch"].state
-    await asyncio.to_thread(index, database_url)  # now the results model
-    await _watching(client, moved_from=state)
-    after = await _tags(client)
+    after = await committed(index)  # now the results model
     results_readers = {u for u, shown in HOT_READS.items() if "results_position" in shown}
     assert moved(after) == results_readers
     for url in results_readers:

@@ -362,26 +362,9 @@ async def leaderboard(
             at = min(at, position)
         params = {**pool, "p": position if at is None else at, "limit": limit, "offset": offset}
 
-        if system == "elo":
-            if at is None:
-                source = sql.SQL(
-                    "SELECT competitor, rating, games, wins, losses, ties FROM {} "
-                    "WHERE arena = %(arena)s AND category = %(category)s"
-                ).format(_r("ratings"))
-            else:
-                source = _board_at()
-            source = with_unplayed(source)  # registered there, not played yet: at the initial
+        if system == "elo":  # as of a position (the live board is _live_elo's)
             params["default_initial"] = DEFAULT_INITIAL
-            total, page = await snap.many(
-                (sql.SQL("SELECT count(*) FROM ({}) b").format(source), params),
-                (
-                    sql.SQL(
-                        "SELECT * FROM ({}) b ORDER BY rating DESC, competitor "
-                        "LIMIT %(limit)s OFFSET %(offset)s"
-                    ).format(source),
-                    params,
-                ),
-            )
+            total, page = await snap.many(*_elo_page(_board_at(), params))
             metrics, scores, names = await _extras(
                 snap, arena, category, [r[0] for r in page], viewer
             )
@@ -511,6 +494,22 @@ def _refit(reads: ReadStore, live: tuple[Any, ...], recent: _Latest) -> None:
     _BT_REFITS[pending] = asyncio.create_task(refit(), name="bt-refit")
 
 
+def _elo_page(source: sql.Composable, params: dict[str, Any]) -> tuple[Query, Query]:
+    """How many competitors an Elo board has, and its page: of ``source`` (the standings) with
+    the registered competitors that have not played yet (at the initial rating)."""
+    board = with_unplayed(source)
+    return (
+        (sql.SQL("SELECT count(*) FROM ({}) b").format(board), params),
+        (
+            sql.SQL(
+                "SELECT * FROM ({}) b ORDER BY rating DESC, competitor "
+                "LIMIT %(limit)s OFFSET %(offset)s"
+            ).format(board),
+            params,
+        ),
+    )
+
+
 async def _live_elo(
     reads: ReadStore, arena: str, category: str, limit: int, offset: int, viewer: Viewer
 ) -> Leaderboard:
@@ -518,28 +517,16 @@ async def _live_elo(
     events stream in, so read in two round trips (positions, count and page; then what the
     page's rows show), each pipelined."""
     pool = {"arena": arena, "category": category, "limit": limit, "offset": offset}
-    source = with_unplayed(
-        sql.SQL(
-            "SELECT competitor, rating, games, wins, losses, ties FROM {} "
-            "WHERE arena = %(arena)s AND category = %(category)s"
-        ).format(_r("ratings"))
-    )  # registered there, not played yet: at the initial
+    source = sql.SQL(
+        "SELECT competitor, rating, games, wins, losses, ties FROM {} "
+        "WHERE arena = %(arena)s AND category = %(category)s"
+    ).format(_r("ratings"))
     # Unplayed competitors as of the snapshot's position: every row of the ratings model is at
     # or before it (written in the transaction that moved it), so no bound is the same bound,
     # and the position need not be read first.
     params = {**pool, "default_initial": DEFAULT_INITIAL, "p": 2**63 - 1}
     async with snapshot(reads) as snap:
-        positions, total, page = await snap.many(
-            POSITIONS,
-            (sql.SQL("SELECT count(*) FROM ({}) b").format(source), params),
-            (
-                sql.SQL(
-                    "SELECT * FROM ({}) b ORDER BY rating DESC, competitor "
-                    "LIMIT %(limit)s OFFSET %(offset)s"
-                ).format(source),
-                params,
-            ),
-        )
+        positions, total, page = await snap.many(POSITIONS, *_elo_page(source, params))
         names = [r[0] for r in page]
         if names:
             _, (metrics, scores, named), totals = await _page_extras(

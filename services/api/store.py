@@ -15,6 +15,8 @@ the API shares the pool and the event loop instead of the store's synchronous re
 from __future__ import annotations
 
 import contextlib
+import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +61,29 @@ def _win_rate(wins: int, games: int) -> float:
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
     await conn.execute("SET statement_timeout = '15s'")
+
+
+CHECKED_AFTER_S = 1.0
+"""A pooled connection handed out within this many seconds of its return (in good order) is not
+checked with a round trip first; an older one is (:func:`_check`)."""
+_RETURNED: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+
+async def _returned(conn: AsyncConnection[Any]) -> None:
+    """The pool's ``reset``: when each connection came back, outside a transaction."""
+    _RETURNED[conn] = time.monotonic()
+
+
+async def _check(conn: AsyncConnection[Any]) -> None:
+    """The pool's ``check``: the usual empty query, unless the connection came back in good order
+    less than :data:`CHECKED_AFTER_S` ago. Why: the check is a round trip per read, and while
+    events stream in every hot read is recomputed 20 to 40 times a second, each waited for by
+    all its clients, with each round trip queued behind the other processes for the CPU
+    (benchmarks/api_load.py). What it costs: a connection broken in that second (the database
+    restarted) fails its next read with a 503, once, and the pool drops it; one idle longer is
+    checked as before."""
+    if conn.closed or conn.broken or time.monotonic() - _RETURNED.get(conn, 0.0) > CHECKED_AFTER_S:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 class ReadStore:
@@ -112,7 +137,8 @@ class ReadStore:
             name=name,
             kwargs={"autocommit": True, "application_name": "arbiter-api"},
             configure=_configure,
-            check=AsyncConnectionPool.check_connection,
+            check=_check,
+            reset=_returned,
         )
 
     async def open(self) -> None:

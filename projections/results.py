@@ -40,7 +40,7 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor, sql
 
-from . import event_index, game_scores, tracking
+from . import battle_counts, event_index, game_scores, tracking
 from .copy import copy_rows, qualified
 from .experiments import closed_row, created_row, store_experiments
 
@@ -238,7 +238,10 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
     """Store a batch's rows, apply its voids and bring the sums up to date."""
     t = {
         name: qualified(schema, name) for name in (*_COLUMNS, "competitor_metrics", "event_counts")
-    } | {game_scores.TABLE.name: qualified(schema, game_scores.TABLE.name)}
+    } | {
+        table.name: qualified(schema, table.name)
+        for table in (game_scores.TABLE, battle_counts.TABLE)
+    }
     for table, rows in (
         ("battles", batch.battles),
         ("games", batch.games),
@@ -251,6 +254,7 @@ def store(cur: Cursor[Any], schema: str, batch: Batch) -> None:
     args = {"start": batch.start, "sign": 1}
     if batch.battles:
         _sums(cur, _BATTLE_METRICS, t, new.format(sql.Identifier("b")), args)
+        battle_counts.add(cur, t, new.format(sql.Identifier("b")), args)
     if batch.trials:
         _sums(cur, _TRIAL_METRICS, t, new.format(sql.Identifier("t")), args)
     if batch.games:
@@ -344,6 +348,7 @@ def _apply_voids(
             sql.SQL("b.event_id = ANY(%(ids)s)"),
             {"ids": ids, "sign": -1},
         )
+        battle_counts.add(cur, t, sql.SQL("b.event_id = ANY(%(ids)s)"), {"ids": ids}, True)
     cur.execute(sql.SQL(mark + ", x.trial_id").format(table=t["trials"]), (targets, voids))
     voided_trials = cur.fetchall()
     if voided_trials:
@@ -380,6 +385,7 @@ def stored_rows(cur: Cursor[Any], schema: str) -> dict[str, list[tuple[Any, ...]
         ("competitor_metrics", "arena, category, competitor, metric, of_trials, owner"),
         ("event_counts", "type"),
         (game_scores.TABLE.name, ", ".join(game_scores.TABLE.key)),
+        (battle_counts.TABLE.name, ", ".join(battle_counts.TABLE.key)),
         ("experiments", "experiment_id"),
         ("event_index", "position"),
         ("event_competitors", "competitor, position"),

@@ -23,6 +23,7 @@ column. The rules it follows are the ones :mod:`.results` documents:
   result in it is voided (the store subtracts; it never deletes);
 * ``event_counts`` counts every event folded, by type;
 * ``competitor_game_scores``: see :mod:`.game_scores` (each game's players, exact score sums).
+* ``battle_counts``: see :mod:`.battle_counts` (live and voided battles per arena and scenario).
 * ``experiments`` holds each experiment's declaration (``experiment.created``) and close
   (``experiment.completed``), each half from its own event, whichever came first.
 * the log's index (``event_index`` and its lookup tables) is re-derived by
@@ -49,7 +50,7 @@ from arbiter.domain.events import (
 )
 from psycopg import Cursor
 
-from . import game_scores
+from . import battle_counts, game_scores
 from .event_index_audit import TABLES as INDEX_TABLES
 from .event_index_audit import IndexReplay
 from .tables import Table, read_table
@@ -78,6 +79,7 @@ TABLES = (
           ("total", "count")),
     Table("event_counts", ("type",), ("count",)),
     game_scores.TABLE,
+    battle_counts.TABLE,
     Table("experiments", ("experiment_id",), (
         "event_id", "position", "occurred_at", "arena", "category", "name", "competitors",
         "prompt_count", "trials_per_prompt", "webhook_url", "source", "closed_by",
@@ -243,6 +245,7 @@ class ResultsReplay:
             "competitor_metrics": {k: tuple(v) for k, v in self.sums.items()},
             "event_counts": {k: (n,) for k, n in self.counts.items()},
             game_scores.TABLE.name: game_scores.replayed_rows(self.games.values()),
+            battle_counts.TABLE.name: battle_counts.replayed_rows(self.battles.values()),
             "experiments": {k: tuple(r) for k, r in self.experiments.items()},
             **self.index.tables(),
         }

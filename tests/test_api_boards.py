@@ -199,6 +199,43 @@ async def test_voided_battle_leaves_the_board_and_as_of_shows_earlier_boards(
     assert [(x["battle_id"], x["voided_by"]) for x in listed] == [("b2", None), ("b1", "ev-v1")]
 
 
+async def test_a_stale_bradley_terry_fit_is_refitted_in_the_background(
+    database_url: str, client: AsyncTestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No request waits for a fit while the log moves: past BT_REFRESH_S the previous fit
+    answers at once (saying its position) while a refit runs; a refit that fails makes the
+    next request fit itself, so a fit the pool no longer allows is not served on."""
+    api_queries.clear_bt_cache()
+    seed(database_url, [battle("b1", "a", "b", "a"), battle("b2", "b", "c", "a")])
+    params = {"system": "bt", "anchor": "c:1000"}
+    first = (await client.get("/leaderboard", params=params)).json()
+    assert first["bootstrap"]["position"] == 2
+    monkeypatch.setattr(api_queries, "BT_REFRESH_S", 0.0)
+    real_fit = api_queries.fit_pairs
+
+    def slow_fit(*args: Any) -> Any:
+        time.sleep(1.0)
+        return real_fit(*args)
+
+    monkeypatch.setattr(api_queries, "fit_pairs", slow_fit)
+    seed(database_url, [battle("b3", "c", "a", "a")])
+    started = time.monotonic()
+    stale = (await client.get("/leaderboard", params=params)).json()
+    assert time.monotonic() - started < 0.9  # not the slow fit's time
+    assert (stale["position"], stale["bootstrap"]["position"]) == (3, 2)
+    assert (await _refitted(client, params, 3))["bootstrap"]["battles"] == 3
+
+    # c's battles voided: the anchor is refused now. The refit fails, and the next request
+    # says why instead of serving the fit from before.
+    monkeypatch.setattr(api_queries, "fit_pairs", real_fit)
+    seed(database_url, [void("v2", "b2"), void("v3", "b3")])
+    deadline = time.monotonic() + 20
+    while (answer := await client.get("/leaderboard", params=params)).status_code == 200:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert_error(answer, 400, "bad_parameter")
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -282,13 +319,17 @@ async def test_bradley_terry_board(
     assert [a.json()["rows"] for a in answers] == [body["rows"]] * 4 and len(fits) == 1
 
     # While the log moves, the live fit is reused for BT_REFRESH_S, and says which position it is.
+    # After it, a refit starts in the background, the old fit serving until it lands.
+    fitted_at = time.monotonic()
     seed(database_url, [battle("b99", "c", "a", "a")])
-    reused = (await client.get("/leaderboard", params={"system": "bt"})).json()
+    first = await client.get("/leaderboard", params={"system": "bt"})
+    reused = first.json()
     assert reused["position"] == 11 and reused["bootstrap"]["position"] == 10
     assert [r["rating"] for r in reused["rows"]] == [r["rating"] for r in body["rows"]]
-    monkeypatch.setattr(api_queries, "BT_REFRESH_S", 0.0)
-    fresh = (await client.get("/leaderboard", params={"system": "bt"})).json()
-    assert fresh["bootstrap"]["position"] == 11 and fresh["bootstrap"]["battles"] == 11
+    assert "etag" not in first.headers
+    await asyncio.sleep(max(0.0, fitted_at + api_queries.BT_REFRESH_S - time.monotonic()) + 0.05)
+    fresh = await _refitted(client, {"system": "bt"}, 11)
+    assert fresh["bootstrap"]["battles"] == 11
 
     # The arena's scale, base and initial are used.
     seed(database_url, [configured("cfg", scale=200.0, initial=1000.0)])
@@ -575,6 +616,18 @@ async def test_matchmaking_placement_and_pairs(database_url: str, client: AsyncT
     # Placement is per arena (issue 13 point 7): n is neither registered nor seen in `empty`.
     lonely = await client.get("/matchmaking/next", params={"arena": "empty", "competitor": "n"})
     assert "arena 'empty'" in assert_error(lonely, 404, "not_found")["message"]
+
+
+async def _refitted(client: AsyncTestClient[Any], params: dict[str, Any], at: int) -> Any:
+    """The board, once its background refit (started by the first request after BT_REFRESH_S)
+    has landed: a fit of position ``at``. Until then it is the previous fit, and says so."""
+    deadline = time.monotonic() + 20
+    while True:
+        body = (await client.get("/leaderboard", params=params)).json()
+        if body["bootstrap"]["position"] == at:
+            return body
+        assert body["bootstrap"]["position"] < at and time.monotonic() < deadline
+        await asyncio.sleep(0.05)
 
 
 # -- summary ------------------------------------------------------------------------------------

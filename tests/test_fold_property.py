@@ -192,6 +192,7 @@ def _reset(url: str) -> None:
                       "experiments"):  # fmt: skip
             conn.execute(f"TRUNCATE arbiter_results.{table}")
         conn.execute("TRUNCATE arbiter_results.competitor_game_scores")
+        conn.execute("TRUNCATE arbiter_results.battle_counts")
         for table in ("event_index", "event_competitors", "event_entities"):
             conn.execute(f"TRUNCATE arbiter_results.{table}")
         conn.execute("UPDATE arbiter_results.tracking SET position = 0, events = 0")

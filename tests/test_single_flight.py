@@ -9,9 +9,12 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
+import pytest
 from arbiter.services.api import make_server
+from arbiter.services.api.queries import leaderboard as api_queries
 from litestar import Litestar
 
 from .helpers import find_free_port
@@ -44,8 +47,19 @@ def _checkouts(app: Litestar) -> int:
     return int(app.state["reads"].pool.get_stats().get("requests_num", 0))
 
 
-def test_identical_misses_are_computed_once(database_url: str) -> None:
+def test_identical_misses_are_computed_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seed(database_url, [battle(i, NAMES[i % 4], NAMES[(i + 1) % 4]) for i in range(20)])
+    # A board computed slower than sixteen requests take to arrive, so that they do race (a
+    # live board reads in two round trips: it could be done before the last one arrived).
+    compute = api_queries.leaderboard
+
+    async def slow_board(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await compute(*args, **kwargs)
+
+    monkeypatch.setattr(api_queries, "leaderboard", slow_board)
     with serving(database_url) as (base_url, app):
 
         async def scenario() -> tuple[int, int, list[httpx.Response]]:

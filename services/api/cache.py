@@ -4,13 +4,21 @@ Read models change only when a projector commits, so an answer computed once sta
 then. :class:`ReadModelWatch` keeps the current state of every projection (position and
 generation, from the ``tracking`` tables) in memory, re-reading it whenever the projectors'
 ``NOTIFY`` on :data:`arbiter.projections.tracking.CHANNEL` arrives (PostgreSQL delivers it at
-their commit), and then empties the cache. The answers themselves are cached by Litestar's
-response cache (after the key guard, so a revoked key is refused as before), under the key
-:func:`cache_key`: path, the query string as sent, the caller's view of private data
-(:class:`arbiter.services.api.privacy.Viewer`) and that state as the request arrived
-(:func:`pin_state`). An answer computed while the state moved is stored under the old state's
-key, which only requests that arrived before the move build: each gets an answer of its arrival
-state or newer, and it can never be served as newer than it is (the next move empties the store).
+their commit), and then drops the cached answers that state made stale. The answers themselves
+are cached by Litestar's response cache (after the key guard, so a revoked key is refused as
+before), under the key :func:`cache_key`: path, the query string as sent, the caller's view of
+private data (:class:`arbiter.services.api.privacy.Viewer`) and, as the request arrived
+(:func:`pin_state`), the state of the projections the route reads (:data:`READS`: its
+``opt``, by default every projection). An answer computed while the state moved is stored under
+the old state's key, which only requests that arrived before the move build: each gets an answer
+of its arrival state or newer, and it can never be served as newer than it is (the next move of
+a projection it reads drops it).
+
+Why per projection: the ratings and the results projectors commit separately, each several
+times a second while events stream in (about 20 each at 1,000 events/s, one per ingest batch).
+Keyed on the whole state, every route was recomputed at both; ``/head-to-head`` and
+``/competitors/{id}/history`` read the ratings model only, ``/stats`` the results model only,
+so half of those recomputations were of answers that could not have changed.
 
 How fresh: as before, every answer reflects a committed state of the read models and says which
 (its ``position``). A request that arrives between a commit and the notification (well under a
@@ -39,12 +47,13 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
-from arbiter.projections import tracking
+from arbiter.projections import PROJECTIONS, tracking
 from arbiter.services import commits
 from litestar import Request
 from litestar.config.response_cache import ResponseCacheConfig
 from litestar.stores.memory import MemoryStore
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from msgspec import msgpack
 from psycopg import sql
 
 from . import replica as replica_state
@@ -54,16 +63,18 @@ from .privacy import viewer_of
 __all__ = [
     "CACHED_PATHS",
     "CACHE_S",
+    "READS",
     "STORE",
     "ReadModelWatch",
     "ResponseStore",
     "Validators",
     "cache_config",
     "cache_key",
-    "do_not_store",
     "etag_of",
+    "expire_within",
     "pin_state",
     "response_cache_enabled",
+    "state_token",
 ]
 
 log = logging.getLogger("arbiter.api.cache")
@@ -87,7 +98,19 @@ STORE = "arbiter_responses"
 REFRESH_S = 1.0
 _KEY = "arbiter_cache_key"
 
+READS = "reads"
+"""A cached route's ``opt`` key: the names of the projections its answer is read from (a tuple;
+absent: all of them). Its cache entries are keyed on, and dropped at moves of, those only. A
+route that names too few would serve an answer older than its arrival state: name every
+projection whose tables or position the answer shows."""
+_NAMES = tuple(sorted(PROJECTIONS))
+"""The order of the (position, generation) pairs in a state (:func:`.replica.state_of`)."""
+
 _NO_STORE = "arbiter_do_not_store"
+_UNTAGGED = "arbiter_untagged"
+UNTAGGED_HEADER = b"x-arbiter-untagged"
+"""Set on a cached answer of :func:`expire_within` as it is stored, so that :class:`Validators`
+gives it no ``ETag`` when it is served from the cache too; taken off before it is sent."""
 _ARRIVAL = "arbiter_state_at_arrival"
 
 
@@ -97,7 +120,7 @@ class ReadModelWatch:
     def __init__(
         self,
         database_url: str,
-        store: MemoryStore,
+        store: ResponseStore,
         enabled: bool = True,
         read_url: str | None = None,
     ) -> None:
@@ -182,10 +205,10 @@ class ReadModelWatch:
         commits_before = self._commits
         state = await replica_state.read_state(conn)
         if state != self.state:
-            self.state = None  # no request may store under a key while the entries go
-            await self.store.delete_all()
-            if self._commits == commits_before:  # else a commit came after the read: wait
-                self.state = state
+            self.store.drop_stale(state)  # no await: nothing runs in between
+            # Unless a commit of this process came after the read (then its callback has set
+            # None, and the next notification installs the newer state).
+            self.state = state if self._commits == commits_before else None
 
 
 class ResponseStore(MemoryStore):
@@ -196,6 +219,12 @@ class ResponseStore(MemoryStore):
     ``delete_all`` can interleave, and every writer still takes the lock among writers. An
     expired entry, or a ``renew_for``, takes the locked path (which removes or renews it)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._sooner: dict[str, timedelta] = {}
+        """Cache key -> expiry shorter than the route's, for the answer about to be stored
+        (:func:`expire_within`)."""
+
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         found = self._store.get(key)
         if found is None:
@@ -203,6 +232,40 @@ class ResponseStore(MemoryStore):
         if renew_for or found.expired:
             return await super().get(key, renew_for)
         return found.data
+
+    async def set(
+        self, key: str, value: str | bytes, expires_in: int | timedelta | None = None
+    ) -> None:
+        """As Litestar's, but an answer marked by :func:`expire_within` expires sooner and is
+        stored with :data:`UNTAGGED_HEADER`."""
+        if (sooner := self._sooner.pop(key, None)) is not None:
+            expires_in = sooner
+            messages = msgpack.decode(value)
+            messages[0]["headers"] = [*messages[0].get("headers", []), [UNTAGGED_HEADER, b"1"]]
+            value = msgpack.encode(messages)
+        await super().set(key, value, expires_in)
+
+    def drop_stale(self, state: tuple[int, ...]) -> None:
+        """Drop the answers keyed on a projection state other than ``state``'s; answers of routes
+        whose projections did not move stay (:data:`READS`). Synchronous, without the store's
+        lock: on the one event loop the store serves nothing can interleave with it, so the
+        watch installs the new state right after, with no moment in between where requests
+        would be answered uncached (each computing its own answer, sharing no flight: under
+        load that window cost more than the recomputation itself). A writer that took the lock
+        before and writes after stores an answer under a stale key only requests pinned to that
+        state build, as :meth:`ReadModelWatch._refresh` always allowed."""
+        current = set(state_token(state).split(";"))
+
+        def stale(key: str) -> bool:
+            return not current.issuperset(key.rpartition("|")[2].split(";"))
+
+        for key in [k for k in self._store if stale(k)]:
+            del self._store[key]
+        for key in [k for k in self._sooner if stale(k)]:
+            del self._sooner[key]
+
+    def expire_sooner(self, key: str, seconds: float) -> None:
+        self._sooner[key] = timedelta(seconds=max(seconds, 0.001))
 
 
 def cache_key(request: Request[Any, Any, Any]) -> str:
@@ -225,9 +288,30 @@ def cache_key(request: Request[Any, Any, Any]) -> str:
     # requests the route reads differently sharing an answer (``arena=`` is a 400, no
     # ``arena`` is the default arena).
     query = request.scope.get("query_string", b"").decode("latin-1")
-    key = f"{request.scope['path']}?{query}|{who}|{state}"
+    token = state_token(state, reads_of(scope))
+    key = f"{request.scope['path']}?{query}|{who}|{token}"
     request.scope[_KEY] = key  # type: ignore[literal-required]  # for Validators
     return key
+
+
+def reads_of(scope: Scope) -> tuple[str, ...]:
+    """The projections the scope's route reads (:data:`READS`), in state order."""
+    handler = scope.get("route_handler")
+    named = getattr(handler, "opt", {}).get(READS) if handler is not None else None
+    if named is None:
+        return _NAMES
+    unknown = set(named) - set(_NAMES)
+    if unknown:
+        raise ValueError(f"opt reads= names unknown projections {sorted(unknown)}")
+    return tuple(n for n in _NAMES if n in named)
+
+
+def state_token(state: tuple[int, ...], names: tuple[str, ...] = _NAMES) -> str:
+    """``name=position.generation`` of each of ``names``, joined by ``;``: the part of a cache key
+    (and of a single-flight group) that says which read-model state the answer is of."""
+    return ";".join(
+        f"{n}={state[2 * i]}.{state[2 * i + 1]}" for i, n in enumerate(_NAMES) if n in names
+    )
 
 
 def pin_state(scope: Scope) -> tuple[int, ...] | None:
@@ -242,10 +326,17 @@ def pin_state(scope: Scope) -> tuple[int, ...] | None:
     return state
 
 
-def do_not_store(request: Request[Any, Any, Any]) -> None:
-    """This answer is right now but not for the whole state it was computed in (a
-    Bradley-Terry fit reused from an earlier position): serve it, but do not cache it."""
-    request.scope[_NO_STORE] = True  # type: ignore[literal-required]
+def expire_within(request: Request[Any, Any, Any], seconds: float) -> None:
+    """This answer is right now, but for at most ``seconds`` more of this read-model state (a
+    Bradley-Terry board built on a fit that may be reused only that much longer): cache it for
+    no longer, and give it no ``ETag``, since the answer for the same state after that differs
+    (a fresh fit) and a client's copy must not be confirmed by a 304 then. Call it in the
+    handler."""
+    request.scope[_UNTAGGED] = True  # type: ignore[literal-required]
+    key = cache_key(request)
+    if request.scope.get(_KEY) is not None:  # type: ignore[misc]
+        store: ResponseStore = request.app.stores.get(STORE)  # type: ignore[assignment]
+        store.expire_sooner(key, seconds)
 
 
 def _store_only_answers(scope: Any, status: int) -> bool:
@@ -293,7 +384,14 @@ class Validators:
             nonlocal done
             if done:
                 return
-            key = None if scope.get(_NO_STORE) else scope.get(_KEY)  # type: ignore[attr-defined]
+            untagged = scope.get(_NO_STORE) or scope.get(_UNTAGGED)  # type: ignore[attr-defined]
+            key = None if untagged else scope.get(_KEY)  # type: ignore[attr-defined]
+            if message["type"] == "http.response.start" and any(
+                name == UNTAGGED_HEADER for name, _ in message.get("headers", ())
+            ):  # a cached answer of expire_within
+                kept = [(k, v) for k, v in message["headers"] if k != UNTAGGED_HEADER]
+                message = {**message, "headers": kept}  # type: ignore[typeddict-item]
+                key = None
             if message["type"] == "http.response.start" and message["status"] == 200 and key:
                 etag = etag_of(key)
                 # A key in a header or in the pages' cookie: the answer is that viewer's, so a

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from .cache import pin_state
+from .cache import pin_state, reads_of, state_token
 
 __all__ = ["Flights", "SingleFlight"]
 
@@ -80,7 +80,8 @@ class SingleFlight:
 
 
 def _group(scope: Scope, state: tuple[int, ...]) -> str:
-    """Path, raw query, the caller's key headers and the read-model state at arrival."""
+    """Path, raw query, the caller's key headers and, at arrival, the state of the projections
+    the route reads (as its cache key has it)."""
     auth = api_key = b""
     for name, value in scope["headers"]:
         name = name.lower()
@@ -89,4 +90,4 @@ def _group(scope: Scope, state: tuple[int, ...]) -> str:
         elif name == b"x-api-key":
             api_key = value
     query = scope.get("query_string", b"")
-    return f"{scope['path']}?{query!r}|{auth!r}|{api_key!r}|{state}"
+    return f"{scope['path']}?{query!r}|{auth!r}|{api_key!r}|{state_token(state, reads_of(scope))}"

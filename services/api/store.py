@@ -14,6 +14,9 @@ the API shares the pool and the event loop instead of the store's synchronous re
 
 from __future__ import annotations
 
+import contextlib
+import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +25,7 @@ from arbiter.adapters.eventstore import StoredState
 from arbiter.domain.placement import registry_status
 from arbiter.projections import PROJECTIONS, tracking
 from psycopg import AsyncConnection, sql
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from .models.log import LoggedEvent
@@ -43,6 +47,10 @@ Query = tuple[sql.Composable, Sequence[Any]]
 Rows = list[tuple[Any, ...]]
 
 
+SNAPSHOT_BEGIN = sql.SQL("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+"""How every read starts its snapshot: sent in the pipeline of its first queries."""
+
+
 def _t(table: str) -> sql.Identifier:
     return sql.Identifier(RATINGS.schema, table)
 
@@ -53,6 +61,29 @@ def _win_rate(wins: int, games: int) -> float:
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
     await conn.execute("SET statement_timeout = '15s'")
+
+
+CHECKED_AFTER_S = 1.0
+"""A pooled connection handed out within this many seconds of its return (in good order) is not
+checked with a round trip first; an older one is (:func:`_check`)."""
+_RETURNED: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+
+async def _returned(conn: AsyncConnection[Any]) -> None:
+    """The pool's ``reset``: when each connection came back, outside a transaction."""
+    _RETURNED[conn] = time.monotonic()
+
+
+async def _check(conn: AsyncConnection[Any]) -> None:
+    """The pool's ``check``: the usual empty query, unless the connection came back in good order
+    less than :data:`CHECKED_AFTER_S` ago. Why: the check is a round trip per read, and while
+    events stream in every hot read is recomputed 20 to 40 times a second, each waited for by
+    all its clients, with each round trip queued behind the other processes for the CPU
+    (benchmarks/api_load.py). What it costs: a connection broken in that second (the database
+    restarted) fails its next read with a 503, once, and the pool drops it; one idle longer is
+    checked as before."""
+    if conn.closed or conn.broken or time.monotonic() - _RETURNED.get(conn, 0.0) > CHECKED_AFTER_S:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 class ReadStore:
@@ -106,7 +137,8 @@ class ReadStore:
             name=name,
             kwargs={"autocommit": True, "application_name": "arbiter-api"},
             configure=_configure,
-            check=AsyncConnectionPool.check_connection,
+            check=_check,
+            reset=_returned,
         )
 
     async def open(self) -> None:
@@ -134,14 +166,26 @@ class ReadStore:
     ) -> list[Rows]:
         """Run queries in one read-only snapshot, pipelined; their rows, in order (on the
         primary with ``primary``)."""
-        async with (
-            (self.primary if primary else self.pool).connection(timeout=timeout) as conn,
-            conn.transaction(),
-        ):
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            async with conn.pipeline():
-                cursors = [await conn.execute(q, p) for q, p in queries]
-            return [await c.fetchall() for c in cursors]
+        # BEGIN with its isolation and the queries in one pipeline: one round trip, not three
+        # (see :class:`.queries.snapshot.Snapshot`; the connection pool hands out connections
+        # outside a transaction, so the BEGIN here starts one).
+        async with (self.primary if primary else self.pool).connection(timeout=timeout) as conn:
+            autocommit = conn.autocommit  # the pool's connections are (see _new_pool)
+            await conn.set_autocommit(True)
+            try:
+                async with conn.pipeline():
+                    await conn.execute(SNAPSHOT_BEGIN)
+                    cursors = [await conn.execute(q, p) for q, p in queries]
+                    await conn.execute("ROLLBACK")  # read only: nothing to keep
+                return [await c.fetchall() for c in cursors]
+            except BaseException:
+                if conn.info.transaction_status != TransactionStatus.IDLE and not conn.broken:
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                raise
+            finally:
+                if conn.info.transaction_status == TransactionStatus.IDLE:
+                    await conn.set_autocommit(autocommit)
 
     # -- pieces shared by several reads ---------------------------------------------------------
 

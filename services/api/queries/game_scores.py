@@ -25,10 +25,18 @@ from psycopg import sql
 from ..models.game_scores import GameScoreTotal, RecentGame
 from ..models.ratings import CompetitorDetail, LeaderboardRow
 from ..store import ReadStore
-from .snapshot import Snapshot, as_float, snapshot
+from .snapshot import Query, Rows, Snapshot, as_float, snapshot
 from .snapshot import results_table as _s
 
-__all__ = ["MAX_RECENT_GAMES", "BoardTotals", "board_totals", "with_games", "with_totals"]
+__all__ = [
+    "MAX_RECENT_GAMES",
+    "BoardTotals",
+    "board_totals",
+    "board_totals_of",
+    "board_totals_queries",
+    "with_games",
+    "with_totals",
+]
 
 MAX_RECENT_GAMES = 100
 
@@ -40,8 +48,13 @@ async def board_totals(
     snap: Snapshot, arena: str, category: str, competitors: list[str]
 ) -> BoardTotals:
     """The game totals of ``competitors`` in the pool, or None when it is not a game pool."""
+    return board_totals_of(*await snap.many(*board_totals_queries(arena, category, competitors)))
+
+
+def board_totals_queries(arena: str, category: str, competitors: list[str]) -> list[Query]:
+    """The queries of :func:`board_totals`, for a route that pipelines them with others."""
     pool = {"arena": arena, "category": category, "competitors": competitors}
-    is_game_pool, rows = await snap.many(
+    return [
         (
             sql.SQL(
                 "SELECT EXISTS (SELECT 1 FROM {} WHERE arena = %(arena)s "
@@ -57,7 +70,11 @@ async def board_totals(
             ).format(_s("competitor_game_scores")),
             pool,
         ),
-    )
+    ]
+
+
+def board_totals_of(is_game_pool: Rows, rows: Rows) -> BoardTotals:
+    """The rows of :func:`board_totals_queries` as :data:`BoardTotals`."""
     if not is_game_pool[0][0]:
         return None
     return {c: (int(games), int(scored), float(total)) for c, games, scored, total in rows}

@@ -9,9 +9,11 @@ Voids: a voided result is out of every rating, pair count and average.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,9 +36,15 @@ from .bt_board import (
     fit_pairs,
     resolve_anchor,
 )
-from .game_scores import board_totals, with_totals
+from .game_scores import (
+    BoardTotals,
+    board_totals,
+    board_totals_of,
+    board_totals_queries,
+    with_totals,
+)
 from .ratings import voided_at
-from .snapshot import RATINGS, Snapshot, snapshot
+from .snapshot import POSITIONS, RATINGS, Query, Rows, Snapshot, positions_of, snapshot
 from .snapshot import ratings_table as _r
 from .snapshot import results_table as _s
 from .unplayed import DEFAULT_INITIAL, with_unplayed
@@ -52,13 +60,17 @@ __all__ = [
     "tracking_position",
 ]
 
+log = logging.getLogger("arbiter.api.boards")
+
 BT_CACHE_SIZE = 64
 """Bradley-Terry fits kept in process memory, least recently used evicted."""
 BT_REFRESH_S = 2.0
 """While the log moves, a pool's live Bradley-Terry board is refitted at most this often: a fit
 with 100 bootstrap rounds costs up to a second of CPU, and refitting for every new position made
 ``system=bt`` fall to about one request a second under a stream of 1,000 events/s (measured with
-benchmarks/api_load.py). The body's ``bootstrap.position`` says which position the fit reflects."""
+benchmarks/api_load.py). The body's ``bootstrap.position`` says which position the fit reflects.
+A fit older than this is refitted in the background and serves until the refit is done, so it
+may trail by this plus one fit's time."""
 
 NAMED_METRICS: dict[str, tuple[str, ...]] = {
     "wer": ("wer",),
@@ -79,10 +91,25 @@ NAMED_METRICS: dict[str, tuple[str, ...]] = {
 Fit = bt.BTResult | bt.ControlledResult
 _BT_CACHE: OrderedDict[tuple[Any, ...], Fit] = OrderedDict()
 _BT_PENDING: dict[tuple[Any, ...], asyncio.Task[Fit]] = {}
-_BT_LATEST: OrderedDict[tuple[Any, ...], tuple[int, float, Fit]] = OrderedDict()
-"""(database, arena, category, settings, options, anchor) -> (position, monotonic time, fit) of
-the latest live fit of a pool: what :data:`BT_REFRESH_S` reuses. Bounded like the cache (least
-recently stored evicted): the options (a seed, a level) are the caller's to vary without end."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Latest:
+    """The latest live fit of a pool: the position it reflects, when it was made (monotonic
+    seconds), the fit and, with ``control``, how many battles it left out."""
+
+    position: int
+    at: float
+    fit: Fit
+    left_out: int | None
+
+
+_BT_LATEST: OrderedDict[tuple[Any, ...], _Latest] = OrderedDict()
+"""(database, arena, category, settings, options, the arena's default anchor) -> the latest live
+fit of that pool: what :data:`BT_REFRESH_S` reuses. Keyed before the pairs are read (the anchor
+the fit applied is resolved from them, and is in the fit), so that a reuse reads no pairs.
+Bounded like the cache (least recently stored evicted): the options (a seed, a level) are the
+caller's to vary without end."""
 
 
 async def _bt_fit(key: tuple[Any, ...], compute: Callable[[], Fit]) -> Fit:
@@ -122,6 +149,13 @@ def clear_bt_cache() -> None:
     _BT_LATEST.clear()
 
 
+_BT_REFITS: dict[tuple[Any, ...], asyncio.Task[None]] = {}
+"""(event loop, live pool key) -> its refit in progress (:func:`_refit`)."""
+REFIT_POLL_S = 0.1
+"""How long an answer built on a fit older than BT_REFRESH_S (its refit in progress) may be
+cached: the refit's result is then picked up within this."""
+
+
 def _board_at() -> sql.Composable:
     """The pool's standings at log position ``%(p)s``: each competitor's latest history row at
     or before it (one primary-key lookup per registry entry; everyone with history is in the
@@ -135,6 +169,14 @@ def _board_at() -> sql.Composable:
         "AND h.category = %(category)s AND h.position <= %(p)s "
         "ORDER BY h.position DESC LIMIT 1) h WHERE h.rating_after IS NOT NULL"
     ).format(competitors=_r("competitors"), history=_r("rating_history"))
+
+
+def _live_pairs() -> sql.Composable:
+    """The pool's pairwise counts now (``%(arena)s``, ``%(category)s``)."""
+    return sql.SQL(
+        "SELECT x, y, x_wins, y_wins, ties FROM {} WHERE arena = %(arena)s "
+        "AND category = %(category)s AND x_wins + y_wins + ties > 0 ORDER BY x, y"
+    ).format(_r("pairs"))
 
 
 def _pairs_at() -> sql.Composable:
@@ -158,16 +200,26 @@ def _pairs_at() -> sql.Composable:
     ).format(history=_r("rating_history"), voided=voided_at())
 
 
+Extras = tuple[dict[str, dict[str, float]], dict[str, tuple[int, int]], dict[str, tuple[Any, Any]]]
+"""Metric averages, score votes ``(sum, count)`` and ``(name, provider)``, by competitor."""
+
+
 async def _extras(
     snap: Snapshot, arena: str, category: str, competitors: list[str], viewer: Viewer
-) -> tuple[dict[str, dict[str, float]], dict[str, tuple[int, int]], dict[str, tuple[Any, Any]]]:
+) -> Extras:
     """Metric averages, score votes ``(sum, count)`` and ``(name, provider)`` per competitor,
     over the battles and the trials of experiments the viewer may read."""
     if not competitors:
         return {}, {}, {}
+    return _extras_of(*await snap.many(*_extras_queries(arena, category, competitors, viewer)))
+
+
+def _extras_queries(
+    arena: str, category: str, competitors: list[str], viewer: Viewer
+) -> list[Query]:
     pool = {"arena": arena, "category": category, "competitors": competitors}
     visible = visible_trials(viewer, pool)
-    metrics, scores, names = await snap.many(
+    return [
         (
             sql.SQL(
                 "SELECT competitor, metric, (sum(total) / sum(count))::float8 FROM {} "
@@ -193,7 +245,10 @@ async def _extras(
             ),
             (competitors,),
         ),
-    )
+    ]
+
+
+def _extras_of(metrics: Rows, scores: Rows, names: Rows) -> Extras:
     by_metric: dict[str, dict[str, float]] = {}
     for competitor, metric, value in metrics:
         by_metric.setdefault(competitor, {})[metric] = float(value)
@@ -202,6 +257,26 @@ async def _extras(
         {c: (int(s or 0), int(n or 0)) for c, s, n in scores},
         {c: (name, provider) for c, name, provider in names},
     )
+
+
+async def _page_extras(
+    snap: Snapshot,
+    arena: str,
+    category: str,
+    competitors: list[str],
+    viewer: Viewer,
+    *first: Query,
+) -> tuple[list[Rows], Extras, BoardTotals]:
+    """The rows of the queries ``first``, then the extras and game totals of ``competitors``:
+    all in one round trip (a page's answer is recomputed at every commit while events stream
+    in, and each round trip waits for the database's turn on the CPU)."""
+    rows = await snap.many(
+        *first,
+        *_extras_queries(arena, category, competitors, viewer),
+        *board_totals_queries(arena, category, competitors),
+    )
+    n = len(first)
+    return rows[:n], _extras_of(*rows[n : n + 3]), board_totals_of(*rows[n + 3 :])
 
 
 def _row(
@@ -255,12 +330,17 @@ async def leaderboard(
     *,
     viewer: Viewer,
     options: BTOptions | None = None,
+    reused: Callable[[float], None] | None = None,
 ) -> Leaderboard:
     """The pool's standings by Elo (the ratings read model) or Bradley-Terry (fitted from the
     pool's pair counts), now or as they stood at a log position or time. The averages count the
     trials of the experiments ``viewer`` may read only. ``options``: the bootstrap, anchor and
-    controlled metrics of a Bradley-Terry board (:mod:`.bt_board`)."""
+    controlled metrics of a Bradley-Terry board (:mod:`.bt_board`). ``reused``: called with the
+    seconds the fit may still be reused when the board is built on a live fit of an earlier
+    position (right for now, and for that long at most: the route caches it no longer)."""
     opts = options or BTOptions()
+    if system == "elo" and as_of is None:
+        return await _live_elo(reads, arena, category, limit, offset, viewer)
     async with snapshot(reads) as snap:
         position, results_position = await snap.positions()
         settings = await snap.settings(arena)
@@ -282,26 +362,9 @@ async def leaderboard(
             at = min(at, position)
         params = {**pool, "p": position if at is None else at, "limit": limit, "offset": offset}
 
-        if system == "elo":
-            if at is None:
-                source = sql.SQL(
-                    "SELECT competitor, rating, games, wins, losses, ties FROM {} "
-                    "WHERE arena = %(arena)s AND category = %(category)s"
-                ).format(_r("ratings"))
-            else:
-                source = _board_at()
-            source = with_unplayed(source)  # registered there, not played yet: at the initial
+        if system == "elo":  # as of a position (the live board is _live_elo's)
             params["default_initial"] = DEFAULT_INITIAL
-            total, page = await snap.many(
-                (sql.SQL("SELECT count(*) FROM ({}) b").format(source), params),
-                (
-                    sql.SQL(
-                        "SELECT * FROM ({}) b ORDER BY rating DESC, competitor "
-                        "LIMIT %(limit)s OFFSET %(offset)s"
-                    ).format(source),
-                    params,
-                ),
-            )
+            total, page = await snap.many(*_elo_page(_board_at(), params))
             metrics, scores, names = await _extras(
                 snap, arena, category, [r[0] for r in page], viewer
             )
@@ -316,13 +379,34 @@ async def leaderboard(
                 system="elo", as_of=at, results_position=results_position,
             )  # fmt: skip
 
-        # Bradley-Terry: everything the page could need is read now, in this snapshot; the fit
-        # runs after the transaction is closed (it may take a while on a cold cache).
+        # Bradley-Terry. A live board whose pool was fitted less than BT_REFRESH_S ago reuses
+        # that fit: only what its page shows is read (the counters, averages and totals of
+        # ``limit`` rows), not the pool's pairs, so its cost is that of an Elo page. An older
+        # fit is refitted in the background, and serves until the refit lands (_refit).
+        default = await default_anchor(snap, arena) if opts.anchor is None else None
+        live = (reads.database_url, arena, category, settings, opts, default)
+        recent = _BT_LATEST.get(live) if at is None else None
+        age = 0.0 if recent is None else time.monotonic() - recent.at
+        if recent is not None and age >= BT_REFRESH_S:
+            _refit(reads, live, recent)
+        if recent is not None:
+            result, fitted_at, left_out = recent.fit, recent.position, recent.left_out
+            board = result.board if isinstance(result, bt.ControlledResult) else result
+            lines = list(board.rows())
+            page = [line[1] for line in lines[offset : offset + limit]]
+            counters, metrics, scores, names, game_totals = await _page_reads(
+                snap, arena, category, page, viewer
+            )
+            if reused is not None and fitted_at != (results_position if opts.control else position):
+                reused(max(BT_REFRESH_S - age, REFIT_POLL_S))
+            return _bt_page(
+                arena, category, limit, offset, position, results_position, None, result, lines,
+                fitted_at, left_out, counters, metrics, scores, names, game_totals,
+            )  # fmt: skip
+        # A fit to make (or found in the fit cache): everything the page could need is read
+        # now, in this snapshot; the fit runs after the transaction is closed.
         if at is None:
-            pairs_q: sql.Composable = sql.SQL(
-                "SELECT x, y, x_wins, y_wins, ties FROM {} WHERE arena = %(arena)s "
-                "AND category = %(category)s AND x_wins + y_wins + ties > 0 ORDER BY x, y"
-            ).format(_r("pairs"))
+            pairs_q: sql.Composable = _live_pairs()
             counters_q: sql.Composable = sql.SQL(
                 "SELECT competitor, games, wins, losses, ties FROM {} "
                 "WHERE arena = %(arena)s AND category = %(category)s"
@@ -334,7 +418,6 @@ async def leaderboard(
             )
         pairs, counter_rows = await snap.many((pairs_q, params), (counters_q, params))
         counters = {r[0]: r[1:5] for r in counter_rows}
-        default = await default_anchor(snap, arena) if opts.anchor is None else None
         left_out: int | None = None
         fit_position = params["p"]
         if opts.control:
@@ -348,27 +431,165 @@ async def leaderboard(
 
     anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
     key = (reads.database_url, arena, category, fit_position, settings, opts, anchor)
-    live = (reads.database_url, arena, category, settings, opts, anchor)
-    recent = _BT_LATEST.get(live) if at is None else None
-    if recent is not None and time.monotonic() - recent[1] < BT_REFRESH_S:
-        fitted_at, result = recent[0], recent[2]
-    else:
-        fit = fit_controlled if opts.control else fit_pairs
+    fit = fit_controlled if opts.control else fit_pairs
+    try:
+        result = await _bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
+    except ValueError as exc:  # a controlled metric that does not vary, or no battle has
+        if not opts.control:
+            raise
+        raise bad_parameter("control", str(exc)) from None
+    if at is None:
+        _remember(live, _Latest(fit_position, time.monotonic(), result, left_out))
+    board = result.board if isinstance(result, bt.ControlledResult) else result
+    return _bt_page(
+        arena, category, limit, offset, position, results_position, at, result,
+        list(board.rows()), fit_position, left_out, counters, metrics, scores, names, game_totals,
+    )  # fmt: skip
+
+
+def _remember(live: tuple[Any, ...], latest: _Latest) -> None:
+    _BT_LATEST[live] = latest
+    _BT_LATEST.move_to_end(live)
+    while len(_BT_LATEST) > BT_CACHE_SIZE:
+        _BT_LATEST.popitem(last=False)
+
+
+def _refit(reads: ReadStore, live: tuple[Any, ...], recent: _Latest) -> None:
+    """Refit the live pool ``live`` in a task of its own (one per pool and event loop at a time):
+    its pairs read in a snapshot of their own, the fit made by :func:`_bt_fit`, then kept as the
+    pool's latest. Meanwhile the previous fit serves, so no request waits for a fit while the log
+    moves (a fit of 100 competitors costs up to a second of CPU: every request of the route
+    waited for it, every BT_REFRESH_S). If the refit fails (the pool changed so that the fit is
+    refused, the database went away) the previous fit is forgotten: the next request fits
+    itself, and says why it cannot."""
+    pending = (id(asyncio.get_running_loop()), live)
+    if pending in _BT_REFITS:
+        return
+    database_url, arena, category, settings, opts, default = live
+
+    async def refit() -> None:
         try:
+            async with snapshot(reads) as snap:
+                positions, pairs = await snap.many(
+                    POSITIONS,
+                    (_live_pairs(), {"arena": arena, "category": category}),
+                )
+                at, results_position = positions_of(positions)
+                left_out: int | None = None
+                if opts.control:
+                    pairs, left_out = await controlled_rows(snap, arena, category, opts.control)
+                    at = results_position
+            anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
+            fit = fit_controlled if opts.control else fit_pairs
+            key = (database_url, arena, category, at, settings, opts, anchor)
             result = await _bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
-        except ValueError as exc:  # a controlled metric that does not vary, or no battle has
-            if not opts.control:
-                raise
-            raise bad_parameter("control", str(exc)) from None
-        fitted_at = fit_position
-        if at is None:
-            _BT_LATEST[live] = (fitted_at, time.monotonic(), result)
-            _BT_LATEST.move_to_end(live)
-            while len(_BT_LATEST) > BT_CACHE_SIZE:
-                _BT_LATEST.popitem(last=False)
+            _remember(live, _Latest(at, time.monotonic(), result, left_out))
+        except Exception as exc:
+            if _BT_LATEST.get(live) is recent:
+                _BT_LATEST.pop(live, None)
+            log.warning("Bradley-Terry refit of %s/%s failed: %s", arena, category, exc)
+        finally:
+            _BT_REFITS.pop(pending, None)
+
+    _BT_REFITS[pending] = asyncio.create_task(refit(), name="bt-refit")
+
+
+def _elo_page(source: sql.Composable, params: dict[str, Any]) -> tuple[Query, Query]:
+    """How many competitors an Elo board has, and its page: of ``source`` (the standings) with
+    the registered competitors that have not played yet (at the initial rating)."""
+    board = with_unplayed(source)
+    return (
+        (sql.SQL("SELECT count(*) FROM ({}) b").format(board), params),
+        (
+            sql.SQL(
+                "SELECT * FROM ({}) b ORDER BY rating DESC, competitor "
+                "LIMIT %(limit)s OFFSET %(offset)s"
+            ).format(board),
+            params,
+        ),
+    )
+
+
+async def _live_elo(
+    reads: ReadStore, arena: str, category: str, limit: int, offset: int, viewer: Viewer
+) -> Leaderboard:
+    """The Elo board now: the answer the response cache recomputes at every commit while
+    events stream in, so read in two round trips (positions, count and page; then what the
+    page's rows show), each pipelined."""
+    pool = {"arena": arena, "category": category, "limit": limit, "offset": offset}
+    source = sql.SQL(
+        "SELECT competitor, rating, games, wins, losses, ties FROM {} "
+        "WHERE arena = %(arena)s AND category = %(category)s"
+    ).format(_r("ratings"))
+    # Unplayed competitors as of the snapshot's position: every row of the ratings model is at
+    # or before it (written in the transaction that moved it), so no bound is the same bound,
+    # and the position need not be read first.
+    params = {**pool, "default_initial": DEFAULT_INITIAL, "p": 2**63 - 1}
+    async with snapshot(reads) as snap:
+        positions, total, page = await snap.many(POSITIONS, *_elo_page(source, params))
+        names = [r[0] for r in page]
+        if names:
+            _, (metrics, scores, named), totals = await _page_extras(
+                snap, arena, category, names, viewer
+            )
+        else:
+            (metrics, scores, named), totals = ({}, {}, {}), None
+    position, results_position = positions_of(positions)
+    rows = [
+        _row(offset + i, r[0], r[1], r[2:6], named, metrics, scores)
+        for i, r in enumerate(page, start=1)
+    ]
+    return Leaderboard(
+        arena, category, int(total[0][0]), limit, offset, position, with_totals(rows, totals),
+        system="elo", as_of=None, results_position=results_position,
+    )  # fmt: skip
+
+
+async def _page_reads(
+    snap: Snapshot, arena: str, category: str, page: list[str], viewer: Viewer
+) -> tuple[
+    dict[str, Sequence[int]],
+    dict[str, dict[str, float]],
+    dict[str, tuple[int, int]],
+    dict[str, tuple[Any, Any]],
+    BoardTotals,
+]:
+    """What the rows of a page built on a reused fit show besides the fit: counters, averages,
+    score votes, names and game totals of ``page``'s competitors, now, in one round trip."""
+    counters_q: Query = (
+        sql.SQL(
+            "SELECT competitor, games, wins, losses, ties FROM {} WHERE arena = %s "
+            "AND category = %s AND competitor = ANY(%s)"
+        ).format(_r("ratings")),
+        (arena, category, page),
+    )
+    (counter_rows,), (metrics, scores, names), game_totals = await _page_extras(
+        snap, arena, category, page, viewer, counters_q
+    )
+    return {r[0]: r[1:5] for r in counter_rows}, metrics, scores, names, game_totals
+
+
+def _bt_page(
+    arena: str,
+    category: str,
+    limit: int,
+    offset: int,
+    position: int,
+    results_position: int,
+    as_of: int | None,
+    result: Fit,
+    lines: list[tuple[Any, ...]],
+    fitted_at: int,
+    left_out: int | None,
+    counters: dict[str, Sequence[int]],
+    metrics: dict[str, dict[str, float]],
+    scores: dict[str, tuple[int, int]],
+    names: dict[str, tuple[Any, Any]],
+    game_totals: BoardTotals,
+) -> Leaderboard:
+    """The body of a Bradley-Terry page: the fit's rows ``offset`` to ``offset + limit``."""
     board = result.board if isinstance(result, bt.ControlledResult) else result
     control = list(result.covariates) if isinstance(result, bt.ControlledResult) else None
-    lines = list(board.rows())
     rows = [
         _row(rank, competitor, rating, counters.get(competitor, (0, 0, 0, 0)), names, metrics,
              scores, lower=lower, upper=upper)
@@ -377,7 +598,7 @@ async def leaderboard(
     rows = with_totals(rows, game_totals)
     return Leaderboard(
         arena, category, len(lines), limit, offset, position, rows,
-        system="bt", as_of=at, results_position=results_position,
+        system="bt", as_of=as_of, results_position=results_position,
         bootstrap=Bootstrap(
             board.rounds, board.seed, board.level, board.battles, fitted_at,
             anchor=None if board.anchor is None else BTAnchorBody(*board.anchor),

@@ -27,7 +27,16 @@ from psycopg import sql
 from ..errors import not_found
 from ..models.ratings import HeadToHeadPage, HeadToHeadRow, History, HistoryDay, Matchmaking
 from ..store import ReadStore
-from .snapshot import Rows, Snapshot, as_float, snapshot
+from .snapshot import (
+    POSITIONS,
+    Query,
+    Rows,
+    as_float,
+    positions_of,
+    settings_of,
+    settings_query,
+    snapshot,
+)
 from .snapshot import ratings_table as _r
 
 __all__ = ["head_to_head", "history_days", "matchmaking", "voided_at"]
@@ -49,15 +58,6 @@ def voided_at() -> sql.Composable:
 
 
 # -- head-to-head -------------------------------------------------------------------------------
-
-
-async def _require_competitor(snap: Snapshot, competitor: str) -> None:
-    known = await snap.rows(
-        sql.SQL("SELECT 1 FROM {} WHERE competitor = %s").format(_r("competitors")),
-        (competitor,),
-    )
-    if not known:
-        raise not_found(f"Unknown competitor {competitor!r}.")
 
 
 async def head_to_head(
@@ -86,12 +86,15 @@ async def head_to_head(
             "FROM {} WHERE arena = %(arena)s AND category = %(category)s "
             "AND (x = %(c)s OR y = %(c)s) AND x_wins + y_wins + ties > 0"
         ).format(_r("pairs"))
-    async with snapshot(reads) as snap:
-        if competitor is not None:
-            await _require_competitor(snap, competitor)
-        position, _ = await snap.positions()
-        scale, base, _initial = await snap.settings(arena)
-        total, page = await snap.many(
+    known: Query = (
+        sql.SQL("SELECT count(*) FROM {} WHERE competitor = %s").format(_r("competitors")),
+        (competitor,),
+    )
+    async with snapshot(reads) as snap:  # one round trip: the answer is recomputed per commit
+        found, positions, settings, total, page = await snap.many(
+            known,
+            POSITIONS,
+            settings_query(arena),
             (sql.SQL("SELECT count(*) FROM ({}) p").format(oriented), params),
             (
                 sql.SQL(
@@ -107,6 +110,10 @@ async def head_to_head(
                 params,
             ),
         )
+    if competitor is not None and not found[0][0]:
+        raise not_found(f"Unknown competitor {competitor!r}.")
+    position, _ = positions_of(positions)
+    scale, base, _initial = settings_of(settings)
     rows = []
     for comp, opp, wins, losses, ties, rc, ro in page:
         games = wins + losses + ties

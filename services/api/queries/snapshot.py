@@ -21,18 +21,23 @@ from typing import Any
 from arbiter.domain.elo import DEFAULT_SETTINGS
 from arbiter.projections import PROJECTIONS, tracking
 from psycopg import AsyncConnection, sql
+from psycopg.pq import TransactionStatus
 
-from ..store import ReadStore
+from ..store import SNAPSHOT_BEGIN, ReadStore
 
 __all__ = [
+    "POSITIONS",
     "RATINGS",
     "RESULTS",
     "Query",
     "Rows",
     "Snapshot",
     "as_float",
+    "positions_of",
     "ratings_table",
     "results_table",
+    "settings_of",
+    "settings_query",
     "snapshot",
     "where_all",
 ]
@@ -62,18 +67,32 @@ _s = results_table
 
 
 class Snapshot:
-    """Queries in one read-only ``REPEATABLE READ`` transaction."""
+    """Queries in one read-only ``REPEATABLE READ`` transaction.
+
+    The transaction starts with the first queries, in their pipeline: ``BEGIN ISOLATION LEVEL
+    REPEATABLE READ READ ONLY`` is sent with them, not as round trips of its own (psycopg's
+    ``transaction()`` sends ``BEGIN`` and waits, and the ``SET TRANSACTION`` after it waited
+    again). A round trip is cheap on a quiet machine, but while events stream in the server's
+    processes compete for the CPU and each one waits to be scheduled: measured with
+    benchmarks/api_load.py, a hot read's recomputation spent most of its time in them, and every
+    request for that route waits for it (:mod:`..single_flight`)."""
 
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self.conn = conn
+        self.begun = False
 
     async def rows(self, query: sql.Composable, params: Any = ()) -> Rows:
+        if not self.begun:
+            return (await self.many((query, params)))[0]
         cur = await self.conn.execute(query, params)
         return await cur.fetchall()
 
     async def many(self, *queries: Query) -> list[Rows]:
         """Independent queries, pipelined (one round trip)."""
         async with self.conn.pipeline():
+            if not self.begun:
+                await self.conn.execute(SNAPSHOT_BEGIN)
+                self.begun = True
             cursors = [await self.conn.execute(q, p) for q, p in queries]
         return [await c.fetchall() for c in cursors]
 
@@ -83,31 +102,67 @@ class Snapshot:
 
     async def positions(self) -> tuple[int, int]:
         """``(ratings position, results position)``."""
-        (row,) = await self.rows(
-            sql.SQL("SELECT ({}), ({})").format(
-                tracking.position_query(RATINGS.schema, RATINGS.name),
-                tracking.position_query(RESULTS.schema, RESULTS.name),
-            )
-        )
-        return int(row[0] or 0), int(row[1] or 0)
+        return positions_of(await self.rows(*POSITIONS))
 
     async def settings(self, arena: str) -> tuple[float, float, float]:
         """The arena's ``(scale, base, initial)`` now (defaults 400, 10, 1500)."""
-        rows = await self.rows(
-            sql.SQL("SELECT scale, base, initial FROM {} WHERE arena = %s").format(_r("arenas")),
-            (arena,),
-        )
-        if not rows:
-            d = DEFAULT_SETTINGS
-            return d.scale, d.base, d.initial
-        return float(rows[0][0]), float(rows[0][1]), float(rows[0][2])
+        return settings_of(await self.rows(*settings_query(arena)))
+
+
+POSITIONS: Query = (
+    sql.SQL("SELECT ({}), ({})").format(
+        tracking.position_query(RATINGS.schema, RATINGS.name),
+        tracking.position_query(RESULTS.schema, RESULTS.name),
+    ),
+    (),
+)
+"""The query of :meth:`Snapshot.positions`, for a route that pipelines it with others."""
+
+
+def positions_of(rows: Rows) -> tuple[int, int]:
+    """:data:`POSITIONS`'s rows as ``(ratings position, results position)``."""
+    (row,) = rows
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def settings_query(arena: str) -> Query:
+    """The query of :meth:`Snapshot.settings`, for a route that pipelines it with others."""
+    return (
+        sql.SQL("SELECT scale, base, initial FROM {} WHERE arena = %s").format(_r("arenas")),
+        (arena,),
+    )
+
+
+def settings_of(rows: Rows) -> tuple[float, float, float]:
+    """:func:`settings_query`'s rows as ``(scale, base, initial)`` (defaults 400, 10, 1500)."""
+    if not rows:
+        d = DEFAULT_SETTINGS
+        return d.scale, d.base, d.initial
+    return float(rows[0][0]), float(rows[0][1]), float(rows[0][2])
 
 
 @contextlib.asynccontextmanager
 async def snapshot(reads: ReadStore) -> AsyncIterator[Snapshot]:
-    async with reads.pool.connection() as conn, conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield Snapshot(conn)
+    """A :class:`Snapshot` on a connection of the read pool, ended (rolled back: it wrote
+    nothing) when the block ends. The connection is in autocommit mode meanwhile, so that psycopg
+    sends no ``BEGIN`` of its own: the snapshot's is explicit."""
+    async with reads.pool.connection() as conn:
+        autocommit = conn.autocommit  # the pool's connections are (see ReadStore)
+        await conn.set_autocommit(True)
+        snap = Snapshot(conn)
+        try:
+            yield snap
+        except BaseException:
+            if snap.begun and not conn.broken:
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+            raise
+        else:
+            if snap.begun:
+                await conn.execute("ROLLBACK")
+        finally:
+            if conn.info.transaction_status == TransactionStatus.IDLE:
+                await conn.set_autocommit(autocommit)  # else the pool rolls back or drops it
 
 
 def where_all(conditions: list[sql.Composable]) -> sql.Composable:

@@ -1,6 +1,12 @@
 """The SQL behind ``GET /summary``: counts for a dashboard over both read models (the registry
 from the ratings model; battles, games, trials, votes and event counts from the results model),
-voided results counted apart."""
+voided results counted apart.
+
+The battles, the most numerous rows, are never scanned: their counts and scenarios come from the
+running counts per arena and scenario (``battle_counts``, :mod:`arbiter.projections.battle_counts`),
+and an arena's votes are found from the votes (each looks up its battle or trial by key), not by
+hashing every battle of the arena. The response cache recomputes this answer at every commit of
+either read model, so its cost is paid several times a second while events stream in."""
 
 from __future__ import annotations
 
@@ -11,9 +17,9 @@ from psycopg import sql
 from ..models.results import Summary, Voided
 from ..privacy import Viewer, visible_trials
 from ..store import ReadStore
+from .snapshot import POSITIONS, positions_of, snapshot
 from .snapshot import ratings_table as _r
 from .snapshot import results_table as _s
-from .snapshot import snapshot
 
 __all__ = ["summary"]
 
@@ -89,15 +95,31 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
         votes_q = sql.SQL(
             "SELECT count(*) FILTER (WHERE v.voided_by IS NULL), "
             "count(*) FILTER (WHERE v.voided_by IS NOT NULL) FROM {v} v "
-            "WHERE (EXISTS (SELECT 1 FROM {b} b WHERE b.battle_id = v.battle_id "
-            "AND b.arena = %(arena)s) OR EXISTS (SELECT 1 FROM {t} t "
-            "WHERE t.trial_id = v.trial_id AND t.arena = %(arena)s)) AND NOT {h}"
+            "LEFT JOIN {b} b ON b.battle_id = v.battle_id "
+            "LEFT JOIN {t} t ON t.trial_id = v.trial_id "
+            "WHERE (b.arena = %(arena)s OR t.arena = %(arena)s) AND NOT {h}"
         ).format(v=_s("votes"), b=_s("battles"), t=_s("trials"), h=hidden_trial)
     async with snapshot(reads) as snap:
-        position, results_position = await snap.positions()
-        comp, battles_, games_, trials_, votes_, extra, events, hidden, declared = await snap.many(
+        (
+            positions,
+            comp,
+            battles_,
+            games_,
+            trials_,
+            votes_,
+            extra,
+            events,
+            hidden,
+            declared,
+        ) = await snap.many(
+            POSITIONS,
             (competitors_q, params),
-            (counted("battles"), params),
+            (
+                sql.SQL(
+                    "SELECT coalesce(sum(live), 0), coalesce(sum(voided), 0) FROM {} WHERE true {}"
+                ).format(_s("battle_counts"), by_arena),
+                params,
+            ),
             (counted("games"), params),
             (counted("trials", seen), params),
             (votes_q, params),
@@ -106,9 +128,10 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
                     "SELECT count(*) FILTER (WHERE status = 'completed'), "
                     "count(*) FILTER (WHERE status <> 'completed'), "
                     "count(DISTINCT experiment_id), "
-                    "(SELECT count(DISTINCT scenario) FROM {b} WHERE voided_by IS NULL {a}) "
+                    "(SELECT count(DISTINCT scenario) FROM {b} "
+                    "WHERE live > 0 AND scenario <> '' {a}) "
                     "FROM {t} WHERE voided_by IS NULL {a}{c}"
-                ).format(b=_s("battles"), t=_s("trials"), a=by_arena, c=seen),
+                ).format(b=_s("battle_counts"), t=_s("trials"), a=by_arena, c=seen),
                 params,
             ),
             (
@@ -120,6 +143,7 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
             (_hidden_events(private), params),
             (_hidden_experiment_events(private), params),
         )
+    position, results_position = positions_of(positions)
     if arena is None:
         counts = {t: int(n) for t, n in events}
         for type_, n in zip(

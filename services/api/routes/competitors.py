@@ -9,7 +9,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from ..cache import CACHE_S
+from ..cache import CACHE_S, READS
 from ..errors import not_found, route_errors
 from ..models.ratings import CompetitorDetail, CompetitorList, History
 from ..parameters import ArenaParam, Limit, Offset
@@ -60,6 +60,7 @@ class CompetitorController(Controller):
         summary="One competitor and its standings",
         responses=route_errors(404, 503),
         cache=CACHE_S,
+        opt={READS: ("ratings", "results")},
     )
     async def get_competitor(
         self,
@@ -91,6 +92,7 @@ class CompetitorController(Controller):
         summary="A competitor's rating history",
         responses=route_errors(400, 404, 503),
         cache=CACHE_S,
+        opt={READS: ("ratings",)},  # the rating history, and the ratings' position
     )
     async def history(
         self,

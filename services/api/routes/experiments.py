@@ -19,7 +19,7 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from ..cache import CACHE_S
+from ..cache import CACHE_S, READS
 from ..errors import route_errors
 from ..models.results import ExperimentReport, StatsPage, TrialPage
 from ..parameters import (
@@ -116,7 +116,13 @@ class StatsController(Controller):
     path = "/stats"
     tags = ["experiments"]  # noqa: RUF012
 
-    @get("/", summary="Trial statistics, grouped", responses=route_errors(400, 503), cache=CACHE_S)
+    @get(
+        "/",
+        summary="Trial statistics, grouped",
+        responses=route_errors(400, 503),
+        cache=CACHE_S,
+        opt={READS: ("results",)},  # the trials, and the results' position
+    )
     async def stats(
         self,
         request: Request[Any, Any, Any],

@@ -23,7 +23,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from ..cache import CACHE_S, do_not_store
+from ..cache import CACHE_S, READS, expire_within
 from ..errors import ErrorBody, bad_parameter, route_errors
 from ..models.ratings import Leaderboard
 from ..parameters import ArenaParam, CategoryParam, Limit, Offset, parse_as_of
@@ -50,6 +50,7 @@ class LeaderboardController(Controller):
         summary="Leaderboard of an arena or category",
         responses=route_errors(400, 503),
         cache=CACHE_S,
+        opt={READS: ("ratings", "results")},
     )
     async def leaderboard(
         self,
@@ -132,15 +133,10 @@ class LeaderboardController(Controller):
             name = next(k for k, v in given.items() if v is not None)
             raise bad_parameter(name, f"{name} applies to system=bt only")
         options = bt_options(rounds, seed, level, anchor, control) if system == "bt" else None
-        board = await q.leaderboard(
+        return await q.leaderboard(
             reads, arena, category, limit, offset, system, when, viewer=viewer_of(request),
-            options=options,
+            options=options, reused=lambda seconds: expire_within(request, seconds),
         )  # fmt: skip
-        if board.bootstrap is not None and board.bootstrap.position != board.position:
-            # A fit reused while the log moves: right for now, not for as long as this state
-            # lasts, so the response cache must not keep it.
-            do_not_store(request)
-        return board
 
 
 class LeaderboardStreamController(Controller):

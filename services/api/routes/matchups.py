@@ -17,7 +17,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from ..cache import CACHE_S
+from ..cache import CACHE_S, READS
 from ..errors import route_errors
 from ..models.ratings import HeadToHeadPage, Matchmaking
 from ..parameters import ArenaParam, CategoryParam, Limit, Offset
@@ -36,6 +36,7 @@ class HeadToHeadController(Controller):
         summary="Head-to-head records in a pool",
         responses=route_errors(400, 404, 503),
         cache=CACHE_S,
+        opt={READS: ("ratings",)},  # the pairs and ratings, and the ratings' position
     )
     async def head_to_head(
         self,

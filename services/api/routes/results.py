@@ -20,7 +20,7 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from ..cache import CACHE_S
+from ..cache import CACHE_S, READS
 from ..errors import not_found, route_errors
 from ..models.results import BattleDetail, BattlePage, GameDetail, GamePage, Summary
 from ..parameters import (
@@ -125,7 +125,13 @@ class SummaryController(Controller):
     path = "/summary"
     tags = ["results"]  # noqa: RUF012
 
-    @get("/", summary="Counts for a dashboard", responses=route_errors(400, 503), cache=CACHE_S)
+    @get(
+        "/",
+        summary="Counts for a dashboard",
+        responses=route_errors(400, 503),
+        cache=CACHE_S,
+        opt={READS: ("ratings", "results")},
+    )
     async def summary(
         self,
         request: Request[Any, Any, Any],

@@ -61,6 +61,7 @@ from .controlled import (
     normalised_differences,
 )
 from .pair_counts import OUTCOME_CODES, FloatArray, IntArray, PairCounts
+from .point import fit
 from .resampling import (
     DEFAULT_LEVEL,
     DEFAULT_ROUNDS,
@@ -70,7 +71,7 @@ from .resampling import (
     rank_with_intervals,
 )
 from .result import BTResult, leaderboard
-from .solver import DEFAULT_MAX_ITER, DEFAULT_RIDGE, DEFAULT_TOL, fit
+from .solver import DEFAULT_MAX_ITER, DEFAULT_RIDGE, DEFAULT_TOL
 
 __all__ = [
     "CHATBOT_ARENA_ANCHOR",

@@ -15,13 +15,13 @@ import numpy as np
 
 from ..elo import DEFAULT_BASE, DEFAULT_INITIAL, DEFAULT_SCALE
 from .pair_counts import FloatArray, IntArray, PairCounts
+from .point import fit
 from .rounds import BATCH_BYTES, solve_rounds
 from .solver import (
     DEFAULT_MAX_ITER,
     DEFAULT_RIDGE,
     DEFAULT_TOL,
     check_settings,
-    fit,
     to_elo,
     to_logit,
 )
@@ -81,7 +81,7 @@ def fit_and_bootstrap(
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
 ) -> tuple[FloatArray, FloatArray]:
-    """``(point, samples)``: :func:`.solver.fit` (unless ``point`` is given) and
+    """``(point, samples)``: :func:`.point.fit` (unless ``point`` is given) and
     :func:`bootstrap_samples`.
 
     Two threads share the work when the host has two cores or more: the chunks of rounds are

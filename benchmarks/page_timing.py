@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from arbiter.services.api.cache import STORE
-from arbiter.services.api.queries.leaderboard import clear_bt_cache
+from arbiter.services.api.queries.bt_fits import clear_bt_cache
 from arbiter.services.web import head_to_head
 from litestar.testing import AsyncTestClient
 

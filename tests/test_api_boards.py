@@ -20,7 +20,7 @@ from arbiter.domain import bradley_terry as bt
 from arbiter.domain.elo import expected_score
 from arbiter.domain.placement import most_informative_pair, next_opponent
 from arbiter.services.api import create_app
-from arbiter.services.api.queries import leaderboard as api_queries
+from arbiter.services.api.queries import bt_fits as api_queries
 from arbiter.services.api.routes import leaderboard as api_boards
 from litestar.testing import AsyncTestClient
 

@@ -15,7 +15,7 @@ import pytest
 from arbiter.domain import bradley_terry as bt
 from arbiter.domain.events import BTAnchor
 from arbiter.services.api import create_app
-from arbiter.services.api.queries import leaderboard as api_queries
+from arbiter.services.api.queries import bt_fits as api_queries
 from litestar.testing import AsyncTestClient
 
 from .api_events import assert_error, battle, configured, seed, void, vote

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from arbiter.services.api import create_app
 from arbiter.services.api.cache import CACHED_PATHS, response_cache_enabled
-from arbiter.services.api.queries import leaderboard as api_queries
+from arbiter.services.api.queries import bt_fits as api_queries
 from litestar.testing import AsyncTestClient
 
 from .test_api import append, battle, fold, index, seed

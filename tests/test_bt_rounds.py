@@ -9,8 +9,12 @@ import warnings
 import numpy as np
 from arbiter.domain import bradley_terry as bt
 from arbiter.domain.bradley_terry import resampling, rounds, solver
+from arbiter.services.api.queries.bt_threads import on_two_threads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+RUNNERS = (bt.run_in_turn, on_two_threads)
+"""Every way the steps run: the floats must not depend on it."""
 
 
 def straightforward(counts: bt.PairCounts, n_rounds: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -83,14 +87,15 @@ def test_rounds_and_point_are_the_straightforward_floats(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # unbeaten competitors: slow Newton
         want_point, want = straightforward(counts, n_rounds, seed)
-        point, samples = resampling.fit_and_bootstrap(counts, n_rounds, seed)
-    assert np.array_equal(point, want_point)
-    assert np.array_equal(samples, want)
+        for run in RUNNERS:
+            point, samples = resampling.fit_and_bootstrap(counts, n_rounds, seed, run=run)
+            assert np.array_equal(point, want_point), run
+            assert np.array_equal(samples, want), run
 
 
 def test_a_public_size_pool_is_the_same_floats() -> None:
     """100 competitors, every pair played (4,950 pairs, 100,000 battles), 100 rounds: the
-    board's shape, in chunks of 13 rounds drawn in the worker thread."""
+    board's shape, in chunks of 13 rounds, on one thread and on the API's two."""
     rng = np.random.default_rng(7)
     strength = rng.normal(0, 0.5, 100)
     a = rng.integers(0, 100, 100_000)
@@ -101,8 +106,9 @@ def test_a_public_size_pool_is_the_same_floats() -> None:
     counts = bt.PairCounts.from_battles(names[a], names[b], outcome)
     assert counts.i.size == 4950
     want_point, want = straightforward(counts, 100, 3)
-    point, samples = resampling.fit_and_bootstrap(counts, 100, 3)
-    assert np.array_equal(point, want_point) and np.array_equal(samples, want)
+    for run in RUNNERS:
+        point, samples = resampling.fit_and_bootstrap(counts, 100, 3, run=run)
+        assert np.array_equal(point, want_point) and np.array_equal(samples, want), run
     assert np.array_equal(bt.fit(counts), want_point)
 
 

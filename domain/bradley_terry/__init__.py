@@ -65,10 +65,13 @@ from .point import fit
 from .resampling import (
     DEFAULT_LEVEL,
     DEFAULT_ROUNDS,
+    Resamples,
+    Runner,
     bootstrap,
     bootstrap_samples,
     intervals,
     rank_with_intervals,
+    run_in_turn,
 )
 from .result import BTResult, leaderboard
 from .solver import DEFAULT_MAX_ITER, DEFAULT_RIDGE, DEFAULT_TOL
@@ -89,6 +92,8 @@ __all__ = [
     "FloatArray",
     "IntArray",
     "PairCounts",
+    "Resamples",
+    "Runner",
     "anchor_index",
     "anchor_ratings",
     "bootstrap",
@@ -101,4 +106,5 @@ __all__ = [
     "normalised_differences",
     "parse_anchor",
     "rank_with_intervals",
+    "run_in_turn",
 ]

@@ -8,8 +8,7 @@ estimate.
 
 from __future__ import annotations
 
-import os
-import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -29,11 +28,14 @@ from .solver import (
 __all__ = [
     "DEFAULT_LEVEL",
     "DEFAULT_ROUNDS",
+    "Resamples",
+    "Runner",
     "bootstrap",
     "bootstrap_samples",
     "fit_and_bootstrap",
     "intervals",
     "rank_with_intervals",
+    "run_in_turn",
 ]
 
 DEFAULT_ROUNDS = 100
@@ -68,6 +70,111 @@ def bootstrap_samples(
     )[1]  # fmt: skip
 
 
+class Resamples:
+    """One bootstrap's work, cut into steps so that a caller may spread it over threads (the
+    domain runs none): :meth:`draw` each chunk of rounds in turn, :meth:`fit_point` once, then
+    :meth:`fit` each drawn chunk, in any order and concurrently. The draws must be made in chunk
+    order, one at a time (they come from the one generator, so the chunks together are exactly
+    the draws of a single ``size=rounds`` call); a fit needs the point. numpy draws and fits
+    without the GIL most of the time, so a caller with two cores can draw while it fits the
+    point, then fit on both (services/api/queries/bt_threads.py): the draws are about a third of
+    a cold board's CPU for 100 competitors and 100,000 battles, and bound to stay so (the same
+    seed must give the same draws). The result does not depend on who fitted what.
+    :func:`run_in_turn` runs it all on the caller's thread."""
+
+    def __init__(
+        self,
+        counts: PairCounts,
+        rounds: int,
+        seed: int,
+        *,
+        scale: float,
+        base: float,
+        initial: float,
+        ridge: float,
+        point: FloatArray | None,
+        tol: float,
+        max_iter: int,
+    ) -> None:
+        if rounds < 1:
+            raise ValueError("rounds must be at least 1")
+        check_settings(scale, base, ridge)
+        self.counts, self.rounds = counts, rounds
+        self.scale, self.base, self.initial, self.ridge = scale, base, initial, ridge
+        self.tol, self.max_iter = tol, max_iter
+        self.point = point
+        self._theta0: FloatArray | None = None
+        cells = np.stack([counts.wins_i, counts.wins_j, counts.ties], axis=1).reshape(-1)
+        self._cells = cells.size
+        self._nonzero = np.flatnonzero(cells > 0)
+        total = float(cells.sum())
+        self._n_draw = round(total)
+        self._probs = cells[self._nonzero] / total if total else cells[self._nonzero]
+        self._probs /= self._probs.sum() if self._probs.size else 1.0
+        self._chunk = max(1, BATCH_BYTES // (8 * max(1, counts.i.size)))
+        self.trivial = self._nonzero.size == 0 or self._n_draw == 0
+        """Nothing to resample: every round is the point itself."""
+        self._starts = [] if self.trivial else list(range(0, rounds, self._chunk))
+        self._rng = np.random.default_rng(seed)
+        self._out = np.empty((rounds, len(counts.competitors)))
+
+    @property
+    def chunks(self) -> int:
+        """How many chunks of rounds to draw and fit."""
+        return len(self._starts)
+
+    def draw(self, k: int) -> FloatArray:
+        """Chunk ``k``'s resampled cell counts; call for k = 0, 1, ... in turn, one at a time."""
+        size = min(self._chunk, self.rounds - self._starts[k])
+        return self._rng.multinomial(self._n_draw, self._probs, size=size).astype(np.float64)
+
+    def fit_point(self) -> None:
+        """The full-data fit (unless given), which every round is warm-started from."""
+        if self.point is None:
+            self.point = fit(
+                self.counts, scale=self.scale, base=self.base, initial=self.initial,
+                ridge=self.ridge, tol=self.tol,
+            )  # fmt: skip
+        self._theta0 = to_logit(self.point, self.scale, self.base, self.initial)
+
+    def fit(self, k: int, drawn: FloatArray) -> None:
+        """Fit chunk ``k`` from its draws (after :meth:`fit_point`)."""
+        assert self._theta0 is not None, "fit_point() first"
+        size = drawn.shape[0]
+        dense = np.zeros((size, self._cells))
+        dense[:, self._nonzero] = drawn
+        dense = dense.reshape(size, -1, 3)
+        w_ij = dense[:, :, 0] + 0.5 * dense[:, :, 2]
+        w_ji = dense[:, :, 1] + 0.5 * dense[:, :, 2]
+        c = self.counts
+        theta = solve_rounds(
+            len(c.competitors), c.i, c.j, w_ij, w_ji, self.ridge, self._theta0, self.tol,
+            self.max_iter,
+        )  # fmt: skip
+        first = self._starts[k]
+        self._out[first : first + size] = to_elo(theta, self.scale, self.base, self.initial)
+
+    def result(self) -> tuple[FloatArray, FloatArray]:
+        """``(point, samples)`` once every step has run."""
+        assert self.point is not None, "fit_point() first"
+        if self.trivial:
+            return self.point, np.broadcast_to(
+                np.asarray(self.point, dtype=np.float64), self._out.shape
+            ).copy()
+        return self.point, self._out
+
+
+Runner = Callable[[Resamples], None]
+"""What runs a :class:`Resamples`' steps: :func:`run_in_turn`, or a caller's threads."""
+
+
+def run_in_turn(work: Resamples) -> None:
+    """Every step on the caller's thread, in order."""
+    work.fit_point()
+    for k in range(work.chunks):
+        work.fit(k, work.draw(k))
+
+
 def fit_and_bootstrap(
     counts: PairCounts,
     rounds: int = DEFAULT_ROUNDS,
@@ -80,85 +187,16 @@ def fit_and_bootstrap(
     point: FloatArray | None = None,
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
+    run: Runner = run_in_turn,
 ) -> tuple[FloatArray, FloatArray]:
     """``(point, samples)``: :func:`.point.fit` (unless ``point`` is given) and
-    :func:`bootstrap_samples`.
-
-    Two threads share the work when the host has two cores or more: the chunks of rounds are
-    drawn one after the other from the one generator (under a lock, so the draws are exactly
-    those of a single ``size=rounds`` call) and each thread fits the chunks it drew. The draws
-    are about a third of a cold board's CPU for 100 competitors and 100,000 battles, and bound
-    to stay so (the same seed must give the same draws); numpy draws and fits without the GIL
-    for most of the time, so while this thread fits the point estimate the other draws, and
-    then both fit. The result does not depend on which thread fitted what."""
-    if rounds < 1:
-        raise ValueError("rounds must be at least 1")
-    check_settings(scale, base, ridge)
-    n = len(counts.competitors)
-    cells = np.stack([counts.wins_i, counts.wins_j, counts.ties], axis=1).reshape(-1)
-    nonzero = np.flatnonzero(cells > 0)
-    total = float(cells.sum())
-    n_draw = round(total)
-    if nonzero.size == 0 or n_draw == 0:
-        if point is None:
-            point = fit(counts, scale=scale, base=base, initial=initial, ridge=ridge, tol=tol)
-        return point, np.broadcast_to(np.asarray(point, dtype=np.float64), (rounds, n)).copy()
-    probs = cells[nonzero] / total
-    probs /= probs.sum()
-    chunk = max(1, BATCH_BYTES // (8 * counts.i.size))
-    rng = np.random.default_rng(seed)
-    out = np.empty((rounds, n))
-    starts = list(range(0, rounds, chunk))
-    lock = threading.Lock()
-    taken = [0]  # chunks drawn so far
-    theta0: list[FloatArray] = []  # the point on the logit scale, once fitted
-    ready = threading.Event()
-    failed: list[BaseException] = []
-
-    def work() -> None:
-        while True:
-            with lock:
-                k = taken[0]
-                if k == len(starts) or failed:
-                    return
-                taken[0] = k + 1
-                size = min(chunk, rounds - starts[k])
-                drawn = rng.multinomial(n_draw, probs, size=size).astype(np.float64)
-            ready.wait()
-            if not theta0:
-                return  # the point fit failed: its error is raised by the caller's thread
-            dense = np.zeros((size, cells.size))
-            dense[:, nonzero] = drawn
-            dense = dense.reshape(size, -1, 3)
-            w_ij = dense[:, :, 0] + 0.5 * dense[:, :, 2]
-            w_ji = dense[:, :, 1] + 0.5 * dense[:, :, 2]
-            theta = solve_rounds(n, counts.i, counts.j, w_ij, w_ji, ridge, theta0[0], tol, max_iter)
-            out[starts[k] : starts[k] + size] = to_elo(theta, scale, base, initial)
-
-    def helper() -> None:
-        try:
-            work()
-        except BaseException as exc:  # raised in the caller's thread
-            failed.append(exc)
-
-    other = None
-    if len(starts) > 1 and (os.cpu_count() or 1) > 1:
-        other = threading.Thread(target=helper, name="bt-bootstrap", daemon=True)
-        other.start()
-    try:
-        if point is None:
-            point = fit(counts, scale=scale, base=base, initial=initial, ridge=ridge, tol=tol)
-        theta0.append(to_logit(point, scale, base, initial))
-    finally:
-        ready.set()
-    try:
-        work()
-    finally:
-        if other is not None:
-            other.join()
-    if failed:
-        raise failed[0]
-    return point, out
+    :func:`bootstrap_samples`, the steps run by ``run`` (see :class:`Resamples`)."""
+    work = Resamples(
+        counts, rounds, seed, scale=scale, base=base, initial=initial, ridge=ridge,
+        point=point, tol=tol, max_iter=max_iter,
+    )  # fmt: skip
+    run(work)
+    return work.result()
 
 
 def intervals(samples: FloatArray, level: float = DEFAULT_LEVEL) -> tuple[FloatArray, FloatArray]:

@@ -11,9 +11,11 @@ from .pair_counts import PairCounts
 from .resampling import (
     DEFAULT_LEVEL,
     DEFAULT_ROUNDS,
+    Runner,
     fit_and_bootstrap,
     intervals,
     rank_with_intervals,
+    run_in_turn,
 )
 from .solver import DEFAULT_RIDGE
 
@@ -59,16 +61,18 @@ def leaderboard(
     initial: float = DEFAULT_INITIAL,
     ridge: float = DEFAULT_RIDGE,
     anchor: Anchor | None = None,
+    run: Runner = run_in_turn,
 ) -> BTResult:
     """Fit, bootstrap and rank: the whole leaderboard for ``counts``. See :func:`fit`.
 
     ``anchor`` shifts the fit and each bootstrap round so that its competitor has its rating
     (:func:`.anchor_ratings`, as the public arena board does); ValueError when that competitor
-    is not in ``counts``."""
+    is not in ``counts``. ``run`` runs the bootstrap's steps (:class:`.resampling.Resamples`):
+    in turn on this thread unless the caller brings threads."""
     if anchor is not None:
         anchor_index(counts.competitors, anchor)  # refuse an unknown one before any work
     point, samples = fit_and_bootstrap(
-        counts, rounds, seed, scale=scale, base=base, initial=initial, ridge=ridge
+        counts, rounds, seed, scale=scale, base=base, initial=initial, ridge=ridge, run=run
     )
     rating = anchor_ratings(point, counts.competitors, anchor)
     lower, upper = intervals(anchor_ratings(samples, counts.competitors, anchor), level)

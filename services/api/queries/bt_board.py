@@ -29,6 +29,7 @@ from arbiter.domain.identifiers import ID_MAX, identifier_problem
 from psycopg import sql
 
 from ..errors import bad_parameter
+from .bt_threads import on_two_threads
 from .snapshot import Rows, Snapshot
 from .snapshot import ratings_table as _r
 from .snapshot import results_table as _s
@@ -238,7 +239,7 @@ def fit_pairs(
     )
     return bt.leaderboard(
         counts, rounds=options.rounds, seed=options.seed, level=options.level, scale=scale,
-        base=base, initial=initial, anchor=anchor,
+        base=base, initial=initial, anchor=anchor, run=on_two_threads,
     )  # fmt: skip
 
 

@@ -8,12 +8,9 @@ Voids: a voided result is out of every rating, pair count and average.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,14 +23,13 @@ from ..errors import bad_parameter
 from ..models.ratings import Bootstrap, BTAnchorBody, Leaderboard, LeaderboardRow
 from ..privacy import Viewer, visible_trials
 from ..store import ReadStore
+from . import bt_fits
 from .bt_board import (
     BT_ROUNDS,
     BT_SEED,
     BTOptions,
     controlled_rows,
     default_anchor,
-    fit_controlled,
-    fit_pairs,
     resolve_anchor,
 )
 from .game_scores import (
@@ -50,27 +46,14 @@ from .snapshot import results_table as _s
 from .unplayed import DEFAULT_INITIAL, with_unplayed
 
 __all__ = [
-    "BT_CACHE_SIZE",
-    "BT_REFRESH_S",
     "BT_ROUNDS",
     "BT_SEED",
     "NAMED_METRICS",
-    "clear_bt_cache",
     "leaderboard",
     "tracking_position",
 ]
 
 log = logging.getLogger("arbiter.api.boards")
-
-BT_CACHE_SIZE = 64
-"""Bradley-Terry fits kept in process memory, least recently used evicted."""
-BT_REFRESH_S = 2.0
-"""While the log moves, a pool's live Bradley-Terry board is refitted at most this often: a fit
-with 100 bootstrap rounds costs up to a second of CPU, and refitting for every new position made
-``system=bt`` fall to about one request a second under a stream of 1,000 events/s (measured with
-benchmarks/api_load.py). The body's ``bootstrap.position`` says which position the fit reflects.
-A fit older than this is refitted in the background and serves until the refit is done, so it
-may trail by this plus one fit's time."""
 
 NAMED_METRICS: dict[str, tuple[str, ...]] = {
     "wer": ("wer",),
@@ -88,73 +71,6 @@ NAMED_METRICS: dict[str, tuple[str, ...]] = {
 
 # -- the leaderboard ----------------------------------------------------------------------------
 
-Fit = bt.BTResult | bt.ControlledResult
-_BT_CACHE: OrderedDict[tuple[Any, ...], Fit] = OrderedDict()
-_BT_PENDING: dict[tuple[Any, ...], asyncio.Task[Fit]] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class _Latest:
-    """The latest live fit of a pool: the position it reflects, when it was made (monotonic
-    seconds), the fit and, with ``control``, how many battles it left out."""
-
-    position: int
-    at: float
-    fit: Fit
-    left_out: int | None
-
-
-_BT_LATEST: OrderedDict[tuple[Any, ...], _Latest] = OrderedDict()
-"""(database, arena, category, settings, options, the arena's default anchor) -> the latest live
-fit of that pool: what :data:`BT_REFRESH_S` reuses. Keyed before the pairs are read (the anchor
-the fit applied is resolved from them, and is in the fit), so that a reuse reads no pairs.
-Bounded like the cache (least recently stored evicted): the options (a seed, a level) are the
-caller's to vary without end."""
-
-
-async def _bt_fit(key: tuple[Any, ...], compute: Callable[[], Fit]) -> Fit:
-    """The Bradley-Terry leaderboard ``compute`` makes, cached by ``key`` (database, pool, log
-    position, settings, the bootstrap's rounds, seed and level, the anchor, the controlled
-    metrics): the rows at a position never change, so neither does the fit.
-
-    The fit runs in a worker thread, as a task of its own: concurrent requests for the same key
-    share it, and a request that goes away does not cancel it (its result is cached for the
-    next). Tasks are per event loop; results are plain data, shared by all."""
-    cached = _BT_CACHE.get(key)
-    if cached is not None:
-        _BT_CACHE.move_to_end(key)
-        return cached
-    pending_key = (id(asyncio.get_running_loop()), key)
-    task = _BT_PENDING.get(pending_key)
-    if task is None:
-
-        async def run() -> Fit:
-            try:
-                result = await asyncio.to_thread(compute)
-            finally:
-                _BT_PENDING.pop(pending_key, None)
-            _BT_CACHE[key] = result
-            while len(_BT_CACHE) > BT_CACHE_SIZE:
-                _BT_CACHE.popitem(last=False)
-            return result
-
-        task = asyncio.create_task(run())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # always retrieved
-        _BT_PENDING[pending_key] = task
-    return await asyncio.shield(task)
-
-
-def clear_bt_cache() -> None:
-    _BT_CACHE.clear()
-    _BT_LATEST.clear()
-
-
-_BT_REFITS: dict[tuple[Any, ...], asyncio.Task[None]] = {}
-"""(event loop, live pool key) -> its refit in progress (:func:`_refit`)."""
-REFIT_POLL_S = 0.1
-"""How long an answer built on a fit older than BT_REFRESH_S (its refit in progress) may be
-cached: the refit's result is then picked up within this."""
-
 
 def _board_at() -> sql.Composable:
     """The pool's standings at log position ``%(p)s``: each competitor's latest history row at
@@ -169,14 +85,6 @@ def _board_at() -> sql.Composable:
         "AND h.category = %(category)s AND h.position <= %(p)s "
         "ORDER BY h.position DESC LIMIT 1) h WHERE h.rating_after IS NOT NULL"
     ).format(competitors=_r("competitors"), history=_r("rating_history"))
-
-
-def _live_pairs() -> sql.Composable:
-    """The pool's pairwise counts now (``%(arena)s``, ``%(category)s``)."""
-    return sql.SQL(
-        "SELECT x, y, x_wins, y_wins, ties FROM {} WHERE arena = %(arena)s "
-        "AND category = %(category)s AND x_wins + y_wins + ties > 0 ORDER BY x, y"
-    ).format(_r("pairs"))
 
 
 def _pairs_at() -> sql.Composable:
@@ -382,13 +290,13 @@ async def leaderboard(
         # Bradley-Terry. A live board whose pool was fitted less than BT_REFRESH_S ago reuses
         # that fit: only what its page shows is read (the counters, averages and totals of
         # ``limit`` rows), not the pool's pairs, so its cost is that of an Elo page. An older
-        # fit is refitted in the background, and serves until the refit lands (_refit).
+        # fit is refitted in the background, and serves until the refit lands (bt_fits.refit).
         default = await default_anchor(snap, arena) if opts.anchor is None else None
         live = (reads.database_url, arena, category, settings, opts, default)
-        recent = _BT_LATEST.get(live) if at is None else None
+        recent = bt_fits.latest(live) if at is None else None
         age = 0.0 if recent is None else time.monotonic() - recent.at
-        if recent is not None and age >= BT_REFRESH_S:
-            _refit(reads, live, recent)
+        if recent is not None and age >= bt_fits.BT_REFRESH_S:
+            bt_fits.refit(reads, live, recent)
         if recent is not None:
             result, fitted_at, left_out = recent.fit, recent.position, recent.left_out
             board = result.board if isinstance(result, bt.ControlledResult) else result
@@ -398,7 +306,7 @@ async def leaderboard(
                 snap, arena, category, page, viewer
             )
             if reused is not None and fitted_at != (results_position if opts.control else position):
-                reused(max(BT_REFRESH_S - age, REFIT_POLL_S))
+                reused(max(bt_fits.BT_REFRESH_S - age, bt_fits.REFIT_POLL_S))
             return _bt_page(
                 arena, category, limit, offset, position, results_position, None, result, lines,
                 fitted_at, left_out, counters, metrics, scores, names, game_totals,
@@ -406,7 +314,7 @@ async def leaderboard(
         # A fit to make (or found in the fit cache): everything the page could need is read
         # now, in this snapshot; the fit runs after the transaction is closed.
         if at is None:
-            pairs_q: sql.Composable = _live_pairs()
+            pairs_q: sql.Composable = bt_fits.live_pairs()
             counters_q: sql.Composable = sql.SQL(
                 "SELECT competitor, games, wins, losses, ties FROM {} "
                 "WHERE arena = %(arena)s AND category = %(category)s"
@@ -431,67 +339,20 @@ async def leaderboard(
 
     anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
     key = (reads.database_url, arena, category, fit_position, settings, opts, anchor)
-    fit = fit_controlled if opts.control else fit_pairs
+    fit = bt_fits.fitter(opts)
     try:
-        result = await _bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
+        result = await bt_fits.bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
     except ValueError as exc:  # a controlled metric that does not vary, or no battle has
         if not opts.control:
             raise
         raise bad_parameter("control", str(exc)) from None
     if at is None:
-        _remember(live, _Latest(fit_position, time.monotonic(), result, left_out))
+        bt_fits.remember(live, bt_fits.Latest(fit_position, time.monotonic(), result, left_out))
     board = result.board if isinstance(result, bt.ControlledResult) else result
     return _bt_page(
         arena, category, limit, offset, position, results_position, at, result,
         list(board.rows()), fit_position, left_out, counters, metrics, scores, names, game_totals,
     )  # fmt: skip
-
-
-def _remember(live: tuple[Any, ...], latest: _Latest) -> None:
-    _BT_LATEST[live] = latest
-    _BT_LATEST.move_to_end(live)
-    while len(_BT_LATEST) > BT_CACHE_SIZE:
-        _BT_LATEST.popitem(last=False)
-
-
-def _refit(reads: ReadStore, live: tuple[Any, ...], recent: _Latest) -> None:
-    """Refit the live pool ``live`` in a task of its own (one per pool and event loop at a time):
-    its pairs read in a snapshot of their own, the fit made by :func:`_bt_fit`, then kept as the
-    pool's latest. Meanwhile the previous fit serves, so no request waits for a fit while the log
-    moves (a fit of 100 competitors costs up to a second of CPU: every request of the route
-    waited for it, every BT_REFRESH_S). If the refit fails (the pool changed so that the fit is
-    refused, the database went away) the previous fit is forgotten: the next request fits
-    itself, and says why it cannot."""
-    pending = (id(asyncio.get_running_loop()), live)
-    if pending in _BT_REFITS:
-        return
-    database_url, arena, category, settings, opts, default = live
-
-    async def refit() -> None:
-        try:
-            async with snapshot(reads) as snap:
-                positions, pairs = await snap.many(
-                    POSITIONS,
-                    (_live_pairs(), {"arena": arena, "category": category}),
-                )
-                at, results_position = positions_of(positions)
-                left_out: int | None = None
-                if opts.control:
-                    pairs, left_out = await controlled_rows(snap, arena, category, opts.control)
-                    at = results_position
-            anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
-            fit = fit_controlled if opts.control else fit_pairs
-            key = (database_url, arena, category, at, settings, opts, anchor)
-            result = await _bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
-            _remember(live, _Latest(at, time.monotonic(), result, left_out))
-        except Exception as exc:
-            if _BT_LATEST.get(live) is recent:
-                _BT_LATEST.pop(live, None)
-            log.warning("Bradley-Terry refit of %s/%s failed: %s", arena, category, exc)
-        finally:
-            _BT_REFITS.pop(pending, None)
-
-    _BT_REFITS[pending] = asyncio.create_task(refit(), name="bt-refit")
 
 
 def _elo_page(source: sql.Composable, params: dict[str, Any]) -> tuple[Query, Query]:
@@ -577,7 +438,7 @@ def _bt_page(
     position: int,
     results_position: int,
     as_of: int | None,
-    result: Fit,
+    result: bt_fits.Fit,
     lines: list[tuple[Any, ...]],
     fitted_at: int,
     left_out: int | None,

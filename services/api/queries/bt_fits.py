@@ -1,0 +1,183 @@
+"""Bradley-Terry fits kept in process memory for the leaderboard: by log position (the rows at a
+position never change, so neither does the fit), one fit per key at a time however many ask, and
+a pool's latest live fit reused while the log moves (:data:`BT_REFRESH_S`), refitted in the
+background so that no request waits for a fit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from arbiter.domain import bradley_terry as bt
+from psycopg import sql
+
+from ..store import ReadStore
+from .bt_board import BTOptions, controlled_rows, fit_controlled, fit_pairs, resolve_anchor
+from .snapshot import POSITIONS, positions_of, snapshot
+from .snapshot import ratings_table as _r
+
+__all__ = [
+    "BT_CACHE_SIZE",
+    "BT_REFRESH_S",
+    "REFIT_POLL_S",
+    "Fit",
+    "Latest",
+    "bt_fit",
+    "clear_bt_cache",
+    "fitter",
+    "latest",
+    "live_pairs",
+    "refit",
+    "remember",
+]
+
+log = logging.getLogger("arbiter.api.boards")
+
+BT_CACHE_SIZE = 64
+"""Bradley-Terry fits kept in process memory, least recently used evicted."""
+BT_REFRESH_S = 2.0
+"""While the log moves, a pool's live Bradley-Terry board is refitted at most this often: a fit
+with 100 bootstrap rounds costs up to a second of CPU, and refitting for every new position made
+``system=bt`` fall to about one request a second under a stream of 1,000 events/s (measured with
+benchmarks/api_load.py). The body's ``bootstrap.position`` says which position the fit reflects.
+A fit older than this is refitted in the background and serves until the refit is done, so it
+may trail by this plus one fit's time."""
+
+
+Fit = bt.BTResult | bt.ControlledResult
+_BT_CACHE: OrderedDict[tuple[Any, ...], Fit] = OrderedDict()
+_BT_PENDING: dict[tuple[Any, ...], asyncio.Task[Fit]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """The latest live fit of a pool: the position it reflects, when it was made (monotonic
+    seconds), the fit and, with ``control``, how many battles it left out."""
+
+    position: int
+    at: float
+    fit: Fit
+    left_out: int | None
+
+
+_BT_LATEST: OrderedDict[tuple[Any, ...], Latest] = OrderedDict()
+"""(database, arena, category, settings, options, the arena's default anchor) -> the latest live
+fit of that pool: what :data:`BT_REFRESH_S` reuses. Keyed before the pairs are read (the anchor
+the fit applied is resolved from them, and is in the fit), so that a reuse reads no pairs.
+Bounded like the cache (least recently stored evicted): the options (a seed, a level) are the
+caller's to vary without end."""
+
+
+async def bt_fit(key: tuple[Any, ...], compute: Callable[[], Fit]) -> Fit:
+    """The Bradley-Terry leaderboard ``compute`` makes, cached by ``key`` (database, pool, log
+    position, settings, the bootstrap's rounds, seed and level, the anchor, the controlled
+    metrics): the rows at a position never change, so neither does the fit.
+
+    The fit runs in a worker thread, as a task of its own: concurrent requests for the same key
+    share it, and a request that goes away does not cancel it (its result is cached for the
+    next). Tasks are per event loop; results are plain data, shared by all."""
+    cached = _BT_CACHE.get(key)
+    if cached is not None:
+        _BT_CACHE.move_to_end(key)
+        return cached
+    pending_key = (id(asyncio.get_running_loop()), key)
+    task = _BT_PENDING.get(pending_key)
+    if task is None:
+
+        async def run() -> Fit:
+            try:
+                result = await asyncio.to_thread(compute)
+            finally:
+                _BT_PENDING.pop(pending_key, None)
+            _BT_CACHE[key] = result
+            while len(_BT_CACHE) > BT_CACHE_SIZE:
+                _BT_CACHE.popitem(last=False)
+            return result
+
+        task = asyncio.create_task(run())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # always retrieved
+        _BT_PENDING[pending_key] = task
+    return await asyncio.shield(task)
+
+
+def clear_bt_cache() -> None:
+    _BT_CACHE.clear()
+    _BT_LATEST.clear()
+
+
+_BT_REFITS: dict[tuple[Any, ...], asyncio.Task[None]] = {}
+"""(event loop, live pool key) -> its refit in progress (:func:`refit`)."""
+REFIT_POLL_S = 0.1
+"""How long an answer built on a fit older than BT_REFRESH_S (its refit in progress) may be
+cached: the refit's result is then picked up within this."""
+
+
+def live_pairs() -> sql.Composable:
+    """The pool's pairwise counts now (``%(arena)s``, ``%(category)s``)."""
+    return sql.SQL(
+        "SELECT x, y, x_wins, y_wins, ties FROM {} WHERE arena = %(arena)s "
+        "AND category = %(category)s AND x_wins + y_wins + ties > 0 ORDER BY x, y"
+    ).format(_r("pairs"))
+
+
+def remember(live: tuple[Any, ...], latest: Latest) -> None:
+    _BT_LATEST[live] = latest
+    _BT_LATEST.move_to_end(live)
+    while len(_BT_LATEST) > BT_CACHE_SIZE:
+        _BT_LATEST.popitem(last=False)
+
+
+def refit(reads: ReadStore, live: tuple[Any, ...], recent: Latest) -> None:
+    """Refit the live pool ``live`` in a task of its own (one per pool and event loop at a time):
+    its pairs read in a snapshot of their own, the fit made by :func:`bt_fit`, then kept as the
+    pool's latest. Meanwhile the previous fit serves, so no request waits for a fit while the log
+    moves (a fit of 100 competitors costs up to a second of CPU: every request of the route
+    waited for it, every BT_REFRESH_S). If the refit fails (the pool changed so that the fit is
+    refused, the database went away) the previous fit is forgotten: the next request fits
+    itself, and says why it cannot."""
+    pending = (id(asyncio.get_running_loop()), live)
+    if pending in _BT_REFITS:
+        return
+    database_url, arena, category, settings, opts, default = live
+
+    async def refit() -> None:
+        try:
+            async with snapshot(reads) as snap:
+                positions, pairs = await snap.many(
+                    POSITIONS,
+                    (live_pairs(), {"arena": arena, "category": category}),
+                )
+                at, results_position = positions_of(positions)
+                left_out: int | None = None
+                if opts.control:
+                    pairs, left_out = await controlled_rows(snap, arena, category, opts.control)
+                    at = results_position
+            anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
+            fit = fitter(opts)
+            key = (database_url, arena, category, at, settings, opts, anchor)
+            result = await bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
+            remember(live, Latest(at, time.monotonic(), result, left_out))
+        except Exception as exc:
+            if _BT_LATEST.get(live) is recent:
+                _BT_LATEST.pop(live, None)
+            log.warning("Bradley-Terry refit of %s/%s failed: %s", arena, category, exc)
+        finally:
+            _BT_REFITS.pop(pending, None)
+
+    _BT_REFITS[pending] = asyncio.create_task(refit(), name="bt-refit")
+
+
+def fitter(opts: BTOptions) -> Callable[..., Fit]:
+    """The fit a board of these options makes: controlled (covariates) or from the pairs."""
+    return fit_controlled if opts.control else fit_pairs
+
+
+def latest(live: tuple[Any, ...]) -> Latest | None:
+    """The pool's latest live fit, if one is kept."""
+    return _BT_LATEST.get(live)

@@ -54,6 +54,7 @@ from .routes.results import BattleController, GameController, SummaryController
 from .routes.votes import VoteController
 from .single_flight import Flights, SingleFlight
 from .store import ReadStore
+from .warm_up import start_warm_up
 
 __all__ = ["create_app", "make_server", "serve"]
 
@@ -100,9 +101,10 @@ def create_app(
     flights = Flights()
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+    async def lifespan(started: Litestar) -> AsyncIterator[None]:
         await reads.open()
         watch.start()
+        start_warm_up(started.template_engine)
         evaluations.start(reads, bus)
         try:
             yield

@@ -1,11 +1,12 @@
 """Page timing shared by web_pages.py and web_detail_pages.py: each page's first view with every
 cache cold, the criterion of issue 16 point 2, beside its cached repeat.
 
-For each page: ``very first`` is its first request in the process (Jinja compiles its template
-then); ``cold`` the median of ``--cold`` more requests, each made right after every cache was
-emptied (the response cache, the Bradley-Terry fits and the head-to-head page's maps), i.e. a
-first view with the templates loaded; ``warm`` the median and p90 of ``--repeat`` requests in a
-row (what the caches then serve). Times are wall-clock milliseconds from request to the full
+For each page: ``very first`` is its first request in the process, once the app's start-up
+warm-up (services/api/warm_up.py: templates compiled, a tiny fit made) is done; ``cold`` the
+median of ``--cold`` more requests, each made right after every cache was emptied (the response
+cache, the Bradley-Terry fits and the head-to-head page's maps), i.e. a first view with the
+templates loaded; ``warm`` the median and p90 of ``--repeat`` requests in a row (what the caches
+then serve). Times are wall-clock milliseconds from request to the full
 body, through the whole app in-process (no socket); ``cpu`` is this process's CPU time for the
 cold requests' median (all threads: the Bradley-Terry draws run in a worker thread).
 """
@@ -34,6 +35,9 @@ async def clear_caches(client: AsyncTestClient[Any]) -> None:
 
 async def time_page(client: AsyncTestClient[Any], url: str, cold: int, repeat: int) -> None:
     """Print one line: the very first request, the cold median (and its CPU), the warm median."""
+    warming = getattr(client.app.state, "warm_up", None)
+    if warming is not None:  # a server is up once its start-up warm-up is done
+        warming.join()
     started = time.perf_counter()
     first = await client.get(url)
     very_first = (time.perf_counter() - started) * 1000

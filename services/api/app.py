@@ -104,7 +104,7 @@ def create_app(
     async def lifespan(started: Litestar) -> AsyncIterator[None]:
         await reads.open()
         watch.start()
-        start_warm_up(started.template_engine)
+        started.state.warm_up = start_warm_up(started.template_engine)
         evaluations.start(reads, bus)
         try:
             yield

@@ -1,5 +1,5 @@
 """What a process's first requests would otherwise pay once, paid at start on a daemon thread:
-every page template compiled (about 90 ms for all of them) and one tiny Bradley-Terry board fitted
+every page template compiled (about 90 ms for all of them) and one small Bradley-Terry board fitted
 (numpy's solver and draw paths and the two-thread runner set up), so the first person to open a
 page or ask for ``system=bt`` waits no longer than the next one (measured by
 benchmarks/web_pages.py: "very first" against "cold"). It never blocks start-up: a request that
@@ -16,18 +16,25 @@ __all__ = ["start_warm_up", "warm_up"]
 
 log = logging.getLogger("arbiter.api.warm_up")
 
+_POOL = [
+    (f"w{i:02d}", f"w{j:02d}", 1 + (i * 7 + j) % 5, 1 + (i + j * 3) % 4, (i + j) % 2)
+    for i in range(60)
+    for j in range(i + 1, 60)
+]
+"""60 competitors, every pair played: a small board's fit (tens of ms of CPU, on the warm-up
+thread) that runs every path a real one does."""
+
 
 def warm_up(template_engine: Any) -> None:
-    """Compile every template ``template_engine`` (a Litestar Jinja engine) knows, then fit a
-    three-competitor board with two bootstrap rounds."""
+    """Compile every template ``template_engine`` (a Litestar Jinja engine) knows, then fit
+    :data:`_POOL` with 40 bootstrap rounds (two chunks: the two-thread runner runs)."""
     from .queries.bt_board import BTOptions, fit_pairs
 
     try:
         env = template_engine.engine
         for name in env.list_templates():
             env.get_template(name)
-        pairs = [("a", "b", 3, 1, 1), ("a", "c", 1, 2, 0), ("b", "c", 2, 2, 1)]
-        fit_pairs(pairs, (400.0, 10.0, 1000.0), BTOptions(rounds=2), None)
+        fit_pairs(_POOL, (400.0, 10.0, 1000.0), BTOptions(rounds=40), None)
     except Exception:  # a warm-up is an optimisation: never a reason to fail
         log.warning("warm-up failed", exc_info=True)
 

@@ -40,7 +40,7 @@ from msgspec import Struct
 from ..elo import DEFAULT_BASE, DEFAULT_INITIAL, DEFAULT_SCALE
 from .anchor import Anchor, anchor_index, anchor_ratings
 from .pair_counts import FloatArray, IntArray
-from .resampling import DEFAULT_LEVEL, DEFAULT_ROUNDS
+from .resampling import DEFAULT_LEVEL, DEFAULT_ROUNDS, cell_draw, outcome_cells
 from .result import BTResult, sorted_result
 from .solver import (
     DEFAULT_MAX_ITER,
@@ -272,19 +272,16 @@ def controlled_leaderboard(
         anchor_index(names, anchor)
     x, mean, std = normalised_differences(battles)
     n, m = len(names), len(battles.metrics)
-    cells = np.stack([battles.wins_a, battles.wins_b, battles.ties], axis=1).reshape(-1)
+    cells = outcome_cells(battles.wins_a, battles.wins_b, battles.ties)
     half = 0.5 * battles.ties
     point = _solve(n, battles.a, battles.b, battles.wins_a + half, battles.wins_b + half, x,
                    ridge, None)  # fmt: skip
-    total = float(cells.sum())
-    nonzero = np.flatnonzero(cells > 0)
-    probs = cells[nonzero] / total
-    probs /= probs.sum()
+    nonzero, probs, n_draw = cell_draw(cells)
     rng = np.random.default_rng(seed)
     samples = np.empty((rounds, n + m))
     for k in range(rounds):
         drawn = np.zeros(cells.size)
-        drawn[nonzero] = rng.multinomial(round(total), probs)
+        drawn[nonzero] = rng.multinomial(n_draw, probs)
         drawn = drawn.reshape(-1, 3)
         samples[k] = _solve(n, battles.a, battles.b, drawn[:, 0] + 0.5 * drawn[:, 2],
                             drawn[:, 1] + 0.5 * drawn[:, 2], x, ridge, point)  # fmt: skip
@@ -294,7 +291,7 @@ def controlled_leaderboard(
     lower, upper = np.percentile(elo_samples, [q, 100 - q], axis=0)
     c_lower, c_upper = np.percentile(samples[:, n:], [q, 100 - q], axis=0)
     board = sorted_result(
-        names, rating, lower, upper, battles=round(total), rounds=rounds, seed=seed,
+        names, rating, lower, upper, battles=n_draw, rounds=rounds, seed=seed,
         level=level, anchor=anchor,
     )  # fmt: skip
     covariates = tuple(

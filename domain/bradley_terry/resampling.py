@@ -32,8 +32,10 @@ __all__ = [
     "Runner",
     "bootstrap",
     "bootstrap_samples",
+    "cell_draw",
     "fit_and_bootstrap",
     "intervals",
+    "outcome_cells",
     "rank_with_intervals",
     "run_in_turn",
 ]
@@ -70,6 +72,23 @@ def bootstrap_samples(
     )[1]  # fmt: skip
 
 
+def outcome_cells(wins: FloatArray, losses: FloatArray, ties: FloatArray) -> FloatArray:
+    """The counts as one flat array of (pair, outcome) cells: each pair's wins, losses, ties."""
+    return np.stack([wins, losses, ties], axis=1).reshape(-1)
+
+
+def cell_draw(cells: FloatArray) -> tuple[IntArray, FloatArray, int]:
+    """What resampling ``cells`` draws from: the cells that hold results, their probabilities,
+    and how many results a resample has (the rounded total). One rule for the plain and the
+    controlled bootstrap, so that a seed draws the same resamples in both."""
+    nonzero = np.flatnonzero(cells > 0)
+    total = float(cells.sum())
+    probs = cells[nonzero] / total if total else cells[nonzero]
+    if probs.size:
+        probs /= probs.sum()
+    return nonzero, probs, round(total)
+
+
 class Resamples:
     """One bootstrap's work, cut into steps so that a caller may spread it over threads (the
     domain runs none): :meth:`draw` each chunk of rounds in turn, :meth:`fit_point` once, then
@@ -104,13 +123,9 @@ class Resamples:
         self.tol, self.max_iter = tol, max_iter
         self.point = point
         self._theta0: FloatArray | None = None
-        cells = np.stack([counts.wins_i, counts.wins_j, counts.ties], axis=1).reshape(-1)
+        cells = outcome_cells(counts.wins_i, counts.wins_j, counts.ties)
         self._cells = cells.size
-        self._nonzero = np.flatnonzero(cells > 0)
-        total = float(cells.sum())
-        self._n_draw = round(total)
-        self._probs = cells[self._nonzero] / total if total else cells[self._nonzero]
-        self._probs /= self._probs.sum() if self._probs.size else 1.0
+        self._nonzero, self._probs, self._n_draw = cell_draw(cells)
         self._chunk = max(1, BATCH_BYTES // (8 * max(1, counts.i.size)))
         self.trivial = self._nonzero.size == 0 or self._n_draw == 0
         """Nothing to resample: every round is the point itself."""

@@ -27,6 +27,17 @@ def test_every_password_in_the_list_is_redacted() -> None:
     assert shown == "nats://a:***@n1:4222,nats://b:***@n2:4222,nats://n3:4222"
 
 
+def test_a_token_and_a_password_holding_an_at_are_redacted() -> None:
+    assert redact("nats://s3cr3t@h:4222") == "nats://***@h:4222"
+    assert redact("nats://:tok@h:4222") == "nats://:***@h:4222"
+    assert redact("nats://u:p@ss@h:4222") == "nats://u:***@h:4222"
+    assert redact("tls://tok@a:4222,nats://u:pw@b:4222") == "tls://***@a:4222,nats://u:***@b:4222"
+    # A PostgreSQL user name alone is no secret; a query after the path is left alone.
+    url = "postgresql://postgres@/arbiter?host=/tmp/x@y"
+    assert redact(url) == url
+    assert redact("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+
+
 def test_replicas_setting() -> None:
     assert stream_replicas({}) is None  # unset: existing streams are left as they are
     assert stream_replicas({"ARBITER_STREAM_REPLICAS": " 3 "}) == 3

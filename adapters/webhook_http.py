@@ -101,7 +101,9 @@ def post(
             conn.close()
     except Refused:
         raise
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, UnicodeError) as exc:
+        # UnicodeError: a URL whose path holds a non-ASCII character cannot be put on the
+        # request line; a failed attempt, recorded and retried like any, not a dead worker.
         elapsed = (time.perf_counter() - started) * 1000
         return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], elapsed)
     elapsed = (time.perf_counter() - started) * 1000

@@ -229,3 +229,24 @@ def test_the_command_delivers_with_the_secret_it_prints(database_url: str, nats_
         timeout=120,
     )  # fmt: skip
     assert unknown.returncode == 2 and "ak_nothere" in unknown.stdout + unknown.stderr
+
+
+def test_a_non_ascii_path_is_a_failed_attempt_not_a_dead_worker() -> None:
+    """A URL whose path holds a non-ASCII character passes validation but cannot be put on
+    the request line: the attempt fails with the reason (it raised UnicodeEncodeError, which
+    ended the worker's thread)."""
+    from arbiter.adapters.webhook_http import post
+
+    port = find_free_port()
+    with Receiver(port).running() as receiver:
+        outcome = post(
+            f"http://127.0.0.1:{port}/résultats", b"{}", {}, timeout=2.0, allow_private=True
+        )
+    assert outcome.status_code is None and "UnicodeEncodeError" in (outcome.error or ""), outcome
+    assert receiver.requests == []
+
+
+def test_the_retry_delay_never_overflows() -> None:
+    cfg = config()
+    assert cfg.delay(1) == cfg.retry_delay
+    assert cfg.delay(1_025) == cfg.delay(10**9) == min(300.0, cfg.retry_delay * 2**64)

@@ -78,7 +78,8 @@ class WebhookConfig:
 
     def delay(self, attempts: int) -> float:
         """Seconds before the next attempt after ``attempts`` failed ones."""
-        return min(MAX_DELAY, self.retry_delay * 2 ** (attempts - 1))
+        # The exponent capped: 2 ** 1024 as a float overflows, and MAX_ATTEMPTS has no ceiling.
+        return min(MAX_DELAY, self.retry_delay * 2 ** min(attempts - 1, 64))
 
 
 def delivery_id(experiment_id: str, url: str) -> str:

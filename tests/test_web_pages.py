@@ -503,3 +503,28 @@ async def test_head_to_head_page_follows_the_log(
     assert count(after, "alpha", "beta") == "4"
     body = (await client.get("/head-to-head?arena=chat&competitor=alpha")).json()
     assert [r["games"] for r in body["rows"] if r["opponent"] == "beta"] == [4]
+
+
+async def test_head_to_head_page_follows_a_rebuild_at_the_same_position(
+    database_url: str, client: AsyncTestClient[Any]
+) -> None:
+    """A rebuild swaps in a fresh ratings model that can end at the position the old one was
+    at: the maps drawn from the old model are not shown for the new one."""
+    import psycopg
+    from arbiter.projections import PROJECTIONS
+    from arbiter.services.processes.rebuild import rebuild
+
+    seed(database_url, arena_events())
+    with psycopg.connect(database_url, autocommit=True) as conn:  # a model gone wrong
+        conn.execute("UPDATE arbiter_ratings.pairs SET x_wins = x_wins + 40 WHERE arena = 'chat'")
+    wrong = await page(client, "/ui/arenas/chat/head-to-head")
+    cells = [m for m in wrong.marks if m["tag"] == "rect"]
+    wrong_counts = {
+        (m["data-a"], m["data-b"]): m.get("data-value") for m in cells[len(cells) // 2 :]
+    }
+    assert wrong_counts[("alpha", "beta")] != "3"
+    rebuild(database_url, PROJECTIONS["ratings"])  # same log, same position, new generation
+    right = await page(client, "/ui/arenas/chat/head-to-head")
+    cells = [m for m in right.marks if m["tag"] == "rect"]
+    counts = {(m["data-a"], m["data-b"]): m.get("data-value") for m in cells[len(cells) // 2 :]}
+    assert counts[("alpha", "beta")] == "3"

@@ -12,16 +12,18 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from arbiter.projections import tracking
 from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
+from psycopg import sql
 
 from ..api.models.ratings import HeadToHeadRow
 from ..api.parameters import CategoryParam
 from ..api.queries.arenas import arena_categories
-from ..api.queries.leaderboard import tracking_position
 from ..api.queries.ratings import head_to_head
+from ..api.queries.snapshot import RATINGS
 from ..api.store import ReadStore
 from .charts import heatmap
 
@@ -74,15 +76,28 @@ def board_order(rows: list[HeadToHeadRow]) -> list[str]:
 MAPS_KEPT = 16
 """Pools whose rendered maps are kept (see :func:`pool_maps`)."""
 
-_MAPS: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
+_MAPS: OrderedDict[tuple[str, str, str, int, int], dict[str, Any]] = OrderedDict()
+
+
+async def _ratings_state(reads: ReadStore) -> tuple[int, int]:
+    """The ratings model's position and generation: a rebuild swaps in a fresh model that may
+    end at the same position, so the position alone does not name what was drawn."""
+    query = sql.SQL("SELECT position, generation FROM {} WHERE projection = %s").format(
+        tracking.table(RATINGS.schema)
+    )
+    async with reads.pool.connection() as conn:
+        row = await (await conn.execute(query, (RATINGS.name,))).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 async def pool_maps(reads: ReadStore, arena: str, category: str) -> dict[str, Any]:
-    """The pairs and both maps of a pool, kept per ratings position: a read model at a given
-    position is always the same, so what was drawn from it stays right and another view of
-    the pool at that position skips the query and the 2 x n^2 cells (most of the page's time at
-    100 competitors). Nothing here depends on who asks (pairs hold no private trial)."""
-    key = (arena, category, await tracking_position(reads))
+    """The pairs and both maps of a pool, kept per database and ratings position and
+    generation: a read model at a given position of one generation is always the same, so what
+    was drawn from it stays right and another view of the pool at that state skips the query
+    and the 2 x n^2 cells (most of the page's time at 100 competitors). Nothing here depends
+    on who asks (pairs hold no private trial)."""
+    position, generation = await _ratings_state(reads)
+    key = (reads.database_url, arena, category, position, generation)
     kept = _MAPS.get(key)
     if kept is not None:
         _MAPS.move_to_end(key)
@@ -103,7 +118,8 @@ async def pool_maps(reads: ReadStore, arena: str, category: str) -> dict[str, An
             unit="results", title="results between row and column",
         ),
     }  # fmt: skip
-    _MAPS[(arena, category, pairs.position)] = drawn  # the position it was read at
+    if pairs.position == position:  # else the model moved meanwhile: keep nothing
+        _MAPS[key] = drawn
     while len(_MAPS) > MAPS_KEPT:
         _MAPS.popitem(last=False)
     return drawn

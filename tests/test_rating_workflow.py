@@ -107,6 +107,10 @@ async def test_trials_filter_by_any_dimension(
     assert await _ids(client, **{"dim.status": "vip"}) == ["t5"]
     total = (await client.get("/experiments/x/trials", params={"persona": "calm"})).json()
     assert total["total"] == 3
+    # A value as long as a trial may carry (256 characters) is a filter; a longer one a 400.
+    assert await _ids(client, persona="p" * 256) == []
+    too_long = await client.get("/experiments/x/trials", params={"persona": "p" * 257})
+    assert "1 to 256 characters" in assert_error(too_long, 400, "bad_parameter")["message"]
 
     # A key no trial of the experiment carries (y's trials do not count) is a 400 naming the
     # route's parameters and the experiment's dimension keys.

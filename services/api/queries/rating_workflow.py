@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from arbiter.domain.identifiers import DIMENSION_VALUE_MAX
 from psycopg import sql
 
 from ..errors import bad_parameter, not_found
@@ -78,8 +79,10 @@ def _dimension_filters(
             wrong.append(name)
             continue
         given = values.get(name, [])
-        if any(not v or len(v) > 128 for v in given):
-            raise bad_parameter(name, f"Query parameter `{name[:64]}` takes 1 to 128 characters.")
+        if any(not v or len(v) > DIMENSION_VALUE_MAX for v in given):  # what a trial may carry
+            raise bad_parameter(
+                name, f"Query parameter `{name[:64]}` takes 1 to {DIMENSION_VALUE_MAX} characters."
+            )
         out.setdefault(key, []).extend(given)
     if wrong:
         shown = ", ".join(f"`{k}`" for k in keys[:50]) if keys else "none"

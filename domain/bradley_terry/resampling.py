@@ -148,7 +148,7 @@ class Resamples:
         if self.point is None:
             self.point = fit(
                 self.counts, scale=self.scale, base=self.base, initial=self.initial,
-                ridge=self.ridge, tol=self.tol,
+                ridge=self.ridge, tol=self.tol, max_iter=self.max_iter,
             )  # fmt: skip
         self._theta0 = to_logit(self.point, self.scale, self.base, self.initial)
 

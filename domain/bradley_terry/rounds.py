@@ -20,8 +20,11 @@ order as over one row; ``linalg.solve`` on a stack runs the same LAPACK routine 
 row sums of a C-contiguous stack use the same pairwise summation as a 1-d sum; dot products are
 taken row by row with ``@``); the line search's step lengths and stopping are kept per round.
 A round in which some pair drew no battle (its "has played" graph may differ from the data's)
-is fitted by :func:`.solver.solve` itself. tests/test_bt_rounds.py compares the two on random
-data with ties, sparse pairs and several components.
+is fitted by :func:`.solver.solve` itself. So the gain needs well-sampled pairs: a pair of k
+battles draws none with probability about e^-k, and in a pool of many pairs of one to three
+battles nearly every round takes that one-by-one road (as fast as before, no slower).
+tests/test_bt_rounds.py compares the two on random data with ties, sparse pairs and several
+components.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ makes over them (batches of all 100 rounds were a third slower), large enough th
 per-call overhead is shared."""
 _LIFT_BYTES = 1 << 25
 """Each round in a batch holds its own ``n x n`` Hessian and lift: batches are sized to keep
-those under about 32 MiB (400 rounds at 100 competitors, 4 at 1,000)."""
+those under about 32 MiB (209 rounds at 100 competitors, 2 at 1,000), though
+:data:`BATCH_BYTES` binds first (13 rounds at 100 competitors, 1 at 1,000)."""
 
 
 def solve_rounds(

@@ -106,7 +106,6 @@ projection whose tables or position the answer shows."""
 _NAMES = tuple(sorted(PROJECTIONS))
 """The order of the (position, generation) pairs in a state (:func:`.replica.state_of`)."""
 
-_NO_STORE = "arbiter_do_not_store"
 _UNTAGGED = "arbiter_untagged"
 UNTAGGED_HEADER = b"x-arbiter-untagged"
 """Set on a cached answer of :func:`expire_within` as it is stored, so that :class:`Validators`
@@ -340,9 +339,8 @@ def expire_within(request: Request[Any, Any, Any], seconds: float) -> None:
 
 
 def _store_only_answers(scope: Any, status: int) -> bool:
-    """Only answers (200) of requests that got a real key are stored, unless the route said
-    :func:`do_not_store`."""
-    return status == 200 and scope.get(_KEY) is not None and not scope.get(_NO_STORE)
+    """Only answers (200) of requests that got a real key are stored."""
+    return status == 200 and scope.get(_KEY) is not None
 
 
 def cache_config() -> ResponseCacheConfig:
@@ -384,7 +382,7 @@ class Validators:
             nonlocal done
             if done:
                 return
-            untagged = scope.get(_NO_STORE) or scope.get(_UNTAGGED)  # type: ignore[attr-defined]
+            untagged = scope.get(_UNTAGGED)  # type: ignore[attr-defined]
             key = None if untagged else scope.get(_KEY)  # type: ignore[attr-defined]
             if message["type"] == "http.response.start" and any(
                 name == UNTAGGED_HEADER for name, _ in message.get("headers", ())

@@ -17,12 +17,13 @@ __all__ = ["start_warm_up", "warm_up"]
 log = logging.getLogger("arbiter.api.warm_up")
 
 _POOL = [
-    (f"w{i:02d}", f"w{j:02d}", 1 + (i * 7 + j) % 5, 1 + (i + j * 3) % 4, (i + j) % 2)
+    (f"w{i:02d}", f"w{j:02d}", 20 + (i * 7 + j) % 5, 20 + (i + j * 3) % 4, (i + j) % 2)
     for i in range(60)
     for j in range(i + 1, 60)
 ]
-"""60 competitors, every pair played: a small board's fit (tens of ms of CPU, on the warm-up
-thread) that runs every path a real one does."""
+"""60 competitors, every pair played at least 40 times (so no resample leaves a pair out and the
+rounds take the batched road of a real board): a small board's fit, tens of ms of CPU on the
+warm-up thread, that runs every path a real one does."""
 
 
 def warm_up(template_engine: Any) -> None:

@@ -39,14 +39,14 @@ from .events import BattleCompleted, Event
 
 __all__ = ["decide_batch", "needed_for"]
 
-_TARGETS: dict[str, Target] = {}
-"""``Target(None, source)`` per source: frozen, so one instance serves every battle."""
-
 
 def decide_batch(events: Sequence[Event], digests: Sequence[bytes], facts: Facts) -> list[Decision]:
     """The same decisions as ``decide(events, digests, facts)``, and the same facts after."""
     out: list[Decision] = []
     ids, heads, competitors, strict = facts.ids, facts.heads, facts.competitors, facts.strict
+    # ``Target(None, source)`` per source, frozen, so one instance serves every battle of the
+    # batch; per call, not per process: sources are the publishers' to choose without end.
+    targets: dict[str, Target] = {}
     for e, dig in zip(events, digests, strict=True):
         if type(e) is BattleCompleted:
             stream = f"battle:{e.battle_id}"
@@ -61,7 +61,7 @@ def decide_batch(events: Sequence[Event], digests: Sequence[bytes], facts: Facts
                 ids[e.event_id] = (dig, "battle.completed")
                 heads[stream] = 1
                 source = e.source or ""
-                target = _TARGETS.get(source) or _TARGETS.setdefault(source, Target(None, source))
+                target = targets.get(source) or targets.setdefault(source, Target(None, source))
                 facts.targets[e.event_id] = target
                 if a is None:
                     competitors[e.a] = CompetitorFacts()

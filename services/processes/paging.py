@@ -19,7 +19,10 @@ so their cost grows with the work done: measured on 100,000 battles, reading and
 took 0.52 s with the collector on and 0.18 s with it off. Nothing in a fold builds reference
 cycles (the state is plain structs, dicts and lists), so there is nothing for the collector to
 find; memory is still freed by reference counting, and the collector is back on at the end. The
-projector leaves it on: it folds small batches for as long as it runs.
+projector leaves it on, relaxed: it folds for as long as it runs. The thresholds are the
+process's, so under ``arbiter up`` (projectors, ingest and API threads in one process) they hold
+for all of it while the projectors run; a decision: nothing there builds cycles at a rate the
+relaxed collector would let pile up, and its rarer passes save every thread the rescans.
 
 No import of the event store at module level: the rebuild's worker process imports this module
 and never opens the log (it starts faster without).

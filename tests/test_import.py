@@ -72,3 +72,11 @@ async def test_import_event_jsonl(
 def test_import_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["import", str(tmp_path / "nope.csv")])
     assert result.exit_code == 2
+
+
+def test_no_wait_without_via_nats_is_refused(tmp_path: Path) -> None:
+    """--no-wait means something only for the NATS path; taken silently it would mislead."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("model_a,model_b,winner\na,b,model_a\n")
+    result = CliRunner().invoke(app, ["import", str(rows), "--no-wait"])
+    assert result.exit_code == 2 and "--via-nats" in result.output, result.output

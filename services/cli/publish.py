@@ -213,6 +213,8 @@ def import_(
     from arbiter.services.import_source import readable_file
 
     _check_judge(judge)
+    if not wait and not via_nats:  # the direct path appends and reports every row itself
+        raise fail("--no-wait applies to --via-nats only: a direct import waits for nothing")
     try:
         with readable_file(path) as source:
             name = "stdin" if str(path) == "-" else str(path)

@@ -24,8 +24,6 @@ from arbiter.domain.webhook_urls import address_problem, url_problem
 
 __all__ = ["Outcome", "Refused", "post"]
 
-_READ_LIMIT = 64 * 1024
-
 
 class Refused(Exception):
     """The URL or its resolved address may not be reached; retrying would not change that."""
@@ -95,7 +93,6 @@ def post(
         try:
             conn.request("POST", target, body=body, headers=headers)
             response = conn.getresponse()
-            response.read(_READ_LIMIT)
             code = response.status
         finally:
             conn.close()

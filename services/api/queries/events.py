@@ -14,9 +14,12 @@ Decisions:
   comes back short has seen everything up to ``indexed``, so ``next_after`` moves there.
 * ``total`` is exact: the count of every event matching the filters and the ``after`` /
   ``before`` bounds (not the cursor, so it stays the same from page to page) up to ``indexed``.
-  With no filter but ``type`` and no bound it is summed from ``event_counts`` (written by the
-  same fold); otherwise it is a ``count(*)`` over the same index range as the page, whose cost
-  grows with the number of matches (see benchmarks/README.md).
+  With no filter but ``type`` and no bound, for a caller who sees everything (no keys
+  enforced, or an admin), it is summed from ``event_counts`` (written by the same fold);
+  otherwise it is a ``count(*)`` over the same index range as the page, whose cost grows with
+  the number of matches (see benchmarks/README.md): so a non-admin key paging the whole log
+  pays a count of it per page (``event_counts`` holds no owner, and private events are left
+  out of the count).
 * The cursor is opaque: the order, the last position and a digest of the filters. Appends land
   above every position already seen, so paging in either order neither skips nor repeats
   (a descending walk starts at ``indexed`` and moves down). A cursor used with other filters

@@ -314,3 +314,13 @@ async def test_log_next_page_keeps_every_value_of_a_repeated_filter(database_url
     assert [r.attrs["data-event-id"] for r in follow.table("events")] == [
         e["event"]["event_id"] for e in body["events"]
     ]
+
+
+async def test_a_log_page_at_its_bound_has_no_next_link(database_url, client) -> None:
+    """A short page that reached ``before`` (ascending) or the log's start (descending) is the
+    last: its next link led to an empty page with the same link, for ever."""
+    seed(database_url, [battle("b1", "x", "y"), battle("b2", "y", "z"), battle("b3", "x", "z")])
+    for query in ("?before=3", "?order=desc"):
+        got = await html(client, "/ui/log" + query)
+        assert len(got.table("events")) == 2 if query == "?before=3" else 3
+        assert not [a for t, a in got.elements if "next" in a.get("class", "")], query

@@ -59,14 +59,25 @@ def _next_link(page: Any, chosen: dict[str, list[str]]) -> str | None:
     reached the log's head."""
     names = {f.name for f in FILTERS}
     cursor = getattr(page, "next", None)
+    descending = getattr(page, "order", "asc") == "desc"
     if isinstance(cursor, str) and "cursor" in names:
-        descending = getattr(page, "order", "asc") == "desc"
-        ahead = page.next_after < getattr(page, "indexed", page.head)
-        if descending or len(page.events) >= page.limit or ahead:
+        end = getattr(page, "indexed", page.head)  # the last position a next page could hold
+        before = chosen.get("before")
+        if before:
+            end = min(end, int(before[0]) - 1)
+        ahead = page.next_after < end
+        # A short page is the last one, unless an ascending walk stopped short of the end.
+        if len(page.events) >= page.limit or (not descending and ahead):
             return "?" + urlencode({**chosen, "cursor": cursor}, doseq=True)
         return None
     after = getattr(page, "next_after", None)
-    if after is not None and "after" in names and after < getattr(page, "head", after):
+    # ``after`` resumes an ascending walk only: a descending page without a cursor is the last.
+    if (
+        not descending
+        and after is not None
+        and "after" in names
+        and after < getattr(page, "head", after)
+    ):
         return "?" + urlencode({**chosen, "after": after}, doseq=True)
     return None
 

@@ -37,10 +37,15 @@ import msgspec
 import psycopg
 from arbiter.adapters import webhooks as store
 from arbiter.adapters.webhook_http import Outcome, Refused, post
-from arbiter.domain.experiments import TrialRecord, experiment_results
+from arbiter.domain.experiments import experiment_results
 from arbiter.domain.webhook_signature import sign
 from arbiter.projections import PROJECTIONS, tracking
-from arbiter.projections.experiments import STATUS_COLUMNS, status_query
+from arbiter.projections.experiments import (
+    STATUS_COLUMNS,
+    TRIAL_COLUMNS,
+    status_query,
+    trial_record,
+)
 from psycopg import sql
 
 __all__ = ["WebhookConfig", "WebhookWorker", "run_webhooks"]
@@ -93,9 +98,10 @@ _DUE = sql.SQL(
     "AND d.url = x.webhook_url)"
 )
 _TRIALS = sql.SQL(
-    "SELECT trial_id, competitor, prompt_index, status, metrics, dimensions, score_sum, "
-    "score_votes FROM {} WHERE experiment_id = %s AND voided_by IS NULL ORDER BY position"
+    "SELECT {} FROM {} WHERE experiment_id = %s AND voided_by IS NULL ORDER BY position"
 )
+"""The experiment's live trials, read as ``GET /experiments/{id}/results`` reads them
+(:data:`~arbiter.projections.experiments.TRIAL_COLUMNS`), so the body's results are its."""
 
 
 class WebhookWorker:
@@ -145,7 +151,8 @@ class WebhookWorker:
         for row in rows:
             status = dict(zip(STATUS_COLUMNS, row, strict=True))
             trials = conn.execute(
-                _TRIALS.format(sql.Identifier(_RESULTS, "trials")), (status["experiment_id"],)
+                _TRIALS.format(TRIAL_COLUMNS, sql.Identifier(_RESULTS, "trials")),
+                (status["experiment_id"],),
             ).fetchall()
             self._enqueue(conn, status, trials)
         self.seen = position
@@ -154,15 +161,7 @@ class WebhookWorker:
     def _enqueue(
         self, conn: psycopg.Connection[Any], status: dict[str, Any], trials: list[Any]
     ) -> None:
-        records = [
-            TrialRecord(
-                trial_id=t[0], competitor=t[1], prompt_index=int(t[2]), status=t[3],
-                metrics={k: float(v) for k, v in (t[4] or {}).items()},
-                dimensions={k: str(v) for k, v in (t[5] or {}).items()},
-                score_sum=int(t[6]), score_votes=int(t[7]),
-            )
-            for t in trials
-        ]  # fmt: skip
+        records = [trial_record(t) for t in trials]
         experiment_id, url = status["experiment_id"], status["webhook_url"]
         d_id = delivery_id(experiment_id, url)
         experiment = {k: v for k, v in status.items() if k not in ("owner", "first_position")}

@@ -5,12 +5,11 @@ trials are listed, marked with ``voided_by``, and left out of every result."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import msgspec
-from arbiter.domain.experiments import TrialRecord, experiment_results
+from arbiter.domain.experiments import experiment_results
 from arbiter.domain.stats import group_stats
+from arbiter.projections.experiments import TRIAL_COLUMNS, trial_record
 from msgspec import structs
 from psycopg import sql
 
@@ -22,47 +21,6 @@ from .snapshot import Snapshot, snapshot, where_all
 from .snapshot import results_table as _s
 
 __all__ = ["experiment", "stats"]
-
-
-_TRIAL_COLUMNS = sql.SQL(
-    "trial_id, competitor, prompt_index, status, metrics::text, dimensions::text, score_sum, "
-    "score_votes, voided_by"
-)
-"""What :func:`_record` needs and no more (every trial of an experiment, or of the stats'
-filters, is read). The JSON columns come as text and are decoded by :func:`_json`: psycopg's
-``jsonb`` loader (``json.loads`` per value) was most of the read, 75 of 100 ms for the 5,000
-trials of benchmarks/web_detail_pages.py's experiment, where msgspec takes a quarter of that."""
-
-_DECODE = msgspec.json.Decoder()
-
-
-def _json(text: str | None) -> Any:
-    """A JSON column's value; ``json.loads``' answer for anything msgspec refuses (a number out
-    of float range, which ``json.loads`` reads as infinity), so the values never differ."""
-    if text is None:
-        return None
-    try:
-        return _DECODE.decode(text)
-    except msgspec.DecodeError:
-        return json.loads(text)
-
-
-def _metrics(value: Any) -> dict[str, float]:
-    return {k: float(v) for k, v in (value or {}).items()}
-
-
-def _record(row: tuple[Any, ...]) -> TrialRecord:
-    """A trial row (``_TRIAL_COLUMNS``) as the domain's :class:`TrialRecord`."""
-    return TrialRecord(
-        trial_id=row[0],
-        competitor=row[1],
-        prompt_index=int(row[2]),
-        status=row[3],
-        metrics=_metrics(_json(row[4])),
-        dimensions={k: str(v) for k, v in (_json(row[5]) or {}).items()},
-        score_sum=int(row[6]),
-        score_votes=int(row[7]),
-    )
 
 
 async def _experiment_known(snap: Snapshot, experiment_id: str) -> bool:
@@ -83,13 +41,13 @@ async def experiment(reads: ReadStore, experiment_id: str) -> ExperimentReport:
         _, results_position = await snap.positions()
         rows = await snap.rows(
             sql.SQL("SELECT {} FROM {} WHERE experiment_id = %s ORDER BY position").format(
-                _TRIAL_COLUMNS, _s("trials")
+                TRIAL_COLUMNS, _s("trials")
             ),
             (experiment_id,),
         )
     if not rows:
         raise _unknown_experiment(experiment_id)
-    live = [_record(r) for r in rows if r[8] is None]
+    live = [trial_record(r) for r in rows if r[8] is None]
     results = experiment_results(live)
     return ExperimentReport(
         **structs.asdict(results),
@@ -130,12 +88,12 @@ async def stats(
         _, results_position = await snap.positions()
         rows = await snap.rows(  # in no order: the grouping's sums are fsum, order-free
             sql.SQL("SELECT {} FROM {} {}").format(
-                _TRIAL_COLUMNS, _s("trials"), where_all(conditions)
+                TRIAL_COLUMNS, _s("trials"), where_all(conditions)
             ),
             params,
         )
     try:
-        groups = group_stats((_record(r) for r in rows), group_by, order)  # type: ignore[arg-type]
+        groups = group_stats((trial_record(r) for r in rows), group_by, order)  # type: ignore[arg-type]
     except ValueError as exc:
         raise bad_parameter("group_by" if "group_by" in str(exc) else "order", str(exc)) from exc
     return StatsPage(

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from ..store import ReadStore
 from .bt_board import BTOptions, controlled_rows, fit_controlled, fit_pairs, resolve_anchor
-from .snapshot import POSITIONS, positions_of, snapshot
+from .snapshot import POSITIONS, Rows, positions_of, snapshot
 from .snapshot import ratings_table as _r
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Latest",
     "bt_fit",
     "clear_bt_cache",
+    "fit_rows",
     "fitter",
     "latest",
     "live_pairs",
@@ -144,24 +145,22 @@ def refit(reads: ReadStore, live: tuple[Any, ...], recent: Latest) -> None:
     pending = (id(asyncio.get_running_loop()), live)
     if pending in _BT_REFITS:
         return
-    database_url, arena, category, settings, opts, default = live
+    arena, category, opts = live[1], live[2], live[4]
 
     async def refit() -> None:
         try:
+            left_out: int | None = None
             async with snapshot(reads) as snap:
-                positions, pairs = await snap.many(
-                    POSITIONS,
-                    (live_pairs(), {"arena": arena, "category": category}),
-                )
-                at, results_position = positions_of(positions)
-                left_out: int | None = None
-                if opts.control:
+                if opts.control:  # the battles' rows, not the pairs, at the results' position
+                    (positions,) = await snap.many(POSITIONS)
                     pairs, left_out = await controlled_rows(snap, arena, category, opts.control)
-                    at = results_position
-            anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
-            fit = fitter(opts)
-            key = (database_url, arena, category, at, settings, opts, anchor)
-            result = await bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
+                    at = positions_of(positions)[1]
+                else:
+                    positions, pairs = await snap.many(
+                        POSITIONS, (live_pairs(), {"arena": arena, "category": category})
+                    )
+                    at = positions_of(positions)[0]
+            result = await fit_rows(live, at, pairs)
             remember(live, Latest(at, time.monotonic(), result, left_out))
         except Exception as exc:
             if _BT_LATEST.get(live) is recent:
@@ -171,6 +170,18 @@ def refit(reads: ReadStore, live: tuple[Any, ...], recent: Latest) -> None:
             _BT_REFITS.pop(pending, None)
 
     _BT_REFITS[pending] = asyncio.create_task(refit(), name="bt-refit")
+
+
+async def fit_rows(live: tuple[Any, ...], position: int, pairs: Rows) -> Fit:
+    """The fit of pool ``live`` (database, arena, category, settings, options, the arena's
+    default anchor) from its rows read at ``position`` (pair counts, or the controlled fit's
+    battle rows), through the fit cache: the one way the request path and the background refit
+    key and make a fit, so they share it."""
+    database_url, arena, category, settings, opts, default = live
+    anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
+    fit = fitter(opts)
+    key = (database_url, arena, category, position, settings, opts, anchor)
+    return await bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
 
 
 def fitter(opts: BTOptions) -> Callable[..., Fit]:

@@ -30,7 +30,6 @@ from .bt_board import (
     BTOptions,
     controlled_rows,
     default_anchor,
-    resolve_anchor,
 )
 from .game_scores import (
     BoardTotals,
@@ -313,6 +312,8 @@ async def leaderboard(
             )  # fmt: skip
         # A fit to make (or found in the fit cache): everything the page could need is read
         # now, in this snapshot; the fit runs after the transaction is closed.
+        if opts.control and at is not None:
+            raise bad_parameter("control", "control cannot be combined with as_of")
         if at is None:
             pairs_q: sql.Composable = bt_fits.live_pairs()
             counters_q: sql.Composable = sql.SQL(
@@ -324,24 +325,21 @@ async def leaderboard(
             counters_q = sql.SQL("SELECT competitor, games, wins, losses, ties FROM ({}) b").format(
                 _board_at()
             )
-        pairs, counter_rows = await snap.many((pairs_q, params), (counters_q, params))
-        counters = {r[0]: r[1:5] for r in counter_rows}
         left_out: int | None = None
         fit_position = params["p"]
-        if opts.control:
-            if at is not None:
-                raise bad_parameter("control", "control cannot be combined with as_of")
+        if opts.control:  # the battles' rows, not the pairs, at the results' position
+            (counter_rows,) = await snap.many((counters_q, params))
             pairs, left_out = await controlled_rows(snap, arena, category, opts.control)
             fit_position = results_position
+        else:
+            pairs, counter_rows = await snap.many((pairs_q, params), (counters_q, params))
+        counters = {r[0]: r[1:5] for r in counter_rows}
         members = sorted({*counters, *(r[0] for r in pairs), *(r[1] for r in pairs)})
         metrics, scores, names = await _extras(snap, arena, category, members, viewer)
         game_totals = await board_totals(snap, arena, category, members)
 
-    anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
-    key = (reads.database_url, arena, category, fit_position, settings, opts, anchor)
-    fit = bt_fits.fitter(opts)
     try:
-        result = await bt_fits.bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
+        result = await bt_fits.fit_rows(live, fit_position, pairs)
     except ValueError as exc:  # a controlled metric that does not vary, or no battle has
         if not opts.control:
             raise

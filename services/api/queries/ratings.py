@@ -79,13 +79,17 @@ async def head_to_head(
             "AND x_wins + y_wins + ties > 0"
         ).format(_r("pairs"))
     else:
+        # One branch per side, each found by an index (the key for x, pairs_second for y):
+        # an OR of the two sides filtered every pair of the pool at each recomputation.
         oriented = sql.SQL(
-            "SELECT %(c)s AS competitor, CASE WHEN x = %(c)s THEN y ELSE x END AS opponent, "
-            "CASE WHEN x = %(c)s THEN x_wins ELSE y_wins END AS wins, "
-            "CASE WHEN x = %(c)s THEN y_wins ELSE x_wins END AS losses, ties "
-            "FROM {} WHERE arena = %(arena)s AND category = %(category)s "
-            "AND (x = %(c)s OR y = %(c)s) AND x_wins + y_wins + ties > 0"
-        ).format(_r("pairs"))
+            "SELECT x AS competitor, y AS opponent, x_wins AS wins, y_wins AS losses, ties "
+            "FROM {p} WHERE arena = %(arena)s AND category = %(category)s AND x = %(c)s "
+            "AND x_wins + y_wins + ties > 0 "
+            "UNION ALL "
+            "SELECT y, x, y_wins, x_wins, ties "
+            "FROM {p} WHERE arena = %(arena)s AND category = %(category)s AND y = %(c)s "
+            "AND x_wins + y_wins + ties > 0"
+        ).format(p=_r("pairs"))
     known: Query = (
         sql.SQL("SELECT count(*) FROM {} WHERE competitor = %s").format(_r("competitors")),
         (competitor,),

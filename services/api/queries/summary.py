@@ -92,12 +92,15 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
             "JOIN {c} c ON c.competitor = r.competitor "
             "WHERE r.arena = %(arena)s AND r.category = ''"
         ).format(r=_r("ratings"), c=_r("competitors"))
+        # Each vote's target looked up by key (a correlated subquery per vote), not joined:
+        # planned as a join, PostgreSQL hashed every battle of the log at each recomputation
+        # (17 ms at 40,000 battles and growing, against 2 ms for 350 votes by key).
         votes_q = sql.SQL(
             "SELECT count(*) FILTER (WHERE v.voided_by IS NULL), "
             "count(*) FILTER (WHERE v.voided_by IS NOT NULL) FROM {v} v "
-            "LEFT JOIN {b} b ON b.battle_id = v.battle_id "
-            "LEFT JOIN {t} t ON t.trial_id = v.trial_id "
-            "WHERE (b.arena = %(arena)s OR t.arena = %(arena)s) AND NOT {h}"
+            "WHERE coalesce((SELECT b.arena FROM {b} b WHERE b.battle_id = v.battle_id), "
+            "(SELECT t.arena FROM {t} t WHERE t.trial_id = v.trial_id)) = %(arena)s "
+            "AND NOT {h}"
         ).format(v=_s("votes"), b=_s("battles"), t=_s("trials"), h=hidden_trial)
     async with snapshot(reads) as snap:
         (

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import uvicorn
 from litestar import Litestar
@@ -36,6 +37,7 @@ from .cache import (
 from .docs import assets_router, swagger_plugin
 from .errors import EXCEPTION_HANDLERS
 from .evaluation_jobs import EvaluationConfig, Evaluations
+from .front_door import FrontDoor
 from .guards import in_order
 from .parameters import QueryParameterCheck
 from .replica import read_url_from_env
@@ -56,7 +58,7 @@ from .single_flight import Flights, SingleFlight
 from .store import ReadStore
 from .warm_up import start_warm_up
 
-__all__ = ["create_app", "make_server", "serve"]
+__all__ = ["ArbiterApp", "create_app", "make_server", "serve"]
 
 
 def _reads(state: State) -> ReadStore:
@@ -69,6 +71,19 @@ def _bus(state: State) -> Bus:
 
 def _auth(state: State) -> Authenticator:
     return state.auth  # type: ignore[no-any-return]
+
+
+class ArbiterApp(Litestar):
+    """Litestar, with the response cache's hits for keyless callers answered before routing
+    (:mod:`.front_door`); everything else goes through Litestar as usual."""
+
+    door: FrontDoor | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        door = self.door
+        if door is not None and scope["type"] == "http" and await door.answer(scope, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -99,6 +114,7 @@ def create_app(
         database_url, responses, enabled=response_cache_enabled(), read_url=read_url
     )
     flights = Flights()
+    door = FrontDoor(responses, watch, authenticator)
 
     @contextlib.asynccontextmanager
     async def lifespan(started: Litestar) -> AsyncIterator[None]:
@@ -119,7 +135,7 @@ def create_app(
     from ..web.routes import web_router
     from ..web.templating import template_config
 
-    app = Litestar(
+    app = ArbiterApp(
         # Logging is arbiter.services.logs' (ARBITER_LOG_FORMAT, --verbose): Litestar's default
         # config would reset the root logger to INFO in its own format when the app starts.
         logging_config=None,
@@ -151,7 +167,7 @@ def create_app(
         middleware=[
             request_metrics().middleware,
             Validators,
-            DefineMiddleware(SingleFlight, flights=flights),  # innermost: see single_flight
+            DefineMiddleware(SingleFlight, flights=flights, door=door),  # innermost: see there
         ],
         stores={STORE: responses},
         response_cache_config=cache_config(),
@@ -172,6 +188,7 @@ def create_app(
                 "metrics": scrape_registry(database_url),
                 "watch": watch,
                 "flights": flights,
+                "door": door,
             }
         ),
         openapi_config=OpenAPIConfig(
@@ -182,6 +199,7 @@ def create_app(
             render_plugins=[swagger_plugin(openapi_path)],
         ),
     )
+    app.door = door
     return app
 
 

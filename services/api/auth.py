@@ -172,6 +172,23 @@ class Authenticator:
         self._keys[key_id] = (now + self.config.cache_ttl, found)
         return found
 
+    def keyless_viewer(self) -> Viewer | None:
+        """The viewer :func:`authorise` gives a ``read`` request without a key, if that is known
+        without asking the database: everyone while keys are not enforced, nobody (public
+        reads) while they are. None when it would have to ask (``auto`` mode, the cached
+        "any key?" answer expired) or the read is refused (keys enforced, reads not public).
+        :mod:`.front_door` answers such requests from the cache only when this is not None."""
+        mode = self.config.mode
+        if mode == "off":
+            return EVERYONE
+        if mode == "auto":
+            known = self._any
+            if known is None or known[0] <= time.monotonic():
+                return None
+            if not known[1]:
+                return EVERYONE
+        return NOBODY if self.config.public_reads else None
+
     async def enforcing(self, scope: str, presented: bool) -> bool:
         mode = self.config.mode
         if mode == "off":

@@ -72,9 +72,12 @@ __all__ = [
     "cache_key",
     "etag_of",
     "expire_within",
+    "not_modified_headers",
     "pin_state",
     "response_cache_enabled",
     "state_token",
+    "validator_headers",
+    "wants",
 ]
 
 log = logging.getLogger("arbiter.api.cache")
@@ -263,6 +266,15 @@ class ResponseStore(MemoryStore):
         for key in [k for k in self._sooner if stale(k)]:
             del self._sooner[key]
 
+    def peek(self, key: str) -> bytes | None:
+        """The stored answer under ``key`` if it has not expired, without the lock or an await
+        (:mod:`.front_door`); an expired one is left for :meth:`get` to remove."""
+        found = self._store.get(key)
+        return None if found is None or found.expired else found.data
+
+    def size(self) -> int:
+        return len(self._store)
+
     def expire_sooner(self, key: str, seconds: float) -> None:
         self._sooner[key] = timedelta(seconds=max(seconds, 0.001))
 
@@ -375,7 +387,6 @@ class Validators:
             await self.app(scope, receive, send)
             return
         wanted = _header(scope, b"if-none-match")
-        tags = {t.strip() for t in wanted.split(",")} if wanted else set()
         done = False
 
         async def validated(message: Message) -> None:
@@ -391,23 +402,18 @@ class Validators:
                 message = {**message, "headers": kept}  # type: ignore[typeddict-item]
                 key = None
             if message["type"] == "http.response.start" and message["status"] == 200 and key:
-                etag = etag_of(key)
                 # A key in a header or in the pages' cookie: the answer is that viewer's, so a
                 # shared cache must not keep it for others.
-                keyed = (
+                keyed = bool(
                     _header(scope, b"authorization")
                     or _header(scope, b"x-api-key")
                     or (f"{PAGE_KEY_COOKIE}=" in (_header(scope, b"cookie") or ""))
                 )
-                headers = [
-                    *message.get("headers", []),
-                    (b"etag", etag.encode()),
-                    (b"cache-control", b"private, no-cache" if keyed else b"public, no-cache"),
-                    (b"vary", b"Authorization, X-API-Key, Cookie"),
-                ]
-                if etag in tags or "*" in tags:
+                added, etag = validator_headers(key, keyed)
+                headers = [*message.get("headers", []), *added]
+                if wanted and wants(wanted, etag):
                     done = True
-                    kept = [(k, v) for k, v in headers if k.lower() in _KEPT_ON_304]
+                    kept = not_modified_headers(headers)
                     await send({"type": "http.response.start", "status": 304, "headers": kept})
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                     return
@@ -415,6 +421,29 @@ class Validators:
             await send(message)
 
         await self.app(scope, receive, validated)
+
+
+def validator_headers(key: str, keyed: bool) -> tuple[list[tuple[bytes, bytes]], str]:
+    """The headers :class:`Validators` adds to a cached route's 200 (and :mod:`.front_door` to
+    the same answer), and its ETag: ``keyed`` when the request presented a key, so that a shared
+    cache keeps the answer for that caller only."""
+    etag = etag_of(key)
+    return [
+        (b"etag", etag.encode()),
+        (b"cache-control", b"private, no-cache" if keyed else b"public, no-cache"),
+        (b"vary", b"Authorization, X-API-Key, Cookie"),
+    ], etag
+
+
+def wants(if_none_match: str, etag: str | None) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (or is ``*``)."""
+    tags = {t.strip() for t in if_none_match.split(",")}
+    return "*" in tags or (etag is not None and etag in tags)
+
+
+def not_modified_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers a 304 keeps of the 200's."""
+    return [(k, v) for k, v in headers if k.lower() in _KEPT_ON_304]
 
 
 _KEPT_ON_304 = frozenset({b"etag", b"cache-control", b"vary", b"date"})

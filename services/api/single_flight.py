@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from .cache import pin_state, reads_of, state_token
+from .front_door import FrontDoor
 
 __all__ = ["Flights", "SingleFlight"]
 
@@ -49,15 +50,19 @@ class SingleFlight:
     """ASGI middleware for the cached routes (``cache=`` on the handler), GET only; innermost of
     the app's middleware, so a leader's answer is stored before its waiters are released."""
 
-    def __init__(self, app: ASGIApp, flights: Flights) -> None:
+    def __init__(self, app: ASGIApp, flights: Flights, door: FrontDoor | None = None) -> None:
         self.app = app
         self.flights = flights
+        self.door = door
+        """Told of every path routed here, so it can answer the next hit itself."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = scope.get("route_handler")
         if scope["type"] != "http" or scope["method"] != "GET" or not getattr(handler, "cache", 0):
             await self.app(scope, receive, send)
             return
+        if self.door is not None:
+            self.door.learn(scope)
         state = pin_state(scope)
         if state is None:  # answered uncached: waiting would gain nothing
             await self.app(scope, receive, send)

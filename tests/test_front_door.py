@@ -1,0 +1,148 @@
+"""The front door (services/api/front_door.py): a keyless repeat of a cached read is answered
+before routing, with the very bytes and headers the full stack gives, counted in the metrics,
+never for a keyed caller, and never with an answer of another viewer (auth ``auto`` once a key
+exists)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from arbiter.adapters import keys
+from arbiter.services.api import create_app
+from arbiter.services.api.auth import AuthConfig
+from litestar.testing import AsyncTestClient
+
+from .api_events import battle, seed, trial
+from .test_api_cache import HOT_READS, _watching
+
+NAMES = ["a", "b", "c", "d"]
+
+
+def _events() -> list[Any]:
+    battles = [battle(f"b{i}", NAMES[i % 4], NAMES[(i + 1) % 4], at=i) for i in range(12)]
+    trials = [
+        trial(f"t{i}", "exp1", NAMES[i % 2], prompt=i, at=20 + i, dimensions={"persona": "p"})
+        for i in range(4)
+    ]
+    return [*battles, *trials]
+
+
+def _client(database_url: str, config: AuthConfig | None = None) -> Any:
+    return AsyncTestClient(app=create_app(database_url, None, auth=config))
+
+
+@pytest.fixture
+async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
+    seed(database_url, _events())
+    async with _client(database_url, AuthConfig(mode="off")) as c:
+        await _watching(c)
+        yield c
+
+
+def _headers(answer: Any) -> dict[str, str]:
+    return {k: v for k, v in answer.headers.items() if k != "date"}
+
+
+async def test_a_keyless_repeat_is_the_stacks_answer(client: AsyncTestClient[Any]) -> None:
+    door = client.app.door
+    for url in HOT_READS:
+        first = await client.get(url)  # the stack computes and stores it
+        assert first.status_code == 200, (url, first.text)
+        hits = door.hits
+        again = await client.get(url)
+        assert door.hits == hits + 1, url  # answered at the door
+        assert again.content == first.content and _headers(again) == _headers(first), url
+        etag = first.headers["etag"]
+        unchanged = await client.get(url, headers={"If-None-Match": f'"other", {etag}'})
+        assert unchanged.status_code == 304 and unchanged.content == b"", url
+        assert unchanged.headers["etag"] == etag and door.hits == hits + 2, url
+        assert unchanged.headers.get("content-length", "0") == "0"
+        other = await client.get(url, headers={"If-None-Match": '"other"'})
+        assert other.status_code == 200 and other.content == first.content
+        assert door.hits == hits + 3, url
+
+
+async def test_keyed_and_uncached_requests_go_through_the_stack(
+    client: AsyncTestClient[Any],
+) -> None:
+    door = client.app.door
+    url = "/leaderboard?arena=default&limit=10"
+    public = await client.get(url)
+    hits = door.hits
+    for headers in (
+        {"Cookie": "arbiter_key=ak_0.x"},
+        {"Cookie": "unrelated=1"},
+        {"X-API-Key": "ak_0.x"},
+        {"Authorization": "Bearer ak_0.x"},
+    ):
+        answer = await client.get(url, headers=headers)
+        assert answer.status_code in (200, 401), (headers, answer.text)
+    assert door.hits == hits
+    # Another spelling of the query is another answer, computed by the stack first.
+    assert (await client.get("/leaderboard?limit=10&arena=default")).status_code == 200
+    assert door.hits == hits
+    assert (await client.head(url)).status_code == 405 and door.hits == hits  # as the stack says
+    assert (await client.get(url)).content == public.content and door.hits == hits + 1
+
+
+async def test_hits_are_counted_in_the_metrics(client: AsyncTestClient[Any]) -> None:
+    url = "/summary?arena=default"
+    pattern = re.compile(
+        r'^arbiter_http_requests_total\{app_name="arbiter",method="GET",path="/summary",'
+        r'status_code="200"\} ([\d.]+)$',
+        re.MULTILINE,
+    )
+
+    async def counted() -> float:
+        found = pattern.search((await client.get("/metrics")).text)
+        return float(found.group(1)) if found else 0.0
+
+    await client.get(url)
+    before, hits = await counted(), client.app.door.hits
+    for _ in range(5):
+        assert (await client.get(url)).status_code == 200
+    assert client.app.door.hits == hits + 5
+    assert await counted() == before + 5
+
+
+async def test_no_answer_of_another_viewer_once_keys_are_enforced(database_url: str) -> None:
+    """Auth ``auto``: before any key exists a keyless caller sees everything, private
+    experiments' trials included; once a key exists (and the "any key?" answer has been looked
+    up again), it sees none of them, and the door must not serve it the earlier answer."""
+    seed(database_url, _events())
+    url = "/stats?arena=default&group_by=competitor"
+    async with _client(database_url, AuthConfig(mode="auto", cache_ttl=0.3)) as client:
+        await _watching(client)
+        door = client.app.door
+        everyone = await client.get(url)
+        assert everyone.status_code == 200 and everyone.json()["trials"] == 4, everyone.text
+        hits = door.hits
+        assert (await client.get(url)).content == everyone.content and door.hits == hits + 1
+        keys.create(database_url, "reader", ["read"])
+        await asyncio.sleep(0.35)  # the cached "no key yet" expires
+        nobody = await client.get(url)
+        assert nobody.status_code == 200 and nobody.json()["trials"] == 0, nobody.text
+        assert door.hits == hits + 1  # the stack looked the keys up and computed anew
+        again = await client.get(url)
+        assert again.content == nobody.content and door.hits == hits + 2
+
+
+async def test_nothing_at_the_door_with_the_cache_off(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARBITER_RESPONSE_CACHE", "off")
+    seed(database_url, _events())
+    async with _client(database_url, AuthConfig(mode="off")) as client:
+        url = "/leaderboard?arena=default&limit=10"
+        for _ in range(3):
+            assert (await client.get(url)).status_code == 200
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert (await client.get(url)).status_code == 200
+        assert client.app.door.hits == 0

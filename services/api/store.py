@@ -254,10 +254,11 @@ class ReadStore:
             "rated_results": int(rated),
         }
 
-    async def competitor(self, competitor: str, arena: str = "default") -> CompetitorDetail | None:
-        """Registry entry (status in ``arena``) plus standings (with rank) in every pool; None if
-        unknown."""
-        info, position, standings = await self.snapshot(
+    def competitor_queries(self, competitor: str, arena: str = "default") -> list[Query]:
+        """The queries of :meth:`competitor` (its entry, the ratings' position, its standings),
+        for a read that pipelines them with its own (``GET /competitors/{id}``); read their rows
+        with :meth:`competitor_of`."""
+        return [
             (
                 sql.SQL("SELECT {} FROM {} WHERE c.competitor = %(competitor)s").format(
                     self._COMPETITOR_COLUMNS, self._COMPETITOR_FROM
@@ -277,7 +278,11 @@ class ReadStore:
                 ).format(ratings=_t("ratings")),
                 (competitor,),
             ),
-        )
+        ]
+
+    def competitor_of(self, info: Rows, position: Rows, standings: Rows) -> CompetitorDetail | None:
+        """The rows of :meth:`competitor_queries` as the detail, None if the competitor is
+        unknown."""
         if not info:
             return None
         return CompetitorDetail(
@@ -288,6 +293,11 @@ class ReadStore:
                 for row in standings
             ],
         )
+
+    async def competitor(self, competitor: str, arena: str = "default") -> CompetitorDetail | None:
+        """Registry entry (status in ``arena``) plus standings (with rank) in every pool; None if
+        unknown."""
+        return self.competitor_of(*await self.snapshot(*self.competitor_queries(competitor, arena)))
 
     async def history(
         self, competitor: str, arena: str | None, category: str | None, limit: int, offset: int

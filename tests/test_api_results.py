@@ -345,3 +345,36 @@ async def test_stats_grouped(database_url: str, client: AsyncTestClient) -> None
     assert [(g["key"], g["count"]) for g in elsewhere["groups"]] == [("x", 1)]
     for bad in ("group_by=", "order=best", "limit=0"):
         assert_error(await client.get(f"/stats?{bad}"), 400, "bad_parameter")
+
+
+async def test_stats_regroup_only_when_the_trials_change(
+    database_url: str, client: AsyncTestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every commit of the results model (a battle, several a second while events stream in)
+    recomputes ``/stats``; the trials it reads seldom change, so the grouping of rows equal to
+    the last ones read is reused, and any change of them (a score vote here) is grouped anew,
+    in the same snapshot as the position the body reports."""
+    from arbiter.services.api.queries import experiments as queries
+
+    grouped: list[int] = []
+    real = queries.group_stats
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        grouped.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(queries, "group_stats", counted)
+    seed(database_url, _experiment())
+    path = "/stats?group_by=persona&experiment_id=exp"
+    first = (await client.get(path)).json()
+    assert len(grouped) == 1
+    seed(database_url, [battle("b-later", "x", "y", at=30)])  # the trials are unchanged
+    again = (await client.get(path)).json()
+    assert again["results_position"] > first["results_position"]
+    assert {**again, "results_position": 0} == {**first, "results_position": 0}
+    assert len(grouped) == 1  # the same rows: the same groups, not regrouped
+    seed(database_url, [score_vote("sv-later", "y1", 1, voter="u9", at=31)])
+    voted = (await client.get(path)).json()
+    assert len(grouped) == 2
+    nurse = next(g for g in voted["groups"] if g["key"] == "nurse")
+    assert (nurse["score_votes"], nurse["avg_score"]) == (1, 1.0)

@@ -105,3 +105,71 @@ async def test_a_connection_back_a_moment_ago_is_not_checked_again(
         assert len(rows) == 1
     finally:
         await store.close()
+
+
+async def test_a_snapshot_ends_in_the_pipeline_of_its_last_queries(database_url: str) -> None:
+    """``many(..., last=True)`` sends the snapshot's ``ROLLBACK`` in the pipeline of its last
+    queries (a hot read's recomputation saves the round trip the block's end would take), so a
+    query after it would read outside the snapshot: it is refused, never run. The connection
+    goes back to the pool as it came."""
+    store = ReadStore(database_url, max_size=1)
+    await store.open()
+    try:
+        async with snapshot(store) as snap:
+            (first,) = await snap.many(POSITIONS)
+            (again,) = await snap.many(POSITIONS, last=True)
+            assert again == first
+            assert snap.conn.info.transaction_status == TransactionStatus.IDLE  # ended
+            for late in (snap.many(POSITIONS), snap.rows(*POSITIONS), snap.positions()):
+                with pytest.raises(RuntimeError, match="ended"):
+                    await late
+        await _idle_autocommit(store, False)
+        async with snapshot(store) as snap:  # the first queries may be the last
+            (rows,) = await snap.many(POSITIONS, last=True)
+            assert len(rows) == 1
+        await _idle_autocommit(store, False)
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            async with snapshot(store) as snap:
+                await snap.many(POSITIONS, BAD, last=True)
+        await _idle_autocommit(store, False)
+        with pytest.raises(LookupError):  # the route's own error after its last queries
+            async with snapshot(store) as snap:
+                await snap.many(POSITIONS, last=True)
+                raise LookupError
+        await _idle_autocommit(store, False)
+    finally:
+        await store.close()
+
+
+async def test_a_competitor_is_read_in_one_snapshot(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GET /competitors/{id}`` (a hot read, recomputed at every commit of either model) reads
+    its registry entry, standings, game totals, recent games and both positions in one
+    snapshot on one pooled connection: it took two (four round trips), and its two positions
+    came from different moments."""
+    from arbiter.services.api import create_app
+    from litestar.testing import AsyncTestClient
+
+    from .api_events import battle, game, seed
+
+    seed(database_url, [battle("b1", "a", "b", at=1), game("g1", ("a", 1), ("b", 2), at=2)])
+    taken: list[int] = []
+    real = AsyncConnectionPool.connection
+
+    def counted(self: AsyncConnectionPool[Any], *args: Any, **kw: Any) -> Any:
+        taken.append(1)
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(AsyncConnectionPool, "connection", counted)
+    async with AsyncTestClient(app=create_app(database_url, None)) as client:
+        await client.get("/competitors/b")  # the key check's answer is kept a moment (auth)
+        taken.clear()
+        body = (await client.get("/competitors/a", params={"recent_games": 5})).json()
+        assert len(taken) == 1
+        assert body["competitor"] == "a" and body["recent_games"][0]["game_id"] == "g1"
+        assert (body["position"], body["results_position"]) == (2, 2)
+        assert [s["games"] for s in body["standings"]] == [2]
+        taken.clear()
+        assert (await client.get("/competitors/nobody")).status_code == 404
+        assert len(taken) == 1

@@ -43,8 +43,14 @@ EVENT_IDS = sql.Identifier("public", "arbiter_event_ids")
 RATINGS = PROJECTIONS["ratings"]
 _STATE = msgspec.msgpack.Decoder(StoredState)
 
-Query = tuple[sql.Composable, Sequence[Any]]
+Query = tuple[sql.Composable, Sequence[Any] | dict[str, Any]]
 Rows = list[tuple[Any, ...]]
+
+
+_HISTORY_SPLIT_ROWS = 600
+"""History pages ending at most this far in are read by :meth:`ReadStore._history_split`
+(measured at 1,244 rows: 0.33 against 0.84 ms at offset 0, 0.55 against 0.72 at 500, 1.5
+against 0.7 at 1,200)."""
 
 
 SNAPSHOT_BEGIN = sql.SQL("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -254,10 +260,11 @@ class ReadStore:
             "rated_results": int(rated),
         }
 
-    async def competitor(self, competitor: str, arena: str = "default") -> CompetitorDetail | None:
-        """Registry entry (status in ``arena``) plus standings (with rank) in every pool; None if
-        unknown."""
-        info, position, standings = await self.snapshot(
+    def competitor_queries(self, competitor: str, arena: str = "default") -> list[Query]:
+        """The queries of :meth:`competitor` (its entry, the ratings' position, its standings),
+        for a read that pipelines them with its own (``GET /competitors/{id}``); read their rows
+        with :meth:`competitor_of`."""
+        return [
             (
                 sql.SQL("SELECT {} FROM {} WHERE c.competitor = %(competitor)s").format(
                     self._COMPETITOR_COLUMNS, self._COMPETITOR_FROM
@@ -277,7 +284,11 @@ class ReadStore:
                 ).format(ratings=_t("ratings")),
                 (competitor,),
             ),
-        )
+        ]
+
+    def competitor_of(self, info: Rows, position: Rows, standings: Rows) -> CompetitorDetail | None:
+        """The rows of :meth:`competitor_queries` as the detail, None if the competitor is
+        unknown."""
         if not info:
             return None
         return CompetitorDetail(
@@ -287,6 +298,39 @@ class ReadStore:
                 Standing(*row[:8], _win_rate(row[5], row[4]), int(row[8]), row[9])
                 for row in standings
             ],
+        )
+
+    async def competitor(self, competitor: str, arena: str = "default") -> CompetitorDetail | None:
+        """Registry entry (status in ``arena``) plus standings (with rank) in every pool; None if
+        unknown."""
+        return self.competitor_of(*await self.snapshot(*self.competitor_queries(competitor, arena)))
+
+    _HISTORY_COLUMNS = sql.SQL(
+        "position, event_id, occurred_at, arena, category, opponent, score, expected, k, "
+        "rating_before, rating_after, kind, games, wins, losses, ties"
+    )
+
+    def _history_split(self, competitor: str, arena: str, limit: int, offset: int) -> Query:
+        """A page of a competitor's history in one arena, every pool, as the arena-wide pool's
+        first rows (in position order along the key) merged with the category pools' (sorted):
+        the plain query sorted all its rows in the arena for each page (1,244 for the first 100
+        at 40,000 battles, 0.6 ms, twice this one), the API's history route being recomputed at
+        every commit while events stream in. Far pages are read the plain way, which is then
+        cheaper (:data:`_HISTORY_SPLIT_ROWS`)."""
+        part = sql.SQL(
+            "(SELECT {columns} FROM {history} WHERE competitor = %(c)s AND arena = %(a)s "
+            "AND category {pool} ORDER BY position, category LIMIT %(n)s)"
+        )
+        pools = [
+            part.format(columns=self._HISTORY_COLUMNS, history=_t("rating_history"), pool=pool)
+            for pool in (sql.SQL("= ''"), sql.SQL("<> ''"))
+        ]
+        return (
+            sql.SQL(
+                "SELECT * FROM ({} UNION ALL {}) h ORDER BY position, arena, category "
+                "LIMIT %(limit)s OFFSET %(offset)s"
+            ).format(*pools),
+            {"c": competitor, "a": arena, "n": offset + limit, "limit": limit, "offset": offset},
         )
 
     async def history(
@@ -302,6 +346,15 @@ class ReadStore:
             where.append(sql.SQL("category = %s"))
             params.append(category)
         cond = sql.SQL(" AND ").join(where)
+        page: Query = (
+            sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY position, arena, category").format(
+                self._HISTORY_COLUMNS, _t("rating_history"), cond
+            )
+            + sql.SQL(" LIMIT %s OFFSET %s"),
+            [*params, limit, offset],
+        )
+        if arena is not None and category is None and offset + limit <= _HISTORY_SPLIT_ROWS:
+            page = self._history_split(competitor, arena, limit, offset)
         known, position, total, rows = await self.snapshot(
             (
                 sql.SQL("SELECT 1 FROM {} WHERE competitor = %s").format(_t("competitors")),
@@ -312,15 +365,7 @@ class ReadStore:
                 sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_t("rating_history"), cond),
                 params,
             ),
-            (
-                sql.SQL(
-                    "SELECT position, event_id, occurred_at, arena, category, opponent, score, "
-                    "expected, k, rating_before, rating_after, kind, games, wins, losses, ties "
-                    "FROM {} WHERE {} "
-                    "ORDER BY position, arena, category LIMIT %s OFFSET %s"
-                ).format(_t("rating_history"), cond),
-                [*params, limit, offset],
-            ),
+            page,
         )
         if not known:
             return None

@@ -30,7 +30,7 @@ from psycopg import sql
 
 from ..errors import bad_parameter
 from .bt_threads import on_two_threads
-from .snapshot import Rows, Snapshot
+from .snapshot import Query, Rows, Snapshot
 from .snapshot import ratings_table as _r
 from .snapshot import results_table as _s
 
@@ -43,7 +43,8 @@ __all__ = [
     "BTOptions",
     "bt_options",
     "controlled_rows",
-    "default_anchor",
+    "default_anchor_of",
+    "default_anchor_query",
     "fit_controlled",
     "fit_pairs",
     "one_blas_thread",
@@ -124,14 +125,19 @@ def bt_options(
     )
 
 
-async def default_anchor(snap: Snapshot, arena: str) -> bt.Anchor | None:
-    """The arena's default anchor (``arena.configured`` ``bt_anchor``), None when unset."""
-    rows = await snap.rows(
+def default_anchor_query(arena: str) -> Query:
+    """The arena's default anchor (``arena.configured`` ``bt_anchor``), for a board that reads it
+    in the pipeline of its first queries (:func:`default_anchor_of` reads the answer)."""
+    return (
         sql.SQL(
             "SELECT bt_anchor, bt_anchor_rating FROM {} WHERE arena = %s AND bt_anchor IS NOT NULL"
         ).format(_r("arenas")),
         (arena,),
     )
+
+
+def default_anchor_of(rows: Rows) -> bt.Anchor | None:
+    """:func:`default_anchor_query`'s rows as the anchor, None when unset."""
     return (rows[0][0], float(rows[0][1])) if rows else None
 
 

@@ -25,7 +25,7 @@ from psycopg import sql
 from ..models.game_scores import GameScoreTotal, RecentGame
 from ..models.ratings import CompetitorDetail, LeaderboardRow
 from ..store import ReadStore
-from .snapshot import Query, Rows, Snapshot, as_float, snapshot
+from .snapshot import POSITIONS, Query, Rows, Snapshot, as_float, positions_of, snapshot
 from .snapshot import results_table as _s
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "board_totals",
     "board_totals_of",
     "board_totals_queries",
+    "competitor_detail",
     "with_games",
     "with_totals",
 ]
@@ -98,31 +99,34 @@ def with_totals(rows: Sequence[LeaderboardRow], totals: BoardTotals) -> list[Lea
     return out
 
 
-async def with_games(reads: ReadStore, found: CompetitorDetail, recent: int) -> CompetitorDetail:
-    """``found`` with its game totals per pool and its last ``recent`` games, read in one
-    snapshot of the results model."""
+def _games_queries(competitor: str, recent: int) -> list[Query]:
+    """The competitor's game totals per pool and its last ``recent`` games."""
+    return [
+        (
+            sql.SQL(
+                "SELECT arena, category, games, scored, total::float8 FROM {} "
+                "WHERE competitor = %s AND games > 0 ORDER BY arena, category"
+            ).format(_s("competitor_game_scores")),
+            (competitor,),
+        ),
+        (
+            # The GIN index on the players finds its games; the newest are kept by a top-N sort.
+            sql.SQL(
+                "SELECT game_id, event_id, position, occurred_at, arena, category, "
+                "participants, voided_by FROM {} WHERE competitors @> ARRAY[%s]::text[] "
+                "ORDER BY position DESC LIMIT %s"
+            ).format(_s("games")),
+            (competitor, recent),
+        ),
+    ]
+
+
+def _with_games_of(
+    found: CompetitorDetail, totals: Rows, games: Rows, positions: Rows
+) -> CompetitorDetail:
+    """``found`` with the rows of :func:`_games_queries` and :data:`POSITIONS`."""
     competitor = found.competitor
-    async with snapshot(reads) as snap:
-        totals, games = await snap.many(
-            (
-                sql.SQL(
-                    "SELECT arena, category, games, scored, total::float8 FROM {} "
-                    "WHERE competitor = %s AND games > 0 ORDER BY arena, category"
-                ).format(_s("competitor_game_scores")),
-                (competitor,),
-            ),
-            (
-                # The GIN index on the players finds its games; the newest are kept by a
-                # top-N sort.
-                sql.SQL(
-                    "SELECT game_id, event_id, position, occurred_at, arena, category, "
-                    "participants, voided_by FROM {} WHERE competitors @> ARRAY[%s]::text[] "
-                    "ORDER BY position DESC LIMIT %s"
-                ).format(_s("games")),
-                (competitor, recent),
-            ),
-        )
-        _, results_position = await snap.positions()
+    _, results_position = positions_of(positions)
     return msgspec.structs.replace(
         found,
         game_scores=[
@@ -139,6 +143,31 @@ async def with_games(reads: ReadStore, found: CompetitorDetail, recent: int) -> 
         recent_games=[_recent(competitor, row) for row in games],
         results_position=results_position,
     )
+
+
+async def with_games(reads: ReadStore, found: CompetitorDetail, recent: int) -> CompetitorDetail:
+    """``found`` with its game totals per pool and its last ``recent`` games, read in one
+    snapshot of the results model."""
+    async with snapshot(reads) as snap:
+        rows = await snap.many(*_games_queries(found.competitor, recent), POSITIONS, last=True)
+    return _with_games_of(found, *rows)
+
+
+async def competitor_detail(
+    reads: ReadStore, competitor: str, arena: str, recent: int
+) -> CompetitorDetail | None:
+    """``GET /competitors/{id}``: the registry entry and standings (:meth:`ReadStore.competitor`)
+    with the game totals and last ``recent`` games (:func:`with_games`), all in one snapshot and
+    one round trip (the answer is recomputed at every commit of either model while events
+    stream in; two snapshots took four round trips, and their positions were of two moments);
+    None if the competitor is unknown."""
+    info, position, standings, totals, games, positions = await reads.snapshot(
+        *reads.competitor_queries(competitor, arena),
+        *_games_queries(competitor, recent),
+        POSITIONS,
+    )
+    found = reads.competitor_of(info, position, standings)
+    return None if found is None else _with_games_of(found, totals, games, positions)
 
 
 def _recent(competitor: str, row: tuple[Any, ...]) -> RecentGame:

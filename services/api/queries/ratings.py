@@ -113,6 +113,7 @@ async def head_to_head(
                 ).format(oriented, r=_r("ratings")),
                 params,
             ),
+            last=True,
         )
     if competitor is not None and not found[0][0]:
         raise not_found(f"Unknown competitor {competitor!r}.")

@@ -80,20 +80,34 @@ class Snapshot:
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self.conn = conn
         self.begun = False
+        self.ended = False
+        """Ended by ``many(..., last=True)``: a later query would read outside the snapshot."""
+
+    def _open(self) -> None:
+        if self.ended:
+            raise RuntimeError("the snapshot has ended: a query now would read outside it")
 
     async def rows(self, query: sql.Composable, params: Any = ()) -> Rows:
+        self._open()
         if not self.begun:
             return (await self.many((query, params)))[0]
         cur = await self.conn.execute(query, params)
         return await cur.fetchall()
 
-    async def many(self, *queries: Query) -> list[Rows]:
-        """Independent queries, pipelined (one round trip)."""
+    async def many(self, *queries: Query, last: bool = False) -> list[Rows]:
+        """Independent queries, pipelined (one round trip). ``last``: the snapshot's last
+        queries: its ``ROLLBACK`` goes in their pipeline rather than in a round trip of its own
+        when the block ends (the answer is recomputed at every commit while events stream in),
+        and any query after them is refused."""
+        self._open()
         async with self.conn.pipeline():
             if not self.begun:
                 await self.conn.execute(SNAPSHOT_BEGIN)
                 self.begun = True
             cursors = [await self.conn.execute(q, p) for q, p in queries]
+            if last:
+                await self.conn.execute(_END)
+        self.ended = last
         return [await c.fetchall() for c in cursors]
 
     async def value(self, query: sql.Composable, params: Any = (), default: Any = 0) -> Any:
@@ -108,6 +122,9 @@ class Snapshot:
         """The arena's ``(scale, base, initial)`` now (defaults 400, 10, 1500)."""
         return settings_of(await self.rows(*settings_query(arena)))
 
+
+_END = sql.SQL("ROLLBACK")
+"""How a snapshot ends: it wrote nothing."""
 
 POSITIONS: Query = (
     sql.SQL("SELECT ({}), ({})").format(
@@ -144,8 +161,9 @@ def settings_of(rows: Rows) -> tuple[float, float, float]:
 @contextlib.asynccontextmanager
 async def snapshot(reads: ReadStore) -> AsyncIterator[Snapshot]:
     """A :class:`Snapshot` on a connection of the read pool, ended (rolled back: it wrote
-    nothing) when the block ends. The connection is in autocommit mode meanwhile, so that psycopg
-    sends no ``BEGIN`` of its own: the snapshot's is explicit."""
+    nothing) by its last queries (``many(..., last=True)``) or else when the block ends. The
+    connection is in autocommit mode meanwhile, so that psycopg sends no ``BEGIN`` of its own:
+    the snapshot's is explicit."""
     async with reads.pool.connection() as conn:
         autocommit = conn.autocommit  # the pool's connections are (see ReadStore)
         await conn.set_autocommit(True)
@@ -153,13 +171,13 @@ async def snapshot(reads: ReadStore) -> AsyncIterator[Snapshot]:
         try:
             yield snap
         except BaseException:
-            if snap.begun and not conn.broken:
+            if snap.begun and not snap.ended and not conn.broken:
                 with contextlib.suppress(Exception):
-                    await conn.execute("ROLLBACK")
+                    await conn.execute(_END)
             raise
         else:
-            if snap.begun:
-                await conn.execute("ROLLBACK")
+            if snap.begun and not snap.ended:
+                await conn.execute(_END)
         finally:
             if conn.info.transaction_status == TransactionStatus.IDLE:
                 await conn.set_autocommit(autocommit)  # else the pool rolls back or drops it

@@ -145,6 +145,7 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
             ),
             (_hidden_events(private), params),
             (_hidden_experiment_events(private), params),
+            last=True,  # the snapshot's end in the same round trip
         )
     position, results_position = positions_of(positions)
     if arena is None:

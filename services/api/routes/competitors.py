@@ -14,7 +14,7 @@ from ..errors import not_found, route_errors
 from ..models.ratings import CompetitorDetail, CompetitorList, History
 from ..parameters import ArenaParam, Limit, Offset
 from ..queries import registry
-from ..queries.game_scores import MAX_RECENT_GAMES, with_games
+from ..queries.game_scores import MAX_RECENT_GAMES, competitor_detail
 from ..queries.ratings import history_days
 from ..store import ReadStore
 
@@ -82,10 +82,10 @@ class CompetitorController(Controller):
         excluded) and its latest games (``recent_games``: rank, score, players and the ids of
         the game and its event, voided ones marked), from the results read model at
         ``results_position``."""
-        found = await reads.competitor(competitor_id, arena)
+        found = await competitor_detail(reads, competitor_id, arena, recent_games)
         if found is None:
             raise not_found(f"Unknown competitor {competitor_id!r}.")
-        return await with_games(reads, found, recent_games)
+        return found
 
     @get(
         "/{competitor_id:str}/history",

@@ -146,3 +146,16 @@ async def test_nothing_at_the_door_with_the_cache_off(
             await asyncio.sleep(0.05)
         assert (await client.get(url)).status_code == 200
         assert client.app.door.hits == 0
+
+
+async def test_a_path_holding_a_question_mark_has_a_key_of_its_own(database_url: str) -> None:
+    """An id may hold ``?``: ``/competitors/m%3F`` (competitor ``m?``) and ``/competitors/m??``
+    (competitor ``m`` with the query ``?``, a 400) must not share a cache key; nor may a hit
+    skip the router's own refusals (a bad Host header)."""
+    seed(database_url, [battle("q1", "m?", "m", at=0)])
+    async with _client(database_url, AuthConfig(mode="off")) as client:
+        await _watching(client)
+        assert (await client.get("/competitors/m%3F")).json()["competitor"] == "m?"
+        assert (await client.get("/competitors/m")).json()["competitor"] == "m"
+        assert (await client.get("/competitors/m??")).status_code == 400
+        assert (await client.get("/competitors/m", headers={"Host": "a/b"})).status_code == 400

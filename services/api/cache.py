@@ -45,6 +45,7 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 from arbiter.projections import PROJECTIONS, tracking
@@ -68,6 +69,7 @@ __all__ = [
     "ReadModelWatch",
     "ResponseStore",
     "Validators",
+    "answer_key",
     "cache_config",
     "cache_key",
     "etag_of",
@@ -299,10 +301,17 @@ def cache_key(request: Request[Any, Any, Any]) -> str:
     # requests the route reads differently sharing an answer (``arena=`` is a 400, no
     # ``arena`` is the default arena).
     query = request.scope.get("query_string", b"").decode("latin-1")
-    token = state_token(state, reads_of(scope))
-    key = f"{request.scope['path']}?{query}|{who}|{token}"
+    key = answer_key(request.scope["path"], query, who, state_token(state, reads_of(scope)))
     request.scope[_KEY] = key  # type: ignore[literal-required]  # for Validators
     return key
+
+
+def answer_key(path: str, query: str, who: str, token: str) -> str:
+    """The cache key of an answer (:func:`cache_key`, :mod:`.front_door`). The path is the
+    decoded one, which may hold ``?`` (an id may: ``/competitors/m%3F``), so it is quoted: else
+    ``/competitors/m?`` with the query ``?`` and ``/competitors/m??`` would share a key. who and
+    token hold no ``|``, so the key splits from the right whatever the query holds."""
+    return f"{quote(path, safe='/')}?{query}|{who}|{token}"
 
 
 def reads_of(scope: Scope) -> tuple[str, ...]:

@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from litestar._asgi.utils import is_valid_host
 from litestar.plugins.prometheus.middleware import PrometheusMiddleware
 from litestar.types import Scope, Send
 from msgspec import msgpack
@@ -46,6 +47,7 @@ from .cache import (
     UNTAGGED_HEADER,
     ReadModelWatch,
     ResponseStore,
+    answer_key,
     not_modified_headers,
     reads_of,
     state_token,
@@ -106,15 +108,20 @@ class FrontDoor:
             return False
         route = self.routes.get(scope["path"])
         state = self.watch.state
-        if route is None or state is None or not self.watch.enabled:
-            return False
+        if route is None or state is None or not self.watch.enabled or scope.get("root_path"):
+            return False  # a root path: Litestar routes what is left of it, the door does not
         tags: str | None = None
+        host_seen = False
         for name, value in scope["headers"]:
             name = name.lower()  # lower already from uvicorn; the ASGI spec does not promise it
             if name in _KEYED:
                 return False
-            if name == b"if-none-match":
+            if name == b"if-none-match" and tags is None:  # the first, as Validators reads it
                 tags = value.decode("latin-1")
+            elif name == b"host" and not host_seen:  # Litestar's router refuses a bad one (400)
+                host_seen = True
+                if not is_valid_host(value):
+                    return False
         viewer = self.auth.keyless_viewer()
         if viewer is None:
             return False
@@ -122,7 +129,7 @@ class FrontDoor:
         template, reads = route
         who = "*" if viewer.everything else (viewer.source or "-")
         query = scope.get("query_string", b"").decode("latin-1")
-        key = f"{scope['path']}?{query}|{who}|{self._token(state, reads)}"
+        key = answer_key(scope["path"], query, who, self._token(state, reads))
         data = self.store.peek(key)
         if data is None:
             return False
@@ -132,12 +139,14 @@ class FrontDoor:
             if found is None:
                 return False
         if tags is not None and found.not_modified is not None and wants(tags, found.etag):
-            await send(found.not_modified)
+            # Fresh dicts and header lists per request, as the stack sends: an outer wrapper
+            # that edits a message in place must not change the next caller's answer.
+            await send({**found.not_modified, "headers": list(found.not_modified["headers"])})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             status = 304
         else:
-            await send(found.start)
-            await send(found.body)
+            await send({**found.start, "headers": list(found.start["headers"])})
+            await send({**found.body})
             status = found.start["status"]
         self.hits += 1
         _count(template, status, time.perf_counter() - started)

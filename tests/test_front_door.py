@@ -159,3 +159,13 @@ async def test_a_path_holding_a_question_mark_has_a_key_of_its_own(database_url:
         assert (await client.get("/competitors/m")).json()["competitor"] == "m"
         assert (await client.get("/competitors/m??")).status_code == 400
         assert (await client.get("/competitors/m", headers={"Host": "a/b"})).status_code == 400
+
+
+async def test_a_long_path_is_not_remembered(client: AsyncTestClient[Any]) -> None:
+    """Paths learnt before the guards are bounded in length, so made-up ids cannot fill memory."""
+    long = "/competitors/" + "x" * 600
+    assert (await client.get(long)).status_code == 404
+    assert long not in client.app.door.routes
+    assert "/competitors/a" not in client.app.door.routes
+    assert (await client.get("/competitors/a")).status_code == 200
+    assert "/competitors/a" in client.app.door.routes

@@ -61,6 +61,8 @@ _KEYED = frozenset({b"authorization", b"x-api-key", b"cookie"})
 """Request headers that may make the answer the caller's own: such requests use the stack."""
 _ROUTES_MAX = 50_000
 """Paths remembered at most (one per competitor page, say); past it the memory starts over."""
+_PATH_MAX = 512
+"""Longest path remembered: with :data:`_ROUTES_MAX`, the paths' memory stays under 26 MB."""
 _METRIC_PREFIX = "arbiter_http"  # .routes.metrics.request_metrics's prefix and app name
 _APP_NAME = "arbiter"
 
@@ -95,6 +97,8 @@ class FrontDoor:
     def learn(self, scope: Scope) -> None:
         """Remember a path the stack routed to a cached ``GET`` handler."""
         path = scope["path"]
+        if len(path) > _PATH_MAX:  # made-up ids must not fill memory: such paths use the stack
+            return
         if path not in self.routes:
             if len(self.routes) >= _ROUTES_MAX:
                 self.routes.clear()

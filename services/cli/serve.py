@@ -49,6 +49,7 @@ def up(
     """Run migrations, ingest, projector, webhooks and API (embedded servers by default)."""
     from arbiter.services.processes.up import check_port, run_up, stop_on_signals  # lazy: see above
 
+    _check_pacing()
     setup_logging(verbose, "up")
     with (
         stop_on_signals(),
@@ -91,6 +92,7 @@ def project(
     """Run the projector alone (event store -> read models)."""
     from arbiter.services.processes.projector import run_projectors  # lazy: see above
 
+    _check_pacing()
     _until_stopped(verbose, "projector", run_projectors, metrics_port, metrics_host)
 
 
@@ -99,6 +101,17 @@ def webhooks(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) 
     from arbiter.services.processes.webhooks import run_webhooks  # lazy: see above
 
     _until_stopped(verbose, "webhooks", run_webhooks)
+
+
+def _check_pacing() -> None:
+    """Refuse a bad ``ARBITER_PROJECTOR_TICK_MS`` before any server starts (the projector
+    thread reads it later, where the error would only stop the service)."""
+    from arbiter.services.processes.pacing import tick_from_env
+
+    try:
+        tick_from_env()
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 def _until_stopped(

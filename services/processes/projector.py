@@ -12,7 +12,9 @@ rows and the new position, and commits. Hence:
   and reloads instead of writing stale state.
 
 The projector waits for new events with LISTEN on the log's NOTIFY channel, with a one-second
-timeout as a safety net only (a missed notification costs latency, never events). It reads
+timeout as a safety net only (a missed notification costs latency, never events). Under a
+steady stream it commits at most once per tick of the clock shared by all projectors
+(:mod:`.pacing`, ``ARBITER_PROJECTOR_TICK_MS``, 100 ms by default). It reads
 the log a page at a time on the loop the rebuild and the audit share (:mod:`.paging`).
 """
 
@@ -31,6 +33,7 @@ from psycopg import sql
 
 from ..commits import committed
 from ..metrics import observe_fold
+from .pacing import pause, tick_from_env
 from .paging import collector_relaxed, fold_page, read_page
 
 __all__ = [
@@ -88,10 +91,14 @@ class Projector:
         *,
         event_log: EventLog | None = None,
         batch_size: int = DEFAULT_BATCH,
+        tick: float = 0.0,
     ) -> None:
         self.database_url = database_url
         self.spec = spec
         self.batch_size = batch_size
+        self.tick = tick
+        """Seconds: in :meth:`run`, commit at most once per tick under a stream (:mod:`.pacing`);
+        0 folds each batch as it arrives."""
         self._owns_log = event_log is None
         self.log = event_log or EventLog(database_url)
         self.conn = psycopg.connect(database_url, autocommit=True)
@@ -213,10 +220,19 @@ class Projector:
         """Follow the log until ``stop`` is set, backing off on database errors."""
         listener = _Listener(self.database_url, self.log.store.channel_name)
         backoff = 0.1
+        last_commit: float | None = None
+        backlog = False
         try:
             while not stop.is_set():
                 try:
-                    if self.step() == 0:
+                    wait = pause(time.monotonic(), last_commit, self.tick, backlog)
+                    if wait and stop.wait(wait):
+                        break
+                    folded = self.step()
+                    if folded:
+                        last_commit = time.monotonic()
+                    backlog = folded >= self.batch_size
+                    if folded == 0:
                         listener.wait(1.0)
                     backoff = 0.1
                 except Exception as exc:  # a projector must outlive transient faults
@@ -276,9 +292,10 @@ def run_projectors(
     """Run one projector thread per projection until ``stop`` is set."""
     threads = []
     batch = int(os.environ.get("ARBITER_PROJECTOR_BATCH", DEFAULT_BATCH))
+    tick = tick_from_env()
     with collector_relaxed():  # see .paging: about 3 us of CPU an event less per projection
         for name in names or list(PROJECTIONS):
-            projector = Projector(database_url, PROJECTIONS[name], batch_size=batch)
+            projector = Projector(database_url, PROJECTIONS[name], batch_size=batch, tick=tick)
             t = threading.Thread(target=projector.run, args=(stop,), name=f"projector-{name}")
             t.start()
             threads.append(t)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ from arbiter.domain import bradley_terry as bt
 from arbiter.domain.elo import expected_score
 from arbiter.domain.placement import most_informative_pair, next_opponent
 from arbiter.services.api import create_app
+from arbiter.services.api.queries import bt_board
 from arbiter.services.api.queries import bt_fits as api_queries
 from arbiter.services.api.routes import leaderboard as api_boards
 from litestar.testing import AsyncTestClient
@@ -199,6 +202,24 @@ async def test_voided_battle_leaves_the_board_and_as_of_shows_earlier_boards(
     assert [(x["battle_id"], x["voided_by"]) for x in listed] == [("b2", None), ("b1", "ev-v1")]
 
 
+@pytest.fixture
+def own_refit_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A refit process started for this test, which can import the test's module by name (the
+    tests run with --import-mode=importlib: the repository is not on the path by default), and
+    stopped after it, so the next refit starts a plain one."""
+
+    def stop() -> None:
+        if (process := api_queries._REFIT_PROCESS) is not None:
+            process.shutdown()
+        api_queries._REFIT_PROCESS = None
+
+    stop()
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    yield
+    stop()
+
+
+@pytest.mark.usefixtures("own_refit_process")
 async def test_a_stale_bradley_terry_fit_is_refitted_in_the_background(
     database_url: str, client: AsyncTestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,22 +233,25 @@ async def test_a_stale_bradley_terry_fit_is_refitted_in_the_background(
     assert first["bootstrap"]["position"] == 2
     monkeypatch.setattr(api_queries, "BT_REFRESH_S", 0.0)
     real_fit = api_queries.fit_pairs
-
-    def slow_fit(*args: Any) -> Any:
-        time.sleep(1.0)
-        return real_fit(*args)
-
-    monkeypatch.setattr(api_queries, "fit_pairs", slow_fit)
+    monkeypatch.setattr(api_queries, "fit_pairs", _slow_fit_elsewhere)
     seed(database_url, [battle("b3", "c", "a", "a")])
     started = time.monotonic()
     stale = (await client.get("/leaderboard", params=params)).json()
     assert time.monotonic() - started < 0.9  # not the slow fit's time
     assert (stale["position"], stale["bootstrap"]["position"]) == (3, 2)
-    assert (await _refitted(client, params, 3))["bootstrap"]["battles"] == 3
+    # The refit ran in a process of its own (the slow fit raises in this one), and gave the
+    # floats a fit on this process's threads gives.
+    refitted = await _refitted(client, params, 3)
+    assert refitted["bootstrap"]["battles"] == 3
+    api_queries.clear_bt_cache()
+    monkeypatch.setattr(api_queries, "fit_pairs", real_fit)
+    # The default rounds spelt out: the same fit, but not the cached answer.
+    here = (await client.get("/leaderboard", params={**params, "rounds": 100})).json()
+    assert here["bootstrap"]["position"] == 3
+    assert here == refitted
 
     # c's battles voided: the anchor is refused now. The refit fails, and the next request
     # says why instead of serving the fit from before.
-    monkeypatch.setattr(api_queries, "fit_pairs", real_fit)
     seed(database_url, [void("v2", "b2"), void("v3", "b3")])
     deadline = time.monotonic() + 20
     while (answer := await client.get("/leaderboard", params=params)).status_code == 200:
@@ -616,6 +640,16 @@ async def test_matchmaking_placement_and_pairs(database_url: str, client: AsyncT
     # Placement is per arena (issue 13 point 7): n is neither registered nor seen in `empty`.
     lonely = await client.get("/matchmaking/next", params={"arena": "empty", "competitor": "n"})
     assert "arena 'empty'" in assert_error(lonely, 404, "not_found")["message"]
+
+
+def _slow_fit_elsewhere(*args: Any) -> Any:
+    """The pair fit, a second slower, refusing to run in the test's own process: what the
+    background refit must call in its process (:func:`arbiter.services.api.queries.bt_fits.
+    _elsewhere`), found there by name."""
+    if multiprocessing.parent_process() is None:
+        raise RuntimeError("a background refit ran in the API's own process")
+    time.sleep(1.0)
+    return bt_board.fit_pairs(*args)
 
 
 async def _refitted(client: AsyncTestClient[Any], params: dict[str, Any], at: int) -> Any:

@@ -2,15 +2,27 @@
 position never change, so neither does the fit), one fit per key at a time however many ask, and
 a pool's latest live fit reused while the log moves (:data:`BT_REFRESH_S`), refitted in the
 background so that no request waits for a fit.
+
+The background refits run in a process of their own (:func:`_elsewhere`), not on threads of the
+API's: a refit is a few hundred milliseconds of mostly-Python CPU every ``BT_REFRESH_S`` while
+events stream in, and on threads it took the interpreter's lock from the event loop that answers
+every other request (``system=bt`` under a stream of 1,000 events/s: p99 312 ms, 0.51 of the
+same-bytes route; see the README's "API reads under load"). A fit a request waits for (the
+first, or one of another position or options) stays on threads: the request needs it now, and a
+fresh process would first have to import numpy. The fit is the same function on the same rows
+either way, so the floats are the same (``tests/test_api_boards.py`` compares them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,12 +87,13 @@ Bounded like the cache (least recently stored evicted): the options (a seed, a l
 caller's to vary without end."""
 
 
-async def bt_fit(key: tuple[Any, ...], compute: Callable[[], Fit]) -> Fit:
+async def bt_fit(key: tuple[Any, ...], compute: Callable[[], Awaitable[Fit]]) -> Fit:
     """The Bradley-Terry leaderboard ``compute`` makes, cached by ``key`` (database, pool, log
     position, settings, the bootstrap's rounds, seed and level, the anchor, the controlled
     metrics): the rows at a position never change, so neither does the fit.
 
-    The fit runs in a worker thread, as a task of its own: concurrent requests for the same key
+    ``compute`` runs the fit off the event loop (a worker thread, or :func:`_elsewhere`), as a
+    task of its own: concurrent requests for the same key
     share it, and a request that goes away does not cancel it (its result is cached for the
     next). Tasks are per event loop; results are plain data, shared by all."""
     cached = _BT_CACHE.get(key)
@@ -93,7 +106,7 @@ async def bt_fit(key: tuple[Any, ...], compute: Callable[[], Fit]) -> Fit:
 
         async def run() -> Fit:
             try:
-                result = await asyncio.to_thread(compute)
+                result = await compute()
             finally:
                 _BT_PENDING.pop(pending_key, None)
             _BT_CACHE[key] = result
@@ -160,7 +173,7 @@ def refit(reads: ReadStore, live: tuple[Any, ...], recent: Latest) -> None:
                         POSITIONS, (live_pairs(), {"arena": arena, "category": category})
                     )
                     at = positions_of(positions)[0]
-            result = await fit_rows(live, at, pairs)
+            result = await fit_rows(live, at, pairs, elsewhere=True)
             remember(live, Latest(at, time.monotonic(), result, left_out))
         except Exception as exc:
             if _BT_LATEST.get(live) is recent:
@@ -172,16 +185,41 @@ def refit(reads: ReadStore, live: tuple[Any, ...], recent: Latest) -> None:
     _BT_REFITS[pending] = asyncio.create_task(refit(), name="bt-refit")
 
 
-async def fit_rows(live: tuple[Any, ...], position: int, pairs: Rows) -> Fit:
+async def fit_rows(
+    live: tuple[Any, ...], position: int, pairs: Rows, *, elsewhere: bool = False
+) -> Fit:
     """The fit of pool ``live`` (database, arena, category, settings, options, the arena's
     default anchor) from its rows read at ``position`` (pair counts, or the controlled fit's
     battle rows), through the fit cache: the one way the request path and the background refit
-    key and make a fit, so they share it."""
+    key and make a fit, so they share it. ``elsewhere``: fitted in the refit process
+    (:func:`_elsewhere`), else on a worker thread."""
     database_url, arena, category, settings, opts, default = live
     anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
     fit = fitter(opts)
     key = (database_url, arena, category, position, settings, opts, anchor)
-    return await bt_fit(key, lambda: fit(pairs, settings, opts, anchor))
+    args = (list(pairs), settings, opts, anchor)
+    if elsewhere:
+        return await bt_fit(key, lambda: _elsewhere(fit, *args))
+    return await bt_fit(key, lambda: asyncio.to_thread(fit, *args))
+
+
+_REFIT_PROCESS: ProcessPoolExecutor | None = None
+"""One process for every background refit of this API process, started at the first (a
+``spawn``: no fork of a process running threads), kept for the next ones."""
+
+
+async def _elsewhere(fit: Callable[..., Fit], *args: Any) -> Fit:
+    """``fit(*args)`` in the refit process. If that process died (killed, out of memory), this
+    refit fails (its caller forgets the old fit, as for any failed refit) and the next one starts
+    a new process."""
+    global _REFIT_PROCESS
+    if _REFIT_PROCESS is None:
+        _REFIT_PROCESS = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_REFIT_PROCESS, fit, *args)
+    except BrokenProcessPool:
+        _REFIT_PROCESS = None
+        raise
 
 
 def fitter(opts: BTOptions) -> Callable[..., Fit]:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -203,6 +205,22 @@ async def fit_rows(
     return await bt_fit(key, lambda: asyncio.to_thread(fit, *args))
 
 
+PARENT_POLL_S = 1.0
+
+
+def _exit_with(parent: int) -> None:
+    """In the refit process: exit once ``parent`` (the API process) is gone. A pool's process
+    outlives a parent killed with SIGKILL, blocked on its queue forever (seen); an orphan is
+    adopted by another process, so a changed parent id says so, on any POSIX system."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 _REFIT_PROCESS: ProcessPoolExecutor | None = None
 """One process for every background refit of this API process, started at the first (a
 ``spawn``: no fork of a process running threads), kept for the next ones."""
@@ -214,7 +232,12 @@ async def _elsewhere(fit: Callable[..., Fit], *args: Any) -> Fit:
     a new process."""
     global _REFIT_PROCESS
     if _REFIT_PROCESS is None:
-        _REFIT_PROCESS = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        _REFIT_PROCESS = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with,
+            initargs=(os.getpid(),),
+        )
     try:
         return await asyncio.get_running_loop().run_in_executor(_REFIT_PROCESS, fit, *args)
     except BrokenProcessPool:

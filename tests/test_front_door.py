@@ -67,6 +67,21 @@ async def test_a_keyless_repeat_is_the_stacks_answer(client: AsyncTestClient[Any
         assert door.hits == hits + 3, url
 
 
+async def test_a_cached_page_says_private_once(client: AsyncTestClient[Any]) -> None:
+    """The pages' router says ``private, no-cache`` of every page; a cached page's answer (the
+    stack's and the door's) says it once, not beside a ``public`` of the validators."""
+    door = client.app.door
+    for url in ("/ui/stats?arena=default", "/ui/experiments/exp1"):
+        first = await client.get(url)
+        assert first.status_code == 200, (url, first.text)
+        hits = door.hits
+        again = await client.get(url)
+        assert door.hits == hits + 1, url
+        for answer in (first, again):
+            assert answer.headers.get_list("cache-control") == ["private, no-cache"], url
+            assert answer.headers["etag"] == first.headers["etag"], url
+
+
 async def test_keyed_and_uncached_requests_go_through_the_stack(
     client: AsyncTestClient[Any],
 ) -> None:

@@ -30,8 +30,9 @@ once the replica has replayed what the primary notified: :mod:`.replica` says ho
 
 Conditional requests: each cached route's answer carries ``ETag`` (a digest of the cache key, so
 of the state and of who asks) and ``Cache-Control: no-cache`` (clients and proxies may keep it,
-but revalidate: ``private`` when a key was presented); :class:`NotModified` answers a matching
-``If-None-Match`` with 304 and no body. :data:`CACHED_PATHS` lists the routes; the rest (the log,
+but revalidate: ``private`` when a key was presented, or when the route itself said
+``private``, as the pages do); :class:`Validators` answers a matching ``If-None-Match`` with 304
+and no body. :data:`CACHED_PATHS` lists the routes; the rest (the log,
 lists that page through results, streams, writes) are computed per request as before.
 """
 
@@ -42,7 +43,7 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -78,6 +79,7 @@ __all__ = [
     "pin_state",
     "response_cache_enabled",
     "state_token",
+    "validated_headers",
     "validator_headers",
     "wants",
 ]
@@ -418,8 +420,7 @@ class Validators:
                     or _header(scope, b"x-api-key")
                     or (f"{PAGE_KEY_COOKIE}=" in (_header(scope, b"cookie") or ""))
                 )
-                added, etag = validator_headers(key, keyed)
-                headers = [*message.get("headers", []), *added]
+                headers, etag = validated_headers(message.get("headers", []), key, keyed)
                 if wanted and wants(wanted, etag):
                     done = True
                     kept = not_modified_headers(headers)
@@ -442,6 +443,23 @@ def validator_headers(key: str, keyed: bool) -> tuple[list[tuple[bytes, bytes]],
         (b"cache-control", b"private, no-cache" if keyed else b"public, no-cache"),
         (b"vary", b"Authorization, X-API-Key, Cookie"),
     ], etag
+
+
+def validated_headers(
+    headers: Iterable[tuple[bytes, bytes]], key: str, keyed: bool
+) -> tuple[list[tuple[bytes, bytes]], str]:
+    """``headers`` of a cached route's 200 with :func:`validator_headers` added, in place of any
+    ``Cache-Control`` the route set itself (an answer with two said two things); a route's own
+    ``private`` stays private (the pages' router says it of every page: one may show what only
+    its key may see)."""
+    kept: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name.lower() == b"cache-control":
+            keyed = keyed or b"private" in value.lower()
+        else:
+            kept.append((name, value))
+    added, etag = validator_headers(key, keyed)
+    return [*kept, *added], etag
 
 
 def wants(if_none_match: str, etag: str | None) -> bool:

@@ -51,7 +51,7 @@ from .cache import (
     not_modified_headers,
     reads_of,
     state_token,
-    validator_headers,
+    validated_headers,
     wants,
 )
 
@@ -181,8 +181,7 @@ class FrontDoor:
         if any(k == UNTAGGED_HEADER for k, _ in headers):  # an answer of expire_within: no ETag
             headers = [(k, v) for k, v in headers if k != UNTAGGED_HEADER]
         else:
-            added, etag = validator_headers(key, keyed=False)
-            headers = [*headers, *added]
+            headers, etag = validated_headers(headers, key, keyed=False)
             not_modified = {
                 "type": "http.response.start",
                 "status": 304,

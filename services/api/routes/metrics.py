@@ -28,7 +28,7 @@ def request_metrics() -> PrometheusConfig:
         prefix="arbiter_http",
         group_path=True,
         exclude_unhandled_paths=True,
-        exclude=[METRICS_PATH],
+        exclude=[f"^{METRICS_PATH}$"],  # anchored: searched anywhere, it left out /x/metrics-v2
     )
 
 

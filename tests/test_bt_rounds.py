@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 from arbiter.domain import bradley_terry as bt
 from arbiter.domain.bradley_terry import resampling, rounds, solver
-from arbiter.services.api.queries.bt_threads import on_two_threads
+from arbiter.services.bt_threads import on_two_threads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

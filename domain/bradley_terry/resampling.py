@@ -96,7 +96,7 @@ class Resamples:
     order, one at a time (they come from the one generator, so the chunks together are exactly
     the draws of a single ``size=rounds`` call); a fit needs the point. numpy draws and fits
     without the GIL most of the time, so a caller with two cores can draw while it fits the
-    point, then fit on both (services/api/queries/bt_threads.py): the draws are about a third of
+    point, then fit on both (services/bt_threads.py): the draws are about a third of
     a cold board's CPU for 100 competitors and 100,000 battles, and bound to stay so (the same
     seed must give the same draws). The result does not depend on who fitted what.
     :func:`run_in_turn` runs it all on the caller's thread."""

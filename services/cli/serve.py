@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from .common import console, fail, servers, setup_logging
 
@@ -110,8 +111,8 @@ def _check_pacing() -> None:
 
     try:
         tick_from_env()
-    except ValueError as exc:
-        raise fail(str(exc)) from None
+    except ValueError as exc:  # the value is the user's: no Rich markup in it
+        raise fail(escape(str(exc))) from None
 
 
 def _until_stopped(

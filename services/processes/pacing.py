@@ -6,11 +6,12 @@ arrive meanwhile wait for that one computation. Folding each ingest batch as it 
 20 to 40 commits a second per projection at 1,000 events/s, and the two projections committed
 at different moments, so a route that reads both (the Elo board shows both positions) was
 recomputed up to 80 times a second: measured with ``benchmarks/api_load.py`` on a 2-core VM, the
-Elo board then served 0.33 of the same-bytes route's requests/s, ``/summary`` 0.48. Committing
+Elo board then served 0.35 of the same-bytes route's requests/s, ``/summary`` 0.48. Committing
 at most once per tick, with both projections on the same ticks of the system's monotonic clock
-(so their commits fall together and the API sees one move, not two), took them to 0.95 and
-0.98, and every hot route above 0.5, in the same run; bigger batches also cost PostgreSQL less
-per event (one standings upsert and one commit per batch).
+(so their commits come within milliseconds of each other, once a tick, instead of at unrelated
+moments), took them to 1.11 and 1.08, and every hot route to 0.51 or more, on the same machine;
+bigger batches also cost PostgreSQL less per event (one standings upsert and one commit per
+batch).
 
 What it costs, and what it does not:
 
@@ -21,6 +22,10 @@ What it costs, and what it does not:
   single result is visible as fast as before.
 * A backlog (a restart, a bulk import: the last batch was full) is folded without pauses.
 * Nothing is lost or reordered: pacing only chooses when the next batch is read.
+* Edge cases, slower but right: a backlog holding poison events (quarantined one at a time, each
+  step short of a full batch) pauses a tick at each; two processes following the same projection
+  (one writer at a time, by the tracking row's lock) step on the same ticks, so the one that
+  loses reloads its model, as it did whenever they met.
 
 ``ARBITER_PROJECTOR_TICK_MS=0`` commits as each batch arrives (the old behaviour).
 """

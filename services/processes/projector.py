@@ -231,6 +231,7 @@ class Projector:
                     folded = self.step()
                     if folded:
                         last_commit = time.monotonic()
+                        listener.drain()
                     backlog = folded >= self.batch_size
                     if folded == 0:
                         listener.wait(1.0)
@@ -276,6 +277,20 @@ class _Listener:
         except psycopg.Error:
             self.reset()
             time.sleep(min(timeout, 0.5))
+
+    def drain(self) -> None:
+        """Read, without waiting, the notifications that came in while a batch was folded (the
+        batch read their events, or the next one will: a step always reads before it waits).
+        Under a steady stream every paced step finds events, so :meth:`wait` is not reached;
+        left unread, the notifications would fill the connection's buffers, and a listener that
+        does not read holds back PostgreSQL's notification queue for every session."""
+        if self.conn is None or self.conn.closed:
+            return
+        try:
+            for _ in self.conn.notifies(timeout=0):
+                pass
+        except psycopg.Error:
+            self.reset()
 
     def reset(self) -> None:
         if self.conn is not None:

@@ -9,8 +9,13 @@ events stream in, and on threads it took the interpreter's lock from the event l
 every other request (``system=bt`` under a stream of 1,000 events/s: p99 312 ms, 0.51 of the
 same-bytes route; see the README's "API reads under load"). A fit a request waits for (the
 first, or one of another position or options) stays on threads: the request needs it now, and a
-fresh process would first have to import numpy. The fit is the same function on the same rows
-either way, so the floats are the same (``tests/test_api_boards.py`` compares them).
+fresh process would first have to start and import numpy. The fit is the same function on the
+same rows either way, so the floats are the same (``tests/test_api_boards.py`` compares them).
+The function and its options live in :mod:`arbiter.services.bt_fitting`, outside the API's
+package, so the refit process imports numpy and the domain, not Litestar and every route (nor
+the metrics, whose multiprocess files ``--workers`` would otherwise get from it too). One
+process per API process, taking refits in turn: many live pools refitted at once wait for
+each other there, each serving its previous fit meanwhile.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -31,6 +35,7 @@ from typing import Any
 from arbiter.domain import bradley_terry as bt
 from psycopg import sql
 
+from ...parent_watch import exit_with
 from ..store import ReadStore
 from .bt_board import BTOptions, controlled_rows, fit_controlled, fit_pairs, resolve_anchor
 from .snapshot import POSITIONS, Rows, positions_of, snapshot
@@ -49,6 +54,7 @@ __all__ = [
     "latest",
     "live_pairs",
     "refit",
+    "refit_process",
     "remember",
 ]
 
@@ -205,25 +211,22 @@ async def fit_rows(
     return await bt_fit(key, lambda: asyncio.to_thread(fit, *args))
 
 
-PARENT_POLL_S = 1.0
-
-
-def _exit_with(parent: int) -> None:
-    """In the refit process: exit once ``parent`` (the API process) is gone. A pool's process
-    outlives a parent killed with SIGKILL, blocked on its queue forever (seen); an orphan is
-    adopted by another process, so a changed parent id says so, on any POSIX system."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_POLL_S)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
 _REFIT_PROCESS: ProcessPoolExecutor | None = None
 """One process for every background refit of this API process, started at the first (a
 ``spawn``: no fork of a process running threads), kept for the next ones."""
+
+
+def refit_process() -> ProcessPoolExecutor:
+    """The refit process of this API process, started if there is none."""
+    global _REFIT_PROCESS
+    if _REFIT_PROCESS is None:
+        _REFIT_PROCESS = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=exit_with,
+            initargs=(os.getpid(),),
+        )
+    return _REFIT_PROCESS
 
 
 async def _elsewhere(fit: Callable[..., Fit], *args: Any) -> Fit:
@@ -231,17 +234,12 @@ async def _elsewhere(fit: Callable[..., Fit], *args: Any) -> Fit:
     refit fails (its caller forgets the old fit, as for any failed refit) and the next one starts
     a new process."""
     global _REFIT_PROCESS
-    if _REFIT_PROCESS is None:
-        _REFIT_PROCESS = ProcessPoolExecutor(
-            1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_exit_with,
-            initargs=(os.getpid(),),
-        )
+    process = refit_process()
     try:
-        return await asyncio.get_running_loop().run_in_executor(_REFIT_PROCESS, fit, *args)
+        return await asyncio.get_running_loop().run_in_executor(process, fit, *args)
     except BrokenProcessPool:
-        _REFIT_PROCESS = None
+        if _REFIT_PROCESS is process:  # not one a later refit has started since
+            _REFIT_PROCESS = None
         raise
 
 

@@ -7,7 +7,9 @@ logistic regressions."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -189,3 +191,39 @@ async def test_control_fits_the_battles_metrics(database_url: str, client: Async
     # A metric that no battle has on both sides leaves nothing to fit: a 400 naming it.
     missing = await client.get("/leaderboard", params={"system": "bt", "control": "nope"})
     assert "nope" in assert_error(missing, 400, "bad_parameter")["message"]
+
+
+async def test_a_controlled_refit_runs_on_the_apis_threads(
+    database_url: str, client: AsyncTestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A controlled board's background refit stays in the API's process (its rows grow with the
+    battles: sent to the refit process they would be pickled under the interpreter's lock): a
+    fit that only this process can run (a closure, which no other process can unpickle) is the
+    one that lands."""
+    api_queries.clear_bt_cache()
+    seed(database_url, [
+        battle(f"m{i}", "p", "q", "a" if i % 3 else "b", at=i,
+               metrics=_metrics(float(i), float(9 - i), 1.0, 2.0))
+        for i in range(8)
+    ])  # fmt: skip
+    params = {"system": "bt", "control": "tokens", "rounds": 5}
+    assert (await client.get("/leaderboard", params=params)).json()["bootstrap"]["position"] == 8
+    monkeypatch.setattr(api_queries, "BT_REFRESH_S", 0.0)
+    ran: list[int] = []
+    real = api_queries.fit_controlled
+
+    def here_only(*args: Any) -> Any:
+        ran.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(api_queries, "fit_controlled", here_only)
+    seed(database_url, [battle("m8", "q", "p", "a", at=8, metrics=_metrics(1.0, 2.0, 3.0, 4.0))])
+    stale = (await client.get("/leaderboard", params=params)).json()
+    assert stale["bootstrap"]["position"] == 8  # the previous fit serves; a refit has started
+    deadline = time.monotonic() + 20
+    while api_queries._BT_REFITS:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert ran  # the refit ran here: it did not fail
+    latest = [v for k, v in api_queries._BT_LATEST.items() if k[4].control == ("tokens",)]
+    assert [v.position for v in latest] == [9]

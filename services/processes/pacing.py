@@ -66,7 +66,8 @@ def pause(now: float, last_commit: float | None, tick: float, backlog: bool) -> 
     Zero when pacing is off (``tick`` 0), when the last batch was full (``backlog``: fold on),
     when nothing was committed yet, or when the last commit is at least a tick old (a quiet
     spell: fold at once). Otherwise the time to the next multiple of ``tick`` on the clock, which
-    is the same instant for every projector on the machine, so their commits coincide."""
+    is the same instant for every projector on the machine, so they fold at the same moments
+    (and commit within milliseconds of each other)."""
     if tick <= 0 or backlog or last_commit is None or now - last_commit >= tick:
         return 0.0
     return tick - now % tick

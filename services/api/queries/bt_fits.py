@@ -3,19 +3,21 @@ position never change, so neither does the fit), one fit per key at a time howev
 a pool's latest live fit reused while the log moves (:data:`BT_REFRESH_S`), refitted in the
 background so that no request waits for a fit.
 
-The background refits run in a process of their own (:func:`_elsewhere`), not on threads of the
-API's: a refit is a few hundred milliseconds of mostly-Python CPU every ``BT_REFRESH_S`` while
-events stream in, and on threads it took the interpreter's lock from the event loop that answers
-every other request (``system=bt`` under a stream of 1,000 events/s: p99 312 ms, 0.51 of the
-same-bytes route; see the README's "API reads under load"). A fit a request waits for (the
-first, or one of another position or options) stays on threads: the request needs it now, and a
-fresh process would first have to start and import numpy. The fit is the same function on the
-same rows either way, so the floats are the same (``tests/test_api_boards.py`` compares them).
-The function and its options live in :mod:`arbiter.services.bt_fitting`, outside the API's
-package, so the refit process imports numpy and the domain, not Litestar and every route (nor
-the metrics, whose multiprocess files ``--workers`` would otherwise get from it too). One
-process per API process, taking refits in turn: many live pools refitted at once wait for
-each other there, each serving its previous fit meanwhile.
+The background refits of pair-count boards run in a process of their own (:func:`_elsewhere`),
+not on threads of the API's: a refit is a few hundred milliseconds of mostly-Python CPU every
+``BT_REFRESH_S`` while events stream in, and on threads it took the interpreter's lock from the
+event loop that answers every other request (``system=bt`` under a stream of 1,000 events/s:
+p99 312 ms, 0.51 of the same-bytes route; see the README's "API reads under load"). A fit a
+request waits for (the first, or one of another position or options) stays on threads: the
+request needs it now, and a fresh process would first have to start and import numpy. So does a
+controlled board's refit: its rows grow with the battles, and sending them is one pickle that
+holds the interpreter's lock from start to end. The fit is the same function on the same rows
+either way, so the floats are the same (``tests/test_api_boards.py`` compares them). The
+function and its options live in :mod:`arbiter.services.bt_fitting`, outside the API's package,
+so the refit process imports numpy and the domain, not Litestar and every route (nor the
+metrics, whose multiprocess files ``--workers`` would otherwise get from it too). One process
+per API process, taking refits in turn: many live pools refitted at once wait for each other
+there, each serving its previous fit meanwhile.
 """
 
 from __future__ import annotations
@@ -181,7 +183,11 @@ def refit(reads: ReadStore, live: tuple[Any, ...], recent: Latest) -> None:
                         POSITIONS, (live_pairs(), {"arena": arena, "category": category})
                     )
                     at = positions_of(positions)[0]
-            result = await fit_rows(live, at, pairs, elsewhere=True)
+            # A pair-count fit in the refit process; a controlled fit on threads, as a request's:
+            # its rows grow with the battles, and sending them there is one pickle, which holds
+            # the interpreter's lock from start to end (about a second at a million battles),
+            # where a fit on threads lets the event loop in every few milliseconds.
+            result = await fit_rows(live, at, pairs, elsewhere=not opts.control)
             remember(live, Latest(at, time.monotonic(), result, left_out))
         except Exception as exc:
             if _BT_LATEST.get(live) is recent:
@@ -205,7 +211,7 @@ async def fit_rows(
     anchor = resolve_anchor(opts, default, {r[0] for r in pairs} | {r[1] for r in pairs})
     fit = fitter(opts)
     key = (database_url, arena, category, position, settings, opts, anchor)
-    args = (list(pairs), settings, opts, anchor)
+    args = (pairs, settings, opts, anchor)
     if elsewhere:
         return await bt_fit(key, lambda: _elsewhere(fit, *args))
     return await bt_fit(key, lambda: asyncio.to_thread(fit, *args))

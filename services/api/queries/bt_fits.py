@@ -186,8 +186,7 @@ def refit(reads: ReadStore, live: tuple[Any, ...], recent: Latest) -> None:
             # A pair-count fit in the refit process; a controlled fit on threads, as a request's:
             # its rows grow with the battles, and sending them there is one pickle, which holds
             # the interpreter's lock from start to end (1.8 s for a million such rows, measured
-            # on the 2-core VM),
-            # where a fit on threads lets the event loop in every few milliseconds.
+            # on the 2-core VM), where a fit on threads lets the event loop in every few ms.
             result = await fit_rows(live, at, pairs, elsewhere=not opts.control)
             remember(live, Latest(at, time.monotonic(), result, left_out))
         except Exception as exc:

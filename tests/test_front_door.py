@@ -16,6 +16,7 @@ from arbiter.adapters import keys
 from arbiter.services.api import create_app
 from arbiter.services.api.auth import AuthConfig
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 
 from .api_events import battle, seed, trial
 from .test_api_cache import HOT_READS, _watching
@@ -105,24 +106,56 @@ async def test_keyed_and_uncached_requests_go_through_the_stack(
     assert (await client.get(url)).content == public.content and door.hits == hits + 1
 
 
+_SUMMARY_TOTAL = re.compile(
+    r'^arbiter_http_requests_total\{app_name="arbiter",method="GET",path="/summary",'
+    r'status_code="200"\} ([\d.]+)$',
+    re.MULTILINE,
+)
+
+
+async def _summaries_counted(client: AsyncTestClient[Any]) -> float:
+    found = _SUMMARY_TOTAL.search((await client.get("/metrics")).text)
+    return float(found.group(1)) if found else 0.0
+
+
 async def test_hits_are_counted_in_the_metrics(client: AsyncTestClient[Any]) -> None:
     url = "/summary?arena=default"
-    pattern = re.compile(
-        r'^arbiter_http_requests_total\{app_name="arbiter",method="GET",path="/summary",'
-        r'status_code="200"\} ([\d.]+)$',
-        re.MULTILINE,
-    )
-
-    async def counted() -> float:
-        found = pattern.search((await client.get("/metrics")).text)
-        return float(found.group(1)) if found else 0.0
-
     await client.get(url)
-    before, hits = await counted(), client.app.door.hits
+    before, hits = await _summaries_counted(client), client.app.door.hits
     for _ in range(5):
         assert (await client.get(url)).status_code == 200
     assert client.app.door.hits == hits + 5
-    assert await counted() == before + 5
+    assert await _summaries_counted(client) == before + 5
+
+
+async def test_a_hit_is_in_progress_while_sent_and_counted_when_the_client_is_gone(
+    client: AsyncTestClient[Any],
+) -> None:
+    """As the middleware counts the stack's requests: the in-progress gauge is up while the
+    answer is sent, and a ``send`` that raises (the client went away) still counts the request."""
+    await client.get("/summary?arena=default")
+    before = await _summaries_counted(client)
+    labels = {"app_name": "arbiter", "method": "GET", "path": "/summary", "status_code": "200"}
+
+    def in_progress() -> float:
+        return REGISTRY.get_sample_value("arbiter_http_requests_in_progress", labels) or 0.0
+
+    idle, seen = in_progress(), []
+
+    async def send(message: dict[str, Any]) -> None:
+        seen.append(in_progress())
+        if message["type"] == "http.response.body":
+            raise OSError("the client went away")
+
+    scope = {
+        "type": "http", "method": "GET", "path": "/summary", "query_string": b"arena=default",
+        "headers": [(b"host", b"testserver")],
+    }  # fmt: skip
+    with pytest.raises(OSError, match="went away"):
+        await client.app.door.answer(scope, send)
+    assert seen == [idle + 1, idle + 1]
+    assert in_progress() == idle
+    assert await _summaries_counted(client) == before + 1
 
 
 async def test_no_answer_of_another_viewer_once_keys_are_enforced(database_url: str) -> None:

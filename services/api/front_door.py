@@ -142,18 +142,27 @@ class FrontDoor:
             found = self._decode(key, data)
             if found is None:
                 return False
-        if tags is not None and found.not_modified is not None and wants(tags, found.etag):
-            # Fresh dicts and header lists per request, as the stack sends: an outer wrapper
-            # that edits a message in place must not change the next caller's answer.
-            await send({**found.not_modified, "headers": list(found.not_modified["headers"])})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            status = 304
-        else:
-            await send({**found.start, "headers": list(found.start["headers"])})
-            await send({**found.body})
-            status = found.start["status"]
-        self.hits += 1
-        _count(template, status, time.perf_counter() - started)
+        # Counted as the middleware counts the stack's requests: in progress while sending,
+        # and in the totals even when ``send`` raises (a client gone mid-answer).
+        in_progress = _in_progress(template)
+        if in_progress is not None:
+            in_progress.inc()
+        try:
+            if tags is not None and found.not_modified is not None and wants(tags, found.etag):
+                status = 304
+                # Fresh dicts and header lists per request, as the stack sends: an outer
+                # wrapper that edits a message in place must not change the next answer.
+                await send({**found.not_modified, "headers": list(found.not_modified["headers"])})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                status = found.start["status"]
+                await send({**found.start, "headers": list(found.start["headers"])})
+                await send({**found.body})
+        finally:
+            if in_progress is not None:
+                in_progress.dec()
+            self.hits += 1
+            _count(template, status, time.perf_counter() - started)
         return True
 
     def _token(self, state: tuple[int, ...], reads: tuple[str, ...]) -> str:
@@ -199,6 +208,19 @@ class FrontDoor:
 
 
 _children: dict[tuple[str, int], tuple[Any, Any]] = {}
+_gauges: dict[str, Any] = {}
+
+
+def _in_progress(template: str) -> Any:
+    """The middleware's in-progress gauge of the route (its labels: method, route template, the
+    status the middleware starts from, app name); None before the middleware has made it."""
+    gauge = _gauges.get(template)
+    if gauge is None:
+        metric = PrometheusMiddleware._metrics.get(f"{_METRIC_PREFIX}_requests_in_progress")
+        if metric is None:
+            return None
+        gauge = _gauges[template] = metric.labels("GET", template, 200, _APP_NAME)
+    return gauge
 
 
 def _count(template: str, status: int, seconds: float) -> None:

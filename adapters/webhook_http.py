@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -40,12 +41,35 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _resolve(host: str, port: int, allow_private: bool) -> str:
-    """The address to connect to; :class:`Refused` if any address of the name is refused."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise OSError(f"cannot resolve {host!r}: {exc.strerror or exc}") from exc
+def _lookup(host: str, port: int, timeout: float) -> list[tuple[object, ...]]:
+    """``getaddrinfo`` with a bound on the wait. It takes no timeout itself, and a resolver that
+    does not answer would hold the delivery worker for as long as the system's resolver retries
+    (tens of seconds per attempt). The lookup runs in a daemon thread, so one left behind
+    finishes or is dropped with the process, never holding up its exit."""
+    found: list[list[tuple[object, ...]] | BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the waiting thread
+            found.append(exc)
+        done.set()
+
+    threading.Thread(target=run, name="webhook-resolve", daemon=True).start()
+    if not done.wait(timeout):
+        raise OSError(f"cannot resolve {host!r}: no answer within {timeout:g} s")
+    if isinstance(found[0], socket.gaierror):
+        raise OSError(f"cannot resolve {host!r}: {found[0].strerror or found[0]}") from found[0]
+    if isinstance(found[0], BaseException):
+        raise found[0]
+    return found[0]
+
+
+def _resolve(host: str, port: int, allow_private: bool, timeout: float) -> str:
+    """The address to connect to; :class:`Refused` if any address of the name is refused, an
+    ``OSError`` if the name does not resolve within ``timeout`` seconds."""
+    infos = _lookup(host, port, timeout)
     addresses = [str(info[4][0]) for info in infos]
     if not allow_private:
         for address in addresses:
@@ -88,7 +112,7 @@ def post(
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.perf_counter()
     try:
-        address = _resolve(host, port, allow_private)
+        address = _resolve(host, port, allow_private, timeout)
         conn = (_PinnedTLS if tls else _Pinned)(host, port, address, timeout)
         try:
             conn.request("POST", target, body=body, headers=headers)

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 from arbiter.adapters import keys
 from arbiter.adapters import webhooks as store
 from arbiter.adapters.embedded import find_free_port
@@ -244,6 +245,36 @@ def test_a_non_ascii_path_is_a_failed_attempt_not_a_dead_worker() -> None:
         )
     assert outcome.status_code is None and "UnicodeEncodeError" in (outcome.error or ""), outcome
     assert receiver.requests == []
+
+
+def test_a_resolver_that_does_not_answer_is_a_failed_attempt_within_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``getaddrinfo`` takes no timeout: a name server that never answers held the delivery
+    worker for the system resolver's own retries. The wait is now bounded by the attempt's
+    timeout. (The resolver is the operating system's; a silent one is stood in for by a lookup
+    that blocks until the test lets it go.)"""
+    import socket
+
+    from arbiter.adapters.webhook_http import post
+
+    release = threading.Event()
+    resolve = socket.getaddrinfo
+
+    def silent(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "silent.example":
+            release.wait(30)
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    started = time.monotonic()
+    try:
+        outcome = post("http://silent.example/hook", b"{}", {}, timeout=0.3, allow_private=False)
+    finally:
+        release.set()
+    waited = time.monotonic() - started
+    assert outcome.status_code is None and "no answer within 0.3 s" in (outcome.error or "")
+    assert waited < 5, waited
 
 
 def test_the_retry_delay_never_overflows() -> None:

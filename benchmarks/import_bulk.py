@@ -48,6 +48,7 @@ from typing import Any
 
 import psutil
 import psycopg
+import stored_floor  # type: ignore[import-not-found]  # beside this script
 from arbiter.adapters.embedded import EmbeddedServers
 from arbiter.projections import PROJECTIONS, tracking
 from arbiter.services.setup import prepare_database
@@ -135,12 +136,23 @@ def postgres_cpu() -> float:
     return total
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(30)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=None, help="first N battles (default: all)")
     p.add_argument("--seed", type=int, default=14)
     p.add_argument("--home", type=Path, default=None, help="kept afterwards (default: a temp dir)")
     p.add_argument("--timeout", type=float, default=1800.0)
+    p.add_argument(
+        "--no-stored-floor", action="store_true",
+        help="skip the stored-rows floor (stored_floor.py) after the import",
+    )  # fmt: skip
     args = p.parse_args()
     load_start = os.getloadavg()
     home = args.home or Path(tempfile.mkdtemp(prefix="arbiter-import-bench-"))
@@ -207,16 +219,28 @@ def main() -> None:
             "postgres_cpu_us_per_row": round(postgres_used / rows * 1e6, 1),
             "cpus": os.cpu_count(), "load_at_start": load_start, "load_at_end": os.getloadavg(),
         }  # fmt: skip
+        if not args.no_stored_floor:
+            _stop(projector)  # the floor is timed alone, as the COPY floor is
+            stored = stored_floor.measure(database_url, postgres_cpu)
+            result |= {
+                "stored_floor_s": stored["seconds"],
+                "stored_floor_rows_s": round(rows / stored["seconds"]),
+                "stored_floor_ratio_to_copy_floor": round(rows / stored["seconds"] / floor_rate, 4),
+                "stored_floor_postgres_cpu_us_per_row": round(
+                    stored["postgres_cpu_s"] / rows * 1e6, 1
+                ),
+                "stored_floor_table_rows": stored["table_rows"],
+                "stored_floor_index_entries": stored["index_entries"],
+                "import_ratio_to_stored_floor": round(stored["seconds"] / visible_s, 3),
+            }
         for key, value in result.items():
-            print(f"{key:>24}: {value}")
+            print(f"{key:>36}: {value}")
         out = ROOT / "benchmarks" / "results"
         out.mkdir(exist_ok=True)
         (out / "import_bulk.json").write_text(json.dumps(result, indent=2))
     finally:
-        if projector is not None and projector.poll() is None:
-            projector.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                projector.wait(30)
+        if projector is not None:
+            _stop(projector)
         servers.stop()
         if args.home is None:
             shutil.rmtree(home, ignore_errors=True)

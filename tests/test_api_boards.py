@@ -790,6 +790,51 @@ def test_leaderboard_stream_over_http(database_url: str) -> None:
         assert api_boards.STREAMS.open == 0
 
 
+def test_open_streams_share_the_position_and_each_board(database_url: str) -> None:
+    """Six streams of one board in one process: the position is looked at once per moment for
+    all of them and each board is computed once (it was once per stream, and each stream
+    queried the position every half second), and every stream still gets both boards."""
+    import threading
+
+    from arbiter.services.api.board_feed import COUNTS, FRESH_S
+
+    seed(database_url, [battle("b1", "a", "b", "a")])
+    streams, got = 6, []
+    first_seen = threading.Barrier(streams + 1, timeout=20)
+
+    def watch(base: str) -> None:
+        received: list[tuple[str, str, dict[str, Any]]] = []
+        url = f"{base}/leaderboard/stream"
+        with httpx.stream("GET", url, params={"limit": 2}, timeout=20) as response:
+            lines: list[str] = []
+            for line in response.iter_lines():
+                lines.append(line)
+                if line == "" and len(_events(lines)) > len(received):
+                    received = _events(lines)
+                    if len(received) == 1:
+                        first_seen.wait()
+                    else:
+                        break
+        got.append([(ident, body["position"]) for _, ident, body in received])
+
+    with running_api(database_url, None) as base:
+        boards, looks = COUNTS.boards, COUNTS.looks
+        watchers = [threading.Thread(target=watch, args=(base,)) for _ in range(streams)]
+        for watcher in watchers:
+            watcher.start()
+        first_seen.wait()  # every stream has its first board
+        started = time.monotonic()
+        seed(database_url, [battle("b2", "b", "a", "a")])  # one move of the position
+        for watcher in watchers:
+            watcher.join(20)
+        elapsed = time.monotonic() - started
+    assert got == [[("1", 1), ("2", 2)]] * streams
+    assert COUNTS.boards - boards == 2  # one board per position, for all six streams
+    # Unshared, six streams look every 0.5 s each; shared, about once per FRESH_S in all
+    # (plus the first look of each stream, which may fall in different moments).
+    assert COUNTS.looks - looks <= streams + elapsed / FRESH_S + 2, (COUNTS.looks - looks, elapsed)
+
+
 async def test_stream_bad_parameters_are_400_json(client: AsyncTestClient) -> None:
     assert_error(await client.get("/leaderboard/stream?limit=0"), 400, "bad_parameter")
     assert_error(await client.get("/leaderboard/stream?arena="), 400, "bad_parameter")

@@ -6,7 +6,8 @@ each time the ratings projection's position moves (polled every :data:`POLL_S` s
 carrying the body of ``GET /leaderboard`` (top ``limit``, Elo) with the position as the event id;
 a comment every :data:`KEEPALIVE_S` seconds of quiet. If the database goes away mid-stream an
 ``error`` event (``{status, code, message}``) is sent and the stream keeps polling. A client
-disconnect cancels the generator at its next await.
+disconnect cancels the generator at its next await. The streams of a process share each look
+at the position and each board (:mod:`..board_feed`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from ..board_feed import BoardFeed, feed_of
 from ..cache import CACHE_S, READS, expire_within
 from ..errors import ErrorBody, bad_parameter, route_errors
 from ..models.ratings import Leaderboard
@@ -163,8 +165,10 @@ class LeaderboardStreamController(Controller):
         ratings projection's position (checked every 0.5 s); data is the JSON body of
         ``GET /leaderboard`` (Elo, top ``limit``), the event id its position."""
         viewer = viewer_of(request)  # private experiments' trials stay out of the averages
-        first = await q.leaderboard(reads, arena, category, limit, 0, viewer=viewer)
-        return ServerSentEvent(_board_events(reads, first, arena, category, limit, viewer))
+        feed = feed_of(reads)  # what every stream of this process shares (..board_feed)
+        seen = await feed.position()
+        first = await feed.board(arena, category, limit, viewer, seen)
+        return ServerSentEvent(_board_events(feed, seen, first, arena, category, limit, viewer))
 
 
 class _Gauge:
@@ -183,22 +187,33 @@ def _message(board: Leaderboard) -> ServerSentEventMessage:
 
 
 async def _board_events(
-    reads: ReadStore, first: Leaderboard, arena: str, category: str, limit: int, viewer: Viewer
+    feed: BoardFeed,
+    seen: int,
+    first: Leaderboard,
+    arena: str,
+    category: str,
+    limit: int,
+    viewer: Viewer,
 ) -> AsyncIterator[ServerSentEventMessage]:
+    """``seen``: the position looked at for ``first``. A board is sent when a look finds the
+    position moved (either way: a restored database may go back) and the board read then is
+    not the one last sent (a shared board may have been read a little after its look)."""
     STREAMS.open += 1
     try:
         yield _message(first)
-        last, quiet, failing = first.position, 0.0, False
+        sent, quiet, failing = first.position, 0.0, False
         while True:
             await asyncio.sleep(POLL_S)
             quiet += POLL_S
             try:
-                position = await q.tracking_position(reads)
-                if position != last:
-                    board = await q.leaderboard(reads, arena, category, limit, 0, viewer=viewer)
-                    last, quiet, failing = board.position, 0.0, False
-                    yield _message(board)
-                    continue
+                position = await feed.position()
+                if position != seen:
+                    board = await feed.board(arena, category, limit, viewer, position)
+                    seen, failing = position, False
+                    if board.position != sent:
+                        sent, quiet = board.position, 0.0
+                        yield _message(board)
+                        continue
                 failing = False
             except psycopg.OperationalError as exc:
                 if not failing:

@@ -5,6 +5,7 @@ battles folded before it, the audit's re-derivation, and ``/summary``, which rea
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ from arbiter.services.api import create_app
 from arbiter.services.processes.audit import verify
 from litestar.testing import AsyncTestClient
 
-from .api_events import battle, seed, void
+from .api_events import T0, battle, seed, void
 
-MIGRATION = Path(__file__).resolve().parents[1] / "migrations/results/0008_battle_counts.sql"
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations/results"
+MIGRATION = MIGRATIONS / "0008_battle_counts.sql"
+LAST = MIGRATIONS / "0009_battle_counts_last.sql"
 
 
 @pytest.fixture
@@ -98,3 +101,63 @@ async def test_summary_reads_the_running_counts(
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE arbiter_results.battle_counts SET live = live + 5 WHERE scenario = ''")
     assert (await client.get("/summary", params={"arena": "voice"})).json()["battles"] == 7
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def _lasts(database_url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT arena, scenario, last_occurred FROM arbiter_results.battle_counts ORDER BY 1, 2"
+        ).fetchall()
+
+
+def test_the_latest_producer_time_counts_voided_battles_and_is_audited(database_url: str) -> None:
+    """The arenas page's "last activity": the latest ``occurred_at`` per arena and scenario,
+    a voided battle's too (voice/greet's latest, b2, was voided; voice/order has only b3)."""
+    seed(database_url, _events())
+    assert _lasts(database_url) == [
+        ("other", "greet", at(5)),
+        ("voice", "", at(4)),
+        ("voice", "greet", at(2)),
+        ("voice", "order", at(3)),
+    ]
+    assert verify(database_url).ok
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE arbiter_results.battle_counts SET last_occurred = last_occurred - interval "
+            "'1 second' WHERE scenario = 'order'"
+        )
+    report = verify(database_url)
+    assert any(
+        m.startswith("results.battle_counts ('voice', 'order').last_occurred")
+        for m in report.mismatches
+    ), report.mismatches
+
+
+def test_the_migration_fills_the_latest_times_of_battles_already_folded(database_url: str) -> None:
+    seed(database_url, _events())
+    folded = _lasts(database_url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET search_path TO arbiter_results")
+        conn.execute("ALTER TABLE battle_counts DROP COLUMN last_occurred")
+        conn.execute(LAST.read_text())
+    assert _lasts(database_url) == folded
+
+
+async def test_the_arenas_page_reads_the_running_counts(
+    database_url: str, client: AsyncTestClient[Any]
+) -> None:
+    """``/`` took a count and a max over every battle at each recomputation; it reads the
+    running rows now: a count and a time changed in the table show."""
+    seed(database_url, _events())
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE arbiter_results.battle_counts SET live = live + 5, "
+            "last_occurred = '2030-01-02T03:04:05Z' WHERE arena = 'other'"
+        )
+    page = (await client.get("/")).text
+    row = page[page.index('data-arena="other"') :].split("</tr>", 1)[0]
+    assert "2030-01-02 03:04:05 UTC" in row and ">6<" in row, row

@@ -4,7 +4,9 @@ activity, and the categories of an arena (for the leaderboard's category selecto
 The counts are defined as ``GET /summary?arena=`` defines them (competitors with a standing in
 the arena-wide pool; battles, games and trials that count, voided ones apart; a private
 experiment's trials only for its owner), so the page and the JSON agree; here they are grouped
-by arena in one pass per table instead of one request per arena.
+by arena in one pass per table instead of one request per arena. Battles come from the results
+model's running counts (``battle_counts``: live, voided and the latest producer time per arena
+and scenario, :mod:`arbiter.projections.battle_counts`), as ``/summary``'s do.
 """
 
 from __future__ import annotations
@@ -64,7 +66,14 @@ async def arenas(reads: ReadStore, viewer: Viewer) -> tuple[int, int, list[Arena
                 ),
                 (),
             ),
-            (_per_arena("battles", sql.SQL("")), params),
+            (
+                # The running counts, not a scan of every battle (540 ms at 1.67M battles).
+                sql.SQL(
+                    "SELECT arena, sum(live), sum(voided), max(last_occurred) FROM {} "
+                    "GROUP BY arena"
+                ).format(_s("battle_counts")),
+                (),
+            ),
             (_per_arena("games", sql.SQL("")), params),
             (_per_arena("trials", seen), params),
         )

@@ -41,30 +41,40 @@ def _events() -> list[Any]:
     ]
 
 
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
 def _rows(database_url: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(database_url) as conn:
         return conn.execute(
-            "SELECT arena, scenario, live, voided FROM arbiter_results.battle_counts ORDER BY 1, 2"
+            "SELECT arena, scenario, live, voided, last_occurred FROM arbiter_results.battle_counts"
+            " ORDER BY 1, 2"
         ).fetchall()
 
 
 def test_running_counts_voids_and_the_audit(database_url: str) -> None:
     seed(database_url, _events())
-    # A void moves its battle from live to voided; a row left with no live battle stays.
+    # A void moves its battle from live to voided; a row left with no live battle stays. The
+    # latest producer time counts voided battles too (voice/greet's, b2, was voided).
     assert _rows(database_url) == [
-        ("other", "greet", 1, 0),
-        ("voice", "", 1, 0),
-        ("voice", "greet", 1, 1),
-        ("voice", "order", 0, 1),
+        ("other", "greet", 1, 0, at(5)),
+        ("voice", "", 1, 0, at(4)),
+        ("voice", "greet", 1, 1, at(2)),
+        ("voice", "order", 0, 1, at(3)),
     ]
     assert verify(database_url).ok
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("UPDATE arbiter_results.battle_counts SET live = live + 1 WHERE scenario = ''")
+        conn.execute(
+            "UPDATE arbiter_results.battle_counts SET live = live + 1, "
+            "last_occurred = last_occurred - interval '1 second' WHERE scenario = ''"
+        )
     report = verify(database_url)
     assert not report.ok
-    assert any(
-        m.startswith("results.battle_counts ('voice', '').live") for m in report.mismatches
-    ), report.mismatches
+    for column in ("live", "last_occurred"):
+        assert any(
+            m.startswith(f"results.battle_counts ('voice', '').{column}") for m in report.mismatches
+        ), report.mismatches
 
 
 def test_the_migration_fills_the_counts_of_battles_already_folded(database_url: str) -> None:
@@ -76,6 +86,7 @@ def test_the_migration_fills_the_counts_of_battles_already_folded(database_url: 
         conn.execute("SET search_path TO arbiter_results")
         conn.execute("DROP TABLE battle_counts")
         conn.execute(MIGRATION.read_text())
+        conn.execute(LAST.read_text())
     assert _rows(database_url) == folded
 
 
@@ -101,50 +112,6 @@ async def test_summary_reads_the_running_counts(
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE arbiter_results.battle_counts SET live = live + 5 WHERE scenario = ''")
     assert (await client.get("/summary", params={"arena": "voice"})).json()["battles"] == 7
-
-
-def at(minutes: int) -> datetime:
-    return T0 + timedelta(minutes=minutes)
-
-
-def _lasts(database_url: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            "SELECT arena, scenario, last_occurred FROM arbiter_results.battle_counts ORDER BY 1, 2"
-        ).fetchall()
-
-
-def test_the_latest_producer_time_counts_voided_battles_and_is_audited(database_url: str) -> None:
-    """The arenas page's "last activity": the latest ``occurred_at`` per arena and scenario,
-    a voided battle's too (voice/greet's latest, b2, was voided; voice/order has only b3)."""
-    seed(database_url, _events())
-    assert _lasts(database_url) == [
-        ("other", "greet", at(5)),
-        ("voice", "", at(4)),
-        ("voice", "greet", at(2)),
-        ("voice", "order", at(3)),
-    ]
-    assert verify(database_url).ok
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE arbiter_results.battle_counts SET last_occurred = last_occurred - interval "
-            "'1 second' WHERE scenario = 'order'"
-        )
-    report = verify(database_url)
-    assert any(
-        m.startswith("results.battle_counts ('voice', 'order').last_occurred")
-        for m in report.mismatches
-    ), report.mismatches
-
-
-def test_the_migration_fills_the_latest_times_of_battles_already_folded(database_url: str) -> None:
-    seed(database_url, _events())
-    folded = _lasts(database_url)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SET search_path TO arbiter_results")
-        conn.execute("ALTER TABLE battle_counts DROP COLUMN last_occurred")
-        conn.execute(LAST.read_text())
-    assert _lasts(database_url) == folded
 
 
 async def test_the_arenas_page_reads_the_running_counts(

@@ -6,7 +6,7 @@ path (:meth:`arena_files._Converter.__call__` on a ``csv.DictReader`` record) sp
 10 us a row: a dict per row, the identity's columns gathered and sorted per row, every model
 name and winner checked again each time it came back. Here the header is read once:
 
-* the identity's columns (:func:`arena_files._row_identity`: every non-empty column, sorted by
+* the identity's columns (:func:`arena_values.row_identity`: every non-empty column, sorted by
   name) are put in sorted order once; a row's identity is then the non-empty cells taken in
   that order. Sorting the ``(name, value)`` pairs sorts by name alone when names are unique, so
   this is the same list;
@@ -15,21 +15,27 @@ name and winner checked again each time it came back. Here the header is read on
 * the event itself is built by the general path's own :meth:`~arena_files._Converter.event`,
   with the same occurrence counter, so ids, key order and bytes cannot differ.
 
-What takes the fast lane: a row with exactly one cell per header column, when the header's
-names are unique, whose ``model_a``, ``model_b`` and ``winner`` pass the checks. Anything else
-(a short or long row, a missing or bad value, the same model twice, a bad ``tstamp``) is handed
-to the general converter as the ``DictReader`` record it would have been, so every refusal
-keeps its code and sentence; nothing is counted before that hand-over, so an occurrence is
-never counted twice. ``tests/test_arena_csv.py`` checks both ways give the same rows, errors
-and ids on random files.
+What is refused before either way looks at a row (``bad_csv``, with the row's number and its
+lines in the file): a row with more or fewer cells than the header has columns (which cell is
+which?), a row holding bytes that are not UTF-8, and a quoting error the strict reader finds (a
+quote left open would otherwise swallow the rest of the file into one cell). The reader refuses
+a header with a repeated name before any row.
+
+What takes the fast lane: a row whose ``model_a``, ``model_b`` and ``winner`` pass the checks.
+Anything else (a missing or bad value, the same model twice, a bad ``tstamp``) is handed to the
+general converter as the ``DictReader`` record it would have been, so every refusal keeps its
+code and sentence; nothing is counted before that hand-over, so an occurrence is never counted
+twice. ``tests/test_arena_csv.py`` checks both ways give the same rows, errors and ids on
+random files.
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, Protocol
 
-__all__ = ["Converter", "Rules", "csv_rows"]
+__all__ = ["Converter", "Rules", "csv_rows", "undecodable"]
 
 
 class Converter(Protocol):
@@ -56,6 +62,8 @@ class Rules(NamedTuple):
     goes into ``meta``)."""
     persons: tuple[str, ...]
     """The columns naming the person who voted (into ``meta`` when not empty)."""
+    refused: Callable[[int, str, str], Any]
+    """A refused row (number, code, sentence), as the general converter reports one."""
 
 
 def csv_rows(
@@ -65,15 +73,51 @@ def csv_rows(
     numbered as ``DictReader`` numbers them (blank lines skipped, not counted)."""
     lane = _Lane(header, convert, rules)
     number = 0
-    for cells in reader:
+    while True:
+        first = reader.line_num + 1  # type: ignore[attr-defined]
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the strict reader's quoting errors
+            number += 1
+            lines = _lines(first, reader.line_num)  # type: ignore[attr-defined]
+            yield number, rules.refused(number, "bad_csv", f"{lines}: {exc}")
+            continue
         if not cells:
             continue
         number += 1
-        event = lane.event(cells) if lane.fast and len(cells) == lane.width else None
+        if len(cells) != lane.width:
+            lines = _lines(first, reader.line_num)  # type: ignore[attr-defined]
+            sentence = f"{lines}: {len(cells)} cells, but the header has {lane.width} columns"
+            yield number, rules.refused(number, "bad_csv", sentence)
+            continue
+        if undecodable(cells):
+            lines = _lines(first, reader.line_num)  # type: ignore[attr-defined]
+            yield number, rules.refused(number, "bad_csv", f"{lines}: bytes that are not UTF-8")
+            continue
+        event = lane.event(cells)
         if event is None:
-            yield number, convert(number, _record(header, cells), events=False)
+            yield number, convert(number, dict(zip(header, cells, strict=True)), events=False)
         else:
             yield number, event
+
+
+def undecodable(cells: list[str]) -> bool:
+    """Whether cells read with ``errors="surrogateescape"`` hold bytes that are not UTF-8 (as
+    lone surrogates). ASCII rows, nearly all, cost one join and one scan in C."""
+    text = "".join(cells)
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _lines(first: int, last: int) -> str:
+    return f"line {first}" if first >= last else f"lines {first}-{last}"
 
 
 class _Lane:
@@ -82,10 +126,7 @@ class _Lane:
 
     def __init__(self, header: list[str], convert: Converter, rules: Rules) -> None:
         self.width = len(header)
-        at = {name: i for i, name in enumerate(header)}
-        self.fast = len(at) == self.width
-        """False for a header with a repeated name (``DictReader`` keeps its last cell): the
-        general path then takes every row."""
+        at = {name: i for i, name in enumerate(header)}  # the names are unique (the reader's check)
         self.ia, self.ib, self.iw = at["model_a"], at["model_b"], at["winner"]
         self.it = at.get("tstamp")
         self.ids = [(c, at[c]) for c in rules.ids if c in at]
@@ -132,15 +173,3 @@ class _Lane:
 
 
 _UNSEEN: Any = object()
-
-
-def _record(header: list[str], cells: list[str]) -> dict[Any, Any]:
-    """The record ``csv.DictReader`` makes of ``cells``: missing cells None, extra cells in a
-    list under the key None, a repeated name holding its last cell."""
-    record: dict[Any, Any] = dict(zip(header, cells, strict=False))
-    if len(cells) > len(header):
-        record[None] = cells[len(header) :]
-    else:
-        for name in header[len(cells) :]:
-            record[name] = None
-    return record

@@ -11,11 +11,14 @@ Decisions, and why:
 
 * **A row's identity is the whole row.** ``event_id`` is ``import:`` + the first 32 hex digits
   (128 bits) of a SHA-256 over the arena, the category, every column of the row (name and value;
-  empty cells and absent keys alike left out, scalars in their JSON spelling, so that a JSON and a
-  CSV export of the same rows agree) and the row's occurrence number among identical rows of the
-  file. Two real votes that differ in any column (a ``judge``, a ``turn``, a ``language``) are
-  two battles; N identical rows are N battles (occurrences 1..N), since an arena file records one
-  vote per row and a repeated row is a repeated vote. Importing the same file twice yields the
+  empty cells and absent keys alike left out, scalars in their JSON spelling, so that a number
+  or a string gives the same id from a JSON and from a CSV export; not so a boolean or a nested
+  value, which CSV writers spell their own way (pandas: ``True``, Python reprs), so a JSON and a
+  CSV export of rows holding such columns are different rows: import one of them) and the row's
+  occurrence number among identical rows of the file. Two real votes that differ in any column
+  (a ``judge``, a ``turn``, a ``language``) are two battles; N identical rows are N battles
+  (occurrences 1..N), since an arena file records one vote per row and a repeated row is a
+  repeated vote. Importing the same file twice yields the
   same events, which the idempotent ingest turns into no-ops: a second import changes nothing.
   The row's position is not in the id, so a file with rows added or reordered keeps the ids of
   the rows it had. ``battle_id`` is ``import-battle:`` + the same digest.
@@ -35,10 +38,11 @@ Decisions, and why:
   part of the id: re-importing with another ``default_time`` is then refused as a conflict
   instead of counting the same battles twice.
 * **Errors per row.** A bad row (a winner outside the four values, a missing column, model_a
-  equal to model_b, a bad timestamp, a line that is not JSON) yields a :class:`RowError` with its
-  row number, a code and a sentence, and the import goes on; only a file-level problem (a CSV
-  header without the needed columns, a JSON file that does not parse) raises
-  :class:`ArenaFileError`.
+  equal to model_b, a bad timestamp, a line that is not JSON, a CSV row of the wrong width or
+  with bytes that are not UTF-8, a record of the file's other kind) yields a :class:`RowError`
+  with its row number, a code and a sentence, and the import goes on; only a file-level problem
+  (a CSV header without the needed columns or with a name twice, a JSON file that does not
+  parse) raises :class:`ArenaFileError`.
 * **Streaming.** JSONL and CSV are read a line / a record at a time, so a multi-gigabyte file
   costs no more memory than one row. A JSON array must be parsed whole, but only into raw
   slices (msgspec ``Raw``), each record decoded when its turn comes.
@@ -48,7 +52,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import math
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -56,9 +59,20 @@ from typing import Any, Literal
 
 import msgspec
 
-from .arena_csv import Rules, csv_rows
+from .arena_csv import Rules, csv_rows, undecodable
+from .arena_values import (
+    MAX_ID,
+    RowProblem,
+    checked_model,
+    checked_tstamp,
+    model,
+    rfc3339,
+    row_identity,
+    tstamp,
+)
 
 __all__ = [
+    "EVENT_FORMATS",
     "ID_COLUMNS",
     "IMPORT_EPOCH",
     "IMPORT_SOURCE",
@@ -77,7 +91,10 @@ __all__ = [
 ]
 
 
-Format = Literal["jsonl-events", "arena-json", "arena-jsonl", "arena-csv"]
+Format = Literal["jsonl-events", "json-events", "arena-json", "arena-jsonl", "arena-csv"]
+EVENT_FORMATS: tuple[Format, ...] = ("jsonl-events", "json-events")
+"""Files of Arbiter events: their order is their meaning (a vote after its battle), so they are
+imported as they are, never sorted, and the arena-row flags do not apply to them."""
 PathLike = str | os.PathLike[str]
 
 IMPORT_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -103,7 +120,6 @@ WINNERS: dict[str, str] = {
 }
 """Arena ``winner`` values (lower-cased, trimmed) to Arbiter outcomes."""
 
-MAX_ID = 128
 _CHUNK = 1 << 20
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -118,8 +134,10 @@ class RowError(msgspec.Struct, frozen=True):
 
     ``row`` is the 1-based record number (for JSONL: the line number; for CSV: the data row,
     the header not counted; for a JSON array: the element). ``code`` is machine-readable:
-    ``bad_json``, ``not_an_object``, ``missing_column``, ``bad_value``, ``bad_winner``,
-    ``same_model``, ``bad_tstamp``.
+    ``bad_json``, ``bad_csv`` (a row's shape: cells against the header's columns, bytes that are
+    not UTF-8, quoting), ``not_an_object``, ``mixed_file`` (an event among arena rows, or the
+    reverse), ``missing_column``, ``bad_value``, ``bad_winner``, ``same_model``,
+    ``bad_tstamp``.
     """
 
     row: int
@@ -133,17 +151,25 @@ class RowError(msgspec.Struct, frozen=True):
 def detect_format(path: PathLike) -> Format:
     """What kind of file ``path`` is, judged by its content (extensions lie).
 
-    ``[`` first: a JSON array (``arena-json``). ``{`` first: JSONL, of Arbiter events when the
-    first record has a ``type`` field (``jsonl-events``), of arena battles otherwise
-    (``arena-jsonl``); the rule applies per line when importing, so a mix also works. Anything
-    else is CSV (``arena-csv``). An empty file counts as JSONL of events: nothing to import.
+    ``[`` first: a JSON array, of Arbiter events when its first element has a ``type`` field
+    (``json-events``), of arena battles otherwise (``arena-json``). ``{`` first: JSONL, of
+    events (``jsonl-events``) or of arena battles (``arena-jsonl``) by the same rule. A file
+    holds one kind: a record of the other kind is refused when importing (row error
+    ``mixed_file``), since the two are ordered differently (events as they are, arena rows by
+    ``tstamp``). Anything else is CSV (``arena-csv``). An empty file counts as JSONL of events:
+    nothing to import.
     """
     with open(path, "rb") as f:
         head = f.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
         if not head:
             return "jsonl-events"
         if head[:1] == b"[":
-            return "arena-json"
+            first = next(iter(_split_array(path)), None)
+            try:
+                record = None if first is None else _decode(first)
+            except (msgspec.DecodeError, RecursionError):  # pragma: no cover - split parsed it
+                record = None
+            return "json-events" if isinstance(record, dict) and "type" in record else "arena-json"
         if head[:1] != b"{":
             return "arena-csv"
         f.seek(0)
@@ -153,10 +179,11 @@ def detect_format(path: PathLike) -> Format:
                 continue
             try:
                 first = _decode(line)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
+                problem = exc if isinstance(exc, msgspec.DecodeError) else "nested too deeply"
                 raise ArenaFileError(
                     f"{os.fspath(path)} starts with '{{' but line {number} is not a JSON object "
-                    f"({exc}); JSONL needs one complete object per line"
+                    f"({problem}); JSONL needs one complete object per line"
                 ) from exc
             return "jsonl-events" if isinstance(first, dict) and "type" in first else "arena-jsonl"
     return "jsonl-events"  # pragma: no cover - only blank lines after the sniffed '{'
@@ -170,7 +197,7 @@ def count_rows(path: PathLike, fmt: Format | None = None) -> int:
     counted too.
     """
     fmt = fmt or detect_format(path)
-    if fmt == "arena-json":
+    if fmt in ("arena-json", "json-events"):
         return len(_split_array(path))
     lines = 0
     last = b"\n"
@@ -205,20 +232,29 @@ def iter_import(
     """
     if default_time.tzinfo is None:
         raise ValueError("default_time must be timezone-aware (e.g. datetime(..., tzinfo=UTC))")
-    convert = _Converter(arena, category, _rfc3339(default_time), source, judge)
     fmt = fmt or detect_format(path)
+    convert = _Converter(
+        arena, category, rfc3339(default_time), source, judge, events=fmt in EVENT_FORMATS
+    )
     if fmt == "arena-csv":
         yield from _iter_csv(path, convert)
-    elif fmt == "arena-json":
+    elif fmt in ("arena-json", "json-events"):
         for number, raw in enumerate(_split_array(path), 1):
             try:
                 record = _decode(raw)
-            except msgspec.DecodeError as exc:  # pragma: no cover - the split already parsed it
-                yield number, RowError(number, "bad_json", f"not valid JSON: {exc}")
+            except (msgspec.DecodeError, RecursionError) as exc:
+                yield number, _bad_json(number, exc)
                 continue
             yield number, convert(number, record)
     else:
         yield from _iter_jsonl(path, convert)
+
+
+def _bad_json(number: int, exc: Exception) -> RowError:
+    """A record msgspec cannot decode (``RecursionError``: nested deeper than it follows)."""
+    if isinstance(exc, RecursionError):
+        return RowError(number, "bad_json", "not valid JSON: nested too deeply")
+    return RowError(number, "bad_json", f"not valid JSON: {exc}")
 
 
 def _iter_jsonl(
@@ -233,8 +269,8 @@ def _iter_jsonl(
                 continue
             try:
                 record = _decode(line)
-            except msgspec.DecodeError as exc:
-                yield number, RowError(number, "bad_json", f"not valid JSON: {exc}")
+            except (msgspec.DecodeError, RecursionError) as exc:
+                yield number, _bad_json(number, exc)
                 continue
             yield number, convert(number, record)
 
@@ -244,41 +280,47 @@ def _iter_csv(
 ) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     # Exports carrying whole conversations have fields far above csv's 128 KiB default.
     csv.field_size_limit(2**31 - 1)
-    with open(path, encoding="utf-8-sig", newline="", buffering=_CHUNK) as f:
-        reader = csv.reader(f)
-        header = [name.strip() for name in next(reader, [])]
-        missing = [name for name in REQUIRED if name not in header]
+    # surrogateescape: a byte that is not UTF-8 becomes a lone surrogate instead of stopping
+    # the whole read; the row holding it is refused (``bad_csv``) and the rest goes in.
+    # strict: a quote left open is an error at the row that opened it, not the rest of the
+    # file silently read into one cell.
+    with open(
+        path, encoding="utf-8-sig", errors="surrogateescape", newline="", buffering=_CHUNK
+    ) as f:
+        reader = csv.reader(f, strict=True)
+        name = os.fspath(path)
+        try:
+            header = [column.strip() for column in next(reader, [])]
+        except csv.Error as exc:
+            raise ArenaFileError(f"{name}: the CSV header cannot be read: {exc}") from exc
+        if undecodable(header):
+            raise ArenaFileError(f"{name}: the CSV header is not UTF-8 text")
+        missing = [column for column in REQUIRED if column not in header]
         if missing:
             raise ArenaFileError(
-                f"{os.fspath(path)}: the CSV header has no {', '.join(missing)} column; an arena "
-                f"battles file needs {', '.join(REQUIRED)} (found: {', '.join(header) or 'none'})"
+                f"{name}: the CSV header has no {', '.join(missing)} column; an arena battles "
+                f"file needs {', '.join(REQUIRED)} (found: {', '.join(header) or 'none'})"
+            )
+        repeated = sorted({column for column in header if header.count(column) > 1})
+        if repeated:  # which of its cells would be the value?
+            raise ArenaFileError(
+                f"{name}: the CSV header names {', '.join(map(repr, repeated))} more than once; "
+                "each column needs a name of its own"
             )
         yield from csv_rows(reader, header, convert, _RULES)
-
-
-def _checked_model(value: str) -> str | None:
-    """A model name as :func:`_model` returns it, or None where it refuses it."""
-    try:
-        return _model(value, "model")
-    except _RowProblem:
-        return None
-
-
-def _checked_tstamp(value: str | None) -> tuple[bool, str | None]:
-    """``(True, what _tstamp returns)``, or ``(False, None)`` where it refuses the value."""
-    try:
-        return True, _tstamp(value)
-    except _RowProblem:
-        return False, None
 
 
 def _split_array(path: PathLike) -> list[msgspec.Raw]:
     with open(path, "rb") as f:
         data = f.read()
+    if data.startswith(b"\xef\xbb\xbf"):  # a byte order mark, as CSV and JSONL allow
+        data = data[3:]
     try:
         return _decode(data, type=list[msgspec.Raw])
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ArenaFileError(f"{os.fspath(path)} is not a JSON array of records: {exc}") from exc
+    except RecursionError as exc:
+        raise ArenaFileError(f"{os.fspath(path)} is nested too deeply to read") from exc
 
 
 class _Converter:
@@ -291,7 +333,12 @@ class _Converter:
         default_time: str,
         source: str | None,
         judge: str = JUDGE,
+        *,
+        events: bool = False,
     ) -> None:
+        self.events_file = events
+        """A file of Arbiter events (:data:`EVENT_FORMATS`): arena rows in it are refused, as
+        events in a file of arena rows are (``mixed_file``)."""
         self.judge = judge
         self.arena = arena
         self.category = category
@@ -311,34 +358,38 @@ class _Converter:
             kind = type(record).__name__
             return RowError(number, "not_an_object", f"expected a JSON object, got {kind}")
         if events and "type" in record:
+            if not self.events_file:
+                return RowError(number, "mixed_file", _MIXED.format(_EVENT, "arena battle rows"))
             return record  # already an Arbiter event: published as it is
+        if self.events_file:
+            return RowError(number, "mixed_file", _MIXED.format(_ROW, "Arbiter events"))
         try:
             return self._battle(number, record)
-        except _RowProblem as problem:
+        except RowProblem as problem:
             return RowError(number, problem.code, problem.message)
 
     def _battle(self, number: int, record: dict[str, Any]) -> dict[str, Any]:
         missing = [name for name in REQUIRED if record.get(name) in (None, "")]
         if missing:
-            raise _RowProblem(
+            raise RowProblem(
                 "missing_column",
                 f"no {' or '.join(missing)}; an arena battle needs {', '.join(REQUIRED)}",
             )
-        model_a = _model(record["model_a"], "model_a")
-        model_b = _model(record["model_b"], "model_b")
+        model_a = model(record["model_a"], "model_a")
+        model_b = model(record["model_b"], "model_b")
         if model_a == model_b:
-            raise _RowProblem(
+            raise RowProblem(
                 "same_model", f"model_a and model_b are both {model_a!r}; a battle needs two"
             )
         winner = record["winner"]
         outcome = WINNERS.get(winner.strip().lower()) if isinstance(winner, str) else None
         if outcome is None:
-            raise _RowProblem(
+            raise RowProblem(
                 "bad_winner",
                 f"winner {winner!r} is not one of model_a, model_b, tie, tie (bothbad)",
             )
         winner = winner.strip()
-        occurred = _tstamp(record.get("tstamp"))
+        occurred = tstamp(record.get("tstamp"))
         meta: dict[str, Any] = {"winner": winner}
         for column in ID_COLUMNS:
             if record.get(column) not in (None, ""):
@@ -347,7 +398,7 @@ class _Converter:
         for column in PERSON_COLUMNS:
             if record.get(column) not in (None, ""):
                 meta[column] = record[column]
-        return self.event(_row_identity(record), occurred, model_a, model_b, outcome, meta)
+        return self.event(row_identity(record), occurred, model_a, model_b, outcome, meta)
 
     def event(
         self,
@@ -358,7 +409,7 @@ class _Converter:
         outcome: str,
         meta: dict[str, Any],
     ) -> dict[str, Any]:
-        """The event of a checked row: ``pairs`` is its identity (:func:`_row_identity`),
+        """The event of a checked row: ``pairs`` is its identity (:func:`row_identity`),
         ``occurred`` its ``tstamp`` (:func:`_tstamp`), ``meta`` what it keeps. Shared by the
         general path and the CSV fast lane (:mod:`.arena_csv`), so both spell events alike."""
         identity = hashlib.sha256(_encode([self.arena, self.category, pairs])).digest()
@@ -396,70 +447,13 @@ class _Converter:
         return count
 
 
-def _row_identity(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """The row as sorted (column, value) pairs: every non-empty column, each value in its JSON
-    spelling (strings as they are), so that key order, absent keys versus empty cells, and the
-    CSV-versus-JSON spelling of numbers do not change a row's identity."""
-    pairs = []
-    for name, value in record.items():
-        if value is None or value == "":
-            continue
-        text = value if isinstance(value, str) else _encode(value).decode()
-        pairs.append((str(name), text))
-    pairs.sort()
-    return pairs
+_MIXED = (
+    "{} in a file of {}: events keep the file's order and arena rows are sorted by tstamp, so "
+    "import each kind from a file of its own"
+)
+_EVENT = "an Arbiter event (it has a 'type' field)"
+_ROW = "an arena battle row (it has no 'type' field)"
 
 
-class _RowProblem(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _model(value: object, column: str) -> str:
-    if not isinstance(value, str):
-        raise _RowProblem("bad_value", f"{column} must be a string, got {value!r}")
-    name = value.strip()
-    if not name or len(name) > MAX_ID:
-        raise _RowProblem("bad_value", f"{column} must be 1-{MAX_ID} characters, got {value!r}")
-    return name
-
-
-def _tstamp(value: object) -> str | None:
-    """A row's ``tstamp`` as RFC 3339 UTC, or ``None`` when it has none."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        raise _RowProblem("bad_tstamp", f"tstamp {value!r} is not a time")
-    try:
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        seconds = None
-    if seconds is not None:
-        if not math.isfinite(seconds) or seconds < 0:
-            raise _RowProblem(
-                "bad_tstamp", f"tstamp {value!r} is not a unix time in seconds since 1970"
-            )
-        try:
-            return _rfc3339(datetime.fromtimestamp(seconds, UTC))
-        except (OverflowError, OSError, ValueError) as exc:
-            raise _RowProblem("bad_tstamp", f"tstamp {value!r} is out of range") from exc
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            pass
-        else:
-            return _rfc3339(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-    raise _RowProblem(
-        "bad_tstamp", f"tstamp {value!r} is neither unix seconds nor an ISO 8601 time"
-    )
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-_RULES = Rules(_checked_model, _checked_tstamp, WINNERS, ID_COLUMNS, PERSON_COLUMNS)
+_RULES = Rules(checked_model, checked_tstamp, WINNERS, ID_COLUMNS, PERSON_COLUMNS, RowError)
 """The checks the CSV fast lane (:mod:`.arena_csv`) applies, the general converter's own."""

@@ -17,6 +17,7 @@ import msgspec
 from .events import (
     EVENT_DECODER,
     TYPE_NAMES,
+    ArenaConfigured,
     BattleCompleted,
     Event,
     ExperimentCreated,
@@ -177,6 +178,14 @@ def check_event(event: Event, *, now: datetime | None = None) -> Event | Rejecti
             **ids,
         )
     if isinstance(event, BattleCompleted):
+        if (kind := _kind_spelled_otherwise(event.judge)) is not None:
+            return Rejection(
+                Code.INVALID_VALUE,
+                f"judge {event.judge!r} is the judge kind {kind!r} spelled otherwise; judge kinds "
+                f"are lower-case ({kind!r}), and a judge name must not be one of them.",
+                field="judge",
+                **ids,
+            )
         if event.a == event.b:
             return Rejection(
                 Code.SAME_COMPETITOR,
@@ -218,7 +227,27 @@ def check_event(event: Event, *, now: datetime | None = None) -> Event | Rejecti
         return _check_vote(event, ids) or event
     elif isinstance(event, ExperimentCreated):
         return _check_experiment(event, ids) or event
+    elif isinstance(event, ArenaConfigured):
+        for judge in event.weights or {}:
+            if (kind := _kind_spelled_otherwise(judge)) is not None:
+                return Rejection(
+                    Code.INVALID_VALUE,
+                    f"weights names {judge!r}, the judge kind {kind!r} spelled otherwise: it "
+                    f"would weigh no battle judged {kind!r}; spell it {kind!r}.",
+                    field=f"weights.{judge}",
+                    **ids,
+                )
     return event
+
+
+_KINDS = ("auto", "human")
+
+
+def _kind_spelled_otherwise(judge: str) -> str | None:
+    """The judge kind (``auto``, ``human``) that ``judge`` spells in other letter case, if any:
+    ``Human`` would be a judge *name*, weighed 1.0, where the sender meant the human weight."""
+    folded = judge.casefold()
+    return folded if folded in _KINDS and judge != folded else None
 
 
 def _check_experiment(e: ExperimentCreated, ids: dict[str, str]) -> Rejection | None:

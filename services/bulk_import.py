@@ -86,20 +86,24 @@ class _Direct:
         self.on_progress = on_progress
         self.deferred: _Batch = []
         self.settled = 0
-        self.counted: Future[AppendOutcome] | None = None
-        """The last batch counted. The future itself, not its ``id``: a freed future's id is
-        reused by a later one, which then looked counted and was skipped (its events left out
-        of the report, its deferred votes and voids never retried). One batch is in flight at a
-        time, so the last one is all that can be counted twice."""
+        self.committed: list[tuple[_Batch, AppendOutcome]] = []
+        """Each batch the worker has appended, with its outcome, put here by the worker itself
+        once the transaction is committed; :meth:`count_committed` takes them in order. The
+        main thread never has to hold a batch's future to count it: Ctrl-C can come between
+        ``submit`` and the assignment of its future, and that batch, committed, went uncounted
+        in the summary."""
 
     def append(self, batch: _Batch) -> AppendOutcome:
         return self.log.append([event for _, event in batch], insert=self.insert)
 
-    def settle_once(self, batch: _Batch, future: Future[AppendOutcome]) -> None:
-        """Wait for an append and count it, once (Ctrl-C may come between two steps)."""
-        outcome = future.result()
-        if future is not self.counted:
-            self.counted = future
+    def append_and_record(self, batch: _Batch) -> None:
+        """The worker's task: append ``batch`` and record it as committed."""
+        self.committed.append((batch, self.append(batch)))  # list.append: one atomic step
+
+    def count_committed(self) -> None:
+        """Count every committed batch not counted yet, in the order they were committed."""
+        while self.committed:
+            batch, outcome = self.committed.pop(0)
             self.settle(batch, outcome)
 
     def settle(self, batch: _Batch, outcome: AppendOutcome, *, last_try: bool = False) -> None:
@@ -141,7 +145,7 @@ def import_direct(
     committed and counted, with the report complete so far in its ``report`` attribute."""
     log = EventLog(database_url)
     state = _Direct(log, on_refused, on_progress)
-    pending: tuple[_Batch, Future[AppendOutcome]] | None = None
+    pending: Future[None] | None = None
     try:
         with (
             collector_relaxed(),  # the garbage collector less often (.processes.paging)
@@ -170,8 +174,8 @@ def import_direct(
                     retry, state.deferred = state.deferred, []
                     state.settle(retry, state.append(retry), last_try=True)
             except KeyboardInterrupt as stop:
-                if pending is not None:  # finish and count the batch being committed
-                    state.settle_once(*pending)
+                worker.shutdown(wait=True)  # the batch being committed finishes
+                state.count_committed()  # and is counted, with any not counted yet
                 stop.report = state.report  # type: ignore[attr-defined]
                 raise
     finally:
@@ -180,12 +184,10 @@ def import_direct(
 
 
 def _turn(
-    worker: ThreadPoolExecutor,
-    state: _Direct,
-    pending: tuple[_Batch, Future[AppendOutcome]] | None,
-    batch: _Batch,
-) -> tuple[_Batch, Future[AppendOutcome]] | None:
+    worker: ThreadPoolExecutor, state: _Direct, pending: Future[None] | None, batch: _Batch
+) -> Future[None] | None:
     """Wait for the batch in flight and count it, then start appending ``batch`` (if any)."""
     if pending is not None:
-        state.settle_once(*pending)
-    return (batch, worker.submit(state.append, batch)) if batch else None
+        pending.result()  # its error, if any, is raised here
+        state.count_committed()
+    return worker.submit(state.append_and_record, batch) if batch else None

@@ -4,7 +4,10 @@ The arena-file reader sniffs the format from the first bytes and counts the rows
 progress bar before it reads them, so it needs a file it can open more than once. A plain file
 is used as it is; standard input and gzip (recognised by its magic bytes, not the name) are
 copied, decompressed, to a temporary file first, in 1 MiB chunks: memory stays flat and the
-temporary file is removed when the import ends, however it ends.
+temporary file is removed when the import ends, however it ends. A gzip stream that ends
+early or holds corrupt data is :class:`UnreadableFile`, naming the file, before any row is read
+(it was an ``EOFError`` or a ``zlib.error``, which the command line showed as "Aborted." or a
+traceback).
 """
 
 from __future__ import annotations
@@ -13,15 +16,20 @@ import gzip
 import shutil
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-__all__ = ["GZIP_MAGIC", "readable_file"]
+__all__ = ["GZIP_MAGIC", "UnreadableFile", "readable_file"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
+
+
+class UnreadableFile(Exception):
+    """The input cannot be read as what it says it is (a broken gzip stream)."""
 
 
 @contextmanager
@@ -50,8 +58,14 @@ def _spooled(source: IO[bytes]) -> Iterator[Path]:
         head = source.read(2)
         with target.open("wb") as out:
             if head == GZIP_MAGIC:
-                with gzip.open(_Prefixed(head, source), "rb") as unzipped:
-                    shutil.copyfileobj(unzipped, out, _CHUNK)
+                name = getattr(source, "name", "the input")
+                name = "stdin" if name == "<stdin>" else str(name)
+                try:
+                    with gzip.open(_Prefixed(head, source), "rb") as unzipped:
+                        shutil.copyfileobj(unzipped, out, _CHUNK)
+                except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                    problem = "it ends before its last block" if isinstance(exc, EOFError) else exc
+                    raise UnreadableFile(f"{name} is not valid gzip: {problem}") from exc
             else:
                 out.write(head)
                 shutil.copyfileobj(source, out, _CHUNK)

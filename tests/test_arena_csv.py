@@ -2,7 +2,10 @@
 (repeated and spaced header names, short and long rows, blank lines, empty and bad cells, the
 same model twice, odd winners and timestamps, identical rows repeated) ``iter_import`` yields
 the same row numbers, events (key order included) and errors as ``csv.DictReader`` records fed
-one by one to the converter, as the reader did before the lane. Pure: tmp files."""
+one by one to the converter, as the reader did before the lane; except that a row with more or
+fewer cells than the header's columns is refused (``bad_csv``), and a header with a repeated
+name refuses the file (the reader before took the last cell of the name, silently). Pure: tmp
+files."""
 
 from __future__ import annotations
 
@@ -12,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from arbiter.adapters.arena_files import IMPORT_EPOCH, _Converter, _rfc3339, iter_import
+import pytest
+from arbiter.adapters.arena_files import (
+    IMPORT_EPOCH,
+    ArenaFileError,
+    RowError,
+    _Converter,
+    iter_import,
+)
+from arbiter.adapters.arena_values import rfc3339
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -62,19 +73,30 @@ def general(path: Path, **options: Any) -> list[tuple[int, Any]]:
     convert = _Converter(
         options.get("arena", "default"),
         options.get("category"),
-        _rfc3339(IMPORT_EPOCH),
+        rfc3339(IMPORT_EPOCH),
         options.get("source", "arbiter-import"),
         options.get("judge", "human"),
     )
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         reader.fieldnames = [n.strip() for n in reader.fieldnames or []]
-        return [(n, convert(n, record, events=False)) for n, record in enumerate(reader, 1)]
+        out: list[tuple[int, Any]] = []
+        for n, record in enumerate(reader, 1):
+            if None in record or None in record.values():  # more or fewer cells than columns
+                out.append((n, RowError(n, "bad_csv", "(cells)")))
+            else:
+                out.append((n, convert(n, record, events=False)))
+        return out
 
 
 def spelled(items: list[tuple[int, Any]]) -> list[tuple[int, bytes]]:
-    """Each row as bytes, key order included (what the import encodes and sends)."""
-    return [(n, msgspec.json.encode(item)) for n, item in items]
+    """Each row as bytes, key order included (what the import encodes and sends); a row
+    refused for its shape as its code (its sentence names its lines in the file)."""
+    return [
+        (n, b"bad_csv" if isinstance(item, RowError) and item.code == "bad_csv" else
+            msgspec.json.encode(item))
+        for n, item in items
+    ]  # fmt: skip
 
 
 @settings(
@@ -90,6 +112,11 @@ def test_fast_lane_equals_the_general_converter(
     path = tmp_path / "battles.csv"
     path.write_text(("\ufeff" if bom else "") + text.getvalue(), encoding="utf-8")
     options = {"arena": "lmsys", "category": category}
+    names = [name.strip() for name in header]
+    if len(set(names)) < len(names):  # which cell of a repeated name is the value?
+        with pytest.raises(ArenaFileError, match="more than once"):
+            list(iter_import(path, fmt="arena-csv", **options))
+        return
     assert spelled(list(iter_import(path, fmt="arena-csv", **options))) == spelled(
         general(path, **options)
     )

@@ -209,9 +209,20 @@ def test_event_jsonl_passes_through_unchanged(tmp_path: Path) -> None:
     got = list(iter_import(path, arena="lmsys"))
     assert [n for n, _ in got] == [1, 2, 3]
     assert got[0][1] == registered and got[2][1] == battle  # untouched, not even the arena
-    converted = got[1][1]
-    assert isinstance(converted, dict) and converted["arena"] == "lmsys"
-    assert converted["type"] == "battle.completed"
+    # An arena row among events is refused: events keep their order, arena rows are sorted by
+    # tstamp, and one file cannot be both (it was converted and sent in the events' order).
+    refused = got[1][1]
+    assert isinstance(refused, RowError) and refused.code == "mixed_file", refused
+    # The other way round: an event among arena rows is refused too (it was passed through).
+    rows = write_jsonl(tmp_path / "rows.jsonl", [BATTLES[0], registered, BATTLES[1]])
+    assert detect_format(rows) == "arena-jsonl"
+    kinds = [item.code if isinstance(item, RowError) else "row" for _, item in iter_import(rows)]
+    assert kinds == ["row", "mixed_file", "row"]
+    # A JSON array of events is a file of events (it was sorted by occurred_at as arena rows).
+    array = tmp_path / "events.json"
+    array.write_text(json.dumps([registered, battle]))
+    assert detect_format(array) == "json-events"
+    assert [item for _, item in iter_import(array)] == [registered, battle]
 
 
 def test_row_errors_carry_row_numbers_and_do_not_stop_the_import(tmp_path: Path) -> None:
@@ -322,3 +333,69 @@ def test_jsonl_is_streamed(tmp_path: Path) -> None:
     number, first = next(stream)  # the first row arrives before the rest is read
     assert number == 1 and isinstance(first, dict)
     assert sum(1 for _ in stream) == 9999
+
+
+def _outcomes(path: Path) -> list[tuple[int, str]]:
+    """Each row as (number, ``ok`` or the refusal's code)."""
+    return [(n, item.code if isinstance(item, RowError) else "ok") for n, item in iter_import(path)]
+
+
+def test_a_quote_left_open_is_refused_where_it_opened_not_read_into_one_cell(
+    tmp_path: Path,
+) -> None:
+    """The tolerant reader read the rest of the file into the open cell: 1 row imported, the
+    five after it gone without a word. The strict reader refuses that row, naming its lines."""
+    path = tmp_path / "open.csv"
+    path.write_text(
+        'model_a,model_b,winner,judge\nx,y,model_a,ok\na,b,model_a,"ann\n'
+        + "".join(f"c{i},d,model_b,z\n" for i in range(5))
+    )
+    got = list(iter_import(path))
+    assert [(n, getattr(item, "code", "ok")) for n, item in got] == [(1, "ok"), (2, "bad_csv")]
+    assert "lines 3-8" in got[1][1].message, got[1][1]
+
+
+def test_csv_rows_of_the_wrong_width_or_not_utf8_are_refused_the_rest_goes_in(
+    tmp_path: Path,
+) -> None:
+    """A long row's extra cell was ignored and a short row's missing tstamp became the epoch
+    (rated first); a byte that is not UTF-8 stopped the whole import with a traceback."""
+    path = tmp_path / "rows.csv"
+    path.write_bytes(
+        b"model_a,model_b,winner,tstamp\n"
+        b"a,b,model_a,1700000000\n"
+        b"a,b,model_a,1700000001,EXTRA\n"
+        b"c,d,model_b\n"
+        b"x\xff,y,model_a,1700000002\n"
+        b"e,f,tie,1700000003\n"
+    )
+    assert _outcomes(path) == [(1, "ok"), (2, "bad_csv"), (3, "bad_csv"), (4, "bad_csv"), (5, "ok")]
+    messages = [item.message for _, item in iter_import(path) if isinstance(item, RowError)]
+    assert messages == [
+        "line 3: 5 cells, but the header has 4 columns",
+        "line 4: 3 cells, but the header has 4 columns",
+        "line 5: bytes that are not UTF-8",
+    ]
+
+
+def test_a_repeated_csv_column_refuses_the_file(tmp_path: Path) -> None:
+    """Which cell is the winner? The reader took the last one silently."""
+    path = tmp_path / "twice.csv"
+    path.write_text("model_a,model_b,winner,winner\na,b,model_a,model_b\n")
+    with pytest.raises(ArenaFileError, match="'winner' more than once"):
+        list(iter_import(path))
+
+
+def test_json_rows_that_broke_the_reader_are_refused(tmp_path: Path) -> None:
+    """An integer beyond any float as tstamp (OverflowError) and a row nested past msgspec's
+    depth (RecursionError) stopped the import with a traceback; each is a refused row now. A
+    JSON array behind a byte order mark is read, as CSV and JSONL are."""
+    deep = '{"model_a":"a","model_b":"b","winner":"model_a","x":' + "[" * 3000 + "]" * 3000 + "}"
+    huge = '{"model_a":"a","model_b":"b","winner":"model_a","tstamp":1' + "0" * 400 + "}"
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join([json.dumps(BATTLES[0]), huge, deep, json.dumps(BATTLES[1])]))
+    assert _outcomes(path) == [(1, "ok"), (2, "bad_tstamp"), (3, "bad_json"), (4, "ok")]
+    array = tmp_path / "bom.json"
+    array.write_bytes(b"\xef\xbb\xbf" + json.dumps(BATTLES[:2]).encode())
+    assert detect_format(array) == "arena-json"
+    assert _outcomes(array) == [(1, "ok"), (2, "ok")]

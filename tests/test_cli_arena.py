@@ -81,6 +81,13 @@ def test_preset_publishes_the_public_boards_settings(env: tuple[str, str]) -> No
         (["--weight", "human=x"], "KIND=WEIGHT"),
         (["--anchor", "gpt-4"], "COMPETITOR:RATING"),
         ([], "nothing to configure"),
+        # The last of a repeated kind won silently; a kind in other letter case was a judge
+        # name and left the real kind at 1.0; values the ingest refuses exited 1 after
+        # publishing. Each is a bad flag now, refused before anything is published.
+        (["--weight", "human=1", "--weight", "human=2"], "--weight human is given twice"),
+        (["--weight", "Human=2"], "spelled otherwise"),
+        (["--k", "-4"], "not published"),
+        (["--weight", "human=nan"], "not published"),
     ],
 )
 def test_bad_flags_exit_2(args: list[str], words: str) -> None:

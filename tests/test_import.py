@@ -80,3 +80,43 @@ def test_no_wait_without_via_nats_is_refused(tmp_path: Path) -> None:
     rows.write_text("model_a,model_b,winner\na,b,model_a\n")
     result = CliRunner().invoke(app, ["import", str(rows), "--no-wait"])
     assert result.exit_code == 2 and "--via-nats" in result.output, result.output
+
+
+def test_a_broken_gzip_is_a_usage_error_naming_the_file(tmp_path: Path) -> None:
+    """A gzip cut short was "Aborted." (click took the EOFError for a cancel), a corrupt one a
+    zlib traceback: both exit 2 now, naming the file, before anything is sent."""
+    import gzip
+
+    whole = gzip.compress(b"model_a,model_b,winner\n" + b"a,b,model_a\n" * 2000)
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    corrupt = tmp_path / "corrupt.csv.gz"
+    corrupt.write_bytes(whole[:20] + bytes(b ^ 0xFF for b in whole[20:40]) + whole[40:])
+    for path in (cut, corrupt):
+        result = CliRunner().invoke(app, ["import", str(path)])
+        assert result.exit_code == 2, result.output
+        assert f"{path} is not valid gzip" in result.output, result.output
+
+
+def test_arena_row_flags_on_a_file_of_events_are_refused(tmp_path: Path) -> None:
+    """--arena, --category and --judge apply to arena rows; on a file of Arbiter events (which
+    name their own) they were ignored without a word."""
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"type":"battle.completed","event_id":"e1","battle_id":"b1","a":"x","b":"y",'
+        '"outcome":"a","occurred_at":"2025-01-01T00:00:00Z"}\n'
+    )
+    for flags in (["--judge", "human"], ["--arena", "zzz"], ["--category", "code"]):
+        result = CliRunner().invoke(app, ["import", str(events), *flags])
+        assert result.exit_code == 2, result.output
+        assert f"{flags[0]} apply to arena battle rows only" in result.output, result.output
+
+
+def test_a_judge_kind_in_other_letter_case_is_refused(tmp_path: Path) -> None:
+    """``--judge Human`` was taken as a judge *name* (weight 1.0), not the human kind (1.5)."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("model_a,model_b,winner\na,b,model_a\n")
+    for spelling in ("Human", "AUTO"):
+        result = CliRunner().invoke(app, ["import", str(rows), "--judge", spelling])
+        assert result.exit_code == 2, result.output
+        assert "spelled otherwise" in result.output, result.output

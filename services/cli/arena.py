@@ -7,9 +7,10 @@ is replaced as a whole, so judge kinds weighted before count 1 again), and the B
 boards anchored like the public one (``mixtral-8x7b-instruct-v0.1`` at 1114; a pool without
 that competitor shows the mean). Any flag given beside a preset overrides the preset's value.
 The event is a patch: settings neither the flags nor the preset name keep their value. It is
-validated with the ingest's own rules and published through
-:class:`~arbiter.services.delivery.Delivery`, like ``arbiter publish``; exit 1 when refused, 2
-on a bad flag.
+validated with the ingest's own rules before it is published (a value they refuse, such as a
+negative K or a weight spelled ``Human``, is a bad flag: exit 2, nothing published), then
+published through :class:`~arbiter.services.delivery.Delivery`, like ``arbiter publish``; exit 1
+when the log refuses it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from typing import Annotated, Any
 
 import typer
 from arbiter.domain.bradley_terry.anchor import CHATBOT_ARENA_ANCHOR, parse_anchor
+from arbiter.domain.rejections import Rejection
+from arbiter.domain.validation import decode_event
+from rich.markup import escape
 
 from .common import WaitOption, console, fail
 from .publish import _deliver, _summary
@@ -47,11 +51,15 @@ def _weights(pairs: list[str]) -> dict[str, float]:
     for pair in pairs:
         kind, sep, value = pair.partition("=")
         try:
-            out[kind] = float(value)
+            number = float(value)
         except ValueError:
             kind, sep = "", ""
         if not sep or not kind:
             raise fail(f"--weight {pair!r}: expected KIND=WEIGHT, e.g. --weight human=1.5")
+        if kind in out:  # the last would silently win
+            twice = f"{out[kind]:g} and {number:g}"
+            raise fail(f"--weight {escape(kind)} is given twice ({twice}); give it once")
+        out[kind] = number
     return out
 
 
@@ -101,6 +109,9 @@ def configure(
         **fields,
     }  # fmt: skip
     text = json.dumps(event, sort_keys=True)
+    checked = decode_event(text.encode())  # the ingest's own rules: a bad flag is exit 2 here
+    if isinstance(checked, Rejection):
+        raise fail(f"not published: {escape(checked.message)}")
     console.print(f"publishing: {text}", soft_wrap=True, markup=False, highlight=False)
 
     async def feed(delivery: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 import typer
 from arbiter.adapters.arena_files import (
+    EVENT_FORMATS,
     JUDGE,
     ArenaFileError,
     RowError,
@@ -29,6 +30,7 @@ from arbiter.adapters.arena_files import (
     iter_import,
 )
 from arbiter.services.demo import demo_events
+from rich.markup import escape
 
 from .common import CLI_CONNECT_ATTEMPTS, WaitOption, console, err, fail, progress_bar, servers
 
@@ -182,11 +184,14 @@ def import_(
         Path,
         typer.Argument(help="JSONL of events or an arena battles file (gzip too); - for stdin."),
     ],
-    arena: Annotated[str, typer.Option(help="Arena for arena battle rows.")] = "default",
+    arena: Annotated[
+        str | None, typer.Option(help="Arena for arena battle rows (default: default).")
+    ] = None,
     category: Annotated[str | None, typer.Option(help="Category for arena rows.")] = None,
     judge: Annotated[
-        str, typer.Option(help="Judge kind of arena rows: auto, human or a judge name.")
-    ] = JUDGE,
+        str | None,
+        typer.Option(help=f"Judge kind of arena rows: auto, human or a judge name ({JUDGE})."),
+    ] = None,
     keep_order: Annotated[
         bool, typer.Option("--keep-order", help="Keep the file's order (default: by tstamp).")
     ] = False,
@@ -210,9 +215,10 @@ def import_(
     log, slower). The summary says how many rows were read, new, already in the log and refused
     (with row numbers; exit 1 if any).
     """
-    from arbiter.services.import_source import readable_file
+    from arbiter.services.import_source import UnreadableFile, readable_file
 
-    _check_judge(judge)
+    if judge is not None:
+        _check_judge(judge)
     if not wait and not via_nats:  # the direct path appends and reports every row itself
         raise fail("--no-wait applies to --via-nats only: a direct import waits for nothing")
     try:
@@ -221,10 +227,24 @@ def import_(
             try:
                 fmt = detect_format(source)
                 total = count_rows(source, fmt)
-                rows = iter_import(source, arena=arena, category=category, fmt=fmt, judge=judge)
+            except (ArenaFileError, OSError, ValueError) as exc:
+                raise fail(f"{name}: {escape(str(exc))}") from exc
+            events_file = fmt in EVENT_FORMATS
+            given = [f"--{n}" for n, v in (("arena", arena), ("category", category),
+                                           ("judge", judge)) if v is not None]  # fmt: skip
+            if events_file and given:  # events name their own arena, category and judge
+                raise fail(
+                    f"{name} holds Arbiter events, which name their own arena, category and "
+                    f"judge; {', '.join(given)} apply to arena battle rows only"
+                )
+            try:
+                rows = iter_import(
+                    source, arena=arena or "default", category=category, fmt=fmt,
+                    judge=judge or JUDGE,
+                )  # fmt: skip
                 first = next(rows, None)
             except (ArenaFileError, OSError, ValueError) as exc:
-                raise fail(f"{name}: {exc}") from exc
+                raise fail(f"{name}: {escape(str(exc))}") from exc
             items = itertools.chain([first] if first is not None else [], rows)
             if not via_nats:
                 from .importing import import_direct_cli
@@ -232,14 +252,14 @@ def import_(
                 with servers() as rt:
                     report = import_direct_cli(
                         rt.database_url, Path(name), total=total, items=items,
-                        keep_order=keep_order or fmt == "jsonl-events", max_errors=max_errors,
+                        keep_order=keep_order or events_file, max_errors=max_errors,
                     )  # fmt: skip
                 _summary(report, f"{report.read} row(s) of {name}", "row")
                 return
 
             from arbiter.services.import_order import in_order
 
-            entries = in_order(items, keep_order=keep_order or fmt == "jsonl-events")
+            entries = in_order(items, keep_order=keep_order or events_file)
 
             async def feed(delivery: Any) -> None:
                 for entry in entries:  # the same order as the direct path: the same log
@@ -251,8 +271,8 @@ def import_(
             report = _deliver(f"importing {Path(name).name}", total, feed, wait=wait,
                               max_errors=max_errors)  # fmt: skip
             _summary(report, f"{report.read} row(s) of {name}", "row")
-    except FileNotFoundError as exc:
-        raise fail(str(exc)) from exc
+    except (FileNotFoundError, UnreadableFile) as exc:
+        raise fail(escape(str(exc))) from exc
 
 
 def _check_judge(judge: str) -> None:
@@ -266,7 +286,8 @@ def _check_judge(judge: str) -> None:
     }).encode()  # fmt: skip
     checked = decode_event(probe)
     if hasattr(checked, "code"):
-        raise fail(f"--judge {judge!r}: {checked.message} (auto, human or a judge name)")
+        message = escape(checked.message)
+        raise fail(f"--judge {escape(repr(judge))}: {message} (auto, human or a judge name)")
 
 
 def demo(

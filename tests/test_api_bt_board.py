@@ -193,6 +193,25 @@ async def test_control_fits_the_battles_metrics(database_url: str, client: Async
     assert "nope" in assert_error(missing, 400, "bad_parameter")["message"]
 
 
+async def test_an_anchor_outside_the_controlled_battles_says_so(
+    database_url: str, client: AsyncTestClient
+) -> None:
+    """``t`` has battles in the pool, but none with the controlled metric: the 400 said "no
+    battles in this pool", which is false of the pool; it names the metric now."""
+    events = [
+        battle(f"m{i}", "p", "q", "a" if i % 3 else "b", at=i, metrics=_metrics(i, 2, 1, 1))
+        for i in range(6)
+    ]
+    seed(database_url, [*events, battle("t1", "t", "p", "a", at=10)])
+    response = await client.get(
+        "/leaderboard", params={"system": "bt", "control": "tokens", "anchor": "t:1000"}
+    )
+    message = assert_error(response, 400, "bad_parameter")["message"]
+    assert "'t' has no battles in this pool with tokens on both sides" in message, message
+    plain = await client.get("/leaderboard", params={"system": "bt", "anchor": "t:1000"})
+    assert plain.status_code == 200, plain.text  # uncontrolled, t is in the pool
+
+
 async def test_a_controlled_refit_runs_on_the_apis_threads(
     database_url: str, client: AsyncTestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -142,10 +142,15 @@ def resolve_anchor(
         return None
     if options.anchor is not None:
         if options.anchor[0] not in members:
+            which = (  # a controlled fit sees only the battles with every named metric
+                f"no battles in this pool with {', '.join(options.control)} on both sides"
+                if options.control
+                else "no battles in this pool"
+            )
             raise bad_parameter(
                 "anchor",
-                f"anchor competitor {options.anchor[0]!r} has no battles in this pool: name one "
-                "that has, or `mean`",
+                f"anchor competitor {options.anchor[0]!r} has {which}: name one that has, or "
+                "`mean`",
             )
         return options.anchor
     return default if default is not None and default[0] in members else None

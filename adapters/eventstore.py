@@ -44,7 +44,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 import msgspec
-from arbiter.adapters import chainstore, keys
+from arbiter.adapters import chainstore, keys, owners
 from arbiter.adapters.stored_rows import StoredRow, stored_state, stream_uuid
 from arbiter.domain.batch_decisions import decide_batch, needed_for
 from arbiter.domain.chain import StoredLink, stored_digest
@@ -54,7 +54,6 @@ from arbiter.domain.decisions import (
     Needed,
     Target,
     Verdict,
-    own,
     stream_key,
     thing_of,
 )
@@ -80,6 +79,7 @@ __all__ = [
     "MsgspecTranscoder",
     "Recorded",
     "StoredState",
+    "decode_body",
     "decode_state",
     "postgres_env",
     "stream_id",
@@ -219,35 +219,11 @@ class ArbiterRecorder(PostgresApplicationRecorder):
             chainstore.fill_chain(curs, self.events_table, self.ids_table, _STATE_DECODER)
 
     def _fill_owners(self, curs: Any) -> None:
-        """Fill a new ``arbiter_owners`` from the log in order (a log written before the table
-        existed), with the same rule the append applies (:func:`own`)."""
-        facts = Facts()
-        position = 0
-        while True:
-            curs.execute(
-                SQL(
-                    "SELECT notification_id, state FROM {} WHERE notification_id > %s "
-                    "ORDER BY notification_id LIMIT 10000"
-                ).format(self.events_table),
-                (position,),
-            )
-            rows = curs.fetchall()
-            if not rows:
-                break
-            for row in rows:
-                own(_STATE_DECODER.decode(row["state"]).body, facts)
-            position = rows[-1]["notification_id"]
-        self._store_owners(curs, facts)
+        """Fill a new ``arbiter_owners`` from the log (a log written before the table existed)."""
+        owners.fill(curs, self.events_table, self.owners_table, decode_body)
 
     def _store_owners(self, curs: Any, facts: Facts) -> None:
-        if facts.new_owners:
-            curs.execute(
-                SQL(
-                    "INSERT INTO {} (thing, owner) SELECT * FROM unnest(%s::text[], %s::text[]) "
-                    "ON CONFLICT (thing) DO NOTHING"
-                ).format(self.owners_table),
-                (list(facts.new_owners), list(facts.new_owners.values())),
-            )
+        owners.store(curs, self.owners_table, facts)
 
     def append_checked(
         self, events: Sequence[Event], stored: Sequence[Any], *, insert: Any = None
@@ -491,3 +467,8 @@ class EventLog(Application):  # type: ignore[type-arg]
             for e in batch
         ]
         return self.store.append_checked(batch, stored, insert=insert)
+
+
+def decode_body(state: bytes) -> Event:
+    """The wire event stored in a row's ``state`` column."""
+    return _STATE_DECODER.decode(state).body

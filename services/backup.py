@@ -55,8 +55,9 @@ from typing import Any
 
 import msgspec
 import psycopg
+from arbiter.adapters import owners
 from arbiter.adapters.chainstore import fill_chain
-from arbiter.adapters.eventstore import EventLog, StoredState
+from arbiter.adapters.eventstore import EventLog, StoredState, decode_body
 from psycopg import sql
 
 __all__ = [
@@ -83,6 +84,9 @@ SCHEMA = "public"
 EVENTS_TABLE = "arbiter_events"
 STORE_TABLES = (EVENTS_TABLE, "arbiter_event_ids", "arbiter_competitors", "arbiter_arenas")
 """The event store's tables, in load order."""
+OWNERS_TABLE = "arbiter_owners"
+"""Derived from the log (:mod:`arbiter.adapters.owners`): not in a backup, rebuilt by a
+restore."""
 MANIFEST = "manifest.json"
 COPY_FORMATS = ("binary", "csv")
 CHUNK = 1 << 20
@@ -429,6 +433,11 @@ def restore(
                     _table("arbiter_event_ids"),
                     msgspec.msgpack.Decoder(StoredState),
                 )
+            # Who owns each experiment, trial and arena is derived from the log, so the backup
+            # does not hold it: rebuilt here from the loaded log (a restore left it empty, or
+            # holding the replaced log's owners, and every later ownership decision was wrong).
+            cur.execute(sql.SQL("TRUNCATE {}").format(_table(OWNERS_TABLE)))
+            owners.fill(cur, _table(EVENTS_TABLE), _table(OWNERS_TABLE), decode_body)
             cur.execute(
                 "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s, %s)",
                 (f"{SCHEMA}.{EVENTS_TABLE}", max(manifest.head, 1), manifest.head > 0),

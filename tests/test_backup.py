@@ -132,6 +132,11 @@ def filled(database_url: str, nats_url: str) -> tuple[str, str]:
     return database_url, report.digest
 
 
+def _owners(database_url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT thing, owner FROM arbiter_owners ORDER BY thing").fetchall()
+
+
 @pytest.mark.parametrize("name, fmt", [("log.tar", "binary"), ("log.tar.gz", "csv")])
 def test_restore_into_an_empty_database_rebuilds_to_the_same_digest(
     filled: tuple[str, str], empty_database: str, nats_url: str, tmp_path: Path, name: str,
@@ -160,6 +165,9 @@ def test_restore_into_an_empty_database_rebuilds_to_the_same_digest(
     assert restored.ok and restored.chain_head == verify(source).chain_head  # the chain is kept
     assert _store(empty_database) == _store(source)
     assert _read_models(empty_database) == _read_models(source)
+    # Owners are derived from the log, not backed up: the restore rebuilds them (it left them
+    # empty, and any key could then write into another's experiment or arena).
+    assert _owners(empty_database) == _owners(source) != []
 
     # The notification id sequence goes on after the restored head.
     with EventLog(empty_database) as log:
@@ -206,10 +214,14 @@ def test_restore_refuses_a_store_that_is_not_empty(
     assert refused.returncode == 2 and "not empty" in refused.stderr
     assert _store(source) == before
 
+    owners = _owners(source)
+    with psycopg.connect(source) as conn:  # an owner of the log being replaced
+        conn.execute("INSERT INTO arbiter_owners VALUES ('experiment:other', 'key:other')")
     forced = _arbiter("restore", str(path), "--force", database_url=source, nats_url=nats_url)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert f"digest {digest}" in forced.stdout
     assert _store(source) == before
+    assert _owners(source) == owners  # the replaced log's owner is gone
 
 
 def test_a_damaged_backup_loads_nothing(

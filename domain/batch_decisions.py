@@ -5,12 +5,12 @@ time finding out, test by test, that a battle has no target, no owner, no thing 
 retire (``isinstance`` chains, a ``Target`` built per event): about 12 us a battle, a third of
 the append's CPU. The fast lane rules a battle in a few dictionary look-ups, and only when the
 answer is certain to be *append*: its ``event_id`` is new, its ``battle_id`` stream is empty, no
-competitor it names is retired, and the arena is not strict or both competitors are known. Every
-other battle, and every other event, goes through :func:`~.decisions.decide` itself, one at a
-time and in order, on the same :class:`~.decisions.Facts`, so each event still sees the ones
-before it. The fast lane leaves the facts exactly as the general rule does (``own`` records
-nothing for a battle; a battle is a result about no thing, so its void target is
-``Target(None, source)``; both competitors become known).
+competitor it names is retired, and the arena is not strict or both competitors are registered.
+Every other battle, and every other event, goes through :func:`~.decisions.decide` itself, one
+at a time and in order, on the same :class:`~.decisions.Facts`, so each event still sees the
+ones before it. The fast lane leaves the facts exactly as the general rule does (``own`` records
+nothing for a battle; a battle is a result about no thing, so its void target is ``Target(None,
+source)``; both competitors become known).
 
 Ownership needs no check here: a battle is its own thing, so ``not_owner`` never applies to one
 (:func:`~.decisions._check_owner` returns early for it, key or no key).
@@ -56,7 +56,10 @@ def decide_batch(events: Sequence[Event], digests: Sequence[bytes], facts: Facts
                 and not heads.get(stream)
                 and not (a is not None and a.retired)
                 and not (b is not None and b.retired)
-                and not ((a is None or b is None) and strict.get(e.arena, False))
+                and not (
+                    strict.get(e.arena, False)
+                    and (a is None or not a.registered or b is None or not b.registered)
+                )
             ):
                 ids[e.event_id] = (dig, "battle.completed")
                 heads[stream] = 1

@@ -7,22 +7,19 @@ the facts a batch needs (:func:`facts_needed`), under its table lock, and :func:
 on the batch in order, each event seeing the ones accepted before it in the same batch.
 
 Streams. Every accepted event lands in one stream, named by its natural key (:func:`stream_key`).
-A stream that may hold one event only (a battle's result, a game's, a trial's, one voter's
-pairwise vote on a battle, the void of a target) turns "already there" into a decision
-(``conflict``, ``duplicate_vote``, ``already_voided``) that the store's own primary key on
-(stream, version) enforces too, even if this module had a bug.
+A stream that holds one event only (a battle's result, a game's, a trial's, one voter's vote on
+a battle, a void) makes "already there" a decision (``conflict``, ``duplicate_vote``,
+``already_voided``) that the store's primary key on (stream, version) enforces too.
 
 Decisions recorded here (DESIGN.md is silent on them):
 
-* A pairwise vote counts in addition to the battle's own outcome (when that is not null): each is
-  one rated result. A vote on a battle that was voided is accepted but counts for nothing (the
-  projection ignores it), so a late vote is never "lost" without trace.
+* A pairwise vote counts in addition to the battle's own outcome (when that is not null). A vote
+  on a voided battle is accepted but counts for nothing, so a late vote is never lost unseen.
 * Votes are not checked for retired competitors: they judge a battle that was accepted earlier.
 * ``competitor.retired`` for a competitor the log has never seen is ``unknown_competitor``;
   ``competitor.registered`` after a retirement brings the competitor back.
-* Only results (battle, game, vote, trial) can be voided; voiding a void or a setting is
-  ``invalid_target``.
-* Experiments' own events: :mod:`.experiment_rules`.
+* Only results (battle, game, vote, trial) can be voided, else ``invalid_target``.
+* Experiments' own events, and trials into a closed one: :mod:`.experiment_rules`.
 
 Ownership (``not_owner``). A thing belongs to the ``source`` of the event that created it, when
 that source is an API key (``key:<key_id>``): an experiment (with its trials and the score votes
@@ -36,9 +33,7 @@ the ``admin`` scope, or from whoever published the voided event itself (one may 
 one's own result or vote). Pairwise votes on a battle stay open to every voter. A writer whose
 ``source`` is not a key is the trusted path (NATS credentials are full trust, and the API stamps
 ``key:<id>`` on everything it publishes while keys are enforced), so ownership is not checked
-for it. This is ruled here, under the
-store's lock and from the log, never from a read model that may lag: a second key that
-publishes right after the owner's first trial is refused every time.
+for it. Ruled under the store's lock from the log, never from a read model that may lag.
 """
 
 from __future__ import annotations
@@ -63,7 +58,14 @@ from .events import (
     VoteCast,
     type_name,
 )
-from .experiment_rules import STREAMS, declared_twice, experiment_stream, unknown_experiment
+from .experiment_rules import (
+    STREAMS,
+    closed_stream,
+    declared_twice,
+    experiment_stream,
+    trial_after_close,
+    unknown_experiment,
+)
 from .rejections import Code, Rejection
 
 __all__ = [
@@ -225,6 +227,8 @@ def facts_needed(events: Iterable[Event]) -> Needed:
         streams.add(stream_key(e))
         if (target := target_stream(e)) is not None:
             streams.add(target)
+        if isinstance(e, TrialCompleted):  # whether its experiment was closed
+            streams.add(closed_stream(e.experiment_id))
         if (thing := thing_of(e)) is not None:
             things.add(thing)
         if is_key(e.source):
@@ -315,7 +319,8 @@ def _unique_taken(e: Event, stream: str) -> Decision:
             stream,
             Code.DUPLICATE_VOTE,
             f"voter {e.voter!r} has already voted on battle {e.battle_id!r}; one pairwise vote "
-            "per voter per battle (void the first vote to replace it).",
+            "per voter per battle, voided or not (a voided vote counts for nothing but is not "
+            "replaced).",
             "voter",
         )
     if isinstance(e, ResultVoided):
@@ -342,6 +347,8 @@ def _unique_taken(e: Event, stream: str) -> Decision:
 def _check_references(e: Event, stream: str, facts: Facts) -> Decision | None:
     if isinstance(e, ExperimentCompleted) and f"experiment:{e.experiment_id}" not in facts.owners:
         return Decision(Verdict.DEFER, stream, rejection=unknown_experiment(e))
+    if isinstance(e, TrialCompleted) and facts.heads.get(closed_stream(e.experiment_id)):
+        return Decision(Verdict.REJECT, stream, rejection=trial_after_close(e))
     target = target_stream(e)
     if target is not None and not facts.heads.get(target):
         kind, key = target.split(":", 1)
@@ -465,7 +472,7 @@ def _check_competitors(e: Event, stream: str, facts: Facts) -> Decision | None:
                 f"competitor {c!r} is retired; register it again to record new results.",
                 "competitor",
             )
-        if strict and known is None:
+        if strict and (known is None or not known.registered):  # seen in a result is not enough
             return _reject(
                 e,
                 stream,

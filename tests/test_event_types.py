@@ -124,6 +124,9 @@ async def test_every_decision_is_a_rejection_code(database_url: str, nats_url: s
         battle(2, "x", "y"),  # competitor_retired
         ev("arena.configured", "strict", arena="closed", strict=True),
         battle(3, "x", "stranger", arena="closed"),  # unknown_competitor
+        battle(4, "p", "q"),
+        # Seen in a result is not registered: a strict arena refuses them too (it took them).
+        battle(5, "p", "q", arena="closed"),  # unknown_competitor
         game(1, ("x", 1), ("x", 2)),  # duplicate_participant
         score(1, "trial-1", "ann", 6),  # score_out_of_range
         ev("vote.cast", "bad-vote", vote_id="bv", voter="ann"),  # invalid_vote
@@ -142,6 +145,7 @@ async def test_every_decision_is_a_rejection_code(database_url: str, nats_url: s
         "ev-9": "conflict",
         "ev-2": "competitor_retired",
         "ev-3": "unknown_competitor",
+        "ev-5": "unknown_competitor",
         "game-ev-1": "duplicate_participant",
         "score-1": "score_out_of_range",
         "bad-vote": "invalid_vote",
@@ -149,6 +153,7 @@ async def test_every_decision_is_a_rejection_code(database_url: str, nats_url: s
         "void-cfg": "invalid_target",
         "ret-ghost": "unknown_competitor",
     }
-    assert ingest.stats.appended == 5  # battle 1, vote 1, retire y, strict, void-1
+    assert ingest.stats.appended == 6  # battles 1 and 4, vote 1, retire y, strict, void-1
     project_all(database_url)
-    assert query(database_url, "SELECT count(*) FROM arbiter_ratings.ratings") == [(0,)]
+    rated = "SELECT competitor FROM arbiter_ratings.ratings ORDER BY 1"
+    assert query(database_url, rated) == [("p",), ("q",)]  # battle 1 was voided

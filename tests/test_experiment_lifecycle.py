@@ -112,8 +112,9 @@ async def test_lifecycle_end_to_end(database_url: str, nats_url: str) -> None:
 
 
 async def test_lifecycle_decisions(database_url: str, nats_url: str) -> None:
-    """One declaration and one close per experiment (conflict), a close needs the experiment
-    (unknown_target), and keys own experiments (not_owner)."""
+    """One declaration and one close per experiment (conflict), no trial after the close
+    (conflict: it was accepted and changed results announced as final), a close needs the
+    experiment (unknown_target), and keys own experiments (not_owner)."""
     a, b = "key:ak_0000000a", "key:ak_0000000b"
     payloads = [
         created("e1", ["x"], 1, source=a),
@@ -126,6 +127,7 @@ async def test_lifecycle_decisions(database_url: str, nats_url: str) -> None:
         in_exp(2, "e3", "x", 0, source=a),  # not_owner: a trial into b's experiment
         closed("e1", source=a),
         {**closed("e1", source=a), "event_id": "close-again"},  # conflict
+        in_exp(3, "e1", "x", 0, source=a),  # conflict: e1 is closed, its results final
     ]
     await ingest_all(database_url, nats_url, payloads)
     codes = {m["rejection"]["event_id"]: m["rejection"]["code"]
@@ -137,6 +139,7 @@ async def test_lifecycle_decisions(database_url: str, nats_url: str) -> None:
         "create-e2": "not_owner",
         "trial-ev-e3-2": "not_owner",
         "close-again": "conflict",
+        "trial-ev-e1-3": "conflict",
     }
 
 

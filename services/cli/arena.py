@@ -118,7 +118,7 @@ def configure(
         await delivery.add("event 1", text.encode())
 
     report = _deliver("publishing", 1, feed, wait=wait)
-    _summary(report, "1 event", "event")
+    _summary(report, "1 event", "event", waited=wait)
 
 
 arena_app.command("configure")(configure)

@@ -112,8 +112,10 @@ def audit_export(
     self-describing file that `arbiter audit verify --from FILE` checks with no server."""
     from arbiter.services.processes.audit_file import ExportError, export  # lazy: as above
 
+    if path.is_dir():  # --overwrite replaces a file, never a directory (IsADirectoryError)
+        raise fail(f"{escape(str(path))} is a directory; give a file path")
     if path.exists() and not overwrite:
-        raise fail(f"{path} exists; pass --overwrite to replace it")
+        raise fail(f"{escape(str(path))} exists; pass --overwrite to replace it")
     with servers() as rt, progress_bar() as bar:
         task = bar.add_task("exporting", total=None)
         try:
@@ -161,8 +163,11 @@ def audit_explain(
         c for c in changes
         if (arena is None or c.arena == arena) and (category is None or c.category == category)
     ]  # fmt: skip
-    if not changes:
-        raise fail(f"no rating changes for {escape(competitor)!r} in the log", code=1)
+    if not changes:  # name the filter: the competitor may have changes outside it
+        filters = (("arena", arena), ("category", category))
+        where = [f"{kind} {escape(repr(value))}" for kind, value in filters if value is not None]
+        scope = " and ".join(where) if where else "the log"
+        raise fail(f"no rating changes for {escape(repr(competitor))} in {scope}", code=1)
     pools = {(c.arena, c.category) for c in changes}
     total = len(changes)
     if limit is not None:

@@ -33,7 +33,9 @@ NATS_TIMEOUT = 3.0
 def health_command(
     max_lag: Annotated[
         int | None,
-        typer.Option(help="Unhealthy when a projection trails the log by more events than this."),
+        typer.Option(
+            min=0, help="Unhealthy when a projection trails the log by more events than this."
+        ),
     ] = None,
     skip_nats: Annotated[bool, typer.Option("--skip-nats", help="Do not check NATS.")] = False,
 ) -> None:

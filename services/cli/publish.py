@@ -37,14 +37,22 @@ from .common import CLI_CONNECT_ATTEMPTS, WaitOption, console, err, fail, progre
 __all__ = ["demo", "import_", "publish"]
 
 
-def _read_events(source: str | None, file: Path | None) -> list[bytes]:
-    """Events to publish: one JSON argument, a JSONL file, or JSONL on stdin (``-``)."""
+def _read_events(source: str | None, file: Path | None) -> list[tuple[int, bytes]]:
+    """Events to publish with their line numbers: one JSON argument, a JSONL file, or JSONL on
+    stdin (``-``). Lines end at ``\n`` only (a ``\r`` before it is dropped), not at every break
+    :meth:`str.splitlines` knows: U+2028, U+2029 and U+0085 are valid inside JSON strings, and
+    splitting there made one event two malformed ones and shifted every later line number."""
     if file is not None:
         text = sys.stdin.read() if str(file) == "-" else file.read_text()
-        return [line.strip().encode() for line in text.splitlines() if line.strip()]
+        lines = (line.removesuffix("\r").strip() for line in text.split("\n"))
+        return [(n, line.encode()) for n, line in enumerate(lines, 1) if line]
     if source is not None:
-        return [source.encode()]
+        return [(1, source.encode())]
     return []
+
+
+_OUTCOMES = ("a", "b", "tie", "none")
+"""The values of ``publish --outcome`` (``none``: no winner, the event's ``null``)."""
 
 
 def publish(
@@ -55,10 +63,12 @@ def publish(
     a: Annotated[str | None, typer.Option(help="Battle: competitor a.")] = None,
     b: Annotated[str | None, typer.Option(help="Battle: competitor b.")] = None,
     outcome: Annotated[str | None, typer.Option(help="Battle: a, b, tie or none.")] = None,
-    judge: Annotated[str, typer.Option(help="Battle: auto, human or a judge name.")] = "auto",
-    arena: Annotated[str, typer.Option()] = "default",
-    category: Annotated[str | None, typer.Option()] = None,
-    event_id: Annotated[str | None, typer.Option(help="Default: a new uuid4.")] = None,
+    judge: Annotated[
+        str | None, typer.Option(help="Battle: auto, human or a judge name (default: auto).")
+    ] = None,
+    arena: Annotated[str | None, typer.Option(help="Battle: the arena (default: default).")] = None,
+    category: Annotated[str | None, typer.Option(help="Battle: the category.")] = None,
+    event_id: Annotated[str | None, typer.Option(help="Battle: default a new uuid4.")] = None,
     wait: WaitOption = True,
 ) -> None:
     """Publish events to NATS: from flags (a battle), one JSON event, or JSONL (file or stdin).
@@ -68,29 +78,42 @@ def publish(
     already recorded with the same content are counted and not sent. While an ingest runs, the
     command waits for its verdict on each event sent. Exit 1 when anything was refused.
     """
+    if event is not None and file is not None:  # one of them would be dropped unsaid
+        raise fail("give events as an argument or with --file, not both")
+    if outcome is not None and outcome not in _OUTCOMES:  # the ingest's code would say "null"
+        raise fail(f"--outcome {escape(repr(outcome))}: give {'|'.join(_OUTCOMES)}")
     raws = _read_events(event, file)
     if a or b or outcome:
         if not (a and b and outcome):
             raise fail("a battle from flags needs --a, --b and --outcome")
         battle: dict[str, Any] = {
             "type": "battle.completed", "event_id": event_id or str(uuid.uuid4()),
-            "occurred_at": datetime.now(UTC).isoformat(), "arena": arena,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "arena": "default" if arena is None else arena,
             "battle_id": str(uuid.uuid4()), "a": a, "b": b,
-            "outcome": None if outcome == "none" else outcome, "judge": judge,
-            "source": "arbiter-cli",
+            "outcome": None if outcome == "none" else outcome,
+            "judge": "auto" if judge is None else judge, "source": "arbiter-cli",
         }  # fmt: skip
         if category:
             battle["category"] = category
-        raws.append(json.dumps(battle).encode())
+        raws.append((len(raws) + 1, json.dumps(battle).encode()))
+    else:  # events name their own arena, category, judge and id: the flags would be ignored
+        given = [f"--{n}" for n, v in (("arena", arena), ("category", category), ("judge", judge),
+                                       ("event-id", event_id)) if v is not None]  # fmt: skip
+        if given:
+            raise fail(
+                f"{', '.join(given)} apply only to a battle built from --a, --b and --outcome; "
+                "an event given as JSON names its own"
+            )
     if not raws:
         raise fail("nothing to publish: give an event as JSON, --file, or battle flags")
     report = _deliver(
         "publishing",
         len(raws),
-        lambda d: _feed(d, ((f"event {n}", raw) for n, raw in enumerate(raws, 1))),
+        lambda d: _feed(d, ((f"event {n}", raw) for n, raw in raws)),
         wait=wait,
     )
-    _summary(report, f"{report.read} event(s)", "event")
+    _summary(report, f"{report.read} event(s)", "event", waited=wait)
 
 
 async def _feed(delivery: Any, items: Iterable[tuple[str, bytes]]) -> None:
@@ -154,8 +177,10 @@ def _nats_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _summary(report: Any, read: str, noun: str) -> None:
-    """The closing lines of a delivery; exit 1 when anything was refused."""
+def _summary(report: Any, read: str, noun: str, *, waited: bool = True) -> None:
+    """The closing lines of a delivery; exit 1 when anything was refused. ``waited``: whether
+    the delivery waited for verdicts (``--wait``); without it, an unrecorded event is no sign
+    of a missing or slow ingest, which was never asked."""
     parts = [f"{report.new} new", f"{report.known} already in the log"]
     parts.append(f"{len(report.refused)} refused")
     if report.unconfirmed:
@@ -167,7 +192,13 @@ def _summary(report: Any, read: str, noun: str) -> None:
         more = ", ..." if len(report.refused) > 50 else ""
         err.print(f"refused: {codes} ({noun}s {', '.join(labels)}{more})", soft_wrap=True)
     if report.unconfirmed:
-        if not report.ingest_running:
+        if not waited:
+            err.print(
+                "published without waiting for the ingest's verdict (--no-wait); "
+                "`arbiter health` shows its lag",
+                soft_wrap=True,
+            )
+        elif not report.ingest_running:
             err.print(
                 "no ingest is taking events from NATS: they will be recorded (or refused, in "
                 "ARBITER_REJECTED) once `arbiter up` or `arbiter ingest` runs",
@@ -270,7 +301,7 @@ def import_(
 
             report = _deliver(f"importing {Path(name).name}", total, feed, wait=wait,
                               max_errors=max_errors)  # fmt: skip
-            _summary(report, f"{report.read} row(s) of {name}", "row")
+            _summary(report, f"{report.read} row(s) of {name}", "row", waited=wait)
     except (FileNotFoundError, UnreadableFile) as exc:
         raise fail(escape(str(exc))) from exc
 

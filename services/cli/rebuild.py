@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 
 from .common import console, fail, progress_bar, servers
@@ -28,10 +29,13 @@ def rebuild(
     from arbiter.services.processes.rebuild import rebuild as do_rebuild
     from arbiter.services.setup import prepare_database
 
-    names = [projection] if projection else list(PROJECTIONS)
+    # `is None`: only an omitted name means every projection; an empty one is refused below.
+    names = list(PROJECTIONS) if projection is None else [projection]
     unknown = [n for n in names if n not in PROJECTIONS]
     if unknown:
-        raise fail(f"unknown projection {unknown[0]!r}; known: {', '.join(PROJECTIONS)}")
+        raise fail(
+            f"unknown projection {escape(repr(unknown[0]))}; known: {', '.join(PROJECTIONS)}"
+        )
     with servers() as rt:
         prepare_database(rt.database_url)
         for name in names:

@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 from arbiter.adapters.eventstore import StoredState
+from arbiter.domain.elo import DEFAULT_SETTINGS
 from arbiter.domain.placement import registry_status
 from arbiter.projections import PROJECTIONS, tracking
 from psycopg import AsyncConnection, sql
@@ -273,16 +274,30 @@ class ReadStore:
             ),
             self._position(),
             (
-                # Rank = 1 + how many sort ahead of it (rating desc, then competitor), as on the
-                # leaderboard; the count walks the (arena, category, rating desc) index.
+                # Rank = 1 + how many sort ahead of it (rating desc, then competitor) on the live
+                # leaderboard; the count walks the (arena, category, rating desc) index. The
+                # arena-wide board also lists the competitors registered in the arena without a
+                # standing, at its initial rating (queries/unplayed.py): they count too.
                 sql.SQL(
                     "SELECT r.arena, r.category, 1 + (SELECT count(*) FROM {ratings} o "
                     "WHERE o.arena = r.arena AND o.category = r.category AND o.rating >= r.rating "
-                    "AND (o.rating > r.rating OR o.competitor < r.competitor)), "
+                    "AND (o.rating > r.rating OR o.competitor < r.competitor)) "
+                    "+ CASE WHEN r.category = '' THEN (SELECT count(*) FROM {presence} p, "
+                    "(SELECT coalesce((SELECT c.initial FROM {configs} c WHERE c.arena = r.arena "
+                    "ORDER BY c.position DESC LIMIT 1), %(initial)s) AS rating) i "
+                    "WHERE p.arena = r.arena AND p.registered AND i.rating >= r.rating "
+                    "AND (i.rating > r.rating OR p.competitor < r.competitor) "
+                    "AND NOT EXISTS (SELECT 1 FROM {ratings} u WHERE u.arena = p.arena "
+                    "AND u.category = '' AND u.competitor = p.competitor)) ELSE 0 END, "
                     "r.rating, r.games, r.wins, r.losses, r.ties, r.last_position, r.last_at "
-                    "FROM {ratings} r WHERE r.competitor = %s ORDER BY r.arena, r.category"
-                ).format(ratings=_t("ratings")),
-                (competitor,),
+                    "FROM {ratings} r WHERE r.competitor = %(competitor)s "
+                    "ORDER BY r.arena, r.category"
+                ).format(
+                    ratings=_t("ratings"),
+                    presence=_t("arena_competitors"),
+                    configs=_t("arena_configs"),
+                ),
+                {"competitor": competitor, "initial": DEFAULT_SETTINGS.initial},
             ),
         ]
 

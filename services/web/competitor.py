@@ -21,17 +21,18 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 
 from ..api.errors import not_found
-from ..api.models.ratings import HistoryEntry
+from ..api.models.ratings import HistoryDay, HistoryEntry
 from ..api.queries.game_scores import with_games
 from ..api.queries.ratings import history_days
 from ..api.queries.results import battles
 from ..api.store import ReadStore
 from .charts import Series, lines
 
-__all__ = ["HANDLERS", "MAX_CHART_DAYS", "competitor_page", "explanation"]
+__all__ = ["HANDLERS", "MAX_CHART_DAYS", "competitor_page", "explanation", "latest_days"]
 
 MAX_CHART_DAYS = 1000
-"""UTC days drawn per pool (``GET .../history?bucket=day``'s largest page)."""
+"""UTC days drawn per pool, the latest (``GET .../history?bucket=day``'s largest page); the page
+says how many older ones are left out."""
 
 RECENT = 20
 """Latest rating changes, battles and games listed."""
@@ -44,6 +45,24 @@ def explanation(h: HistoryEntry) -> str:
         return f"recomputed after a voided result: {h.rating_before:.2f} → {after}"
     after = "–" if h.rating_after is None else f"{h.rating_after:.2f}"
     return f"{h.rating_before:.2f} + {h.k:g} × ({h.score:g} − {h.expected:.4f}) = {after}"
+
+
+async def latest_days(
+    reads: ReadStore, competitor: str, arena: str, category: str
+) -> tuple[list[HistoryDay], int]:
+    """The pool's latest :data:`MAX_CHART_DAYS` UTC days, oldest first, and how many older
+    days are left out. The days are paged oldest first: a history longer than that is read
+    again from its last page (with room for days that landed between the two reads)."""
+    found = await history_days(reads, competitor, arena, category, MAX_CHART_DAYS, 0)
+    if found is None or found.total <= MAX_CHART_DAYS:
+        return (found.days or []) if found is not None else [], 0
+    later = await history_days(
+        reads, competitor, arena, category, 2 * MAX_CHART_DAYS, found.total - MAX_CHART_DAYS
+    )
+    if later is None:  # not reached: a competitor is never removed
+        return found.days or [], found.total - MAX_CHART_DAYS
+    days = (later.days or [])[-MAX_CHART_DAYS:]
+    return days, max(0, later.total - len(days))
 
 
 @get("/ui/competitors/{competitor_id:str}", name="web-competitor")
@@ -79,17 +98,21 @@ async def competitor_page(
         reads, arena=None, category=None, competitor=competitor_id, judge=None, scenario=None,
         voided=None, limit=RECENT, offset=0,
     )  # fmt: skip
-    charts: list[tuple[str, str]] = []
+    # Per arena: its chart, and the categories whose older days are left out (how many).
+    charts: list[tuple[str, str, list[tuple[str, int]]]] = []
     by_arena: dict[str, list[str]] = {}
     for s in detail.standings:
         by_arena.setdefault(s.arena, []).append(s.category)
     for name, categories in sorted(by_arena.items()):
         series = []
+        left_out = []
         for category in sorted(categories):
-            days = await history_days(reads, competitor_id, name, category, MAX_CHART_DAYS, 0)
-            points = [(d.day, d.rating) for d in (days.days or []) if d.rating is not None]
+            days, older = await latest_days(reads, competitor_id, name, category)
+            points = [(d.day, d.rating) for d in days if d.rating is not None]
             series.append(Series(category or "(all)", competitor_id, points))
-        charts.append((name, lines(series)))
+            if older:
+                left_out.append((category or "(all)", older))
+        charts.append((name, lines(series), left_out))
     return Template(
         template_name="competitor.html",
         context={
@@ -99,6 +122,7 @@ async def competitor_page(
             "total_changes": total,
             "battles": fought,
             "charts": charts,
+            "max_days": MAX_CHART_DAYS,
         },
     )
 

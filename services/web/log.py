@@ -25,6 +25,7 @@ from ..api.privacy import viewer_of, visible
 from ..api.routes.events import EventController
 from ..api.store import ReadStore
 from .route_mirror import mirror
+from .templating import path_segment
 
 __all__ = ["HANDLERS", "event_page", "log_page", "subject"]
 
@@ -36,18 +37,22 @@ _RESULT_PAGES = {"battle_id": "/ui/battles/", "game_id": "/ui/games/"}
 
 def subject(logged: LoggedEvent) -> dict[str, Any]:
     """What a row of the log shows of an event besides its position and type: its arena, the
-    competitors it names and a link to the battle or game it records (if any)."""
+    competitors it names and a link to the battle or game it records (if any: ``link``, its
+    id encoded as a path segment, and ``link_text``, the path as written)."""
     body = to_builtins(logged.event)
-    link = next(
-        (base + str(body[field]) for field, base in _RESULT_PAGES.items() if body.get(field)),
+    result = next(
+        ((base, str(body[field])) for field, base in _RESULT_PAGES.items() if body.get(field)),
         None,
     )
+    # The id as one path segment: `b#1` would link to battle `b`, `b?x=1` to a query.
+    link = None if result is None else result[0] + path_segment(result[1])
     competitors = [body[k] for k in ("a", "b", "competitor") if isinstance(body.get(k), str)]
     competitors += [p["competitor"] for p in body.get("participants") or () if "competitor" in p]
     return {
         "arena": body.get("arena"),
         "competitors": competitors,
         "link": link,
+        "link_text": None if result is None else result[0] + result[1],
         "experiment": body.get("experiment_id"),
         "target": body.get("target_event_id"),
     }

@@ -12,7 +12,7 @@ from litestar.params import FromPath, QueryParameter
 from ..cache import CACHE_S, READS
 from ..errors import not_found, route_errors
 from ..models.ratings import CompetitorDetail, CompetitorList, History
-from ..parameters import ArenaParam, Limit, Offset
+from ..parameters import ArenaFilter, ArenaParam, Limit, Offset
 from ..queries import registry
 from ..queries.game_scores import MAX_RECENT_GAMES, competitor_detail
 from ..queries.ratings import history_days
@@ -98,9 +98,7 @@ class CompetitorController(Controller):
         self,
         reads: NamedDependency[ReadStore],
         competitor_id: FromPath[str],
-        arena: Annotated[
-            str | None, QueryParameter(max_length=128, description="Only this arena.")
-        ] = None,
+        arena: ArenaFilter = None,
         category: Annotated[
             str | None,
             QueryParameter(
@@ -124,9 +122,8 @@ class CompetitorController(Controller):
         ``occurred_at``, the rating after the day's last change, its low and high, the rated
         results that day and the counters after it; paginated by day."""
         if bucket is not None:
-            found = await history_days(
-                reads, competitor_id, arena or "default", category or "", limit, offset
-            )
+            pool = "default" if arena is None else arena
+            found = await history_days(reads, competitor_id, pool, category or "", limit, offset)
         else:
             found = await reads.history(competitor_id, arena, category, limit, offset)
         if found is None:

@@ -39,6 +39,7 @@ from .errors import EXCEPTION_HANDLERS
 from .evaluation_jobs import EvaluationConfig, Evaluations
 from .front_door import FrontDoor
 from .guards import in_order
+from .normal_form import nfc_scope
 from .parameters import QueryParameterCheck
 from .replica import read_url_from_env
 from .routes.admin import AdminController
@@ -74,15 +75,18 @@ def _auth(state: State) -> Authenticator:
 
 
 class ArbiterApp(Litestar):
-    """Litestar, with the response cache's hits for keyless callers answered before routing
-    (:mod:`.front_door`); everything else goes through Litestar as usual."""
+    """Litestar, with paths and query values put in NFC before routing (:mod:`.normal_form`)
+    and the response cache's hits for keyless callers answered then (:mod:`.front_door`);
+    everything else goes through Litestar as usual."""
 
     door: FrontDoor | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        door = self.door
-        if door is not None and scope["type"] == "http" and await door.answer(scope, send):
-            return
+        if scope["type"] == "http":
+            scope = nfc_scope(scope)  # ids are stored in NFC (:mod:`.normal_form`)
+            door = self.door
+            if door is not None and await door.answer(scope, send):
+                return
         await super().__call__(scope, receive, send)
 
 

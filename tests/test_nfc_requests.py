@@ -46,3 +46,25 @@ async def test_query_values_keep_their_meaning(client: AsyncTestClient[Any]) -> 
     assert answer.status_code == 200 and answer.json()["total"] == 0, answer.text
     refused = await client.get("/leaderboard", params={"arena": NFD_ARENA, "limit": "0"})
     assert refused.status_code == 400 and "limit" in refused.text
+
+
+async def test_ids_holding_a_slash_are_reached_by_their_encoded_path(database_url: str) -> None:
+    """``org/model`` is a common model name and the ingest takes it. ``%2F`` was decoded before
+    routing: ``/competitors/org%2Fmodel`` matched nothing (404) and ``/competitors/x%2Fhistory``
+    answered competitor x's history (a wrong answer without a word)."""
+    seed(database_url, [
+        battle("b1", "org/model", "x", "a"),
+        battle("sl/ash", "x/history", "x", "b"),
+    ])  # fmt: skip
+    async with AsyncTestClient(app=create_app(database_url, None)) as client:
+        answer = await client.get("/competitors/org%2Fmodel")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["competitor"] == "org/model"
+        answer = await client.get("/competitors/x%2Fhistory")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["competitor"] == "x/history"  # not x's history
+        history = (await client.get("/competitors/x/history")).json()
+        assert history["competitor"] == "x"
+        assert (await client.get("/battles/sl%2Fash")).json()["battle_id"] == "sl/ash"
+        page = await client.get("/ui/competitors/org%2Fmodel")
+        assert page.status_code == 200 and "org/model" in page.text

@@ -39,7 +39,7 @@ from .errors import EXCEPTION_HANDLERS
 from .evaluation_jobs import EvaluationConfig, Evaluations
 from .front_door import FrontDoor
 from .guards import in_order
-from .normal_form import nfc_scope
+from .normal_form import SlashedIds, nfc_scope
 from .parameters import QueryParameterCheck
 from .replica import read_url_from_env
 from .routes.admin import AdminController
@@ -169,6 +169,7 @@ def create_app(
         guards=[in_order(authorise, parameters.guard)],
         plugins=[parameters],
         middleware=[
+            SlashedIds,  # ids holding "/" (.normal_form)
             request_metrics().middleware,
             Validators,
             DefineMiddleware(SingleFlight, flights=flights, door=door),  # innermost: see there

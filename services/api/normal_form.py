@@ -9,22 +9,42 @@ The common request costs two ASCII checks: a path that is ASCII is NFC already, 
 string whose percent-decoded bytes are ASCII has nothing to normalise. Only a query holding
 non-ASCII text is parsed and encoded again (values keep their meaning: each key and value is
 normalised on its own, then percent-encoded).
+
+An id may hold ``/`` (``org/model`` is a common model name, and the ingest takes it). The
+server decodes ``%2F`` before routing, so ``/competitors/org%2Fmodel`` matched no route (404)
+and ``/competitors/x%2Fhistory`` answered competitor ``x``'s history, a wrong answer without a
+word. Here a ``/`` that the raw path encodes is routed as :data:`SLASH`, a character no id can
+hold (a control character, refused at the ingest), so the route sees one segment; and
+:class:`SlashedIds`, after routing, gives the path parameters their ``/`` back.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode
+from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes, urlencode
 
-__all__ = ["nfc_scope"]
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["SLASH", "SlashedIds", "nfc_scope"]
+
+SLASH = "\x00"
+"""Stands for an encoded ``/`` inside a path segment while routing (see the module)."""
 
 
 def nfc_scope(scope: dict[str, Any]) -> dict[str, Any]:
     """``scope`` with its ``path`` and query values in NFC (the same scope when already so)."""
     path: str = scope.get("path", "")
     query: bytes = scope.get("query_string", b"")
-    new_path = path if path.isascii() else _nfc(path)
+    raw: bytes | None = scope.get("raw_path")
+    new_path = path
+    if raw and (b"%2F" in raw or b"%2f" in raw):  # a "/" inside a segment
+        new_path = "/".join(
+            unquote(segment, errors="surrogateescape").replace("/", SLASH)
+            for segment in raw.decode("ascii", "surrogateescape").split("/")
+        )
+    if not new_path.isascii():
+        new_path = _nfc(new_path)
     new_query = query
     if (b"%" in query or not query.isascii()) and not unquote_to_bytes(query).isascii():
         # surrogateescape both ways: bytes that are not UTF-8 go through unchanged, as the
@@ -40,3 +60,18 @@ def nfc_scope(scope: dict[str, Any]) -> dict[str, Any]:
 
 def _nfc(text: str) -> str:
     return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
+
+class SlashedIds:
+    """Middleware: path parameters routed with :data:`SLASH` get their ``/`` back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        params = scope.get("path_params")
+        if params and any(isinstance(v, str) and SLASH in v for v in params.values()):
+            scope["path_params"] = {
+                k: v.replace(SLASH, "/") if isinstance(v, str) else v for k, v in params.items()
+            }
+        await self.app(scope, receive, send)

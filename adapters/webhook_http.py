@@ -8,11 +8,13 @@ the name again: resolving twice would let a name that answers "public" to the ch
 address must pass :func:`arbiter.domain.webhook_urls.address_problem` (unless private targets are
 allowed). HTTPS verifies the certificate for the URL's host name (SNI), with the system's
 trust store. Redirects are not followed (a 3xx is a failed attempt): following one would reach
-an address nobody checked.
+an address nobody checked. The timeout bounds the whole attempt, not each read
+(:class:`_Deadline`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
@@ -79,22 +81,67 @@ def _resolve(host: str, port: int, allow_private: bool, timeout: float) -> str:
     return addresses[0]
 
 
+class _Deadline:
+    """The attempt's whole time limit. A socket timeout bounds each read, not the attempt: a
+    receiver sending one byte of its headers every 0.8 s held a 1 s attempt for as long as it
+    liked (the delivery row locked, every other delivery waiting) and then counted as
+    delivered. At the deadline the socket is shut down, so the read in progress fails."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = threading.Event()
+        self.sockets: list[socket.socket] = []
+        self._timer = threading.Timer(max(seconds, 0.001), self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        """``sock``, shut down at the deadline (at once if it has passed)."""
+        self.sockets.append(sock)
+        if self.expired.is_set():
+            self._shut(sock)
+        return sock
+
+    def _expire(self) -> None:
+        self.expired.set()
+        for sock in self.sockets:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # closed already, or never connected
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 class _Pinned(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, address: str, timeout: float, deadline: _Deadline
+    ) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._address = address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedTLS(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
+        self._address, self._deadline = address, deadline
 
     def connect(self) -> None:
         raw = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._deadline.watch(raw)
+
+
+class _PinnedTLS(http.client.HTTPSConnection):
+    def __init__(
+        self, host: str, port: int, address: str, timeout: float, deadline: _Deadline
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address, self._deadline = address, deadline
+
+    def connect(self) -> None:
+        raw = self._deadline.watch(
+            socket.create_connection((self._address, self.port), self.timeout)
+        )
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
@@ -111,21 +158,28 @@ def post(
     port = parts.port or (443 if tls else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.perf_counter()
+    deadline = _Deadline(0.0)
     try:
-        address = _resolve(host, port, allow_private, timeout)
-        conn = (_PinnedTLS if tls else _Pinned)(host, port, address, timeout)
-        try:
-            conn.request("POST", target, body=body, headers=headers)
-            response = conn.getresponse()
-            code = response.status
-        finally:
-            conn.close()
+        address = _resolve(host, port, allow_private, timeout)  # bounded by ``timeout`` itself
+        deadline = _Deadline(timeout - (time.perf_counter() - started))  # what is left of it
+        with deadline:
+            conn = (_PinnedTLS if tls else _Pinned)(host, port, address, timeout, deadline)
+            try:
+                conn.request("POST", target, body=body, headers=headers)
+                response = conn.getresponse()
+                code = response.status
+            finally:
+                conn.close()
+            if deadline.expired.is_set():  # an answer read as the deadline struck: too late
+                raise TimeoutError("answered after the deadline")
     except Refused:
         raise
     except (OSError, http.client.HTTPException, UnicodeError) as exc:
         # UnicodeError: a URL whose path holds a non-ASCII character cannot be put on the
         # request line; a failed attempt, recorded and retried like any, not a dead worker.
         elapsed = (time.perf_counter() - started) * 1000
+        if deadline.expired.is_set():
+            return Outcome(None, f"timeout: no complete answer within {timeout:g} s", elapsed)
         return Outcome(None, f"{type(exc).__name__}: {exc}"[:500], elapsed)
     elapsed = (time.perf_counter() - started) * 1000
     return Outcome(code, None if 200 <= code < 300 else f"HTTP {code}", elapsed)

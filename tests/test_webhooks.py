@@ -277,6 +277,43 @@ def test_a_resolver_that_does_not_answer_is_a_failed_attempt_within_the_timeout(
     assert waited < 5, waited
 
 
+def test_a_receiver_that_drips_its_answer_is_a_failed_attempt_at_the_timeout() -> None:
+    """The timeout bounded each read, not the attempt: a receiver sending a byte of its headers
+    every 0.3 s, each gap under the 1 s timeout, held the attempt for as long as it dripped (the
+    delivery row locked, every other delivery waiting) and then counted as delivered."""
+    import socket
+
+    from arbiter.adapters.webhook_http import post
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def drip() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            try:
+                for _ in range(20):
+                    time.sleep(0.3)
+                    conn.sendall(b"X")
+                conn.sendall(b": y\r\nContent-Length: 0\r\n\r\n")
+            except OSError:
+                pass  # the client hung up at its deadline
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    outcome = post(f"http://127.0.0.1:{port}/", b"{}", {}, timeout=1.0, allow_private=True)
+    waited = time.monotonic() - started
+    server.close()
+    assert outcome.status_code is None, outcome
+    assert "no complete answer within 1 s" in (outcome.error or ""), outcome
+    assert waited < 3, waited  # not the 6 s of dripping
+
+
 def test_the_retry_delay_never_overflows() -> None:
     cfg = config()
     assert cfg.delay(1) == cfg.retry_delay

@@ -326,7 +326,8 @@ class Evaluations:
                 await asyncio.sleep(self.config.poll_s)
         refusal: Rejection | None = None
         if accepted.duplicate:
-            verdict = "recorded" if republish else "duplicate"
+            ours = republish or await _sibling_published(conn, job, jobs, decoded.event_id)
+            verdict = "recorded" if ours else "duplicate"
         else:
             verdict, refusal = await self._verdict(
                 decoded.event_id, content_digest(decoded), start, accepted.stream_seq
@@ -462,3 +463,19 @@ def _classify(exc: Exception) -> tuple[str, str]:
         return "whisper_unavailable", str(exc)
     log.error("evaluation failed", exc_info=exc)
     return "internal", f"The evaluation failed ({type(exc).__name__}); it has been logged."
+
+
+async def _sibling_published(
+    conn: AsyncConnection[Any], job: JobRow, jobs: list[JobRow], event_id: str
+) -> bool:
+    """Whether the other side's job published this very event. Two runners finishing the two
+    sides of a battle at the same moment both find the other side measured, and both publish;
+    the one that comes second gets a duplicate, and both jobs ended ``duplicate`` although
+    the pair recorded the battle. A runner stores the event id before it publishes, so once
+    the log answers "duplicate" the sibling's row already says so; read afresh here."""
+    for each in jobs:
+        if each is not job:
+            fresh = await get_job(conn, each.job_id)
+            if fresh is not None and fresh.event_id == event_id:
+                return True
+    return False

@@ -219,6 +219,45 @@ async def test_battle_sides_publish_one_auto_judged_battle(
     assert report.ok, report.mismatches
 
 
+async def test_a_side_finishing_second_in_a_race_says_recorded(
+    database_url: str, nats_url: str
+) -> None:
+    """Two runners finishing the two sides of a battle at once both publish it; the second
+    gets a duplicate and ended both jobs ``verdict: duplicate`` although the pair recorded the
+    battle (found by a review). Played here: the battle is recorded by side b's runner, then
+    side a's runner, holding the rows as it read them before b's runner stored the event id,
+    finishes with the same event."""
+    from dataclasses import replace
+
+    from arbiter.services.api.evaluation_store import get_job
+    from arbiter.services.api.evaluation_targets import event_for_battle
+
+    with running_ingest(database_url, nats_url):
+        async with app(database_url, nats_url) as client:
+            side = {"battle_id": "race", "arena": "voice"}
+            a_id = await upload(client, CLIP, **side, side="a")
+            await wait_for(client, a_id, statuses=("waiting",))
+            b_id = await upload(client, OTHER_CLIP, **side, side="b", competitor="beta")
+            assert (await wait_for(client, b_id))["verdict"] == "recorded"
+            evaluations = client.app.state.evaluations
+
+            async def second_runner() -> None:
+                async with await psycopg.AsyncConnection.connect(
+                    database_url, autocommit=True
+                ) as conn:
+                    a_row, b_row = await get_job(conn, a_id), await get_job(conn, b_id)
+                    assert a_row is not None and b_row is not None
+                    a_seen, b_seen = replace(a_row, event_id=None), replace(b_row, event_id=None)
+                    await evaluations._finish(
+                        conn, a_seen, [a_seen, b_seen], event_for_battle(a_seen, b_seen)
+                    )
+
+            await asyncio.to_thread(client.blocking_portal.call, second_runner)
+            for job_id in (a_id, b_id):
+                body = (await client.get(f"/evaluations/{job_id}")).json()
+                assert (body["status"], body["verdict"]) == ("done", "recorded"), body
+
+
 async def test_a_job_whose_api_died_is_resumed(database_url: str, nats_url: str) -> None:
     """A runner claims the job on its session and dies; while that session lives no other
     runner takes the job, once it is gone the next runner resumes it from the stored audio."""

@@ -68,17 +68,36 @@ def _lookup(host: str, port: int, timeout: float) -> list[tuple[object, ...]]:
     return found[0]
 
 
-def _resolve(host: str, port: int, allow_private: bool, timeout: float) -> str:
-    """The address to connect to; :class:`Refused` if any address of the name is refused, an
-    ``OSError`` if the name does not resolve within ``timeout`` seconds."""
+def _resolve(host: str, port: int, allow_private: bool, timeout: float) -> list[str]:
+    """The addresses to try, in the resolver's order; :class:`Refused` if any address of the
+    name is refused, an ``OSError`` if the name does not resolve within ``timeout`` seconds."""
     infos = _lookup(host, port, timeout)
-    addresses = [str(info[4][0]) for info in infos]
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not allow_private:
         for address in addresses:
             problem = address_problem(address.split("%", 1)[0])
             if problem is not None:
                 raise Refused(f"{host} resolves to {problem}")
-    return addresses[0]
+    return addresses
+
+
+def _connected(
+    host: str, port: int, addresses: list[str], timeout: float, tls: bool, deadline: _Deadline
+) -> http.client.HTTPConnection:
+    """A connection to the first of the checked ``addresses`` that accepts one: a name that
+    resolves to an IPv6 address first, on a host without IPv6, failed every attempt though its
+    IPv4 address answered. Only connecting moves on to the next; nothing is sent twice."""
+    for i, address in enumerate(addresses):
+        conn = (_PinnedTLS if tls else _Pinned)(host, port, address, timeout, deadline)
+        try:
+            conn.connect()
+        except OSError:
+            conn.close()
+            if i == len(addresses) - 1 or deadline.expired.is_set():
+                raise
+            continue
+        return conn
+    raise OSError(f"{host} resolves to no address")  # pragma: no cover - getaddrinfo gives one
 
 
 class _Deadline:
@@ -160,10 +179,10 @@ def post(
     started = time.perf_counter()
     deadline = _Deadline(0.0)
     try:
-        address = _resolve(host, port, allow_private, timeout)  # bounded by ``timeout`` itself
+        addresses = _resolve(host, port, allow_private, timeout)  # bounded by ``timeout`` itself
         deadline = _Deadline(timeout - (time.perf_counter() - started))  # what is left of it
         with deadline:
-            conn = (_PinnedTLS if tls else _Pinned)(host, port, address, timeout, deadline)
+            conn = _connected(host, port, addresses, timeout, tls, deadline)
             try:
                 conn.request("POST", target, body=body, headers=headers)
                 response = conn.getresponse()

@@ -314,6 +314,34 @@ def test_a_receiver_that_drips_its_answer_is_a_failed_attempt_at_the_timeout() -
     assert waited < 3, waited  # not the 6 s of dripping
 
 
+def test_an_address_that_refuses_is_passed_over_for_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the first resolved address was tried: a name resolving to an IPv6 address first,
+    on a host without IPv6, failed every attempt though its next address answered. (The
+    resolver is stood in for: 127.0.0.2, where nothing listens, first; then the receiver.)"""
+    import socket
+
+    from arbiter.adapters.webhook_http import post
+
+    port = find_free_port()
+    resolve = socket.getaddrinfo
+
+    def two(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host != "two.test":
+            return resolve(host, *args, **kwargs)
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+            for address in ("127.0.0.2", "127.0.0.1")
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", two)
+    with Receiver(port).running() as receiver:
+        outcome = post(f"http://two.test:{port}/hook", b"{}", {}, timeout=5, allow_private=True)
+    assert outcome.ok, outcome
+    assert len(receiver.requests) == 1  # sent once, to the address that answered
+
+
 def test_the_retry_delay_never_overflows() -> None:
     cfg = config()
     assert cfg.delay(1) == cfg.retry_delay

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -164,11 +165,7 @@ def detect_format(path: PathLike) -> Format:
         if not head:
             return "jsonl-events"
         if head[:1] == b"[":
-            first = next(iter(_split_array(path)), None)
-            try:
-                record = None if first is None else _decode(first)
-            except (msgspec.DecodeError, RecursionError):  # pragma: no cover - split parsed it
-                record = None
+            record = _first_element(path)
             return "json-events" if isinstance(record, dict) and "type" in record else "arena-json"
         if head[:1] != b"{":
             return "arena-csv"
@@ -308,6 +305,24 @@ def _iter_csv(
                 "each column needs a name of its own"
             )
         yield from csv_rows(reader, header, convert, _RULES)
+
+
+def _first_element(path: PathLike) -> object:
+    """The first element of a JSON array file, read from its first MiB when it fits there (a
+    release is one array of millions: splitting it whole here too would be a third full parse,
+    beside the row count's and the import's); else from the whole array."""
+    with open(path, "rb") as f:
+        head = f.read(_CHUNK)
+    text = head.decode("utf-8", "replace").lstrip("\ufeff").lstrip()
+    start = len(text) - len(text[1:].lstrip())  # past "[" and any space
+    try:
+        return json.JSONDecoder().raw_decode(text, start)[0]
+    except (ValueError, RecursionError):  # longer than the head, or not JSON: the strict way
+        first = next(iter(_split_array(path)), None)
+        try:
+            return None if first is None else _decode(first)
+        except (msgspec.DecodeError, RecursionError):
+            return None
 
 
 def _split_array(path: PathLike) -> list[msgspec.Raw]:

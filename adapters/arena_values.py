@@ -77,7 +77,8 @@ def tstamp(value: object) -> str | None:
     except (TypeError, ValueError):
         seconds = None
     except OverflowError as exc:  # an integer beyond any float: JSON allows it
-        raise RowProblem("bad_tstamp", f"tstamp {value!r} is out of range") from exc
+        digits = len(str(value))  # not the number itself: thousands of digits in a sentence
+        raise RowProblem("bad_tstamp", f"tstamp is an integer of {digits} digits") from exc
     if seconds is not None:
         if not math.isfinite(seconds) or seconds < 0:
             raise RowProblem(

@@ -55,8 +55,7 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
     its results and votes (a void belongs to its target's arena). ``arena.configured``,
     ``competitor.registered`` and ``competitor.retired`` are counted only without ``arena``: a
     competitor belongs to no one arena, and the read models keep an arena's settings in force,
-    not each configuration event (counting those would scan the log). A vote is live while it
-    and its battle or trial are; one on a voided result counts among the voided votes. What
+    not each configuration event (counting those would scan the log). What
     the viewer may not read (a private experiment's trials, the score votes on them, the voids
     of either) is counted nowhere: not in the trials, votes and experiments, nor in the events
     by type."""
@@ -79,21 +78,14 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
             "count(*) FILTER (WHERE voided_by IS NOT NULL) FROM {t} WHERE true {a}{c}"
         ).format(t=_s(table), a=by_arena, c=condition)
 
-    # A vote counts as live only while it and its battle or trial are (a vote on a voided
-    # result counts for nothing; it was reported live). Its target is looked up by key.
-    dead = sql.SQL(
-        "(v.voided_by IS NOT NULL OR coalesce((SELECT b.voided_by IS NOT NULL FROM {b} b "
-        "WHERE b.battle_id = v.battle_id), (SELECT t.voided_by IS NOT NULL FROM {t} t "
-        "WHERE t.trial_id = v.trial_id), false))"
-    ).format(b=_s("battles"), t=_s("trials"))
     if arena is None:
         competitors_q: sql.Composable = sql.SQL(
             "SELECT count(*), count(*) FILTER (WHERE retired) FROM {}"
         ).format(_r("competitors"))
         votes_q: sql.Composable = sql.SQL(
-            "SELECT count(*) FILTER (WHERE NOT {d}), count(*) FILTER (WHERE {d}), "
-            "count(v.voided_by) FROM {v} v WHERE NOT {h}"
-        ).format(d=dead, v=_s("votes"), h=hidden_trial)
+            "SELECT count(*) FILTER (WHERE voided_by IS NULL), "
+            "count(*) FILTER (WHERE voided_by IS NOT NULL) FROM {} v WHERE NOT {}"
+        ).format(_s("votes"), hidden_trial)
     else:
         competitors_q = sql.SQL(
             "SELECT count(*), count(*) FILTER (WHERE c.retired) FROM {r} r "
@@ -104,12 +96,12 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
         # planned as a join, PostgreSQL hashed every battle of the log at each recomputation
         # (17 ms at 40,000 battles and growing, against 2 ms for 350 votes by key).
         votes_q = sql.SQL(
-            "SELECT count(*) FILTER (WHERE NOT {d}), count(*) FILTER (WHERE {d}), "
-            "count(v.voided_by) FROM {v} v "
+            "SELECT count(*) FILTER (WHERE v.voided_by IS NULL), "
+            "count(*) FILTER (WHERE v.voided_by IS NOT NULL) FROM {v} v "
             "WHERE coalesce((SELECT b.arena FROM {b} b WHERE b.battle_id = v.battle_id), "
             "(SELECT t.arena FROM {t} t WHERE t.trial_id = v.trial_id)) = %(arena)s "
             "AND NOT {h}"
-        ).format(d=dead, v=_s("votes"), b=_s("battles"), t=_s("trials"), h=hidden_trial)
+        ).format(v=_s("votes"), b=_s("battles"), t=_s("trials"), h=hidden_trial)
     async with snapshot(reads) as snap:
         (
             positions,
@@ -167,15 +159,13 @@ async def summary(reads: ReadStore, arena: str | None, viewer: Viewer) -> Summar
     else:
         # The arena's own events, from the rows they made (live and voided alike): each result
         # event is one row, each vote one row (its target's arena), each void marks one target.
-        # A vote's own void is the one that marked it (votes_[0][2]), not its target's.
         made = {
             "battle.completed": battles_[0],
             "game.completed": games_[0],
             "trial.completed": trials_[0],
-            "vote.cast": (votes_[0][0], votes_[0][2]),
+            "vote.cast": votes_[0],
         }
         counts = {t: int(live) + int(gone) for t, (live, gone) in made.items()}
-        counts["vote.cast"] = int(votes_[0][0]) + int(votes_[0][1])
         counts["result.voided"] = sum(int(gone) for _, gone in made.values())
     counts = {t: n for t, n in counts.items() if n > 0}
     completed, failed, experiments, scenarios = (int(v) for v in extra[0])

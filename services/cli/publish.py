@@ -94,7 +94,7 @@ def publish(
             "outcome": None if outcome == "none" else outcome,
             "judge": "auto" if judge is None else judge, "source": "arbiter-cli",
         }  # fmt: skip
-        if category:
+        if category is not None:  # "" goes to the ingest, which refuses it, not dropped
             battle["category"] = category
         raws.append((len(raws) + 1, json.dumps(battle).encode()))
     else:  # events name their own arena, category, judge and id: the flags would be ignored

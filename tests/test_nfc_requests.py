@@ -63,6 +63,9 @@ async def test_ids_holding_a_slash_are_reached_by_their_encoded_path(database_ur
         answer = await client.get("/competitors/x%2Fhistory")
         assert answer.status_code == 200, answer.text
         assert answer.json()["competitor"] == "x/history"  # not x's history
+        # A NUL the client sent is not the slash's stand-in: no alias of x/history.
+        nul = await client.get("/competitors/x%00history")
+        assert nul.status_code == 400 and "NUL" in nul.text, (nul.url, nul.text[:300])
         history = (await client.get("/competitors/x/history")).json()
         assert history["competitor"] == "x"
         assert (await client.get("/battles/sl%2Fash")).json()["battle_id"] == "sl/ash"

@@ -39,7 +39,7 @@ from .errors import EXCEPTION_HANDLERS
 from .evaluation_jobs import EvaluationConfig, Evaluations
 from .front_door import FrontDoor
 from .guards import in_order
-from .normal_form import SlashedIds, nfc_scope
+from .normal_form import SlashedIds, nfc_scope, refuse_nul
 from .parameters import QueryParameterCheck
 from .replica import read_url_from_env
 from .routes.admin import AdminController
@@ -83,6 +83,8 @@ class ArbiterApp(Litestar):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            if await refuse_nul(scope, send):
+                return
             scope = nfc_scope(scope)  # ids are stored in NFC (:mod:`.normal_form`)
             door = self.door
             if door is not None and await door.answer(scope, send):

@@ -24,12 +24,17 @@ import unicodedata
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes, urlencode
 
+import msgspec
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["SLASH", "SlashedIds", "nfc_scope"]
+from .errors import ErrorBody
+
+__all__ = ["SLASH", "SlashedIds", "nfc_scope", "refuse_nul"]
 
 SLASH = "\x00"
 """Stands for an encoded ``/`` inside a path segment while routing (see the module)."""
+_SLASHED = "arbiter.slashed"
+"""Scope key: :func:`nfc_scope` put :data:`SLASH` stand-ins in this request's path."""
 
 
 def nfc_scope(scope: dict[str, Any]) -> dict[str, Any]:
@@ -38,11 +43,13 @@ def nfc_scope(scope: dict[str, Any]) -> dict[str, Any]:
     query: bytes = scope.get("query_string", b"")
     raw: bytes | None = scope.get("raw_path")
     new_path = path
+    slashed = False
     if raw and (b"%2F" in raw or b"%2f" in raw):  # a "/" inside a segment
         new_path = "/".join(
             unquote(segment, errors="surrogateescape").replace("/", SLASH)
             for segment in raw.decode("ascii", "surrogateescape").split("/")
         )
+        slashed = True
     if not new_path.isascii():
         new_path = _nfc(new_path)
     new_query = query
@@ -55,7 +62,7 @@ def nfc_scope(scope: dict[str, Any]) -> dict[str, Any]:
         new_query = urlencode(normal, quote_via=quote, errors="surrogateescape").encode("ascii")
     if new_path is path and new_query is query:
         return scope
-    return {**scope, "path": new_path, "query_string": new_query}
+    return {**scope, "path": new_path, "query_string": new_query, _SLASHED: slashed}
 
 
 def _nfc(text: str) -> str:
@@ -70,8 +77,24 @@ class SlashedIds:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         params = scope.get("path_params")
-        if params and any(isinstance(v, str) and SLASH in v for v in params.values()):
+        if params and scope.get(_SLASHED):  # only where nfc_scope put the stand-ins
             scope["path_params"] = {
                 k: v.replace(SLASH, "/") if isinstance(v, str) else v for k, v in params.items()
             }
         await self.app(scope, receive, send)
+
+
+async def refuse_nul(scope: dict[str, Any], send: Send) -> bool:
+    """Answer a path holding a NUL (``%00``) with a 400 and return True. No id holds one (the
+    ingest refuses control characters), and here it would read as the stand-in of an encoded
+    ``/``: ``/competitors/x%00history`` answered competitor ``x/history`` (from the response
+    cache, whose key is the routed path)."""
+    if SLASH not in scope.get("path", ""):
+        return False
+    body = msgspec.json.encode(
+        ErrorBody(400, "bad_parameter", "The path holds a NUL character (%00); no id holds one.")
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+    return True
